@@ -1,0 +1,2 @@
+mod state;
+fn main() {}

@@ -1,0 +1,619 @@
+//! The pure state machine: units, "wants" edges, statuses, readiness, cycles.
+//!
+//! No I/O, no locks, no clock, no serde: time arrives as `now` (time since the
+//! server started) and every transition either refuses with an [`Error`] and
+//! leaves the state untouched, or commits and returns what happened.
+//!
+//! Invariants, kept by every method and checked by the randomized test:
+//! - the graph of edges is acyclic (self-edges included);
+//! - `dependents` is exactly the reverse of `deps`, and `edges` counts them;
+//! - a unit is ready iff every hard dependency is completed and every soft
+//!   dependency is completed or failed.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+/// Longest unit name, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+/// Most units (registered or placeholders) one server holds.
+pub const MAX_UNITS: usize = 250_000;
+/// Most edges one server holds.
+pub const MAX_EDGES: usize = 1_000_000;
+/// Longest failure reason, in bytes.
+pub const MAX_REASON_LEN: usize = 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Status {
+    /// Known only as someone's dependency.
+    NotRegistered,
+    Pending,
+    Started,
+    Completed,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::NotRegistered => "not registered",
+            Status::Pending => "pending",
+            Status::Started => "started",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [Status::NotRegistered, Status::Pending, Status::Started, Status::Completed, Status::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+
+    /// Whether a dependency in this status lets its dependent start.
+    fn satisfies(self, soft: bool) -> bool {
+        match self {
+            Status::Completed => true,
+            Status::Failed => soft,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request the state machine refuses. The state is unchanged.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Error {
+    BadName { name: String, rule: &'static str },
+    SelfDependency { unit: String },
+    Cycle { path: Vec<String> },
+    AlreadyStarted { unit: String },
+    AlreadyCompleted { unit: String },
+    BadReason { unit: String, rule: &'static str },
+    TooManyUnits,
+    TooManyEdges,
+}
+
+impl Error {
+    /// Machine-readable kind, as sent on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::BadName { .. } => "bad_name",
+            Error::SelfDependency { .. } => "self_dependency",
+            Error::Cycle { .. } => "cycle",
+            Error::AlreadyStarted { .. } => "already_started",
+            Error::AlreadyCompleted { .. } => "already_completed",
+            Error::BadReason { .. } => "bad_reason",
+            Error::TooManyUnits | Error::TooManyEdges => "limit",
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadName { name, rule } => {
+                write!(f, "invalid unit name {}: {rule}", quote(name))
+            }
+            Error::SelfDependency { unit } => {
+                write!(f, "cycle: {unit} -> {unit} (a unit cannot depend on itself)")
+            }
+            Error::Cycle { path } => write!(f, "cycle: {}", path.join(" -> ")),
+            Error::AlreadyStarted { unit } => write!(
+                f,
+                "{unit} is already started; complete or fail it before starting it again"
+            ),
+            Error::AlreadyCompleted { unit } => write!(f, "{unit} is already completed"),
+            Error::BadReason { unit, rule } => write!(f, "invalid failure reason for {unit}: {rule}"),
+            Error::TooManyUnits => {
+                write!(f, "too many units: this server holds at most {MAX_UNITS}")
+            }
+            Error::TooManyEdges => {
+                write!(f, "too many dependencies: this server holds at most {MAX_EDGES} edges")
+            }
+        }
+    }
+}
+
+/// Quotes a possibly hostile name for an error message: escaped, and cut short.
+fn quote(name: &str) -> String {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{:?}...", &name[..cut]),
+        None => format!("{name:?}"),
+    }
+}
+
+/// Checks the unit-name rule of SPEC §2.
+pub fn check_name(name: &str) -> Result<(), Error> {
+    let rule = if name.is_empty() || name.len() > MAX_NAME_LEN {
+        "a name is 1 to 255 bytes long"
+    } else if name.chars().any(char::is_whitespace) {
+        "a name may not contain whitespace"
+    } else if name.chars().any(char::is_control) {
+        "a name may not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Error::BadName { name: name.to_owned(), rule })
+}
+
+/// What `want` changed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Wanted {
+    /// Edges added, or turned from soft to hard.
+    pub added: usize,
+    /// Whether this call registered the unit.
+    pub registered: bool,
+}
+
+/// The answer to `start`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Start {
+    /// The unit is now started. `waited_for` are the dependencies that were
+    /// unmet at its first refused attempt.
+    Started { waited: Duration, waited_for: Vec<String> },
+    /// Not ready: the unmet dependencies, sorted by name.
+    Blocked { unmet: Vec<Dep> },
+    /// A hard dependency failed; the unit is now failed too, so that its own
+    /// dependents fail fast instead of waiting for a script that gave up.
+    DependencyFailed { dep: String, reason: Option<String> },
+}
+
+/// The answer to `complete` and `fail`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Finished {
+    /// How long it ran, if it had been started.
+    pub ran: Option<Duration>,
+}
+
+/// One dependency edge as seen from its dependent.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Dep {
+    pub unit: String,
+    pub status: Status,
+    pub soft: bool,
+    pub satisfied: bool,
+    /// When the dependency entered its current status.
+    pub since: Duration,
+}
+
+/// Everything known about one unit, for `status` and `list`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct UnitInfo {
+    pub unit: String,
+    pub status: Status,
+    pub ready: bool,
+    /// Sorted by name.
+    pub deps: Vec<Dep>,
+    pub reason: Option<String>,
+    /// When the unit entered its current status.
+    pub since: Duration,
+    pub started_at: Option<Duration>,
+    pub finished_at: Option<Duration>,
+    /// How long its last start waited for dependencies.
+    pub waited: Option<Duration>,
+    /// Since when a refused `start` has been waiting, if one is.
+    pub waiting_since: Option<Duration>,
+}
+
+type Id = usize;
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Unit {
+    name: String,
+    status: Status,
+    /// Dependency id -> soft.
+    deps: BTreeMap<Id, bool>,
+    dependents: Vec<Id>,
+    reason: Option<String>,
+    since: Duration,
+    started_at: Option<Duration>,
+    finished_at: Option<Duration>,
+    waited: Option<Duration>,
+    /// First refused `start` of the current wait, and what it waited for.
+    blocked: Option<(Duration, Vec<Id>)>,
+}
+
+impl Unit {
+    fn new(name: &str, status: Status, now: Duration) -> Unit {
+        Unit {
+            name: name.to_owned(),
+            status,
+            deps: BTreeMap::new(),
+            dependents: Vec::new(),
+            reason: None,
+            since: now,
+            started_at: None,
+            finished_at: None,
+            waited: None,
+            blocked: None,
+        }
+    }
+}
+
+/// The whole graph. See the module docs for its invariants.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct State {
+    units: Vec<Unit>,
+    index: HashMap<String, Id>,
+    edges: usize,
+}
+
+impl State {
+    pub fn new() -> State {
+        State::default()
+    }
+
+    /// Number of units, placeholders included.
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.units.is_empty()
+    }
+
+    /// `want unit deps...`: registers `unit` and adds an edge to each dep, or
+    /// nothing at all if any of them is refused. A soft edge redeclared hard
+    /// becomes hard; a hard edge redeclared soft stays hard (the stronger
+    /// requirement wins, whoever declared it).
+    pub fn want(
+        &mut self,
+        unit: &str,
+        deps: &[String],
+        soft: bool,
+        now: Duration,
+    ) -> Result<Wanted, Error> {
+        check_name(unit)?;
+        let mut fresh: Vec<&str> = Vec::new();
+        for dep in deps {
+            check_name(dep)?;
+            if dep == unit {
+                return Err(Error::SelfDependency { unit: unit.to_owned() });
+            }
+            if !fresh.contains(&dep.as_str()) {
+                fresh.push(dep);
+            }
+        }
+        let deps = fresh;
+
+        // Check everything first. Every new edge leaves `unit`, and a simple
+        // cycle uses one edge out of `unit`, so the new edges cannot form a
+        // cycle together that none of them forms alone with the old graph:
+        // checking each against the old graph is exact.
+        let uid = self.index.get(unit).copied();
+        let mut new_units = usize::from(uid.is_none());
+        let mut new_edges = 0;
+        let mut changed = 0;
+        for &dep in &deps {
+            let Some(did) = self.index.get(dep).copied() else {
+                new_units += 1;
+                new_edges += 1;
+                changed += 1;
+                continue;
+            };
+            let Some(uid) = uid else {
+                new_edges += 1;
+                changed += 1;
+                continue;
+            };
+            match self.units[uid].deps.get(&did) {
+                Some(&was_soft) => changed += usize::from(was_soft && !soft),
+                None => {
+                    if self.reaches(did, uid) {
+                        return Err(Error::Cycle { path: self.cycle_path(uid, did) });
+                    }
+                    new_edges += 1;
+                    changed += 1;
+                }
+            }
+        }
+        if self.units.len() + new_units > MAX_UNITS {
+            return Err(Error::TooManyUnits);
+        }
+        if self.edges + new_edges > MAX_EDGES {
+            return Err(Error::TooManyEdges);
+        }
+
+        // Commit.
+        let uid = self.intern(unit, now);
+        let registered = self.units[uid].status == Status::NotRegistered;
+        if registered {
+            self.set_status(uid, Status::Pending, now);
+        }
+        for dep in deps {
+            let did = self.intern(dep, now);
+            match self.units[uid].deps.insert(did, soft) {
+                None => {
+                    self.units[did].dependents.push(uid);
+                    self.edges += 1;
+                }
+                // Keep a hard edge hard.
+                Some(was_soft) => {
+                    self.units[uid].deps.insert(did, was_soft && soft);
+                }
+            }
+        }
+        Ok(Wanted { added: changed, registered })
+    }
+
+    /// `start unit`: the one atomic check-and-start.
+    pub fn start(&mut self, unit: &str, now: Duration) -> Result<Start, Error> {
+        check_name(unit)?;
+        let Some(&uid) = self.index.get(unit) else {
+            // Nobody mentioned it, so nothing can hold it back.
+            self.ensure_capacity(1)?;
+            let uid = self.intern(unit, now);
+            return Ok(self.mark_started(uid, now));
+        };
+        if self.units[uid].status == Status::Started {
+            return Err(Error::AlreadyStarted { unit: unit.to_owned() });
+        }
+
+        let deps = self.deps_of(uid);
+        if let Some(failed) = deps.iter().find(|d| d.status == Status::Failed && !d.soft) {
+            let did = self.index[&failed.unit];
+            let reason = self.units[did].reason.clone();
+            let own = match &reason {
+                Some(r) => format!("dependency {} failed: {r}", failed.unit),
+                None => format!("dependency {} failed", failed.unit),
+            };
+            let u = &mut self.units[uid];
+            u.reason = Some(own);
+            u.finished_at = Some(now);
+            u.blocked = None;
+            self.set_status(uid, Status::Failed, now);
+            return Ok(Start::DependencyFailed { dep: failed.unit.clone(), reason });
+        }
+        let unmet: Vec<Dep> = deps.into_iter().filter(|d| !d.satisfied).collect();
+        if unmet.is_empty() {
+            return Ok(self.mark_started(uid, now));
+        }
+        if self.units[uid].blocked.is_none() {
+            let ids = unmet.iter().map(|d| self.index[&d.unit]).collect();
+            self.units[uid].blocked = Some((now, ids));
+        }
+        Ok(Start::Blocked { unmet })
+    }
+
+    /// `complete unit`, from any status but completed.
+    pub fn complete(&mut self, unit: &str, now: Duration) -> Result<Finished, Error> {
+        check_name(unit)?;
+        let existing = self.index.get(unit).copied();
+        if existing.is_some_and(|id| self.units[id].status == Status::Completed) {
+            return Err(Error::AlreadyCompleted { unit: unit.to_owned() });
+        }
+        self.finish(unit, existing, Status::Completed, None, now)
+    }
+
+    /// `fail unit [reason]`, from any status. Failing a failed unit again
+    /// replaces its reason: a script's error path may report twice.
+    pub fn fail(
+        &mut self,
+        unit: &str,
+        reason: Option<&str>,
+        now: Duration,
+    ) -> Result<Finished, Error> {
+        check_name(unit)?;
+        if let Some(reason) = reason {
+            let rule = if reason.len() > MAX_REASON_LEN {
+                Some("a reason is at most 1024 bytes")
+            } else if reason.chars().any(char::is_control) {
+                Some("a reason is one line without control characters")
+            } else {
+                None
+            };
+            if let Some(rule) = rule {
+                return Err(Error::BadReason { unit: unit.to_owned(), rule });
+            }
+        }
+        let existing = self.index.get(unit).copied();
+        let reason = reason.filter(|r| !r.is_empty()).map(str::to_owned);
+        self.finish(unit, existing, Status::Failed, reason, now)
+    }
+
+    /// One unit; a unit nobody mentioned is reported as not registered.
+    pub fn status(&self, unit: &str) -> Result<UnitInfo, Error> {
+        check_name(unit)?;
+        Ok(match self.index.get(unit) {
+            Some(&id) => self.info(id),
+            None => UnitInfo {
+                unit: unit.to_owned(),
+                status: Status::NotRegistered,
+                ready: true,
+                deps: Vec::new(),
+                reason: None,
+                since: Duration::ZERO,
+                started_at: None,
+                finished_at: None,
+                waited: None,
+                waiting_since: None,
+            },
+        })
+    }
+
+    /// Every unit, placeholders included, sorted by name.
+    pub fn list(&self) -> Vec<UnitInfo> {
+        let mut all: Vec<UnitInfo> = (0..self.units.len()).map(|id| self.info(id)).collect();
+        all.sort_by(|a, b| a.unit.cmp(&b.unit));
+        all
+    }
+
+    fn info(&self, id: Id) -> UnitInfo {
+        let u = &self.units[id];
+        let deps = self.deps_of(id);
+        UnitInfo {
+            unit: u.name.clone(),
+            status: u.status,
+            ready: deps.iter().all(|d| d.satisfied),
+            deps,
+            reason: u.reason.clone(),
+            since: u.since,
+            started_at: u.started_at,
+            finished_at: u.finished_at,
+            waited: u.waited,
+            waiting_since: u.blocked.as_ref().map(|(at, _)| *at),
+        }
+    }
+
+    /// The dependencies of `id`, sorted by name.
+    fn deps_of(&self, id: Id) -> Vec<Dep> {
+        let mut deps: Vec<Dep> = self.units[id]
+            .deps
+            .iter()
+            .map(|(&did, &soft)| {
+                let d = &self.units[did];
+                Dep {
+                    unit: d.name.clone(),
+                    status: d.status,
+                    soft,
+                    satisfied: d.status.satisfies(soft),
+                    since: d.since,
+                }
+            })
+            .collect();
+        deps.sort_by(|a, b| a.unit.cmp(&b.unit));
+        deps
+    }
+
+    fn finish(
+        &mut self,
+        unit: &str,
+        existing: Option<Id>,
+        status: Status,
+        reason: Option<String>,
+        now: Duration,
+    ) -> Result<Finished, Error> {
+        if existing.is_none() {
+            self.ensure_capacity(1)?;
+        }
+        let id = self.intern(unit, now);
+        let u = &mut self.units[id];
+        let ran = match u.status {
+            Status::Started => u.started_at.map(|at| now.saturating_sub(at)),
+            _ => None,
+        };
+        u.reason = reason;
+        u.finished_at = Some(now);
+        u.blocked = None;
+        self.set_status(id, status, now);
+        Ok(Finished { ran })
+    }
+
+    fn mark_started(&mut self, id: Id, now: Duration) -> Start {
+        let blocked = self.units[id].blocked.take();
+        let (waited, waited_for) = match blocked {
+            Some((at, ids)) => {
+                let mut names: Vec<String> =
+                    ids.iter().map(|&d| self.units[d].name.clone()).collect();
+                names.sort();
+                (now.saturating_sub(at), names)
+            }
+            None => (Duration::ZERO, Vec::new()),
+        };
+        let u = &mut self.units[id];
+        u.started_at = Some(now);
+        u.finished_at = None;
+        u.waited = Some(waited);
+        u.reason = None;
+        self.set_status(id, Status::Started, now);
+        Start::Started { waited, waited_for }
+    }
+
+    fn set_status(&mut self, id: Id, status: Status, now: Duration) {
+        let u = &mut self.units[id];
+        u.status = status;
+        u.since = now;
+    }
+
+    fn ensure_capacity(&self, new_units: usize) -> Result<(), Error> {
+        if self.units.len() + new_units > MAX_UNITS {
+            return Err(Error::TooManyUnits);
+        }
+        Ok(())
+    }
+
+    /// The id of `name`, adding a not-registered placeholder if it is new.
+    /// Callers have checked the name and the unit cap.
+    fn intern(&mut self, name: &str, now: Duration) -> Id {
+        if let Some(&id) = self.index.get(name) {
+            return id;
+        }
+        let id = self.units.len();
+        self.units.push(Unit::new(name, Status::NotRegistered, now));
+        self.index.insert(name.to_owned(), id);
+        id
+    }
+
+    /// Whether `to` is reachable from `from` along dependency edges.
+    ///
+    /// Searches forward from `from` and backward from `to` in alternation and
+    /// stops when either side runs out, so its cost is bounded by the smaller
+    /// of the two reachable sets: declaring a long chain in either order
+    /// stays linear overall.
+    fn reaches(&self, from: Id, to: Id) -> bool {
+        if from == to {
+            return true;
+        }
+        let (mut fwd, mut bwd) = (vec![from], vec![to]);
+        let (mut seen_fwd, mut seen_bwd) = (HashSet::from([from]), HashSet::from([to]));
+        loop {
+            let Some(n) = fwd.pop() else { return false };
+            for &m in self.units[n].deps.keys() {
+                if seen_bwd.contains(&m) {
+                    return true;
+                }
+                if seen_fwd.insert(m) {
+                    fwd.push(m);
+                }
+            }
+            let Some(n) = bwd.pop() else { return false };
+            for &m in &self.units[n].dependents {
+                if seen_fwd.contains(&m) {
+                    return true;
+                }
+                if seen_bwd.insert(m) {
+                    bwd.push(m);
+                }
+            }
+        }
+    }
+
+    /// The cycle that the edge `unit -> dep` would close, as names starting
+    /// and ending at `unit`. Only called once `reaches(dep, unit)` holds.
+    fn cycle_path(&self, unit: Id, dep: Id) -> Vec<String> {
+        let mut parent: HashMap<Id, Id> = HashMap::new();
+        let mut queue = VecDeque::from([dep]);
+        while let Some(n) = queue.pop_front() {
+            if n == unit {
+                break;
+            }
+            for &m in self.units[n].deps.keys() {
+                if m != dep && !parent.contains_key(&m) {
+                    parent.insert(m, n);
+                    queue.push_back(m);
+                }
+            }
+        }
+        let mut path = vec![unit];
+        let mut n = unit;
+        while n != dep {
+            // Every node but `dep` on the BFS tree has a parent.
+            n = *parent.get(&n).expect("reaches() found a path, so BFS does too");
+            path.push(n);
+        }
+        path.push(unit);
+        // Built backwards from `unit`: [unit, ..., dep, unit] reversed.
+        path.reverse();
+        path.into_iter().map(|id| self.units[id].name.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,539 @@
+//! The state machine tested as data: `check` replays a script of commands,
+//! one per line as `command => expected`, and compares the transcript.
+//! Line N runs at time N seconds, so timings in the transcript are exact.
+
+use super::*;
+
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs())
+}
+
+fn run(state: &mut State, line: &str, now: Duration) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let strings = |ws: &[&str]| ws.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let result = match words.as_slice() {
+        ["want", "--soft", unit, deps @ ..] => {
+            state.want(unit, &strings(deps), true, now).map(|w| render_wanted(&w))
+        }
+        ["want", unit, deps @ ..] => {
+            state.want(unit, &strings(deps), false, now).map(|w| render_wanted(&w))
+        }
+        ["start", unit] => state.start(unit, now).map(|s| match s {
+            Start::Started { waited, waited_for } if waited_for.is_empty() => {
+                format!("started, waited {}", secs(waited))
+            }
+            Start::Started { waited, waited_for } => {
+                format!("started, waited {} for {}", secs(waited), waited_for.join(", "))
+            }
+            Start::Blocked { unmet } => format!(
+                "blocked on {}",
+                unmet.iter().map(|d| format!("{} ({})", d.unit, d.status)).collect::<Vec<_>>().join(", ")
+            ),
+            Start::DependencyFailed { dep, reason } => match reason {
+                Some(r) => format!("dependency failed: {dep}: {r}"),
+                None => format!("dependency failed: {dep}"),
+            },
+        }),
+        ["complete", unit] => state.complete(unit, now).map(render_finished),
+        ["fail", unit] => state.fail(unit, None, now).map(render_finished),
+        ["fail", unit, reason @ ..] => {
+            state.fail(unit, Some(&reason.join(" ")), now).map(render_finished)
+        }
+        ["status", unit] => state.status(unit).map(|i| render_info(&i)),
+        ["list"] => Ok(state
+            .list()
+            .iter()
+            .map(|i| format!("{}={}", i.unit, i.status.as_str().replace(' ', "-")))
+            .collect::<Vec<_>>()
+            .join(" ")),
+        _ => panic!("bad test script line: {line}"),
+    };
+    result.unwrap_or_else(|e| format!("error {}: {e}", e.kind()))
+}
+
+fn render_wanted(w: &Wanted) -> String {
+    match w.registered {
+        true => format!("added {}, registered", w.added),
+        false => format!("added {}", w.added),
+    }
+}
+
+fn render_finished(f: Finished) -> String {
+    match f.ran {
+        Some(ran) => format!("ok, ran {}", secs(ran)),
+        None => "ok".to_owned(),
+    }
+}
+
+fn render_info(i: &UnitInfo) -> String {
+    let mut out = format!("{}, {}", i.status, if i.ready { "ready" } else { "not ready" });
+    for d in &i.deps {
+        let kind = if d.soft { "soft " } else { "" };
+        let ok = if d.satisfied { "satisfied" } else { "unmet" };
+        out += &format!("; {kind}{} {} {ok}", d.unit, d.status);
+    }
+    if let Some(r) = &i.reason {
+        out += &format!("; reason: {r}");
+    }
+    out
+}
+
+/// Replays `script` on a fresh state and asserts each line's result.
+fn check(script: &str) {
+    check_on(&mut State::new(), script);
+}
+
+fn check_on(state: &mut State, script: &str) {
+    let mut failures = Vec::new();
+    let mut transcript = String::new();
+    for (n, line) in script.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+        let (command, expected) = line.split_once("=>").expect("each line is `command => expected`");
+        let (command, expected) = (command.trim(), expected.trim());
+        let got = run(state, command, Duration::from_secs(n as u64 + 1));
+        transcript += &format!("{command} => {got}\n");
+        if got != expected {
+            failures.push(format!("  {command}\n    expected: {expected}\n    got:      {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}\nfull transcript:\n{transcript}", failures.join("\n"));
+}
+
+#[test]
+fn want_registers_the_unit_and_placeholders_for_its_deps() {
+    check(
+        "
+        want b a     => added 1, registered
+        status b     => pending, not ready; a not registered unmet
+        status a     => not registered, ready
+        list         => a=not-registered b=pending
+        ",
+    );
+}
+
+#[test]
+fn want_registers_a_placeholder_when_its_own_script_speaks() {
+    check(
+        "
+        want b a     => added 1, registered
+        want a       => added 0, registered
+        want a       => added 0
+        status a     => pending, ready
+        ",
+    );
+}
+
+#[test]
+fn repeating_an_edge_is_a_no_op() {
+    check(
+        "
+        want b a     => added 1, registered
+        want b a     => added 0
+        want b a a   => added 0
+        status b     => pending, not ready; a not registered unmet
+        ",
+    );
+}
+
+#[test]
+fn a_unit_with_no_dependencies_or_unknown_is_ready() {
+    check(
+        "
+        status x     => not registered, ready
+        start x      => started, waited 0s
+        want y       => added 0, registered
+        start y      => started, waited 0s
+        ",
+    );
+}
+
+#[test]
+fn start_waits_for_every_hard_dependency() {
+    check(
+        "
+        want c a b   => added 2, registered
+        start c      => blocked on a (not registered), b (not registered)
+        complete a   => ok
+        start c      => blocked on b (not registered)
+        start b      => started, waited 0s
+        start c      => blocked on b (started)
+        complete b   => ok, ran 2s
+        start c      => started, waited 6s for a, b
+        status c     => started, ready; a completed satisfied; b completed satisfied
+        ",
+    );
+}
+
+#[test]
+fn a_failed_hard_dependency_fails_the_dependent_fast() {
+    check(
+        "
+        want b a     => added 1, registered
+        start a      => started, waited 0s
+        fail a exit status 2 => ok, ran 1s
+        start b      => dependency failed: a: exit status 2
+        status b     => failed, not ready; a failed unmet; reason: dependency a failed: exit status 2
+        want c b     => added 1, registered
+        start c      => dependency failed: b: dependency a failed: exit status 2
+        ",
+    );
+}
+
+#[test]
+fn a_failure_without_reason_is_reported_without_one() {
+    check(
+        "
+        want b a     => added 1, registered
+        fail a       => ok
+        start b      => dependency failed: a
+        status a     => failed, ready
+        ",
+    );
+}
+
+#[test]
+fn a_soft_dependency_is_satisfied_by_completion_or_failure() {
+    check(
+        "
+        want --soft b a  => added 1, registered
+        start b          => blocked on a (not registered)
+        start a          => started, waited 0s
+        start b          => blocked on a (started)
+        fail a           => ok, ran 2s
+        start b          => started, waited 4s for a
+        want --soft c d  => added 1, registered
+        complete d       => ok
+        start c          => started, waited 0s
+        ",
+    );
+}
+
+#[test]
+fn hard_and_soft_mix_in_one_unit() {
+    check(
+        "
+        want c a         => added 1, registered
+        want --soft c b  => added 1
+        fail b           => ok
+        start c          => blocked on a (not registered)
+        status c         => pending, not ready; a not registered unmet; soft b failed satisfied
+        complete a       => ok
+        start c          => started, waited 3s for a
+        ",
+    );
+}
+
+#[test]
+fn the_stronger_edge_wins_when_redeclared() {
+    check(
+        "
+        want --soft b a  => added 1, registered
+        want b a         => added 1
+        want --soft b a  => added 0
+        fail a           => ok
+        start b          => dependency failed: a
+        ",
+    );
+}
+
+#[test]
+fn cycles_are_refused_with_their_path() {
+    check(
+        "
+        want a b     => added 1, registered
+        want b c     => added 1, registered
+        want c a     => error cycle: cycle: c -> a -> b -> c
+        want c d a   => error cycle: cycle: c -> a -> b -> c
+        status c     => not registered, ready
+        list         => a=pending b=pending c=not-registered
+        want c d     => added 1, registered
+        ",
+    );
+}
+
+#[test]
+fn soft_edges_count_for_cycles() {
+    check(
+        "
+        want --soft a b  => added 1, registered
+        want b a         => error cycle: cycle: b -> a -> b
+        want --soft b a  => error cycle: cycle: b -> a -> b
+        ",
+    );
+}
+
+#[test]
+fn a_refused_want_adds_no_edge_of_its_call() {
+    check(
+        "
+        want b a     => added 1, registered
+        want a x b y => error cycle: cycle: a -> b -> a
+        list         => a=not-registered b=pending
+        status a     => not registered, ready
+        want a x y   => added 2, registered
+        ",
+    );
+}
+
+#[test]
+fn self_dependency_is_refused() {
+    check(
+        "
+        want a a     => error self_dependency: cycle: a -> a (a unit cannot depend on itself)
+        want a b a   => error self_dependency: cycle: a -> a (a unit cannot depend on itself)
+        list         => 
+        ",
+    );
+}
+
+#[test]
+fn bad_names_are_refused_and_change_nothing() {
+    check(
+        "
+        want a b\u{7f}     => error bad_name: invalid unit name \"b\\u{7f}\": a name may not contain control characters
+        list               => 
+        ",
+    );
+    let mut state = State::new();
+    let err = state.start("a\u{a0}b", Duration::ZERO).unwrap_err();
+    assert_eq!(err.to_string(), "invalid unit name \"a\\u{a0}b\": a name may not contain whitespace");
+    let long = "x".repeat(256);
+    let err = state.want("a", &[long], false, Duration::ZERO).unwrap_err();
+    assert_eq!(err.kind(), "bad_name");
+    assert!(err.to_string().ends_with("...: a name is 1 to 255 bytes long"), "{err}");
+    assert_eq!(state.complete("", Duration::ZERO).unwrap_err().kind(), "bad_name");
+    assert!(state.is_empty());
+    // At the limit is fine, and names may hold what Coder names hold.
+    let max = "y".repeat(255);
+    state.want("coder_script.x[\"y\"]", &[max, "org.git-clone".into()], false, Duration::ZERO).unwrap();
+    assert_eq!(state.len(), 3);
+}
+
+#[test]
+fn start_of_a_started_unit_is_refused() {
+    check(
+        "
+        start a      => started, waited 0s
+        start a      => error already_started: a is already started; complete or fail it before starting it again
+        status a     => started, ready
+        ",
+    );
+}
+
+#[test]
+fn completed_and_failed_units_may_run_again() {
+    check(
+        "
+        want b a     => added 1, registered
+        start a      => started, waited 0s
+        complete a   => ok, ran 1s
+        start a      => started, waited 0s
+        start b      => blocked on a (started)
+        fail a boom  => ok, ran 2s
+        start b      => dependency failed: a: boom
+        start a      => started, waited 0s
+        complete a   => ok, ran 1s
+        start b      => started, waited 0s
+        ",
+    );
+}
+
+#[test]
+fn complete_registers_and_refuses_twice() {
+    check(
+        "
+        complete a   => ok
+        status a     => completed, ready
+        complete a   => error already_completed: a is already completed
+        want b a     => added 1, registered
+        start b      => started, waited 0s
+        fail a       => ok
+        complete a   => ok
+        ",
+    );
+}
+
+#[test]
+fn complete_works_from_every_other_status() {
+    check(
+        "
+        want p       => added 0, registered
+        complete p   => ok
+        want x np    => added 1, registered
+        complete np  => ok
+        start s      => started, waited 0s
+        complete s   => ok, ran 1s
+        fail f       => ok
+        complete f   => ok
+        list         => f=completed np=completed p=completed s=completed x=pending
+        ",
+    );
+}
+
+#[test]
+fn fail_works_from_every_status_and_keeps_the_last_reason() {
+    check(
+        "
+        fail a one   => ok
+        fail a two   => ok
+        status a     => failed, ready; reason: two
+        complete a   => ok
+        fail a       => ok
+        status a     => failed, ready
+        ",
+    );
+    let mut state = State::new();
+    let err = state.fail("a", Some("two\nlines"), Duration::ZERO).unwrap_err();
+    assert_eq!(err.to_string(), "invalid failure reason for a: a reason is one line without control characters");
+    let err = state.fail("a", Some(&"r".repeat(1025)), Duration::ZERO).unwrap_err();
+    assert_eq!(err.kind(), "bad_reason");
+    assert!(state.is_empty());
+}
+
+#[test]
+fn edges_added_after_start_apply_to_the_next_start() {
+    check(
+        "
+        start a      => started, waited 0s
+        want a b     => added 1
+        status a     => started, not ready; b not registered unmet
+        complete a   => ok, ran 3s
+        start a      => blocked on b (not registered)
+        complete b   => ok
+        start a      => started, waited 2s for b
+        ",
+    );
+}
+
+#[test]
+fn timings_record_when_and_how_long() {
+    let mut state = State::new();
+    let at = Duration::from_secs;
+    state.want("b", &["a".into()], false, at(1)).unwrap();
+    assert!(matches!(state.start("b", at(2)).unwrap(), Start::Blocked { .. }));
+    state.start("a", at(3)).unwrap();
+    state.complete("a", at(5)).unwrap();
+    state.start("b", at(6)).unwrap();
+    let b = state.status("b").unwrap();
+    assert_eq!((b.started_at, b.waited, b.finished_at), (Some(at(6)), Some(at(4)), None));
+    let a = state.status("a").unwrap();
+    assert_eq!((a.started_at, a.finished_at, a.since), (Some(at(3)), Some(at(5)), at(5)));
+    assert_eq!(b.deps[0].since, at(5));
+    assert_eq!(state.complete("b", at(9)).unwrap().ran, Some(at(3)));
+}
+
+#[test]
+fn long_chains_declare_in_linear_time_in_either_order() {
+    // A quadratic cycle check would take minutes here.
+    const N: usize = 100_000;
+    let name = |i: usize| format!("u{i}");
+    let mut forward = State::new();
+    for i in 1..N {
+        forward.want(&name(i), &[name(i - 1)], false, Duration::ZERO).unwrap();
+    }
+    let mut backward = State::new();
+    for i in (1..N).rev() {
+        backward.want(&name(i), &[name(i - 1)], false, Duration::ZERO).unwrap();
+    }
+    // Pre-registered units: both ends of each new edge already exist.
+    let mut registered = State::new();
+    for i in 0..N {
+        registered.want(&name(i), &[], false, Duration::ZERO).unwrap();
+    }
+    for i in 1..N {
+        registered.want(&name(i), &[name(i - 1)], false, Duration::ZERO).unwrap();
+    }
+    let err = registered.want("u0", &[name(N - 1)], false, Duration::ZERO).unwrap_err();
+    assert_eq!(err.kind(), "cycle");
+    assert_eq!(forward.list().len(), N);
+}
+
+/// A small deterministic generator, so failures replay from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn assert_acyclic(state: &State) {
+    // Kahn's algorithm over the whole graph.
+    let mut indegree: Vec<usize> = state.units.iter().map(|u| u.deps.len()).collect();
+    let mut ready: Vec<Id> = (0..indegree.len()).filter(|&i| indegree[i] == 0).collect();
+    let mut seen = 0;
+    while let Some(n) = ready.pop() {
+        seen += 1;
+        for &p in &state.units[n].dependents {
+            indegree[p] -= 1;
+            if indegree[p] == 0 {
+                ready.push(p);
+            }
+        }
+    }
+    assert_eq!(seen, state.units.len(), "the graph has a cycle");
+}
+
+fn assert_consistent(state: &State) {
+    let mut edges = 0;
+    for (id, u) in state.units.iter().enumerate() {
+        edges += u.deps.len();
+        for &d in u.deps.keys() {
+            assert!(state.units[d].dependents.contains(&id));
+        }
+        for &p in &u.dependents {
+            assert!(state.units[p].deps.contains_key(&id));
+        }
+        assert_eq!(state.index[&u.name], id);
+    }
+    assert_eq!(edges, state.edges);
+    for info in state.list() {
+        let by_definition = info.deps.iter().all(|d| match d.status {
+            Status::Completed => true,
+            Status::Failed => d.soft,
+            _ => false,
+        });
+        assert_eq!(info.ready, by_definition, "readiness of {}", info.unit);
+    }
+}
+
+#[test]
+fn random_operations_keep_the_invariants() {
+    const NAMES: [&str; 10] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "bad name"];
+    for seed in 1..=20u64 {
+        let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15);
+        let mut state = State::new();
+        for step in 0..1_000 {
+            let now = Duration::from_millis(step);
+            let unit = NAMES[rng.below(NAMES.len())];
+            let before = state.clone();
+            let op = rng.below(6);
+            let result = match op {
+                0 | 1 => {
+                    let deps: Vec<String> =
+                        (0..rng.below(4)).map(|_| NAMES[rng.below(NAMES.len())].to_owned()).collect();
+                    state.want(unit, &deps, rng.below(3) == 0, now).map(|_| ())
+                }
+                2 => state.start(unit, now).map(|s| {
+                    if let Start::Started { .. } = s {
+                        assert_eq!(before.status(unit).unwrap().ready, true, "seed {seed} step {step}: started {unit} while not ready");
+                    }
+                }),
+                3 => state.complete(unit, now).map(|_| ()),
+                4 => state.fail(unit, Some("r"), now).map(|_| ()),
+                _ => state.status(unit).map(|_| ()),
+            };
+            if let Err(e) = result {
+                assert_eq!(state, before, "seed {seed} step {step}: refused op {op} on {unit} ({e}) changed the state");
+            }
+            assert_acyclic(&state);
+            assert_consistent(&state);
+        }
+    }
+}

@@ -44,12 +44,6 @@ impl Status {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Status> {
-        [Status::NotRegistered, Status::Pending, Status::Started, Status::Completed, Status::Failed]
-            .into_iter()
-            .find(|st| st.as_str() == s)
-    }
-
     /// Whether a dependency in this status lets its dependent start.
     fn satisfies(self, soft: bool) -> bool {
         match self {
@@ -104,12 +98,13 @@ impl fmt::Display for Error {
                 write!(f, "cycle: {unit} -> {unit} (a unit cannot depend on itself)")
             }
             Error::Cycle { path } => write!(f, "cycle: {}", path.join(" -> ")),
-            Error::AlreadyStarted { unit } => write!(
-                f,
-                "{unit} is already started; complete or fail it before starting it again"
-            ),
+            Error::AlreadyStarted { unit } => {
+                write!(f, "{unit} is already started; complete or fail it before starting it again")
+            }
             Error::AlreadyCompleted { unit } => write!(f, "{unit} is already completed"),
-            Error::BadReason { unit, rule } => write!(f, "invalid failure reason for {unit}: {rule}"),
+            Error::BadReason { unit, rule } => {
+                write!(f, "invalid failure reason for {unit}: {rule}")
+            }
             Error::TooManyUnits => {
                 write!(f, "too many units: this server holds at most {MAX_UNITS}")
             }
@@ -251,10 +246,12 @@ impl State {
     }
 
     /// Number of units, placeholders included.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.units.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.units.is_empty()
     }

@@ -27,7 +27,11 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
             }
             Start::Blocked { unmet } => format!(
                 "blocked on {}",
-                unmet.iter().map(|d| format!("{} ({})", d.unit, d.status)).collect::<Vec<_>>().join(", ")
+                unmet
+                    .iter()
+                    .map(|d| format!("{} ({})", d.unit, d.status))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Start::DependencyFailed { dep, reason } => match reason {
                 Some(r) => format!("dependency failed: {dep}: {r}"),
@@ -87,7 +91,8 @@ fn check_on(state: &mut State, script: &str) {
     let mut failures = Vec::new();
     let mut transcript = String::new();
     for (n, line) in script.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
-        let (command, expected) = line.split_once("=>").expect("each line is `command => expected`");
+        let (command, expected) =
+            line.split_once("=>").expect("each line is `command => expected`");
         let (command, expected) = (command.trim(), expected.trim());
         let got = run(state, command, Duration::from_secs(n as u64 + 1));
         transcript += &format!("{command} => {got}\n");
@@ -295,7 +300,10 @@ fn bad_names_are_refused_and_change_nothing() {
     );
     let mut state = State::new();
     let err = state.start("a\u{a0}b", Duration::ZERO).unwrap_err();
-    assert_eq!(err.to_string(), "invalid unit name \"a\\u{a0}b\": a name may not contain whitespace");
+    assert_eq!(
+        err.to_string(),
+        "invalid unit name \"a\\u{a0}b\": a name may not contain whitespace"
+    );
     let long = "x".repeat(256);
     let err = state.want("a", &[long], false, Duration::ZERO).unwrap_err();
     assert_eq!(err.kind(), "bad_name");
@@ -304,7 +312,9 @@ fn bad_names_are_refused_and_change_nothing() {
     assert!(state.is_empty());
     // At the limit is fine, and names may hold what Coder names hold.
     let max = "y".repeat(255);
-    state.want("coder_script.x[\"y\"]", &[max, "org.git-clone".into()], false, Duration::ZERO).unwrap();
+    state
+        .want("coder_script.x[\"y\"]", &[max, "org.git-clone".into()], false, Duration::ZERO)
+        .unwrap();
     assert_eq!(state.len(), 3);
 }
 
@@ -383,7 +393,10 @@ fn fail_works_from_every_status_and_keeps_the_last_reason() {
     );
     let mut state = State::new();
     let err = state.fail("a", Some("two\nlines"), Duration::ZERO).unwrap_err();
-    assert_eq!(err.to_string(), "invalid failure reason for a: a reason is one line without control characters");
+    assert_eq!(
+        err.to_string(),
+        "invalid failure reason for a: a reason is one line without control characters"
+    );
     let err = state.fail("a", Some(&"r".repeat(1025)), Duration::ZERO).unwrap_err();
     assert_eq!(err.kind(), "bad_reason");
     assert!(state.is_empty());
@@ -507,7 +520,7 @@ fn assert_consistent(state: &State) {
 fn random_operations_keep_the_invariants() {
     const NAMES: [&str; 10] = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "bad name"];
     for seed in 1..=20u64 {
-        let mut rng = Rng(seed * 0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut state = State::new();
         for step in 0..1_000 {
             let now = Duration::from_millis(step);
@@ -516,13 +529,17 @@ fn random_operations_keep_the_invariants() {
             let op = rng.below(6);
             let result = match op {
                 0 | 1 => {
-                    let deps: Vec<String> =
-                        (0..rng.below(4)).map(|_| NAMES[rng.below(NAMES.len())].to_owned()).collect();
+                    let deps: Vec<String> = (0..rng.below(4))
+                        .map(|_| NAMES[rng.below(NAMES.len())].to_owned())
+                        .collect();
                     state.want(unit, &deps, rng.below(3) == 0, now).map(|_| ())
                 }
                 2 => state.start(unit, now).map(|s| {
                     if let Start::Started { .. } = s {
-                        assert_eq!(before.status(unit).unwrap().ready, true, "seed {seed} step {step}: started {unit} while not ready");
+                        assert!(
+                            before.status(unit).unwrap().ready,
+                            "seed {seed} step {step}: started {unit} while not ready"
+                        );
                     }
                 }),
                 3 => state.complete(unit, now).map(|_| ()),
@@ -530,7 +547,10 @@ fn random_operations_keep_the_invariants() {
                 _ => state.status(unit).map(|_| ()),
             };
             if let Err(e) = result {
-                assert_eq!(state, before, "seed {seed} step {step}: refused op {op} on {unit} ({e}) changed the state");
+                assert_eq!(
+                    state, before,
+                    "seed {seed} step {step}: refused op {op} on {unit} ({e}) changed the state"
+                );
             }
             assert_acyclic(&state);
             assert_consistent(&state);

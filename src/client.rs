@@ -1,0 +1,458 @@
+//! The client: connect, one request line out, one response line in, and the
+//! deadline-driven loops that wait for a unit to be startable (`start`) or
+//! for units to complete (`wait`).
+//!
+//! One connection is kept for a whole wait. If it drops after the client
+//! has been served once (the server restarted), the loops keep retrying
+//! until their deadline; if the server comes back with a different instance
+//! id, the graph they waited on is gone and they stop with an error.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, BufReader, ErrorKind, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::duration::{human, human_secs};
+use crate::peer;
+use crate::protocol::{self, Body, DepView, ErrorBody, LineError, Request, UnitView};
+
+/// How long to wait for one response before calling the server unreachable.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often to retry connecting while `--connect-timeout` allows.
+const CONNECT_RETRY: Duration = Duration::from_millis(50);
+/// Progress lines while waiting come at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// Sleeping longer than this risks the server's idle timeout: reconnect instead.
+const KEEP_CONNECTION_FOR: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub enum Error {
+    /// No server to talk to: exit 3.
+    Unreachable { path: PathBuf, reason: String },
+    /// The server refused the request: exit 1.
+    Refused(ErrorBody),
+    /// The server answered something we do not understand: exit 1.
+    Protocol { path: PathBuf, detail: String },
+    /// The server restarted with a fresh state while we waited: exit 1.
+    InstanceChanged { path: PathBuf, unit: String },
+    /// The deadline passed: exit 4.
+    TimedOut(String),
+    /// A dependency failed: exit 5.
+    DependencyFailed(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Unreachable { path, reason } => {
+                write!(f, "cannot reach the server at {}: {reason}", path.display())
+            }
+            Error::Refused(e) => f.write_str(&e.message),
+            Error::Protocol { path, detail } => {
+                write!(f, "unexpected answer from {}: {detail}", path.display())
+            }
+            Error::InstanceChanged { path, unit } => write!(
+                f,
+                "{unit}: the server at {} restarted with a fresh state while we waited, \
+                 so the dependencies declared for {unit} are gone; declare them again \
+                 (or use 'unitsync run', which does) and start again",
+                path.display()
+            ),
+            Error::TimedOut(message) | Error::DependencyFailed(message) => f.write_str(message),
+        }
+    }
+}
+
+pub struct Client {
+    path: PathBuf,
+    connect_timeout: Duration,
+    conn: Option<BufReader<UnixStream>>,
+    /// The instance id of the first answer; later answers must match.
+    instance: Option<String>,
+    line: Vec<u8>,
+}
+
+impl Client {
+    pub fn new(path: PathBuf, connect_timeout: Duration) -> Client {
+        Client { path, connect_timeout, conn: None, instance: None, line: Vec::new() }
+    }
+
+    /// Whether a server answered this client at least once.
+    pub fn was_served(&self) -> bool {
+        self.instance.is_some()
+    }
+
+    /// Sends one request and returns the body of a successful answer.
+    pub fn call(&mut self, request: &Request) -> Result<Body, Error> {
+        let unreachable =
+            |path: &PathBuf, reason: String| Error::Unreachable { path: path.clone(), reason };
+        if self.conn.is_none() {
+            self.conn = Some(BufReader::new(self.connect()?));
+        }
+        let conn = self.conn.as_mut().expect("connected just above");
+        let exchanged =
+            conn.get_mut().write_all(&request.to_line()).map_err(|e| describe_io(&e)).and_then(
+                |()| match protocol::read_line(conn, &mut self.line) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("the server closed the connection".to_owned()),
+                    Err(LineError::TooLong) => Err("answer longer than the line limit".to_owned()),
+                    Err(LineError::Io(e)) => Err(describe_io(&e)),
+                },
+            );
+        if let Err(reason) = exchanged {
+            self.conn = None;
+            return Err(unreachable(&self.path, reason));
+        }
+        let response = protocol::parse_response(&self.line).map_err(|e| {
+            self.conn = None;
+            Error::Protocol { path: self.path.clone(), detail: e.to_string() }
+        })?;
+        match &self.instance {
+            Some(known) if *known != response.instance => {
+                self.conn = None;
+                let unit = request_unit(request);
+                return Err(Error::InstanceChanged { path: self.path.clone(), unit });
+            }
+            Some(_) => {}
+            None => self.instance = Some(response.instance.clone()),
+        }
+        match response.body {
+            Body::Error { error } if error.kind == "busy" || error.kind == "forbidden" => {
+                // The server closes such a connection; it was never served.
+                self.conn = None;
+                Err(unreachable(&self.path, error.message))
+            }
+            Body::Error { error } => Err(Error::Refused(error)),
+            body => Ok(body),
+        }
+    }
+
+    /// Closes the connection; the next call opens a new one.
+    fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
+    fn connect(&self) -> Result<UnixStream, Error> {
+        let deadline = Instant::now() + self.connect_timeout;
+        loop {
+            let (retryable, reason) = match self.try_connect() {
+                Ok(stream) => return Ok(stream),
+                Err(failure) => failure,
+            };
+            if !retryable || Instant::now() + CONNECT_RETRY > deadline {
+                return Err(Error::Unreachable { path: self.path.clone(), reason });
+            }
+            sleep(CONNECT_RETRY);
+        }
+    }
+
+    /// One attempt; an error says whether retrying could help, and why.
+    fn try_connect(&self) -> Result<UnixStream, (bool, String)> {
+        let meta = fs::metadata(&self.path).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => (
+                true,
+                "no such socket; is the server running? start it with 'unitsync serve'".to_owned(),
+            ),
+            _ => (false, describe_io(&e)),
+        })?;
+        if !meta.file_type().is_socket() {
+            return Err((false, "not a socket".to_owned()));
+        }
+        let me = peer::current_uid();
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err((
+                false,
+                format!(
+                    "the socket belongs to uid {}, not to you (uid {me}) or root; \
+                     refusing to talk to a server someone else runs",
+                    meta.uid()
+                ),
+            ));
+        }
+        let stream = UnixStream::connect(&self.path).map_err(|e| {
+            let retryable = matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound);
+            (retryable, describe_io(&e))
+        })?;
+        stream.set_read_timeout(Some(ANSWER_TIMEOUT)).map_err(|e| (false, describe_io(&e)))?;
+        stream.set_write_timeout(Some(ANSWER_TIMEOUT)).map_err(|e| (false, describe_io(&e)))?;
+        Ok(stream)
+    }
+
+    /// The error for an answer of the wrong kind.
+    pub fn unexpected(&self) -> Error {
+        Error::Protocol {
+            path: self.path.clone(),
+            detail: "an answer of the wrong kind".to_owned(),
+        }
+    }
+}
+
+fn request_unit(request: &Request) -> String {
+    match request {
+        Request::Want { unit, .. }
+        | Request::Start { unit }
+        | Request::Complete { unit }
+        | Request::Fail { unit, .. }
+        | Request::Status { unit } => unit.clone(),
+        Request::Ping | Request::List => "request".to_owned(),
+    }
+}
+
+fn describe_io(e: &io::Error) -> String {
+    match e.kind() {
+        ErrorKind::ConnectionRefused => {
+            "connection refused; the socket is stale (its server is gone): start 'unitsync serve'"
+                .to_owned()
+        }
+        ErrorKind::PermissionDenied => {
+            "permission denied; run as the server's user or ask for --group access".to_owned()
+        }
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => {
+            format!("no answer within {}", human(ANSWER_TIMEOUT))
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Human messages on stderr, prefixed `unitsync: `, unless `-q`.
+#[derive(Clone, Copy)]
+pub struct Say {
+    pub quiet: bool,
+}
+
+impl Say {
+    pub fn line(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("unitsync: {text}");
+        }
+    }
+}
+
+/// How long to wait and how often to check.
+#[derive(Clone, Copy, Debug)]
+pub struct Patience {
+    /// `Duration::ZERO` means no deadline.
+    pub timeout: Duration,
+    pub poll: Duration,
+}
+
+/// What one check of a waiting loop found.
+enum Check<T> {
+    Done(T),
+    /// Not yet. The text says why, for progress lines and the timeout report.
+    Waiting(String),
+}
+
+/// The one waiting loop: checks at once, then every `poll`, never sleeping
+/// past the deadline. A dropped connection after the first answer is a
+/// reason to retry, not to give up. `check` learns when it is the last
+/// attempt, so it can spend more on explaining why it is still waiting.
+fn wait_until<T>(
+    client: &mut Client,
+    patience: Patience,
+    say: Say,
+    subject: &str,
+    mut check: impl FnMut(&mut Client, bool) -> Result<Check<T>, Error>,
+) -> Result<(T, Duration), Error> {
+    let began = Instant::now();
+    let deadline = (!patience.timeout.is_zero()).then(|| began + patience.timeout);
+    let mut last_said: Option<Instant> = None;
+    loop {
+        let last = deadline.is_some_and(|d| Instant::now() >= d);
+        let why = match check(client, last) {
+            Ok(Check::Done(value)) => return Ok((value, began.elapsed())),
+            Ok(Check::Waiting(why)) => why,
+            Err(Error::Unreachable { reason, .. }) if client.was_served() => {
+                format!("the server, which went away ({reason})")
+            }
+            Err(e) => return Err(e),
+        };
+        let now = Instant::now();
+        match last_said {
+            None => say.line(&format!("{subject}: waiting for {why}")),
+            Some(at) if now - at >= PROGRESS_EVERY => {
+                say.line(&format!("{subject}: waiting {} for {why}", human(now - began)))
+            }
+            Some(_) => {}
+        }
+        if last_said.is_none_or(|at| now - at >= PROGRESS_EVERY) {
+            last_said = Some(now);
+        }
+        let nap = match deadline {
+            Some(_) if last => {
+                return Err(Error::TimedOut(format!(
+                    "{subject}: timed out after {} waiting for {why}",
+                    human(patience.timeout)
+                )));
+            }
+            Some(deadline) => patience.poll.min(deadline.saturating_duration_since(now)),
+            None => patience.poll,
+        };
+        if nap >= KEEP_CONNECTION_FOR {
+            client.disconnect();
+        }
+        sleep(nap);
+    }
+}
+
+/// `start`: waits until `unit` may start and marks it started.
+pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> Result<(), Error> {
+    let request = Request::Start { unit: unit.to_owned() };
+    let mut blocked = false;
+    let check = |client: &mut Client, last: bool| match client.call(&request)? {
+        Body::Started { .. } => Ok(Check::Done(())),
+        Body::Blocked { now, unmet } => {
+            blocked = true;
+            // Someone may have mistyped a name: on the last attempt, compare
+            // the unregistered ones with the registered units.
+            let registered = match last && unmet.iter().any(|d| d.status == "not registered") {
+                true => match client.call(&Request::List) {
+                    Ok(Body::List { units, .. }) => units,
+                    _ => Vec::new(),
+                },
+                false => Vec::new(),
+            };
+            let why = unmet
+                .iter()
+                .map(|d| match (last, suggest(&d.unit, &registered)) {
+                    (true, Some(near)) if d.status == "not registered" => {
+                        format!("{} (never registered; did you mean {near}?)", d.unit)
+                    }
+                    (true, None) if d.status == "not registered" => {
+                        format!("{} (never registered: no script declared or started it)", d.unit)
+                    }
+                    _ => describe_dep(d, now),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(Check::Waiting(why))
+        }
+        Body::DependencyFailed { dependency, reason } => {
+            let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+            Err(Error::DependencyFailed(format!(
+                "{unit}: dependency {dependency} failed{why}; not starting {unit}"
+            )))
+        }
+        _ => Err(client.unexpected()),
+    };
+    let ((), waited) = wait_until(client, patience, say, unit, check)?;
+    if blocked {
+        say.line(&format!("{unit}: started after waiting {}", human(waited)));
+    } else {
+        say.line(&format!("{unit}: started"));
+    }
+    Ok(())
+}
+
+/// `wait`: waits until every unit is completed, registering nothing.
+pub fn wait(
+    client: &mut Client,
+    units: &[String],
+    patience: Patience,
+    say: Say,
+) -> Result<(), Error> {
+    let mut pending: Vec<&String> = units.iter().collect();
+    let subject = format!("wait {}", units.join(" "));
+    let check = |client: &mut Client, _last: bool| {
+        let mut still = Vec::new();
+        let mut why = Vec::new();
+        for unit in &pending {
+            let view = match client.call(&Request::Status { unit: (*unit).clone() })? {
+                Body::Status { now, unit } => (now, unit),
+                _ => return Err(client.unexpected()),
+            };
+            let (now, view) = view;
+            match view.status.as_str() {
+                "completed" => {}
+                "failed" => {
+                    let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                    return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));
+                }
+                _ => {
+                    why.push(describe_unit(&view, now));
+                    still.push(*unit);
+                }
+            }
+        }
+        pending = still;
+        Ok(match pending.is_empty() {
+            true => Check::Done(()),
+            false => Check::Waiting(why.join(", ")),
+        })
+    };
+    let ((), waited) = wait_until(client, patience, say, &subject, check)?;
+    say.line(&format!("{} completed after {}", units.join(", "), human(waited)));
+    Ok(())
+}
+
+/// `git-clone (started 18s ago)`: an unmet dependency, for people.
+fn describe_dep(dep: &DepView, now: f64) -> String {
+    let age = human_secs(now - dep.since);
+    match dep.status.as_str() {
+        "not registered" => {
+            format!("{} (not registered: no script declared or started it)", dep.unit)
+        }
+        "pending" => format!("{} (pending for {age}: declared but not started)", dep.unit),
+        status => format!("{} ({status} {age} ago)", dep.unit),
+    }
+}
+
+fn describe_unit(view: &UnitView, now: f64) -> String {
+    let dep = DepView {
+        unit: view.unit.clone(),
+        status: view.status.clone(),
+        soft: false,
+        satisfied: false,
+        since: view.since,
+    };
+    describe_dep(&dep, now)
+}
+
+/// A registered unit whose name is close to `name`, if there is one.
+fn suggest(name: &str, units: &[UnitView]) -> Option<String> {
+    units
+        .iter()
+        .filter(|u| u.status != "not registered")
+        .map(|u| (edit_distance(name, &u.unit), &u.unit))
+        .filter(|&(d, other)| d <= 2 && d * 3 <= name.chars().count().max(other.chars().count()))
+        .min()
+        .map(|(_, other)| other.clone())
+}
+
+/// Optimal string alignment distance: edits, counting a swap of two
+/// neighbouring characters as one (`gti` -> `git`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    d[0] = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_swaps_as_one() {
+        assert_eq!(edit_distance("gti-clone", "git-clone"), 1);
+        assert_eq!(edit_distance("git-clon", "git-clone"), 1);
+        assert_eq!(edit_distance("apt", "pip"), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+    }
+}

@@ -1,0 +1,422 @@
+//! The wire: one JSON object per `\n`-terminated line, both directions.
+//!
+//! This file is the only one that knows the wire's shape; PROTOCOL.md
+//! documents it and the tests at the bottom pin every message to a literal.
+//! Times are seconds since the server started, with millisecond precision.
+
+use std::io::{self, BufRead};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{self, Dep, UnitInfo};
+
+/// Bumped when a request or response changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest request or response line, newline excluded.
+pub const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    Want {
+        unit: String,
+        #[serde(default)]
+        deps: Vec<String>,
+        #[serde(default)]
+        soft: bool,
+    },
+    Start {
+        unit: String,
+    },
+    Complete {
+        unit: String,
+    },
+    Fail {
+        unit: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Status {
+        unit: String,
+    },
+    List,
+}
+
+const OPS: &str = "ping, want, start, complete, fail, status, list";
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Response {
+    pub ok: bool,
+    /// Identifies the server's state: new for every fresh state, so a client
+    /// can tell that the graph it waited on is gone.
+    pub instance: String,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Body {
+    Pong { version: String, protocol: u32 },
+    Wanted { added: usize, registered: bool },
+    Started { waited: f64, waited_for: Vec<String> },
+    Blocked { now: f64, unmet: Vec<DepView> },
+    DependencyFailed { dependency: String, reason: Option<String> },
+    Completed { ran: Option<f64> },
+    Failed { ran: Option<f64> },
+    Status { now: f64, unit: UnitView },
+    List { now: f64, units: Vec<UnitView> },
+    Error { error: ErrorBody },
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub kind: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(kind: &str, message: impl Into<String>) -> ErrorBody {
+        ErrorBody { kind: kind.to_owned(), message: message.into() }
+    }
+}
+
+impl From<state::Error> for ErrorBody {
+    fn from(e: state::Error) -> ErrorBody {
+        ErrorBody::new(e.kind(), e.to_string())
+    }
+}
+
+/// One dependency of a unit, as `status --json` and `list --json` print it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct DepView {
+    pub unit: String,
+    pub status: String,
+    pub soft: bool,
+    pub satisfied: bool,
+    /// When the dependency entered its current status.
+    pub since: f64,
+}
+
+/// One unit, as `status --json` prints it and `list --json` prints each.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct UnitView {
+    pub unit: String,
+    pub status: String,
+    pub ready: bool,
+    pub dependencies: Vec<DepView>,
+    pub reason: Option<String>,
+    /// When the unit entered its current status.
+    pub since: f64,
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+    /// How long its last start waited for its dependencies.
+    pub waited: Option<f64>,
+    /// How long its last run took, once it finished.
+    pub ran: Option<f64>,
+    /// Since when a `start` has been waiting, while one is.
+    pub waiting_since: Option<f64>,
+}
+
+/// Seconds, rounded to the millisecond so JSON stays short.
+pub fn secs(d: Duration) -> f64 {
+    d.as_millis() as f64 / 1000.0
+}
+
+impl From<Dep> for DepView {
+    fn from(d: Dep) -> DepView {
+        DepView {
+            unit: d.unit,
+            status: d.status.as_str().to_owned(),
+            soft: d.soft,
+            satisfied: d.satisfied,
+            since: secs(d.since),
+        }
+    }
+}
+
+impl From<UnitInfo> for UnitView {
+    fn from(u: UnitInfo) -> UnitView {
+        let ran = match (u.started_at, u.finished_at) {
+            (Some(start), Some(end)) => Some(secs(end.saturating_sub(start))),
+            _ => None,
+        };
+        UnitView {
+            unit: u.unit,
+            status: u.status.as_str().to_owned(),
+            ready: u.ready,
+            dependencies: u.deps.into_iter().map(DepView::from).collect(),
+            reason: u.reason,
+            since: secs(u.since),
+            started_at: u.started_at.map(secs),
+            finished_at: u.finished_at.map(secs),
+            waited: u.waited.map(secs),
+            ran,
+            waiting_since: u.waiting_since.map(secs),
+        }
+    }
+}
+
+impl Response {
+    pub fn new(instance: &str, body: Body) -> Response {
+        Response { ok: !matches!(body, Body::Error { .. }), instance: instance.to_owned(), body }
+    }
+
+    pub fn error(instance: &str, error: ErrorBody) -> Response {
+        Response::new(instance, Body::Error { error })
+    }
+
+    /// The response as one line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        // Serializing plain data with string keys cannot fail.
+        let mut line = serde_json::to_vec(self).expect("a response serializes");
+        line.push(b'\n');
+        line
+    }
+}
+
+impl Request {
+    /// The request as one line, newline included.
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("a request serializes");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// Parses one request line, or says what is wrong with it.
+pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
+    let bad = |msg: String| ErrorBody::new("bad_request", msg);
+    match serde_json::from_slice::<Request>(line) {
+        Ok(request) => Ok(request),
+        Err(e) => {
+            if std::str::from_utf8(line).is_err() {
+                return Err(bad("request is not valid UTF-8".into()));
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                return Err(bad(
+                    "empty request; send one JSON object per line, such as {\"op\":\"ping\"}"
+                        .into(),
+                ));
+            }
+            // Tell an unknown op apart from a malformed known one.
+            #[derive(Deserialize)]
+            struct OpOnly {
+                op: Option<String>,
+            }
+            match serde_json::from_slice::<OpOnly>(line) {
+                Ok(OpOnly { op: None }) => {
+                    Err(bad(format!("request has no \"op\"; known ops: {OPS}")))
+                }
+                Ok(OpOnly { op: Some(op) }) if !OPS.split(", ").any(|known| known == op) => Err(
+                    ErrorBody::new("unknown_op", format!("unknown op {op:?}; known ops: {OPS}")),
+                ),
+                _ => Err(bad(format!("malformed request: {e}"))),
+            }
+        }
+    }
+}
+
+/// Parses one response line.
+pub fn parse_response(line: &[u8]) -> Result<Response, serde_json::Error> {
+    serde_json::from_slice(line)
+}
+
+#[derive(Debug)]
+pub enum LineError {
+    /// More than [`MAX_LINE`] bytes without a newline.
+    TooLong,
+    Io(io::Error),
+}
+
+/// Reads one line into `buf`, without its newline. Returns `Ok(false)` at a
+/// clean end of stream; a last line without a newline still counts.
+pub fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, LineError> {
+    buf.clear();
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LineError::Io(e)),
+        };
+        if available.is_empty() {
+            return Ok(!buf.is_empty());
+        }
+        let (taken, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (available.len(), false),
+        };
+        if buf.len() + taken > MAX_LINE {
+            return Err(LineError::TooLong);
+        }
+        buf.extend_from_slice(&available[..taken]);
+        reader.consume(taken + usize::from(done));
+        if done {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(s: &str) -> Vec<u8> {
+        format!("{s}\n").into_bytes()
+    }
+
+    #[test]
+    fn requests_are_pinned() {
+        let cases = [
+            (Request::Ping, r#"{"op":"ping"}"#),
+            (
+                Request::Want { unit: "b".into(), deps: vec!["a".into()], soft: false },
+                r#"{"op":"want","unit":"b","deps":["a"],"soft":false}"#,
+            ),
+            (Request::Start { unit: "b".into() }, r#"{"op":"start","unit":"b"}"#),
+            (Request::Complete { unit: "a".into() }, r#"{"op":"complete","unit":"a"}"#),
+            (
+                Request::Fail { unit: "a".into(), reason: Some("exit status 2".into()) },
+                r#"{"op":"fail","unit":"a","reason":"exit status 2"}"#,
+            ),
+            (Request::Fail { unit: "a".into(), reason: None }, r#"{"op":"fail","unit":"a"}"#),
+            (Request::Status { unit: "a".into() }, r#"{"op":"status","unit":"a"}"#),
+            (Request::List, r#"{"op":"list"}"#),
+        ];
+        for (request, text) in cases {
+            assert_eq!(request.to_line(), line(text));
+            assert_eq!(parse_request(text.as_bytes()).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn optional_and_unknown_fields() {
+        assert_eq!(
+            parse_request(br#"{"op":"want","unit":"b","deps":["a"],"extra":[1,{"x":2}]}"#).unwrap(),
+            Request::Want { unit: "b".into(), deps: vec!["a".into()], soft: false }
+        );
+        assert_eq!(
+            parse_request(br#"{"unit":"a","op":"fail"}"#).unwrap(),
+            Request::Fail { unit: "a".into(), reason: None }
+        );
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let kind_and_message = |s: &[u8]| {
+            let e = parse_request(s).unwrap_err();
+            (e.kind, e.message)
+        };
+        assert_eq!(
+            kind_and_message(br#"{"op":"frobnicate"}"#),
+            ("unknown_op".into(), format!("unknown op \"frobnicate\"; known ops: {OPS}"))
+        );
+        assert_eq!(
+            kind_and_message(br#"{"unit":"a"}"#),
+            ("bad_request".into(), format!("request has no \"op\"; known ops: {OPS}"))
+        );
+        assert_eq!(
+            kind_and_message(br#"{"op":"start"}"#),
+            ("bad_request".into(), "malformed request: missing field `unit`".into())
+        );
+        assert_eq!(
+            kind_and_message(b"\xff\xfe"),
+            ("bad_request".into(), "request is not valid UTF-8".into())
+        );
+        assert_eq!(kind_and_message(b"  ").0, "bad_request");
+        assert_eq!(kind_and_message(br#"{"op":"want","unit":7}"#).0, "bad_request");
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(kind_and_message(deep.as_bytes()).0, "bad_request");
+    }
+
+    #[test]
+    fn responses_are_pinned() {
+        let unit = UnitView {
+            unit: "b".into(),
+            status: "pending".into(),
+            ready: false,
+            dependencies: vec![DepView {
+                unit: "a".into(),
+                status: "started".into(),
+                soft: false,
+                satisfied: false,
+                since: 1.5,
+            }],
+            reason: None,
+            since: 0.25,
+            started_at: None,
+            finished_at: None,
+            waited: None,
+            ran: None,
+            waiting_since: Some(2.0),
+        };
+        let dep = unit.dependencies[0].clone();
+        let cases = [
+            (
+                Body::Pong { version: "0.1.0".into(), protocol: 1 },
+                r#"{"ok":true,"instance":"i1","result":"pong","version":"0.1.0","protocol":1}"#,
+            ),
+            (
+                Body::Wanted { added: 2, registered: true },
+                r#"{"ok":true,"instance":"i1","result":"wanted","added":2,"registered":true}"#,
+            ),
+            (
+                Body::Started { waited: 2.9, waited_for: vec!["a".into()] },
+                r#"{"ok":true,"instance":"i1","result":"started","waited":2.9,"waited_for":["a"]}"#,
+            ),
+            (
+                Body::Blocked { now: 3.0, unmet: vec![dep] },
+                r#"{"ok":true,"instance":"i1","result":"blocked","now":3.0,"unmet":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}]}"#,
+            ),
+            (
+                Body::DependencyFailed {
+                    dependency: "a".into(),
+                    reason: Some("exit status 2".into()),
+                },
+                r#"{"ok":true,"instance":"i1","result":"dependency_failed","dependency":"a","reason":"exit status 2"}"#,
+            ),
+            (
+                Body::Completed { ran: Some(1.0) },
+                r#"{"ok":true,"instance":"i1","result":"completed","ran":1.0}"#,
+            ),
+            (
+                Body::Failed { ran: None },
+                r#"{"ok":true,"instance":"i1","result":"failed","ran":null}"#,
+            ),
+            (
+                Body::Status { now: 3.0, unit: unit.clone() },
+                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","ready":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"since":0.25,"started_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
+            ),
+            (
+                Body::List { now: 3.0, units: vec![] },
+                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[]}"#,
+            ),
+            (
+                Body::Error { error: ErrorBody::new("cycle", "cycle: a -> b -> a") },
+                r#"{"ok":false,"instance":"i1","result":"error","error":{"kind":"cycle","message":"cycle: a -> b -> a"}}"#,
+            ),
+        ];
+        for (body, text) in cases {
+            let response = Response::new("i1", body);
+            assert_eq!(String::from_utf8(response.to_line()).unwrap(), format!("{text}\n"));
+            assert_eq!(parse_response(text.as_bytes()).unwrap(), response);
+        }
+    }
+
+    #[test]
+    fn lines_are_capped() {
+        let mut buf = Vec::new();
+        let mut ok = io::Cursor::new(format!("{}\nnext\nlast", "x".repeat(MAX_LINE)));
+        assert!(read_line(&mut ok, &mut buf).unwrap());
+        assert_eq!(buf.len(), MAX_LINE);
+        assert!(read_line(&mut ok, &mut buf).unwrap());
+        assert_eq!(buf, b"next");
+        assert!(read_line(&mut ok, &mut buf).unwrap());
+        assert_eq!(buf, b"last");
+        assert!(!read_line(&mut ok, &mut buf).unwrap());
+        let mut long = io::BufReader::with_capacity(7, io::Cursor::new("y".repeat(MAX_LINE + 1)));
+        assert!(matches!(read_line(&mut long, &mut buf), Err(LineError::TooLong)));
+    }
+}

@@ -1,0 +1,448 @@
+//! The server: socket hygiene, the accept loop, one thread per connection,
+//! and the one `Mutex<State>` they share.
+//!
+//! Each request is lock → apply → unlock → write: no I/O happens under the
+//! lock except reading the clock, so a slow or stuck client never holds up
+//! the others. Connections, line lengths and idle time are all bounded.
+
+use std::fmt;
+use std::fs;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::io::{self, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::socket::{Shutdown, shutdown};
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{ForkResult, Gid, chown, fork, setsid};
+
+use crate::duration::human;
+use crate::peer::{self, Policy};
+use crate::protocol::{
+    self, Body, ErrorBody, LineError, PROTOCOL_VERSION, Request, Response, UnitView, secs,
+};
+use crate::state::{self, Start, State};
+
+/// Most connections served at once; past it a client is told "busy".
+pub const MAX_CONNECTIONS: usize = 2048;
+/// A connection that sends nothing for this long is closed. Waiting clients
+/// send a request every poll interval, and reconnect if it was longer.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client that does not read its responses for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connection threads only parse a line and touch the state: a small stack.
+const THREAD_STACK: usize = 128 * 1024;
+
+pub struct Config {
+    pub socket: PathBuf,
+    pub detach: bool,
+    pub pidfile: Option<PathBuf>,
+    pub group: Option<String>,
+    pub quiet: bool,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    Group(String),
+    Dir { path: PathBuf, err: io::Error },
+    DirOwner { path: PathBuf, owner: u32, me: u32 },
+    NotASocket { path: PathBuf, what: &'static str },
+    AlreadyRunning { path: PathBuf },
+    Socket { path: PathBuf, err: io::Error },
+    Pidfile { path: PathBuf, err: io::Error },
+    Detach(nix::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Group(msg) => write!(f, "--group: {msg}"),
+            Error::Dir { path, err } => {
+                write!(f, "cannot use socket directory {}: {err}", path.display())
+            }
+            Error::DirOwner { path, owner, me } => write!(
+                f,
+                "socket directory {} belongs to uid {owner}, not to you (uid {me}); \
+                 choose another path with --socket or $UNITSYNC_SOCKET",
+                path.display()
+            ),
+            Error::NotASocket { path, what } => write!(
+                f,
+                "{} exists and is {what}, not a socket; refusing to touch it: \
+                 remove it or choose another path with --socket",
+                path.display()
+            ),
+            Error::AlreadyRunning { path } => write!(
+                f,
+                "a server is already running on {}; stop it first or choose another --socket",
+                path.display()
+            ),
+            Error::Socket { path, err } => write!(f, "cannot listen on {}: {err}", path.display()),
+            Error::Pidfile { path, err } => {
+                write!(f, "cannot write pidfile {}: {err}", path.display())
+            }
+            Error::Detach(err) => write!(f, "cannot detach: {err}"),
+        }
+    }
+}
+
+/// Runs `unitsync serve` until SIGTERM or SIGINT. With `--detach` the caller
+/// returns as soon as the socket is listening and the child serves.
+pub fn serve(config: &Config) -> Result<(), Error> {
+    let group = config.group.as_deref().map(peer::group).transpose().map_err(Error::Group)?;
+    let policy = Policy { owner: peer::current_uid(), group };
+    let listener = bind(&config.socket, &policy)?;
+
+    if config.detach {
+        // SAFETY: no thread has been started yet, so the child is a full copy.
+        match unsafe { fork() }.map_err(Error::Detach)? {
+            ForkResult::Parent { child } => {
+                write_pidfile(config, child.as_raw())?;
+                // The socket was listening before the fork, so clients can
+                // connect as soon as we return.
+                println!("{child}");
+                return Ok(());
+            }
+            ForkResult::Child => {
+                setsid().map_err(Error::Detach)?;
+                // Let `pid=$(unitsync serve --detach)` return: keep no pipe open.
+                let null = fs::File::options().read(true).write(true).open("/dev/null");
+                if let Ok(null) = null {
+                    let _ = nix::unistd::dup2_stdin(&null);
+                    let _ = nix::unistd::dup2_stdout(&null);
+                }
+            }
+        }
+    } else {
+        write_pidfile(config, std::process::id() as i32)?;
+    }
+
+    let log = Log { quiet: config.quiet, started: Instant::now() };
+    log.line(&format!("serving on {} (pid {})", config.socket.display(), std::process::id()));
+    let server = Server::new(policy, log);
+    let stopped_by = run(&server, listener)?;
+    server.log.line(&format!("stopping on {stopped_by}"));
+    remove_if_ours(&config.socket);
+    if let Some(pidfile) = &config.pidfile {
+        let _ = fs::remove_file(pidfile);
+    }
+    Ok(())
+}
+
+fn write_pidfile(config: &Config, pid: i32) -> Result<(), Error> {
+    match &config.pidfile {
+        Some(path) => fs::write(path, format!("{pid}\n"))
+            .map_err(|err| Error::Pidfile { path: path.clone(), err }),
+        None => Ok(()),
+    }
+}
+
+/// Prepares the socket's directory, clears a stale socket, and listens.
+fn bind(path: &Path, policy: &Policy) -> Result<UnixListener, Error> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir_err = |err| Error::Dir { path: dir.to_owned(), err };
+    if !dir.exists() {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(dir_err)?;
+    }
+    let meta = fs::symlink_metadata(dir).map_err(dir_err)?;
+    if !meta.is_dir() {
+        return Err(dir_err(io::Error::other("not a directory")));
+    }
+    if meta.uid() != policy.owner && meta.uid() != 0 {
+        return Err(Error::DirOwner { path: dir.to_owned(), owner: meta.uid(), me: policy.owner });
+    }
+
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(Error::AlreadyRunning { path: path.to_owned() });
+            }
+            // Nothing listens: a server died without cleaning up.
+            fs::remove_file(path).map_err(|err| Error::Socket { path: path.to_owned(), err })?;
+        }
+        Ok(meta) => {
+            let what = if meta.is_symlink() {
+                "a symbolic link"
+            } else if meta.is_dir() {
+                "a directory"
+            } else {
+                "a regular file or device"
+            };
+            return Err(Error::NotASocket { path: path.to_owned(), what });
+        }
+        Err(_) => {}
+    }
+
+    let mode = if policy.group.is_some() { 0o660 } else { 0o600 };
+    // Create the socket with its final mode, so it is never open to others.
+    let old = umask(Mode::from_bits_truncate(0o777 & !mode));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    let socket_err = |err| Error::Socket { path: path.to_owned(), err };
+    let listener = bound.map_err(socket_err)?;
+    if let Some((gid, _)) = &policy.group {
+        chown(path, None, Some(Gid::from_raw(*gid))).map_err(|e| socket_err(e.into()))?;
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(socket_err)?;
+    Ok(listener)
+}
+
+/// Removes the socket file at shutdown, unless another server replaced it.
+fn remove_if_ours(path: &Path) {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        if UnixStream::connect(path).is_ok() {
+            return;
+        }
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// Server log lines, on stderr, stamped with the time since start.
+struct Log {
+    quiet: bool,
+    started: Instant,
+}
+
+impl Log {
+    fn line(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("+{:.3}s {text}", self.started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+struct Server {
+    state: Mutex<State>,
+    instance: String,
+    policy: Policy,
+    log: Log,
+    connections: AtomicUsize,
+}
+
+impl Server {
+    fn new(policy: Policy, log: Log) -> Arc<Server> {
+        Arc::new(Server {
+            state: Mutex::new(State::new()),
+            instance: new_instance_id(),
+            policy,
+            log,
+            connections: AtomicUsize::new(0),
+        })
+    }
+
+    /// Applies one request: lock, apply, unlock, then log.
+    fn apply(&self, request: Request) -> Response {
+        let (body, event) = {
+            let mut state = self.state.lock().expect("no thread panics holding the state lock");
+            let now = self.log.started.elapsed();
+            apply(&mut state, request, now)
+        };
+        if let Some(event) = event {
+            self.log.line(&event);
+        }
+        Response::new(&self.instance, body)
+    }
+
+    fn error(&self, kind: &str, message: impl Into<String>) -> Vec<u8> {
+        Response::error(&self.instance, ErrorBody::new(kind, message)).to_line()
+    }
+}
+
+/// A random id for this server's state, so clients notice a restart.
+fn new_instance_id() -> String {
+    // RandomState is seeded from the OS for each process.
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(since_epoch.map_or(0, |d| d.as_nanos()));
+    format!("{:016x}", hasher.finish())
+}
+
+/// The pure part of a request: what to answer and what to log. Runs under
+/// the lock; builds only what the answer needs.
+fn apply(state: &mut State, request: Request, now: Duration) -> (Body, Option<String>) {
+    let refused = |op: &str, unit: &str, e: state::Error| {
+        let log = format!("refused {op} {unit}: {e}");
+        (Body::Error { error: e.into() }, Some(log))
+    };
+    match request {
+        Request::Ping => (
+            Body::Pong { version: env!("CARGO_PKG_VERSION").into(), protocol: PROTOCOL_VERSION },
+            None,
+        ),
+        Request::Want { unit, deps, soft } => match state.want(&unit, &deps, soft, now) {
+            Ok(w) => {
+                let kind = if soft { "softly wants" } else { "wants" };
+                let log = match (w.added, w.registered, deps.is_empty()) {
+                    (0, false, _) => None,
+                    (_, _, true) => Some(format!("{unit} registered")),
+                    _ => Some(format!("{unit} {kind} {}", deps.join(", "))),
+                };
+                (Body::Wanted { added: w.added, registered: w.registered }, log)
+            }
+            Err(e) => refused("want", &unit, e),
+        },
+        Request::Start { unit } => match state.start(&unit, now) {
+            Ok(Start::Started { waited, waited_for }) => {
+                let log = match waited_for.is_empty() {
+                    true => format!("{unit} started"),
+                    false => format!(
+                        "{unit} started (waited {} for {})",
+                        human(waited),
+                        waited_for.join(", ")
+                    ),
+                };
+                (Body::Started { waited: secs(waited), waited_for }, Some(log))
+            }
+            Ok(Start::Blocked { unmet }) => {
+                let unmet = unmet.into_iter().map(Into::into).collect();
+                (Body::Blocked { now: secs(now), unmet }, None)
+            }
+            Ok(Start::DependencyFailed { dep, reason }) => {
+                let log = format!("{unit} failed: dependency {dep} failed");
+                (Body::DependencyFailed { dependency: dep, reason }, Some(log))
+            }
+            Err(e) => refused("start", &unit, e),
+        },
+        Request::Complete { unit } => match state.complete(&unit, now) {
+            Ok(f) => {
+                let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
+                (Body::Completed { ran: f.ran.map(secs) }, Some(format!("{unit} completed{ran}")))
+            }
+            Err(e) => refused("complete", &unit, e),
+        },
+        Request::Fail { unit, reason } => match state.fail(&unit, reason.as_deref(), now) {
+            Ok(f) => {
+                let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
+                let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                (Body::Failed { ran: f.ran.map(secs) }, Some(format!("{unit} failed{ran}{why}")))
+            }
+            Err(e) => refused("fail", &unit, e),
+        },
+        Request::Status { unit } => match state.status(&unit) {
+            Ok(info) => (Body::Status { now: secs(now), unit: UnitView::from(info) }, None),
+            Err(e) => (Body::Error { error: e.into() }, None),
+        },
+        Request::List => {
+            let units = state.list().into_iter().map(UnitView::from).collect();
+            (Body::List { now: secs(now), units }, None)
+        }
+    }
+}
+
+/// Accepts connections until a stop signal; returns the signal's name.
+fn run(server: &Arc<Server>, listener: UnixListener) -> Result<&'static str, Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped_by = Arc::new(Mutex::new("signal"));
+    // Block the stop signals here, before any other thread exists, so every
+    // thread inherits the mask and only the waiter below receives them.
+    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
+    signals.thread_block().map_err(Error::Detach)?;
+    {
+        let (stop, stopped_by) = (stop.clone(), stopped_by.clone());
+        let fd = listener.as_raw_fd();
+        thread::Builder::new()
+            .name("signals".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                let signal = signals.wait().unwrap_or(Signal::SIGTERM);
+                *stopped_by.lock().expect("never poisoned") = signal.as_str();
+                stop.store(true, Ordering::SeqCst);
+                // Wakes the blocking accept() below with an error.
+                let _ = shutdown(fd, Shutdown::Both);
+            })
+            .map_err(|err| Error::Socket { path: PathBuf::from("signal thread"), err })?;
+    }
+
+    let mut serial: u64 = 0;
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok((stream, _)) = accepted else { continue };
+        serial += 1;
+        if server.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            server.connections.fetch_sub(1, Ordering::SeqCst);
+            refuse_busy(server, stream);
+            continue;
+        }
+        let conn_server = server.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("conn-{serial}"))
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                serve_connection(&conn_server, stream);
+                conn_server.connections.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            // The stream was moved into the closure and dropped with it.
+            server.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let by = *stopped_by.lock().expect("never poisoned");
+    Ok(by)
+}
+
+fn refuse_busy(server: &Server, stream: UnixStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let message = format!(
+        "server busy: {MAX_CONNECTIONS} connections are open; retry later or close idle clients"
+    );
+    let _ = (&stream).write_all(&server.error("busy", message));
+}
+
+fn serve_connection(server: &Server, stream: UnixStream) {
+    match peer::credentials(&stream) {
+        Ok((uid, gid)) if server.policy.allows(uid, gid) => {}
+        Ok((uid, _)) => {
+            let message = format!(
+                "permission denied: uid {uid} may not use this server (it serves uid {} and root{})",
+                server.policy.owner,
+                if server.policy.group.is_some() { " and its --group" } else { "" }
+            );
+            let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+            let _ = (&stream).write_all(&server.error("forbidden", message));
+            return;
+        }
+        Err(_) => return,
+    }
+    if stream.set_read_timeout(Some(IDLE_TIMEOUT)).is_err()
+        || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let mut reader = BufReader::new(&stream);
+    let mut line = Vec::new();
+    loop {
+        match protocol::read_line(&mut reader, &mut line) {
+            Ok(true) => {}
+            Ok(false) | Err(LineError::Io(_)) => return,
+            Err(LineError::TooLong) => {
+                let message = format!(
+                    "request line longer than {} bytes; closing the connection",
+                    protocol::MAX_LINE
+                );
+                let _ = (&stream).write_all(&server.error("line_too_long", message));
+                return;
+            }
+        }
+        let response = match protocol::parse_request(&line) {
+            Ok(request) => server.apply(request),
+            Err(error) => Response::error(&server.instance, error),
+        };
+        if (&stream).write_all(&response.to_line()).is_err() {
+            return;
+        }
+    }
+}

@@ -24,6 +24,7 @@ pub struct Serve {
     pub detach: bool,
     pub pidfile: Option<PathBuf>,
     pub group: Option<String>,
+    pub log: Option<PathBuf>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -131,7 +132,7 @@ Exit codes:
 ";
 
 const SERVE_HELP: &str = "\
-Usage: unitsync serve [--detach] [--pidfile FILE] [--group GROUP]
+Usage: unitsync serve [--detach] [--pidfile FILE] [--log FILE] [--group GROUP]
 
 Runs the server on the socket until SIGTERM or SIGINT, logging one line per
 state change to stderr. State lives in memory: a new server starts empty.
@@ -139,6 +140,8 @@ state change to stderr. State lives in memory: a new server starts empty.
   --detach          run in the background; returns once the socket accepts
                     connections and prints the server's pid
   --pidfile FILE    write the server's pid to FILE
+  --log FILE        append log lines to FILE instead of stderr; with
+                    --detach, logs are discarded unless --log is given
   --group GROUP     also serve members of GROUP (a name from /etc/group or a
                     numeric gid); the socket becomes mode 0660 with that group
 
@@ -399,12 +402,13 @@ impl<'a> Command<'a> {
 }
 
 fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
-    let (mut detach, mut pidfile, mut group) = (false, None, None);
+    let (mut detach, mut pidfile, mut group, mut log) = (false, None, None, None);
     let mut c = Command::new("serve", SERVE_HELP, parser, global);
     let values = c.args(|flag, p| {
         match flag {
             "--detach" => detach = true,
             "--pidfile" => pidfile = Some(p.value().map_err(|e| usage(e, Some("serve")))?.into()),
+            "--log" => log = Some(p.value().map_err(|e| usage(e, Some("serve")))?.into()),
             "--group" => {
                 group =
                     Some(string(p.value().map_err(|e| usage(e, Some("serve")))?, Some("serve"))?)
@@ -418,7 +422,7 @@ fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error>
         Ok(values) => values,
     };
     c.count(&values, 0, Some(0))?;
-    Ok(Cmd::Serve(Serve { detach, pidfile, group }))
+    Ok(Cmd::Serve(Serve { detach, pidfile, group, log }))
 }
 
 fn want(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {

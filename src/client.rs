@@ -88,12 +88,20 @@ impl Client {
 
     /// Sends one request and returns the body of a successful answer.
     pub fn call(&mut self, request: &Request) -> Result<Body, Error> {
-        let unreachable =
-            |path: &PathBuf, reason: String| Error::Unreachable { path: path.clone(), reason };
         if self.conn.is_none() {
             self.conn = Some(BufReader::new(self.connect()?));
+            if self.instance.is_some() && !matches!(request, Request::Ping) {
+                // A new connection may reach a restarted server: make sure it
+                // is the same state before asking it to change anything.
+                self.exchange(&Request::Ping, request)?;
+            }
         }
-        let conn = self.conn.as_mut().expect("connected just above");
+        self.exchange(request, request)
+    }
+
+    /// One line out, one line in. `about` names the unit in errors.
+    fn exchange(&mut self, request: &Request, about: &Request) -> Result<Body, Error> {
+        let conn = self.conn.as_mut().expect("callers connect first");
         let exchanged =
             conn.get_mut().write_all(&request.to_line()).map_err(|e| describe_io(&e)).and_then(
                 |()| match protocol::read_line(conn, &mut self.line) {
@@ -105,7 +113,7 @@ impl Client {
             );
         if let Err(reason) = exchanged {
             self.conn = None;
-            return Err(unreachable(&self.path, reason));
+            return Err(Error::Unreachable { path: self.path.clone(), reason });
         }
         let response = protocol::parse_response(&self.line).map_err(|e| {
             self.conn = None;
@@ -114,7 +122,7 @@ impl Client {
         match &self.instance {
             Some(known) if *known != response.instance => {
                 self.conn = None;
-                let unit = request_unit(request);
+                let unit = request_unit(about);
                 return Err(Error::InstanceChanged { path: self.path.clone(), unit });
             }
             Some(_) => {}
@@ -124,7 +132,7 @@ impl Client {
             Body::Error { error } if error.kind == "busy" || error.kind == "forbidden" => {
                 // The server closes such a connection; it was never served.
                 self.conn = None;
-                Err(unreachable(&self.path, error.message))
+                Err(Error::Unreachable { path: self.path.clone(), reason: error.message })
             }
             Body::Error { error } => Err(Error::Refused(error)),
             body => Ok(body),

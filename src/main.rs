@@ -182,6 +182,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<(), Failure> {
                 detach: serve.detach,
                 pidfile: serve.pidfile,
                 group: serve.group,
+                log: serve.log,
                 quiet: settings.quiet,
             };
             drop(out);

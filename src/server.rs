@@ -45,6 +45,8 @@ pub struct Config {
     pub detach: bool,
     pub pidfile: Option<PathBuf>,
     pub group: Option<String>,
+    /// Where log lines go instead of stderr (appended).
+    pub log: Option<PathBuf>,
     pub quiet: bool,
 }
 
@@ -57,6 +59,7 @@ pub enum Error {
     AlreadyRunning { path: PathBuf },
     Socket { path: PathBuf, err: io::Error },
     Pidfile { path: PathBuf, err: io::Error },
+    LogFile { path: PathBuf, err: io::Error },
     Detach(nix::Error),
 }
 
@@ -88,6 +91,9 @@ impl fmt::Display for Error {
             Error::Pidfile { path, err } => {
                 write!(f, "cannot write pidfile {}: {err}", path.display())
             }
+            Error::LogFile { path, err } => {
+                write!(f, "cannot open log file {}: {err}", path.display())
+            }
             Error::Detach(err) => write!(f, "cannot detach: {err}"),
         }
     }
@@ -98,6 +104,16 @@ impl fmt::Display for Error {
 pub fn serve(config: &Config) -> Result<(), Error> {
     let group = config.group.as_deref().map(peer::group).transpose().map_err(Error::Group)?;
     let policy = Policy { owner: peer::current_uid(), group };
+    let log_file = match &config.log {
+        Some(path) => Some(
+            fs::File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|err| Error::LogFile { path: path.clone(), err })?,
+        ),
+        None => None,
+    };
     let listener = bind(&config.socket, &policy)?;
 
     if config.detach {
@@ -112,16 +128,22 @@ pub fn serve(config: &Config) -> Result<(), Error> {
             }
             ForkResult::Child => {
                 setsid().map_err(Error::Detach)?;
-                // Let `pid=$(unitsync serve --detach)` return: keep no pipe open.
+                // Keep none of the caller's streams open, or a caller that
+                // reads them (`pid=$(unitsync serve --detach)`) never returns.
+                // Logs go to --log, if given.
                 let null = fs::File::options().read(true).write(true).open("/dev/null");
                 if let Ok(null) = null {
                     let _ = nix::unistd::dup2_stdin(&null);
                     let _ = nix::unistd::dup2_stdout(&null);
+                    let _ = nix::unistd::dup2_stderr(log_file.as_ref().unwrap_or(&null));
                 }
             }
         }
     } else {
         write_pidfile(config, std::process::id() as i32)?;
+        if let Some(file) = &log_file {
+            let _ = nix::unistd::dup2_stderr(file);
+        }
     }
 
     let log = Log { quiet: config.quiet, started: Instant::now() };

@@ -1,0 +1,43 @@
+#!/bin/sh
+# The whole test suite: installs the tools the tests run (busybox, dash,
+# bash, socat, graphviz, setpriv) when missing, then checks formatting,
+# lints with warnings denied, checks the scripts' syntax under every shell,
+# and runs every test.
+set -eu
+cd "$(dirname "$0")/.."
+
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+# The chroot test needs a statically linked busybox: ldd succeeds only on a
+# dynamically linked one.
+if ! have busybox || ldd "$(command -v busybox)" >/dev/null 2>&1; then
+	need="$need busybox-static"
+fi
+have dash || need="$need dash"
+have bash || need="$need bash"
+have socat || need="$need socat"
+have dot || need="$need graphviz"
+have setpriv || need="$need util-linux"
+if [ -n "$need" ]; then
+	echo "scripts/test.sh: installing$need" >&2
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >/dev/null
+fi
+
+for shell in "busybox sh" dash bash; do
+	for script in scripts/*.sh examples/*/*.sh; do
+		[ -f "$script" ] || continue
+		$shell -n "$script" || { echo "scripts/test.sh: $script: syntax error under $shell" >&2; exit 1; }
+	done
+done
+# Bashisms the POSIX shells would trip on.
+if grep -nE '\[\[|^function |^[[:space:]]*[A-Za-z_]+=\(|\$\{[A-Za-z_]+\[' scripts/*.sh; then
+	echo "scripts/test.sh: the lines above use bash-only syntax; scripts must be POSIX sh" >&2
+	exit 1
+fi
+
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked

@@ -33,7 +33,7 @@ for shell in "busybox sh" dash bash; do
 	done
 done
 # Bashisms the POSIX shells would trip on.
-if grep -nE '\[\[|^function |^[[:space:]]*[A-Za-z_]+=\(|\$\{[A-Za-z_]+\[' scripts/*.sh; then
+if grep -nE '\[\[|^function |^[[:space:]]*[A-Za-z_]+=\(|\$\{[A-Za-z_]+\[' scripts/*.sh | grep -v 'bashism-check'; then # bashism-check
 	echo "scripts/test.sh: the lines above use bash-only syntax; scripts must be POSIX sh" >&2
 	exit 1
 fi

@@ -596,11 +596,12 @@ mod tests {
             }
         );
         assert_eq!(
-            cmd("serve --detach --pidfile p --group 100"),
+            cmd("serve --detach --pidfile p --group 100 --log l"),
             Cmd::Serve(Serve {
                 detach: true,
                 pidfile: Some("p".into()),
-                group: Some("100".into())
+                group: Some("100".into()),
+                log: Some("l".into())
             })
         );
     }

@@ -125,12 +125,12 @@ impl Server {
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(mut conn) = UnixStream::connect(&self.socket) {
-                if conn.write_all(b"{\"op\":\"ping\"}\n").is_ok() {
-                    let mut line = String::new();
-                    if BufReader::new(&conn).read_line(&mut line).is_ok() && line.contains("pong") {
-                        return;
-                    }
+            if let Ok(mut conn) = UnixStream::connect(&self.socket)
+                && conn.write_all(b"{\"op\":\"ping\"}\n").is_ok()
+            {
+                let mut line = String::new();
+                if BufReader::new(&conn).read_line(&mut line).is_ok() && line.contains("pong") {
+                    return;
                 }
             }
             sleep(Duration::from_millis(10));

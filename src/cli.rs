@@ -70,6 +70,17 @@ pub enum Cmd {
         timeout: Option<Duration>,
         poll: Option<Duration>,
     },
+    Run(Run),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Run {
+    pub unit: String,
+    pub after: Vec<String>,
+    pub soft_after: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub poll: Option<Duration>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -109,6 +120,7 @@ Commands:
   status     show one unit
   list       show all units
   wait       wait until units are completed, without registering anything
+  run        declare, wait, run a command, then complete or fail the unit
 
 Options (on every command):
   --socket PATH           server socket [$UNITSYNC_SOCKET, else
@@ -226,6 +238,31 @@ Waits until every UNIT is completed, without registering anything.
 Exit 0 once all are completed, 4 on timeout, 5 as soon as one is failed.
 ";
 
+const RUN_HELP: &str = "\
+Usage: unitsync run UNIT [--after DEP]... [--soft-after DEP]... [--timeout D]
+                    [--poll D] -- CMD [ARG...]
+
+Runs CMD as unit UNIT: declares UNIT's dependencies, waits until they are
+met (like 'start'), runs CMD with this process's stdin, stdout and stderr,
+then marks UNIT completed if CMD exits 0 and failed otherwise (the reason
+is its exit status or signal). Replaces the trap boilerplate of a script.
+
+  --after DEP        UNIT needs DEP completed (repeatable)
+  --soft-after DEP   UNIT runs after DEP completed or failed (repeatable)
+  --timeout D        give up waiting after D [$UNITSYNC_TIMEOUT, 5m]
+  --poll D           check every D [$UNITSYNC_POLL, 50ms]
+
+CMD sees $UNITSYNC_UNIT. SIGTERM, SIGINT and SIGHUP are forwarded to CMD;
+one received while still waiting stops the wait. Whenever CMD does not run
+to a successful end (timeout, signal, non-zero exit), UNIT is marked failed
+so that its dependents stop waiting. With --optional and no server, CMD
+runs without coordination.
+
+Exit status: CMD's own once it ran (128+N if signal N killed it); else 4 on
+timeout, 5 if a dependency failed, 128+N if signal N stopped the wait, and
+the usual codes of 'unitsync --help'.
+";
+
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
     let mut parser = lexopt::Parser::from_args(args);
@@ -262,6 +299,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
         "status" => status(&mut parser, &mut global)?,
         "list" => list(&mut parser, &mut global)?,
         "wait" => wait(&mut parser, &mut global)?,
+        "run" => run(&mut parser, &mut global)?,
         other => {
             return Err(Error { message: format!("unknown command {other:?}"), command: None });
         }
@@ -493,6 +531,47 @@ fn wait(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> 
     Ok(Cmd::Wait { units: values, timeout, poll })
 }
 
+fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+    let name = Some("run");
+    let (mut timeout, mut poll) = (None, None);
+    let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
+    let mut command = Vec::new();
+    while let Some(arg) = parser.next().map_err(|e| usage(e, name))? {
+        let flag = match arg {
+            Value(v) if unit.is_none() => {
+                unit = Some(string(v, name)?);
+                continue;
+            }
+            // The command starts here; its own options are not ours.
+            Value(v) => {
+                command.push(v);
+                command.extend(parser.raw_args().map_err(|e| usage(e, name))?);
+                break;
+            }
+            Short('h') | Long("help") => return Ok(Cmd::Help(RUN_HELP)),
+            arg => flag_name(&arg),
+        };
+        match flag.as_str() {
+            "--after" => after.push(string(parser.value().map_err(|e| usage(e, name))?, name)?),
+            "--soft-after" => {
+                soft_after.push(string(parser.value().map_err(|e| usage(e, name))?, name)?)
+            }
+            _ => {
+                if !global_flag(global, &flag, parser, name)?
+                    && !patience_flag(&flag, parser, "run", &mut timeout, &mut poll)?
+                {
+                    return Err(unknown_flag(&flag, name));
+                }
+            }
+        }
+    }
+    let unit = unit.ok_or_else(|| Error { message: "missing UNIT".into(), command: name })?;
+    if command.is_empty() {
+        return Err(Error { message: "missing the command to run after --".into(), command: name });
+    }
+    Ok(Cmd::Run(Run { unit, after, soft_after, timeout, poll, command }))
+}
+
 fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
     let mut reason = None;
     let mut c = Command::new("fail", FAIL_HELP, parser, global);
@@ -603,6 +682,38 @@ mod tests {
                 group: Some("100".into()),
                 log: Some("l".into())
             })
+        );
+    }
+
+    #[test]
+    fn run_stops_parsing_at_the_command() {
+        assert_eq!(
+            cmd("run b --after a --soft-after c -q --timeout 1s -- sh -c --after"),
+            Cmd::Run(Run {
+                unit: "b".into(),
+                after: vec!["a".into()],
+                soft_after: vec!["c".into()],
+                timeout: Some(Duration::from_secs(1)),
+                poll: None,
+                command: vec!["sh".into(), "-c".into(), "--after".into()],
+            })
+        );
+        assert_eq!(
+            cmd("run b ls -l"),
+            Cmd::Run(Run {
+                unit: "b".into(),
+                after: vec![],
+                soft_after: vec![],
+                timeout: None,
+                poll: None,
+                command: vec!["ls".into(), "-l".into()],
+            })
+        );
+        assert_eq!(err("run b"), "missing the command to run after --; see 'unitsync run --help'");
+        assert_eq!(err("run --after a"), "missing UNIT; see 'unitsync run --help'");
+        assert_eq!(
+            err("run b --later x -- true"),
+            "unknown option --later; see 'unitsync run --help'"
         );
     }
 

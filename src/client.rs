@@ -13,6 +13,7 @@ use std::io::{self, BufReader, ErrorKind, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,8 @@ pub enum Error {
     TimedOut(String),
     /// A dependency failed: exit 5.
     DependencyFailed(String),
+    /// A signal stopped the wait: exit 128 + the signal's number.
+    Interrupted { subject: String, signal: i32 },
 }
 
 impl fmt::Display for Error {
@@ -63,6 +66,15 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::TimedOut(message) | Error::DependencyFailed(message) => f.write_str(message),
+            Error::Interrupted { subject, signal } => {
+                let name = match signal {
+                    1 => "SIGHUP".to_owned(),
+                    2 => "SIGINT".to_owned(),
+                    15 => "SIGTERM".to_owned(),
+                    n => format!("signal {n}"),
+                };
+                write!(f, "{subject}: stopped waiting on {name}")
+            }
         }
     }
 }
@@ -137,6 +149,11 @@ impl Client {
             Body::Error { error } => Err(Error::Refused(error)),
             body => Ok(body),
         }
+    }
+
+    /// Forgets the instance id, accepting a restarted server from now on.
+    pub fn accept_new_instance(&mut self) {
+        self.instance = None;
     }
 
     /// Closes the connection; the next call opens a new one.
@@ -246,6 +263,8 @@ pub struct Patience {
     /// `Duration::ZERO` means no deadline.
     pub timeout: Duration,
     pub poll: Duration,
+    /// Set to a signal number to stop waiting (`run` on SIGTERM).
+    pub cancel: Option<&'static AtomicI32>,
 }
 
 /// What one check of a waiting loop found.
@@ -304,6 +323,10 @@ fn wait_until<T>(
             client.disconnect();
         }
         sleep(nap);
+        if let Some(signal) = patience.cancel.map(|c| c.load(Ordering::SeqCst)).filter(|&s| s != 0)
+        {
+            return Err(Error::Interrupted { subject: subject.to_owned(), signal });
+        }
     }
 }
 

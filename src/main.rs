@@ -9,6 +9,7 @@
 //! - `client`   one request per line; the deadline-driven waiting loops.
 //! - `peer`     uids, peer credentials, groups (no NSS).
 //! - `render`   table, JSON and DOT output.
+//! - `runner`   `run`: a unit's whole life around a command, signals included.
 //! - `duration` `250ms`/`5m` in and out.
 //!
 //! Invariants: only `state` changes units, and only under the server's one
@@ -30,6 +31,7 @@ mod duration;
 mod peer;
 mod protocol;
 mod render;
+mod runner;
 mod server;
 mod state;
 
@@ -58,7 +60,7 @@ fn main() -> ExitCode {
         Err(message) => return fail(2, &message),
     };
     match run(cli.cmd, &settings) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(Failure::Client(client::Error::Unreachable { path, reason })) if settings.optional => {
             let warning = format!(
                 "warning: cannot reach the server at {}: {reason}; continuing without coordination (--optional)",
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
                 client::Error::Unreachable { .. } => 3,
                 client::Error::TimedOut(_) => 4,
                 client::Error::DependencyFailed(_) => 5,
+                client::Error::Interrupted { signal, .. } => 128 + signal as u8,
                 client::Error::Refused(_)
                 | client::Error::Protocol { .. }
                 | client::Error::InstanceChanged { .. } => 1,
@@ -160,7 +163,11 @@ impl Settings {
     }
 
     fn patience(&self, timeout: Option<Duration>, poll: Option<Duration>) -> Patience {
-        Patience { timeout: timeout.unwrap_or(self.timeout), poll: poll.unwrap_or(self.poll) }
+        Patience {
+            timeout: timeout.unwrap_or(self.timeout),
+            poll: poll.unwrap_or(self.poll),
+            cancel: None,
+        }
     }
 }
 
@@ -171,7 +178,8 @@ fn default_socket() -> PathBuf {
     PathBuf::from(path)
 }
 
-fn run(cmd: Cmd, settings: &Settings) -> Result<(), Failure> {
+/// Runs one command; returns its exit code when it succeeded on its own terms.
+fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
     let mut out = io::stdout().lock();
     match cmd {
         Cmd::Help(text) => out.write_all(text.as_bytes())?,
@@ -186,7 +194,8 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<(), Failure> {
                 quiet: settings.quiet,
             };
             drop(out);
-            return server::serve(&config).map_err(Failure::Server);
+            server::serve(&config).map_err(Failure::Server)?;
+            return Ok(0);
         }
         Cmd::Ping => {
             let mut client = settings.client();
@@ -234,11 +243,28 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<(), Failure> {
             };
             out.write_all(text.as_bytes())?;
         }
+        Cmd::Run(run) => {
+            let patience = settings.patience(run.timeout, run.poll);
+            let spec = runner::Spec {
+                unit: run.unit,
+                after: run.after,
+                soft_after: run.soft_after,
+                command: run.command,
+            };
+            let mut client = settings.client();
+            return Ok(runner::run(
+                &mut client,
+                &spec,
+                patience,
+                settings.say(),
+                settings.optional,
+            )?);
+        }
         Cmd::Wait { units, timeout, poll } => {
             let patience = settings.patience(timeout, poll);
             client::wait(&mut settings.client(), &units, patience, settings.say())?;
         }
     }
     out.flush()?;
-    Ok(())
+    Ok(0)
 }

@@ -2,4 +2,5 @@
 //! shells and real signals. See `util.rs` for the harness.
 
 mod core;
+mod run;
 mod util;

@@ -1,0 +1,223 @@
+//! `unitsync run`: one unit's whole life around a command, so that a
+//! startup script needs no trap boilerplate.
+//!
+//! Declare the edges, wait like `start`, run the command with inherited
+//! stdio, then complete the unit on exit 0 and fail it otherwise, with the
+//! exit status or signal as the reason. SIGTERM, SIGINT and SIGHUP are
+//! caught by a dedicated thread: while waiting they stop the wait and fail
+//! the unit; while the command runs they are forwarded to it, and the unit
+//! fails if the command dies of them. Either way dependents learn at once.
+
+use std::ffi::OsString;
+use std::io::{self, ErrorKind};
+use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::thread;
+use std::time::Instant;
+
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::unistd::Pid;
+
+use crate::client::{self, Client, Patience, Say};
+use crate::protocol::Request;
+
+/// The signal received, or 0. Read by the waiting loop through `Patience`.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// The running command's pid, or 0 before it starts.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+pub struct Spec {
+    pub unit: String,
+    pub after: Vec<String>,
+    pub soft_after: Vec<String>,
+    pub command: Vec<OsString>,
+}
+
+/// Runs the unit. Returns the exit code: the command's own status once it
+/// ran (128 + N for signal N), or an error from before it could run.
+pub fn run(
+    client: &mut Client,
+    spec: &Spec,
+    patience: Patience,
+    say: Say,
+    optional: bool,
+) -> Result<u8, client::Error> {
+    catch_signals();
+    let patience = Patience { cancel: Some(&RECEIVED), ..patience };
+    let unit = spec.unit.as_str();
+
+    match declare(client, spec) {
+        Ok(()) => {}
+        Err(client::Error::Unreachable { path, reason }) if optional => {
+            say.line(&format!(
+                "warning: cannot reach the server at {}: {reason}; running {unit} without coordination (--optional)",
+                path.display()
+            ));
+            return execute(spec, say).map(|(code, _)| code);
+        }
+        Err(e) => return Err(e),
+    }
+    if let Err(e) = wait(client, spec, patience, say) {
+        // Give up on the unit so that its dependents fail fast rather than
+        // wait for a command that will never run. A failed dependency has
+        // already failed it on the server.
+        let reason = match &e {
+            client::Error::TimedOut(_) => Some("timed out waiting for its dependencies".to_owned()),
+            client::Error::Interrupted { signal, .. } => {
+                Some(format!("interrupted by {} while waiting", signal_name(*signal)))
+            }
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            report(client, unit, Some(reason), say);
+        }
+        return Err(e);
+    }
+
+    let (code, reason) = execute(spec, say)?;
+    report(client, unit, reason, say);
+    Ok(code)
+}
+
+/// `want` for the hard and the soft edges; always registers the unit.
+fn declare(client: &mut Client, spec: &Spec) -> Result<(), client::Error> {
+    let unit = spec.unit.clone();
+    client.call(&Request::Want { unit: unit.clone(), deps: spec.after.clone(), soft: false })?;
+    if !spec.soft_after.is_empty() {
+        client.call(&Request::Want { unit, deps: spec.soft_after.clone(), soft: true })?;
+    }
+    Ok(())
+}
+
+/// `start`, declaring the edges again if the server restarted with a fresh
+/// state: unlike a bare `start`, `run` knows the whole declaration.
+fn wait(
+    client: &mut Client,
+    spec: &Spec,
+    patience: Patience,
+    say: Say,
+) -> Result<(), client::Error> {
+    let began = Instant::now();
+    let mut timeout = patience.timeout;
+    loop {
+        match client::start(client, &spec.unit, Patience { timeout, ..patience }, say) {
+            Err(client::Error::InstanceChanged { .. }) => {
+                // Keep the one deadline across restarts; never zero, which
+                // would mean "forever".
+                if !timeout.is_zero() {
+                    let left = patience.timeout.saturating_sub(began.elapsed());
+                    timeout = left.max(std::time::Duration::from_millis(1));
+                }
+                say.line(&format!(
+                    "{}: the server restarted with a fresh state; declaring {} again",
+                    spec.unit, spec.unit
+                ));
+                client.accept_new_instance();
+                declare(client, spec)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs the command; returns the exit code and, if it failed, why.
+fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error> {
+    let program = &spec.command[0];
+    let mut command = Command::new(program);
+    command.args(&spec.command[1..]).env("UNITSYNC_UNIT", &spec.unit);
+    // The child would inherit our blocked stop signals (std restores the
+    // parent's mask before exec), and a command that cannot be stopped is
+    // no use: unblock them.
+    // SAFETY: pthread_sigmask is async-signal-safe, so it may run between
+    // fork and exec.
+    unsafe {
+        command.pre_exec(|| SigSet::empty().thread_set_mask().map_err(io::Error::from));
+    }
+    let spawned = command.spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            // As a shell would: 127 for not found, 126 for not executable.
+            let code = if e.kind() == ErrorKind::NotFound { 127 } else { 126 };
+            let reason = format!("cannot run {}: {e}", program.to_string_lossy());
+            say.line(&format!("{}: {reason}", spec.unit));
+            return Ok((code, Some(reason)));
+        }
+    };
+    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    // A signal that came between the wait and the spawn is forwarded now.
+    let early = RECEIVED.load(Ordering::SeqCst);
+    if early != 0 {
+        forward(early);
+    }
+    let status = loop {
+        match child.wait() {
+            Ok(status) => break status,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Ok((1, Some(format!("lost track of the command: {e}")))),
+        }
+    };
+    CHILD.store(0, Ordering::SeqCst);
+    Ok(outcome(status))
+}
+
+fn outcome(status: ExitStatus) -> (u8, Option<String>) {
+    match (status.code(), status.signal()) {
+        (Some(0), _) => (0, None),
+        (Some(code), _) => (code as u8, Some(format!("exit status {code}"))),
+        (None, Some(signal)) => {
+            (128 + signal as u8, Some(format!("killed by {}", signal_name(signal))))
+        }
+        (None, None) => (1, Some("ended abnormally".to_owned())),
+    }
+}
+
+/// Completes (no reason) or fails the unit. The command has run, so a
+/// server that restarted meanwhile is told too: its dependents may be
+/// waiting there, declared afresh.
+fn report(client: &mut Client, unit: &str, reason: Option<String>, say: Say) {
+    let request = match &reason {
+        None => Request::Complete { unit: unit.to_owned() },
+        Some(_) => Request::Fail { unit: unit.to_owned(), reason: reason.clone() },
+    };
+    let mut result = client.call(&request);
+    if let Err(client::Error::InstanceChanged { .. } | client::Error::Unreachable { .. }) = result {
+        client.accept_new_instance();
+        result = client.call(&request);
+    }
+    match (result, reason) {
+        (Ok(_), None) => say.line(&format!("{unit}: completed")),
+        (Ok(_), Some(reason)) => say.line(&format!("{unit}: marked failed: {reason}")),
+        (Err(e), _) => eprintln!(
+            "unitsync: {unit}: could not record how it ended, so its dependents may wait: {e}"
+        ),
+    }
+}
+
+/// Blocks the stop signals in every thread and hands them to one waiter,
+/// which records them and forwards them to the command once it runs.
+fn catch_signals() {
+    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]);
+    if signals.thread_block().is_err() {
+        return;
+    }
+    let _ = thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || {
+        while let Ok(signal) = signals.wait() {
+            RECEIVED.store(signal as i32, Ordering::SeqCst);
+            forward(signal as i32);
+        }
+    });
+}
+
+fn forward(signal: i32) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if let (true, Ok(signal)) = (pid > 0, Signal::try_from(signal)) {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
+}

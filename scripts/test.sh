@@ -27,17 +27,19 @@ if [ -n "$need" ]; then
 fi
 
 for shell in "busybox sh" dash bash; do
-	for script in scripts/*.sh examples/*/*.sh; do
+	for script in scripts/*.sh tests/*.sh examples/*/*.sh examples/*/*/*.sh; do
 		[ -f "$script" ] || continue
 		$shell -n "$script" || { echo "scripts/test.sh: $script: syntax error under $shell" >&2; exit 1; }
 	done
 done
 # Bashisms the POSIX shells would trip on.
-if grep -nE '\[\[|^function |^[[:space:]]*[A-Za-z_]+=\(|\$\{[A-Za-z_]+\[' scripts/*.sh | grep -v 'bashism-check'; then # bashism-check
+if grep -nE '\[\[|^function |^[[:space:]]*[A-Za-z_]+=\(|\$\{[A-Za-z_]+\[' scripts/*.sh tests/*.sh examples/*/*.sh examples/*/*/*.sh | grep -v 'bashism-check'; then # bashism-check
 	echo "scripts/test.sh: the lines above use bash-only syntax; scripts must be POSIX sh" >&2
 	exit 1
 fi
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The static binary in a busybox-only root (needs root for chroot).
+if [ "$(id -u)" = 0 ]; then sh tests/chroot.sh; else sudo sh tests/chroot.sh; fi
 cargo test --locked

@@ -182,3 +182,49 @@ fn a_server_restart_while_waiting_makes_run_declare_again() {
     );
     assert!(json_status(&sb, "b").contains("\"status\": \"completed\""));
 }
+
+/// The README's one-line replacement for Coder's 40-line script, extracted
+/// from README.md so the README cannot drift from what is tested.
+fn readme_one_liner() -> String {
+    let readme = include_str!("../../README.md");
+    let after_marker =
+        readme.split("<!-- tested: run-one-liner -->").nth(1).expect("README marker");
+    let block = after_marker.split("```sh\n").nth(1).expect("README code block");
+    block.split("```").next().unwrap().to_owned()
+}
+
+#[test]
+fn the_readme_one_liner_replaces_the_forty_line_script() {
+    for shell in SHELLS {
+        let sb = Sandbox::new();
+        let server = sb.serve(&[]);
+        std::fs::create_dir_all(sb.path("repo")).unwrap();
+        // A stand-in for the agent: proves it ran in the repository.
+        std::fs::write(sb.path("bin/claude"), "#!/bin/sh\npwd > ../claude-ran-in\n").unwrap();
+        std::fs::set_permissions(
+            sb.path("bin/claude"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(sb.path("agent.sh"), readme_one_liner()).unwrap();
+        let script = "export REPO_DIR=\"$PWD/repo\"
+            sh ./agent.sh & agent=$!
+            sleep 0.3
+            test ! -e claude-ran-in || { echo 'ran before git-clone'; exit 1; }
+            unitsync run git-clone -- true
+            wait $agent";
+        sb.shell(shell, script).ok();
+        let ran_in = std::fs::read_to_string(sb.path("claude-ran-in")).unwrap();
+        assert_eq!(ran_in.trim(), sb.path("repo").to_string_lossy());
+        let log = server.log();
+        assert!(at(&log, "claude-code started") >= at(&log, "git-clone completed"), "{log}");
+        assert!(json_status(&sb, "claude-code").contains("\"status\": \"completed\""));
+        // Without a server it degrades gracefully and still runs the agent.
+        drop(server);
+        std::fs::remove_file(sb.path("claude-ran-in")).unwrap();
+        sb.shell(shell, "REPO_DIR=\"$PWD/repo\" sh ./agent.sh")
+            .ok()
+            .stderr_has("without coordination (--optional)");
+        assert!(sb.path("claude-ran-in").exists());
+    }
+}

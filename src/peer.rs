@@ -1,6 +1,8 @@
 //! Who is who: our own uid, a connected peer's credentials, and group
-//! membership. Reads `/etc/passwd` and `/etc/group` directly instead of
-//! calling NSS, so a static binary in a bare root behaves the same.
+//! membership. Never calls NSS (getpwnam, getgrnam): a group name is looked
+//! up in `/etc/group` directly, and a peer's groups are the kernel's own
+//! list in `/proc/PID/status`, so a static binary in a bare root behaves
+//! the same as a dynamic one.
 
 use std::fs;
 use std::os::unix::net::UnixStream;
@@ -12,66 +14,84 @@ pub fn current_uid() -> u32 {
     Uid::current().as_raw()
 }
 
-/// The uid and gid of the process at the other end of `stream`.
-pub fn credentials(stream: &UnixStream) -> std::io::Result<(u32, u32)> {
+/// The process at the other end of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn credentials(stream: &UnixStream) -> std::io::Result<Peer> {
     let cred = getsockopt(stream, PeerCredentials)?;
-    Ok((cred.uid(), cred.gid()))
+    Ok(Peer { pid: cred.pid(), uid: cred.uid(), gid: cred.gid() })
 }
 
 /// Who besides root and the server's own user may use the socket.
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub owner: u32,
-    /// The `--group`, with the names of its listed members.
-    pub group: Option<(u32, Vec<String>)>,
+    /// The `--group` gid.
+    pub group: Option<u32>,
 }
 
 impl Policy {
-    pub fn allows(&self, uid: u32, gid: u32) -> bool {
-        if uid == 0 || uid == self.owner {
+    pub fn allows(&self, peer: Peer) -> bool {
+        if peer.uid == 0 || peer.uid == self.owner {
             return true;
         }
-        match &self.group {
-            Some((group, members)) => {
-                gid == *group || user_name(uid).is_some_and(|name| members.contains(&name))
-            }
+        match self.group {
+            Some(group) => peer.gid == group || supplementary_groups(peer.pid).contains(&group),
             None => false,
         }
     }
 }
 
-/// Resolves `--group`: a number, or a name looked up in `/etc/group`.
-/// Returns the gid and the group's member list.
-pub fn group(spec: &str) -> Result<(u32, Vec<String>), String> {
+/// Resolves `--group`: a numeric gid, or a name looked up in `/etc/group`.
+pub fn group(spec: &str) -> Result<u32, String> {
+    if let Ok(gid) = spec.parse::<u32>() {
+        return Ok(gid);
+    }
     let text = fs::read_to_string("/etc/group").unwrap_or_default();
-    let entries = text.lines().filter_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        let gid = fields.get(2)?.parse::<u32>().ok()?;
-        let members = fields.get(3).map_or(Vec::new(), |m| {
-            m.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
-        });
-        Some((fields[0].to_owned(), gid, members))
-    });
-    let wanted = spec.parse::<u32>().ok();
-    for (name, gid, members) in entries {
-        if name == spec || wanted == Some(gid) {
-            return Ok((gid, members));
-        }
-    }
-    match wanted {
-        Some(gid) => Ok((gid, Vec::new())),
-        None => Err(format!(
-            "no group named {spec:?} in /etc/group; give a group name from there or a numeric gid"
-        )),
-    }
+    text.lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (name == spec).then(|| fields.nth(1)?.parse::<u32>().ok())?
+        })
+        .ok_or_else(|| {
+            format!(
+                "no group named {spec:?} in /etc/group; give a name from there or a numeric gid"
+            )
+        })
 }
 
-fn user_name(uid: u32) -> Option<String> {
-    let text = fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id = fields.nth(1)?.parse::<u32>().ok()?;
-        (id == uid).then(|| name.to_owned())
-    })
+/// The supplementary groups of a live process, as the kernel has them.
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Groups:"))
+        .map(|groups| groups.split_whitespace().filter_map(|g| g.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_admits_owner_root_and_group_members() {
+        let me = std::process::id() as i32;
+        let policy = Policy { owner: 1000, group: None };
+        assert!(policy.allows(Peer { pid: me, uid: 1000, gid: 5 }));
+        assert!(policy.allows(Peer { pid: me, uid: 0, gid: 5 }));
+        assert!(!policy.allows(Peer { pid: me, uid: 1001, gid: 5 }));
+        let grouped = Policy { owner: 1000, group: Some(77) };
+        assert!(grouped.allows(Peer { pid: me, uid: 1001, gid: 77 }));
+        assert!(!grouped.allows(Peer { pid: -1, uid: 1001, gid: 78 }));
+        assert_eq!(group("4242"), Ok(4242));
+        assert_eq!(group("root"), Ok(0));
+        assert!(group("no-such-group-here").unwrap_err().contains("\"no-such-group-here\""));
+    }
 }

@@ -174,7 +174,13 @@ fn bind(path: &Path, policy: &Policy) -> Result<UnixListener, Error> {
     };
     let dir_err = |err| Error::Dir { path: dir.to_owned(), err };
     if !dir.exists() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(dir_err)?;
+        // With --group, members must be able to reach the socket inside.
+        let mode = if policy.group.is_some() { 0o710 } else { 0o700 };
+        fs::DirBuilder::new().recursive(true).mode(mode).create(dir).map_err(dir_err)?;
+        if let Some(gid) = policy.group {
+            chown(dir, None, Some(Gid::from_raw(gid))).map_err(|e| dir_err(e.into()))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(dir_err)?;
+        }
     }
     let meta = fs::symlink_metadata(dir).map_err(dir_err)?;
     if !meta.is_dir() {
@@ -212,8 +218,8 @@ fn bind(path: &Path, policy: &Policy) -> Result<UnixListener, Error> {
     umask(old);
     let socket_err = |err| Error::Socket { path: path.to_owned(), err };
     let listener = bound.map_err(socket_err)?;
-    if let Some((gid, _)) = &policy.group {
-        chown(path, None, Some(Gid::from_raw(*gid))).map_err(|e| socket_err(e.into()))?;
+    if let Some(gid) = policy.group {
+        chown(path, None, Some(Gid::from_raw(gid))).map_err(|e| socket_err(e.into()))?;
     }
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(socket_err)?;
     Ok(listener)
@@ -426,12 +432,16 @@ fn refuse_busy(server: &Server, stream: UnixStream) {
 
 fn serve_connection(server: &Server, stream: UnixStream) {
     match peer::credentials(&stream) {
-        Ok((uid, gid)) if server.policy.allows(uid, gid) => {}
-        Ok((uid, _)) => {
+        Ok(peer) if server.policy.allows(peer) => {}
+        Ok(peer) => {
+            let uid = peer.uid;
+            let owner = match server.policy.owner {
+                0 => "root".to_owned(),
+                owner => format!("uid {owner} and root"),
+            };
+            let group = server.policy.group.map(|g| format!(" and group {g}")).unwrap_or_default();
             let message = format!(
-                "permission denied: uid {uid} may not use this server (it serves uid {} and root{})",
-                server.policy.owner,
-                if server.policy.group.is_some() { " and its --group" } else { "" }
+                "permission denied: uid {uid} may not use this server (it serves {owner}{group})"
             );
             let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
             let _ = (&stream).write_all(&server.error("forbidden", message));

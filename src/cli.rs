@@ -25,6 +25,8 @@ pub struct Serve {
     pub pidfile: Option<PathBuf>,
     pub group: Option<String>,
     pub log: Option<PathBuf>,
+    pub state: Option<PathBuf>,
+    pub fsync: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -145,15 +147,23 @@ Exit codes:
 
 const SERVE_HELP: &str = "\
 Usage: unitsync serve [--detach] [--pidfile FILE] [--log FILE] [--group GROUP]
+                      [--state FILE [--fsync]]
 
 Runs the server on the socket until SIGTERM or SIGINT, logging one line per
-state change to stderr. State lives in memory: a new server starts empty.
+state change to stderr. State lives in memory: a new server starts empty,
+unless --state is given.
 
   --detach          run in the background; returns once the socket accepts
                     connections and prints the server's pid
   --pidfile FILE    write the server's pid to FILE
   --log FILE        append log lines to FILE instead of stderr; with
                     --detach, logs are discarded unless --log is given
+  --state FILE      record every accepted change in FILE before answering,
+                    and replay FILE at start: a server killed at any moment
+                    and restarted loses nothing, and waiting clients carry
+                    on. Put FILE on a tmpfs such as /run to reset on reboot
+  --fsync           with --state, also sync FILE to disk after each change
+                    (survives a power loss; slower)
   --group GROUP     also serve members of GROUP (a name from /etc/group or a
                     numeric gid); the socket becomes mode 0660 with that group
 
@@ -441,12 +451,15 @@ impl<'a> Command<'a> {
 
 fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
     let (mut detach, mut pidfile, mut group, mut log) = (false, None, None, None);
+    let (mut state, mut fsync) = (None, false);
     let mut c = Command::new("serve", SERVE_HELP, parser, global);
     let values = c.args(|flag, p| {
         match flag {
             "--detach" => detach = true,
             "--pidfile" => pidfile = Some(p.value().map_err(|e| usage(e, Some("serve")))?.into()),
             "--log" => log = Some(p.value().map_err(|e| usage(e, Some("serve")))?.into()),
+            "--state" => state = Some(p.value().map_err(|e| usage(e, Some("serve")))?.into()),
+            "--fsync" => fsync = true,
             "--group" => {
                 group =
                     Some(string(p.value().map_err(|e| usage(e, Some("serve")))?, Some("serve"))?)
@@ -460,7 +473,10 @@ fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error>
         Ok(values) => values,
     };
     c.count(&values, 0, Some(0))?;
-    Ok(Cmd::Serve(Serve { detach, pidfile, group, log }))
+    if fsync && state.is_none() {
+        return Err(Error { message: "--fsync needs --state FILE".into(), command: Some("serve") });
+    }
+    Ok(Cmd::Serve(Serve { detach, pidfile, group, log, state, fsync }))
 }
 
 fn want(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
@@ -680,7 +696,9 @@ mod tests {
                 detach: true,
                 pidfile: Some("p".into()),
                 group: Some("100".into()),
-                log: Some("l".into())
+                log: Some("l".into()),
+                state: None,
+                fsync: false,
             })
         );
     }

@@ -85,12 +85,15 @@ pub struct Client {
     conn: Option<BufReader<UnixStream>>,
     /// The instance id of the first answer; later answers must match.
     instance: Option<String>,
+    /// A request sent on a connection that was lost before its answer:
+    /// the server may or may not have applied it.
+    unsure: Option<Request>,
     line: Vec<u8>,
 }
 
 impl Client {
     pub fn new(path: PathBuf, connect_timeout: Duration) -> Client {
-        Client { path, connect_timeout, conn: None, instance: None, line: Vec::new() }
+        Client { path, connect_timeout, conn: None, instance: None, unsure: None, line: Vec::new() }
     }
 
     /// Whether a server answered this client at least once.
@@ -99,16 +102,60 @@ impl Client {
     }
 
     /// Sends one request and returns the body of a successful answer.
+    ///
+    /// A connection lost mid-request is retried for as long as
+    /// `--connect-timeout` allows (a server restarting on its `--state`
+    /// file); the waiting loops retry it too. The lost attempt may have
+    /// been applied before the server died, so when the retry of that same
+    /// request hears "already started" (for `start`) or "already completed"
+    /// (for `complete`), the change asked for is in place: that is success.
     pub fn call(&mut self, request: &Request) -> Result<Body, Error> {
+        let deadline = Instant::now() + self.connect_timeout;
+        loop {
+            let result = self.call_once(request, deadline);
+            let lost = self.unsure.as_ref() == Some(request);
+            match result {
+                Err(Error::Unreachable { .. })
+                    if lost && Instant::now() + CONNECT_RETRY <= deadline =>
+                {
+                    sleep(CONNECT_RETRY);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn call_once(&mut self, request: &Request, deadline: Instant) -> Result<Body, Error> {
+        let was_unsure = self.unsure.as_ref() == Some(request);
         if self.conn.is_none() {
-            self.conn = Some(BufReader::new(self.connect()?));
+            self.conn = Some(BufReader::new(self.connect(deadline)?));
             if self.instance.is_some() && !matches!(request, Request::Ping) {
                 // A new connection may reach a restarted server: make sure it
                 // is the same state before asking it to change anything.
                 self.exchange(&Request::Ping, request)?;
             }
         }
-        self.exchange(request, request)
+        let result = self.exchange(request, request);
+        self.unsure = match result {
+            Err(Error::Unreachable { .. }) => Some(request.clone()),
+            _ => None,
+        };
+        match result {
+            Err(Error::Refused(e))
+                if was_unsure
+                    && matches!(
+                        (request, e.kind.as_str()),
+                        (Request::Start { .. }, "already_started")
+                            | (Request::Complete { .. }, "already_completed")
+                    ) =>
+            {
+                Ok(match request {
+                    Request::Start { .. } => Body::Started { waited: 0.0, waited_for: Vec::new() },
+                    _ => Body::Completed { ran: None },
+                })
+            }
+            result => result,
+        }
     }
 
     /// One line out, one line in. `about` names the unit in errors.
@@ -161,8 +208,7 @@ impl Client {
         self.conn = None;
     }
 
-    fn connect(&self) -> Result<UnixStream, Error> {
-        let deadline = Instant::now() + self.connect_timeout;
+    fn connect(&self, deadline: Instant) -> Result<UnixStream, Error> {
         loop {
             let (retryable, reason) = match self.try_connect() {
                 Ok(stream) => return Ok(stream),

@@ -7,10 +7,12 @@
 //! - `protocol` the JSON-lines wire format and its line cap.
 //! - `server`   socket hygiene, accept loop, one thread per connection.
 //! - `client`   one request per line; the deadline-driven waiting loops.
+//! - `compat`   the `coder` personality: Coder's `coder exp sync` CLI.
 //! - `peer`     uids, peer credentials, groups (no NSS).
 //! - `render`   table, JSON and DOT output.
 //! - `runner`   `run`: a unit's whole life around a command, signals included.
 //! - `duration` `250ms`/`5m` in and out.
+//! - `journal`  the `--state` file: append accepted changes, replay them.
 //!
 //! Invariants: only `state` changes units, and only under the server's one
 //! lock; a refused request changes nothing; this file is the only place
@@ -27,7 +29,9 @@
 
 mod cli;
 mod client;
+mod compat;
 mod duration;
+mod journal;
 mod peer;
 mod protocol;
 mod render;
@@ -50,6 +54,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_POLL: Duration = Duration::from_millis(50);
 
 fn main() -> ExitCode {
+    // Invoked as `coder` (a symlink): Coder's CLI, see compat.rs.
+    if compat::invoked_as_coder() {
+        return compat::main(env::args_os().skip(1));
+    }
     let parsed = cli::parse(env::args_os().skip(1));
     let cli = match parsed {
         Ok(cli) => cli,
@@ -191,6 +199,8 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 pidfile: serve.pidfile,
                 group: serve.group,
                 log: serve.log,
+                state: serve.state,
+                fsync: serve.fsync,
                 quiet: settings.quiet,
             };
             drop(out);

@@ -24,6 +24,7 @@ use nix::sys::stat::{Mode, umask};
 use nix::unistd::{ForkResult, Gid, chown, fork, setsid};
 
 use crate::duration::human;
+use crate::journal::{self, Journal};
 use crate::peer::{self, Policy};
 use crate::protocol::{
     self, Body, ErrorBody, LineError, PROTOCOL_VERSION, Request, Response, UnitView, secs,
@@ -47,6 +48,10 @@ pub struct Config {
     pub group: Option<String>,
     /// Where log lines go instead of stderr (appended).
     pub log: Option<PathBuf>,
+    /// The journal to replay and append to (`--state`).
+    pub state: Option<PathBuf>,
+    /// Sync the journal to disk after each change (`--fsync`).
+    pub fsync: bool,
     pub quiet: bool,
 }
 
@@ -60,6 +65,7 @@ pub enum Error {
     Socket { path: PathBuf, err: io::Error },
     Pidfile { path: PathBuf, err: io::Error },
     LogFile { path: PathBuf, err: io::Error },
+    Journal(journal::Error),
     Detach(nix::Error),
 }
 
@@ -94,6 +100,7 @@ impl fmt::Display for Error {
             Error::LogFile { path, err } => {
                 write!(f, "cannot open log file {}: {err}", path.display())
             }
+            Error::Journal(err) => err.fmt(f),
             Error::Detach(err) => write!(f, "cannot detach: {err}"),
         }
     }
@@ -113,6 +120,38 @@ pub fn serve(config: &Config) -> Result<(), Error> {
                 .map_err(|err| Error::LogFile { path: path.clone(), err })?,
         ),
         None => None,
+    };
+    // Read the state file first: a bad one stops us before we touch the socket.
+    let fresh = new_instance_id();
+    let (core, instance, clock, recovered) = match &config.state {
+        Some(path) => {
+            let (journal, recovered) =
+                Journal::open(path, &fresh, config.fsync).map_err(Error::Journal)?;
+            let count = recovered.entries.len();
+            let mut state = State::new();
+            let mut last = Duration::ZERO;
+            for (i, (at, request)) in recovered.entries.iter().enumerate() {
+                if let (Body::Error { error }, _) = apply(&mut state, request, *at) {
+                    let detail = format!("change {} no longer applies: {}", i + 1, error.message);
+                    return Err(Error::Journal(journal::Error::Corrupt {
+                        path: path.clone(),
+                        line: i + 2,
+                        detail,
+                    }));
+                }
+                last = *at;
+            }
+            // Continue the recorded timeline: wall time since its origin, and
+            // never before the last recorded change.
+            let since_origin = recovered.origin.elapsed().unwrap_or_default().max(last);
+            let clock = Clock { base: Instant::now(), offset: since_origin };
+            let note = format!("recovered {count} changes from {}", path.display());
+            (Core { state, journal: Some(journal) }, recovered.instance, clock, Some(note))
+        }
+        None => {
+            let clock = Clock { base: Instant::now(), offset: Duration::ZERO };
+            (Core { state: State::new(), journal: None }, fresh, clock, None)
+        }
     };
     let listener = bind(&config.socket, &policy)?;
 
@@ -146,9 +185,18 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         }
     }
 
-    let log = Log { quiet: config.quiet, started: Instant::now() };
+    let log = Log { quiet: config.quiet, clock };
     log.line(&format!("serving on {} (pid {})", config.socket.display(), std::process::id()));
-    let server = Server::new(policy, log);
+    if let Some(note) = &recovered {
+        log.line(note);
+    }
+    let server = Arc::new(Server {
+        core: Mutex::new(core),
+        instance,
+        policy,
+        log,
+        connections: AtomicUsize::new(0),
+    });
     let stopped_by = run(&server, listener)?;
     server.log.line(&format!("stopping on {stopped_by}"));
     remove_if_ours(&config.socket);
@@ -235,22 +283,43 @@ fn remove_if_ours(path: &Path) {
     }
 }
 
-/// Server log lines, on stderr, stamped with the time since start.
+/// The server's timeline: time since its state began, which with
+/// `--state` is earlier than this process.
+#[derive(Clone, Copy)]
+struct Clock {
+    base: Instant,
+    offset: Duration,
+}
+
+impl Clock {
+    fn now(&self) -> Duration {
+        self.offset + self.base.elapsed()
+    }
+}
+
+/// Server log lines, on stderr, stamped with the server's time.
 struct Log {
     quiet: bool,
-    started: Instant,
+    clock: Clock,
 }
 
 impl Log {
     fn line(&self, text: &str) {
         if !self.quiet {
-            eprintln!("+{:.3}s {text}", self.started.elapsed().as_secs_f64());
+            eprintln!("+{:.3}s {text}", self.clock.now().as_secs_f64());
         }
     }
 }
 
+/// What the one lock guards: the state, and the journal that must record
+/// its changes in the order they happen.
+struct Core {
+    state: State,
+    journal: Option<Journal>,
+}
+
 struct Server {
-    state: Mutex<State>,
+    core: Mutex<Core>,
     instance: String,
     policy: Policy,
     log: Log,
@@ -258,22 +327,39 @@ struct Server {
 }
 
 impl Server {
-    fn new(policy: Policy, log: Log) -> Arc<Server> {
-        Arc::new(Server {
-            state: Mutex::new(State::new()),
-            instance: new_instance_id(),
-            policy,
-            log,
-            connections: AtomicUsize::new(0),
-        })
-    }
-
-    /// Applies one request: lock, apply, unlock, then log.
+    /// Applies one request: lock, apply, journal, unlock, then log.
+    ///
+    /// The journal write is the one I/O under the lock, on purpose: the
+    /// file must hold the changes in the order they were applied, and the
+    /// change must be recorded before it is acknowledged. It is a single
+    /// `write` to the page cache unless `--fsync` was asked for.
     fn apply(&self, request: Request) -> Response {
         let (body, event) = {
-            let mut state = self.state.lock().expect("no thread panics holding the state lock");
-            let now = self.log.started.elapsed();
-            apply(&mut state, request, now)
+            let mut core = self.core.lock().expect("no thread panics holding the state lock");
+            let Core { state, journal } = &mut *core;
+            let now = self.log.clock.now();
+            let was_waiting = match &request {
+                Request::Start { unit } => state.is_waiting(unit),
+                _ => false,
+            };
+            let (body, event) = apply(state, &request, now);
+            let recorded = match journal {
+                Some(journal) if changes_state(&body, was_waiting) => {
+                    journal.append(&request, now).err()
+                }
+                _ => None,
+            };
+            match recorded {
+                None => (body, event),
+                Some(err) => {
+                    // The change is applied in memory but not on disk: say so
+                    // instead of acknowledging it as durable.
+                    let message =
+                        format!("{err}; the change is applied but would be lost on restart");
+                    let error = ErrorBody::new("journal", message.clone());
+                    (Body::Error { error }, Some(message))
+                }
+            }
         };
         if let Some(event) = event {
             self.log.line(&event);
@@ -296,9 +382,25 @@ fn new_instance_id() -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// Whether an answer means the state changed, so the request must be
+/// journaled. A blocked start changes it only the first time (it records
+/// when the wait began).
+fn changes_state(body: &Body, was_waiting: bool) -> bool {
+    match body {
+        Body::Wanted { added, registered } => *added > 0 || *registered,
+        Body::Started { .. }
+        | Body::DependencyFailed { .. }
+        | Body::Completed { .. }
+        | Body::Failed { .. } => true,
+        Body::Blocked { .. } => !was_waiting,
+        Body::Pong { .. } | Body::Status { .. } | Body::List { .. } | Body::Error { .. } => false,
+    }
+}
+
 /// The pure part of a request: what to answer and what to log. Runs under
-/// the lock; builds only what the answer needs.
-fn apply(state: &mut State, request: Request, now: Duration) -> (Body, Option<String>) {
+/// the lock; builds only what the answer needs. Replaying a journal runs
+/// the same function, so a recovered state is the state that was lost.
+fn apply(state: &mut State, request: &Request, now: Duration) -> (Body, Option<String>) {
     let refused = |op: &str, unit: &str, e: state::Error| {
         let log = format!("refused {op} {unit}: {e}");
         (Body::Error { error: e.into() }, Some(log))
@@ -308,9 +410,9 @@ fn apply(state: &mut State, request: Request, now: Duration) -> (Body, Option<St
             Body::Pong { version: env!("CARGO_PKG_VERSION").into(), protocol: PROTOCOL_VERSION },
             None,
         ),
-        Request::Want { unit, deps, soft } => match state.want(&unit, &deps, soft, now) {
+        Request::Want { unit, deps, soft } => match state.want(unit, deps, *soft, now) {
             Ok(w) => {
-                let kind = if soft { "softly wants" } else { "wants" };
+                let kind = if *soft { "softly wants" } else { "wants" };
                 let log = match (w.added, w.registered, deps.is_empty()) {
                     (0, false, _) => None,
                     (_, _, true) => Some(format!("{unit} registered")),
@@ -318,9 +420,9 @@ fn apply(state: &mut State, request: Request, now: Duration) -> (Body, Option<St
                 };
                 (Body::Wanted { added: w.added, registered: w.registered }, log)
             }
-            Err(e) => refused("want", &unit, e),
+            Err(e) => refused("want", unit, e),
         },
-        Request::Start { unit } => match state.start(&unit, now) {
+        Request::Start { unit } => match state.start(unit, now) {
             Ok(Start::Started { waited, waited_for }) => {
                 let log = match waited_for.is_empty() {
                     true => format!("{unit} started"),
@@ -340,24 +442,24 @@ fn apply(state: &mut State, request: Request, now: Duration) -> (Body, Option<St
                 let log = format!("{unit} failed: dependency {dep} failed");
                 (Body::DependencyFailed { dependency: dep, reason }, Some(log))
             }
-            Err(e) => refused("start", &unit, e),
+            Err(e) => refused("start", unit, e),
         },
-        Request::Complete { unit } => match state.complete(&unit, now) {
+        Request::Complete { unit } => match state.complete(unit, now) {
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
                 (Body::Completed { ran: f.ran.map(secs) }, Some(format!("{unit} completed{ran}")))
             }
-            Err(e) => refused("complete", &unit, e),
+            Err(e) => refused("complete", unit, e),
         },
-        Request::Fail { unit, reason } => match state.fail(&unit, reason.as_deref(), now) {
+        Request::Fail { unit, reason } => match state.fail(unit, reason.as_deref(), now) {
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
-                let why = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                let why = reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
                 (Body::Failed { ran: f.ran.map(secs) }, Some(format!("{unit} failed{ran}{why}")))
             }
-            Err(e) => refused("fail", &unit, e),
+            Err(e) => refused("fail", unit, e),
         },
-        Request::Status { unit } => match state.status(&unit) {
+        Request::Status { unit } => match state.status(unit) {
             Ok(info) => (Body::Status { now: secs(now), unit: UnitView::from(info) }, None),
             Err(e) => (Body::Error { error: e.into() }, None),
         },

@@ -415,6 +415,12 @@ impl State {
         self.finish(unit, existing, Status::Failed, reason, now)
     }
 
+    /// Whether a refused `start` of `unit` is waiting (so another refusal
+    /// changes nothing).
+    pub fn is_waiting(&self, unit: &str) -> bool {
+        self.index.get(unit).is_some_and(|&id| self.units[id].blocked.is_some())
+    }
+
     /// One unit; a unit nobody mentioned is reported as not registered.
     pub fn status(&self, unit: &str) -> Result<UnitInfo, Error> {
         check_name(unit)?;

@@ -1,6 +1,8 @@
 //! Integration tests: the real binary, a real server on a real socket, real
 //! shells and real signals. See `util.rs` for the harness.
 
+mod coder;
 mod core;
+mod durability;
 mod run;
 mod util;

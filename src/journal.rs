@@ -1,0 +1,290 @@
+//! The state file of `serve --state FILE`: an append-only journal of every
+//! accepted state change, replayed when a server starts on it.
+//!
+//! The state machine is pure and deterministic, so replaying the accepted
+//! requests at their recorded times rebuilds exactly the state that was
+//! lost. The format is JSON lines: a header naming the format, the
+//! instance id (kept, so waiting clients carry on) and the wall-clock
+//! origin of the server's timeline, then one request per line with its
+//! time in milliseconds:
+//!
+//! ```text
+//! {"unitsync_journal":1,"instance":"23666c9475de498b","origin_ms":1795300000000}
+//! {"t":352,"op":"want","unit":"b","deps":["a"],"soft":false}
+//! ```
+//!
+//! A line is written with one `write` before the request is answered, so a
+//! server killed at any moment loses nothing it acknowledged; a torn last
+//! line (the kill came mid-write) is dropped on replay and cut off before
+//! appending. Without `--fsync`, lines reach the kernel but not the disk:
+//! they survive the process, not the machine, which is right for a file on
+//! a tmpfs such as `/run`, where the state should reset on reboot anyway.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Request;
+
+const FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    unitsync_journal: u32,
+    instance: String,
+    origin_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    t: u64,
+    #[serde(flatten)]
+    request: Request,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    Io { path: PathBuf, err: io::Error },
+    NotAJournal { path: PathBuf },
+    Corrupt { path: PathBuf, line: usize, detail: String },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, err } => write!(f, "state file {}: {err}", path.display()),
+            Error::NotAJournal { path } => write!(
+                f,
+                "state file {} exists but is not a unitsync state file; refusing to touch it: \
+                 remove it or choose another --state path",
+                path.display()
+            ),
+            Error::Corrupt { path, line, detail } => write!(
+                f,
+                "state file {} is damaged at line {line} ({detail}); \
+                 move it away to start with an empty state",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// An open journal, positioned for appending.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    fsync: bool,
+    line: Vec<u8>,
+}
+
+/// What a journal held when it was opened.
+pub struct Recovered {
+    pub instance: String,
+    /// When the server's timeline began (its `now` is measured from here).
+    pub origin: SystemTime,
+    /// The accepted requests, in order, with their times.
+    pub entries: Vec<(Duration, Request)>,
+}
+
+impl Journal {
+    /// Opens `path`, creating it with a header for `fresh_instance` if it
+    /// is missing or empty, and reads back what it holds.
+    pub fn open(
+        path: &Path,
+        fresh_instance: &str,
+        fsync: bool,
+    ) -> Result<(Journal, Recovered), Error> {
+        let io_err = |err| Error::Io { path: path.to_owned(), err };
+        let file =
+            OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err)?;
+        let mut journal = Journal { file, path: path.to_owned(), fsync, line: Vec::new() };
+        let (recovered, valid_len) = journal.read()?;
+        let recovered = match recovered {
+            Some(recovered) => {
+                // Cut a torn last line so that the next append starts clean.
+                if journal.file.metadata().map_err(io_err)?.len() != valid_len {
+                    journal.file.set_len(valid_len).map_err(io_err)?;
+                }
+                recovered
+            }
+            None => {
+                let origin = SystemTime::now();
+                let header = Header {
+                    unitsync_journal: FORMAT,
+                    instance: fresh_instance.to_owned(),
+                    origin_ms: origin
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                };
+                journal.file.set_len(0).map_err(io_err)?;
+                let line = serde_json::to_vec(&header).expect("a header serializes");
+                journal.write_line(line)?;
+                // Keep millisecond precision consistent with the header.
+                let origin = UNIX_EPOCH + Duration::from_millis(header.origin_ms);
+                Recovered { instance: header.instance, origin, entries: Vec::new() }
+            }
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Reads the journal. Returns `None` for an empty file, and the length
+    /// of the valid prefix.
+    fn read(&mut self) -> Result<(Option<Recovered>, u64), Error> {
+        let io_err = |err| Error::Io { path: self.path.clone(), err };
+        self.file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        let mut reader = BufReader::new(&self.file);
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if reader.read_until(b'\n', &mut line).map_err(io_err)? == 0 {
+                break;
+            }
+            lines.push(line);
+        }
+        let Some(first) = lines.first() else { return Ok((None, 0)) };
+        let header: Header = match serde_json::from_slice(first) {
+            Ok(h) if first.ends_with(b"\n") => h,
+            // A header torn by a kill during the very first write: nothing
+            // was ever acknowledged, so start afresh.
+            _ if lines.len() == 1
+                && !first.ends_with(b"\n")
+                && first.starts_with(b"{\"unitsync_journal\"") =>
+            {
+                return Ok((None, 0));
+            }
+            _ => return Err(Error::NotAJournal { path: self.path.clone() }),
+        };
+        if header.unitsync_journal != FORMAT {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                line: 1,
+                detail: format!("format {} is not {FORMAT}", header.unitsync_journal),
+            });
+        }
+        let mut valid_len = first.len() as u64;
+        let mut entries = Vec::new();
+        let last = lines.len() - 1;
+        for (i, line) in lines.iter().enumerate().skip(1) {
+            let complete = line.ends_with(b"\n");
+            match serde_json::from_slice::<Entry>(line) {
+                Ok(entry) if complete => {
+                    entries.push((Duration::from_millis(entry.t), entry.request));
+                    valid_len += line.len() as u64;
+                }
+                // Only the last line may be torn; it was never acknowledged.
+                _ if i == last && !complete => break,
+                Ok(_) => unreachable!("complete is checked above"),
+                Err(e) => {
+                    return Err(Error::Corrupt {
+                        path: self.path.clone(),
+                        line: i + 1,
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+        let origin = UNIX_EPOCH + Duration::from_millis(header.origin_ms);
+        Ok((Some(Recovered { instance: header.instance, origin, entries }), valid_len))
+    }
+
+    /// Appends one accepted request, made at `now`.
+    pub fn append(&mut self, request: &Request, now: Duration) -> Result<(), Error> {
+        let entry = Entry { t: now.as_millis() as u64, request: request.clone() };
+        let line = serde_json::to_vec(&entry).expect("an entry serializes");
+        self.write_line(line)
+    }
+
+    fn write_line(&mut self, mut line: Vec<u8>) -> Result<(), Error> {
+        line.push(b'\n');
+        self.line = line;
+        let io_err = |err| Error::Io { path: self.path.clone(), err };
+        // One write call for the whole line: a kill tears at most this line.
+        self.file.write_all(&self.line).map_err(io_err)?;
+        if self.fsync {
+            self.file.sync_data().map_err(io_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("unitsync-journal-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("state")
+    }
+
+    fn want(unit: &str, dep: &str) -> Request {
+        Request::Want { unit: unit.into(), deps: vec![dep.into()], soft: false }
+    }
+
+    #[test]
+    fn entries_come_back_in_order_with_their_instance() {
+        let path = temp("order");
+        let (mut journal, recovered) = Journal::open(&path, "i1", false).unwrap();
+        assert!(recovered.entries.is_empty());
+        journal.append(&want("b", "a"), Duration::from_millis(5)).unwrap();
+        journal.append(&Request::Complete { unit: "a".into() }, Duration::from_millis(9)).unwrap();
+        drop(journal);
+        let (_, recovered) = Journal::open(&path, "other", false).unwrap();
+        assert_eq!(recovered.instance, "i1");
+        assert_eq!(
+            recovered.entries,
+            vec![
+                (Duration::from_millis(5), want("b", "a")),
+                (Duration::from_millis(9), Request::Complete { unit: "a".into() })
+            ]
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("{\"unitsync_journal\":1,\"instance\":\"i1\",\"origin_ms\":"),
+            "{text}"
+        );
+        assert!(text.ends_with("\n{\"t\":5,\"op\":\"want\",\"unit\":\"b\",\"deps\":[\"a\"],\"soft\":false}\n{\"t\":9,\"op\":\"complete\",\"unit\":\"a\"}\n"), "{text}");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_cut_off() {
+        let path = temp("torn");
+        let (mut journal, _) = Journal::open(&path, "i1", true).unwrap();
+        journal.append(&want("b", "a"), Duration::ZERO).unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"t\":7,\"op\":\"compl").unwrap();
+        let (mut journal, recovered) = Journal::open(&path, "x", false).unwrap();
+        assert_eq!(recovered.entries.len(), 1);
+        journal.append(&Request::Complete { unit: "a".into() }, Duration::ZERO).unwrap();
+        let (_, recovered) = Journal::open(&path, "x", false).unwrap();
+        assert_eq!(recovered.entries.len(), 2);
+    }
+
+    #[test]
+    fn a_foreign_or_damaged_file_is_refused_and_untouched() {
+        let path = temp("foreign");
+        std::fs::write(&path, "precious data\n").unwrap();
+        let err = Journal::open(&path, "i", false).err().unwrap();
+        assert!(
+            err.to_string().contains("is not a unitsync state file; refusing to touch it"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious data\n");
+
+        let (mut journal, _) = Journal::open(&temp("damaged"), "i", false).unwrap();
+        journal.append(&want("b", "a"), Duration::ZERO).unwrap();
+        let damaged = journal.path.clone();
+        drop(journal);
+        let text = std::fs::read_to_string(&damaged).unwrap();
+        std::fs::write(&damaged, format!("{text}garbage\n{{\"t\":1,\"op\":\"list\"}}\n")).unwrap();
+        let err = Journal::open(&damaged, "i", false).err().unwrap();
+        assert!(err.to_string().contains("is damaged at line 3"), "{err}");
+    }
+}

@@ -9,7 +9,7 @@ use std::fmt;
 use std::fs;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::{self, BufReader, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -109,8 +109,6 @@ impl fmt::Display for Error {
 /// Runs `unitsync serve` until SIGTERM or SIGINT. With `--detach` the caller
 /// returns as soon as the socket is listening and the child serves.
 pub fn serve(config: &Config) -> Result<(), Error> {
-    let group = config.group.as_deref().map(peer::group).transpose().map_err(Error::Group)?;
-    let policy = Policy { owner: peer::current_uid(), group };
     let log_file = match &config.log {
         Some(path) => Some(
             fs::File::options()
@@ -121,39 +119,7 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         ),
         None => None,
     };
-    // Read the state file first: a bad one stops us before we touch the socket.
-    let fresh = new_instance_id();
-    let (core, instance, clock, recovered) = match &config.state {
-        Some(path) => {
-            let (journal, recovered) =
-                Journal::open(path, &fresh, config.fsync).map_err(Error::Journal)?;
-            let count = recovered.entries.len();
-            let mut state = State::new();
-            let mut last = Duration::ZERO;
-            for (i, (at, request)) in recovered.entries.iter().enumerate() {
-                if let (Body::Error { error }, _) = apply(&mut state, request, *at) {
-                    let detail = format!("change {} no longer applies: {}", i + 1, error.message);
-                    return Err(Error::Journal(journal::Error::Corrupt {
-                        path: path.clone(),
-                        line: i + 2,
-                        detail,
-                    }));
-                }
-                last = *at;
-            }
-            // Continue the recorded timeline: wall time since its origin, and
-            // never before the last recorded change.
-            let since_origin = recovered.origin.elapsed().unwrap_or_default().max(last);
-            let clock = Clock { base: Instant::now(), offset: since_origin };
-            let note = format!("recovered {count} changes from {}", path.display());
-            (Core { state, journal: Some(journal) }, recovered.instance, clock, Some(note))
-        }
-        None => {
-            let clock = Clock { base: Instant::now(), offset: Duration::ZERO };
-            (Core { state: State::new(), journal: None }, fresh, clock, None)
-        }
-    };
-    let listener = bind(&config.socket, &policy)?;
+    let prepared = prepare(config)?;
 
     if config.detach {
         // SAFETY: no thread has been started yet, so the child is a full copy.
@@ -185,25 +151,117 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         }
     }
 
-    let log = Log { quiet: config.quiet, clock };
-    log.line(&format!("serving on {} (pid {})", config.socket.display(), std::process::id()));
-    if let Some(note) = &recovered {
-        log.line(note);
-    }
-    let server = Arc::new(Server {
-        core: Mutex::new(core),
-        instance,
-        policy,
-        log,
-        connections: AtomicUsize::new(0),
-    });
-    let stopped_by = run(&server, listener)?;
-    server.log.line(&format!("stopping on {stopped_by}"));
-    remove_if_ours(&config.socket);
+    // Block the stop signals before any thread exists, so that every thread
+    // inherits the mask and only this one receives them.
+    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
+    signals.thread_block().map_err(Error::Detach)?;
+    let running = prepared.launch()?;
+    let signal = signals.wait().unwrap_or(Signal::SIGTERM);
+    running.stop(&format!("stopping on {}", signal.as_str()));
     if let Some(pidfile) = &config.pidfile {
         let _ = fs::remove_file(pidfile);
     }
     Ok(())
+}
+
+/// A server with its state loaded and its socket listening, not yet
+/// accepting connections (so `--detach` can fork before any thread runs).
+pub struct Prepared {
+    listener: UnixListener,
+    server: Arc<Server>,
+    socket: PathBuf,
+    note: Option<String>,
+}
+
+/// Loads the state (replaying `--state`) and binds the socket.
+pub fn prepare(config: &Config) -> Result<Prepared, Error> {
+    let group = config.group.as_deref().map(peer::group).transpose().map_err(Error::Group)?;
+    let policy = Policy { owner: peer::current_uid(), group };
+    // Read the state file first: a bad one stops us before we touch the socket.
+    let fresh = new_instance_id();
+    let (core, instance, clock, note) = match &config.state {
+        Some(path) => {
+            let (journal, recovered) =
+                Journal::open(path, &fresh, config.fsync).map_err(Error::Journal)?;
+            let count = recovered.entries.len();
+            let mut state = State::new();
+            let mut last = Duration::ZERO;
+            for (i, (at, request)) in recovered.entries.iter().enumerate() {
+                if let (Body::Error { error }, _) = apply(&mut state, request, *at) {
+                    let detail = format!("change {} no longer applies: {}", i + 1, error.message);
+                    return Err(Error::Journal(journal::Error::Corrupt {
+                        path: path.clone(),
+                        line: i + 2,
+                        detail,
+                    }));
+                }
+                last = *at;
+            }
+            // Continue the recorded timeline: wall time since its origin, and
+            // never before the last recorded change.
+            let since_origin = recovered.origin.elapsed().unwrap_or_default().max(last);
+            let clock = Clock { base: Instant::now(), offset: since_origin };
+            let note = format!("recovered {count} changes from {}", path.display());
+            (Core { state, journal: Some(journal) }, recovered.instance, clock, Some(note))
+        }
+        None => {
+            let clock = Clock { base: Instant::now(), offset: Duration::ZERO };
+            (Core { state: State::new(), journal: None }, fresh, clock, None)
+        }
+    };
+    let listener = bind(&config.socket, &policy)?;
+    let server = Arc::new(Server {
+        core: Mutex::new(core),
+        instance,
+        policy,
+        log: Log { quiet: config.quiet, clock },
+        connections: AtomicUsize::new(0),
+    });
+    Ok(Prepared { listener, server, socket: config.socket.clone(), note })
+}
+
+/// A server accepting connections on its own thread.
+pub struct Running {
+    server: Arc<Server>,
+    stop: Arc<AtomicBool>,
+    listener_fd: RawFd,
+    accept: thread::JoinHandle<()>,
+    socket: PathBuf,
+}
+
+impl Prepared {
+    /// Starts accepting. Threads inherit the caller's signal mask.
+    pub fn launch(self) -> Result<Running, Error> {
+        let Prepared { listener, server, socket, note } = self;
+        server.log.line(&format!("serving on {} (pid {})", socket.display(), std::process::id()));
+        if let Some(note) = &note {
+            server.log.line(note);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener_fd = listener.as_raw_fd();
+        let accept = {
+            let (server, stop) = (server.clone(), stop.clone());
+            thread::Builder::new()
+                .name("accept".into())
+                .stack_size(THREAD_STACK)
+                .spawn(move || accept_loop(&server, &listener, &stop))
+                .map_err(|err| Error::Socket { path: socket.clone(), err })?
+        };
+        Ok(Running { server, stop, listener_fd, accept, socket })
+    }
+}
+
+impl Running {
+    /// Stops accepting and removes the socket. Connections already open are
+    /// left to the process's exit.
+    pub fn stop(self, why: &str) {
+        self.server.log.line(why);
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the blocking accept() with an error.
+        let _ = shutdown(self.listener_fd, Shutdown::Both);
+        let _ = self.accept.join();
+        remove_if_ours(&self.socket);
+    }
 }
 
 fn write_pidfile(config: &Config, pid: i32) -> Result<(), Error> {
@@ -470,35 +528,13 @@ fn apply(state: &mut State, request: &Request, now: Duration) -> (Body, Option<S
     }
 }
 
-/// Accepts connections until a stop signal; returns the signal's name.
-fn run(server: &Arc<Server>, listener: UnixListener) -> Result<&'static str, Error> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped_by = Arc::new(Mutex::new("signal"));
-    // Block the stop signals here, before any other thread exists, so every
-    // thread inherits the mask and only the waiter below receives them.
-    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
-    signals.thread_block().map_err(Error::Detach)?;
-    {
-        let (stop, stopped_by) = (stop.clone(), stopped_by.clone());
-        let fd = listener.as_raw_fd();
-        thread::Builder::new()
-            .name("signals".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                let signal = signals.wait().unwrap_or(Signal::SIGTERM);
-                *stopped_by.lock().expect("never poisoned") = signal.as_str();
-                stop.store(true, Ordering::SeqCst);
-                // Wakes the blocking accept() below with an error.
-                let _ = shutdown(fd, Shutdown::Both);
-            })
-            .map_err(|err| Error::Socket { path: PathBuf::from("signal thread"), err })?;
-    }
-
+/// Accepts connections until `stop` is set (and the listener shut down).
+fn accept_loop(server: &Arc<Server>, listener: &UnixListener, stop: &AtomicBool) {
     let mut serial: u64 = 0;
     loop {
         let accepted = listener.accept();
         if stop.load(Ordering::SeqCst) {
-            break;
+            return;
         }
         let Ok((stream, _)) = accepted else { continue };
         serial += 1;
@@ -520,8 +556,6 @@ fn run(server: &Arc<Server>, listener: UnixListener) -> Result<&'static str, Err
             server.connections.fetch_sub(1, Ordering::SeqCst);
         }
     }
-    let by = *stopped_by.lock().expect("never poisoned");
-    Ok(by)
 }
 
 fn refuse_busy(server: &Server, stream: UnixStream) {

@@ -1,11 +1,13 @@
 #!/bin/sh
-# The main job: the seeds' startup graph, run for real.
+# The main job: the seeds' startup graph, run for real by 'unitsync up'.
 #
-# Four startup scripts start at the same moment, as a container's agent
-# would start them. git-clone and apt-install run in parallel; pip-install
-# needs both; the agent needs only git-clone. Short sleeps stand in for the
-# real work. The server logs each state change; the table at the end shows
-# that every unit started only after what it depends on had completed.
+# Four startup scripts start at the same moment, as a container's
+# entrypoint would start them. git-clone and apt-install run in parallel;
+# pip-install needs both; the agent needs only git-clone. Short sleeps stand
+# in for the real work. Three scripts declare their order in a header line;
+# the agent uses the CLI itself. The server's log shows each state change,
+# the summary shows that every unit started only after what it depends on
+# had completed, and the main command prints the critical chain.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -14,48 +16,43 @@ if [ ! -x target/release/unitsync ] || [ -n "$(find src Cargo.toml -newer target
 fi
 PATH="$(pwd)/target/release:$PATH"
 dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT INT TERM
 export UNITSYNC_SOCKET="$dir/unitsync.sock"
-trap 'kill "$server" 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+mkdir "$dir/startup"
 
-echo "== server log (time since the server started)"
-unitsync serve &
-server=$!
-unitsync --connect-timeout 5s -q ping >/dev/null
+cat >"$dir/startup/git-clone.sh" <<'SCRIPT'
+#!/bin/sh
+# unitsync: unit=git-clone
+echo "cloning the repository"
+sleep 0.6
+SCRIPT
+cat >"$dir/startup/apt-install.sh" <<'SCRIPT'
+#!/bin/sh
+# unitsync: unit=apt-install
+echo "installing python3-dev"
+sleep 1.0
+SCRIPT
+cat >"$dir/startup/pip-install.sh" <<'SCRIPT'
+#!/bin/sh
+# unitsync: after=git-clone,apt-install
+echo "pip install -r requirements.txt"
+sleep 0.4
+SCRIPT
+cat >"$dir/startup/agent.sh" <<'SCRIPT'
+#!/bin/sh
+# No header: this one speaks to unitsync itself.
+unitsync want agent git-clone
+unitsync -q start agent
+echo "starting the coding agent"
+sleep 0.3
+unitsync complete agent
+SCRIPT
+chmod +x "$dir/startup/"*
 
-# Each script is what a user would write: declare, start, work, complete.
-pids=""
-(
-	unitsync -q start git-clone
-	sleep 0.6 # git clone
-	unitsync complete git-clone
-) &
-pids="$pids $!"
-(
-	unitsync -q start apt-install
-	sleep 1.0 # apt-get install
-	unitsync complete apt-install
-) &
-pids="$pids $!"
-(
-	unitsync want pip-install git-clone apt-install
-	unitsync -q start pip-install
-	sleep 0.4 # pip install -r requirements.txt
-	unitsync complete pip-install
-) &
-pids="$pids $!"
-(
-	unitsync want agent git-clone
-	unitsync -q start agent
-	sleep 0.3 # start the coding agent
-	unitsync complete agent
-) &
-pids="$pids $!"
-# shellcheck disable=SC2086 # one word per pid
-wait $pids
-
-echo
-echo "== unitsync list"
-unitsync list
+unitsync up --dir "$dir/startup" -- sh -c '
+	echo
+	echo "== the critical chain: what decided when startup finished"
+	unitsync list --critical'
 echo
 echo "pip-install started only once git-clone and apt-install had completed;"
 echo "agent started as soon as git-clone completed, without waiting for apt-install."

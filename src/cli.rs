@@ -34,6 +34,12 @@ pub enum ListFormat {
     Table,
     Json,
     Dot,
+    /// A text Gantt chart, `width` columns wide (else the terminal's).
+    Timeline {
+        width: Option<usize>,
+    },
+    /// The chain of units that decided when the last one finished.
+    Critical,
 }
 
 #[derive(Debug, PartialEq)]
@@ -73,6 +79,15 @@ pub enum Cmd {
         poll: Option<Duration>,
     },
     Run(Run),
+    Up(Up),
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Up {
+    pub dir: Option<PathBuf>,
+    pub scripts: Vec<PathBuf>,
+    pub script_timeout: Option<Duration>,
+    pub command: Vec<OsString>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -123,6 +138,7 @@ Commands:
   list       show all units
   wait       wait until units are completed, without registering anything
   run        declare, wait, run a command, then complete or fail the unit
+  up         an entrypoint: serve, run startup scripts at once, then a command
 
 Options (on every command):
   --socket PATH           server socket [$UNITSYNC_SOCKET, else
@@ -227,7 +243,7 @@ and its timings.
 ";
 
 const LIST_HELP: &str = "\
-Usage: unitsync list [--json | --dot]
+Usage: unitsync list [--json | --dot | --timeline [--width N] | --critical]
 
 Shows every unit, sorted by name, with its status, timings and
 dependencies. Units that are only someone's dependency show as
@@ -235,6 +251,13 @@ dependencies. Units that are only someone's dependency show as
 
   --json    a JSON array of the objects 'status --json' prints
   --dot     a Graphviz graph (render with: unitsync list --dot | dot -Tsvg)
+  --timeline
+            a text Gantt chart: one row per unit, time left to right,
+            waiting drawn apart from running
+  --width N with --timeline: N columns [$COLUMNS, else 80]
+  --critical
+            the chain of units that decided when the last one finished,
+            each wait blamed on the dependency that completed last
 ";
 
 const WAIT_HELP: &str = "\
@@ -271,6 +294,34 @@ runs without coordination.
 Exit status: CMD's own once it ran (128+N if signal N killed it); else 4 on
 timeout, 5 if a dependency failed, 128+N if signal N stopped the wait, and
 the usual codes of 'unitsync --help'.
+";
+
+const UP_HELP: &str = "\
+Usage: unitsync up [--dir DIR] [SCRIPT...] [--script-timeout D] [-- CMD [ARG...]]
+
+The entrypoint of a container: starts the server in-process on the socket
+(exported to every child as $UNITSYNC_SOCKET), runs every executable in DIR
+(sorted) and every SCRIPT at the same time, each line of their output
+prefixed with the script's name, and prints a summary when all have ended.
+
+A script whose first comment lines say
+
+    # unitsync: after=git-clone,apt-install soft-after=cache unit=NAME
+
+runs as if by 'unitsync run NAME --after git-clone --after apt-install
+--soft-after cache -- SCRIPT' (NAME defaults to the file name without its
+extension). Other scripts just run, and may call unitsync themselves.
+
+  --dir DIR             run the executables in DIR (hidden files skipped)
+  --script-timeout D    stop a script (SIGTERM, then SIGKILL 10s later) that
+                        runs longer than D
+  -- CMD [ARG...]       once every script succeeded, run CMD while still
+                        serving, and exit with its status
+
+Exit status: 1 if a script failed (CMD is then not run); else CMD's, or 0.
+SIGTERM, SIGINT and SIGHUP are forwarded to every script's process group
+and to CMD; orphaned processes are reaped (up works as PID 1); whatever the
+scripts leave running is killed when up exits.
 ";
 
 /// Parses the arguments after the program name.
@@ -310,6 +361,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
         "list" => list(&mut parser, &mut global)?,
         "wait" => wait(&mut parser, &mut global)?,
         "run" => run(&mut parser, &mut global)?,
+        "up" => up(&mut parser, &mut global)?,
         other => {
             return Err(Error { message: format!("unknown command {other:?}"), command: None });
         }
@@ -588,6 +640,45 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
     Ok(Cmd::Run(Run { unit, after, soft_after, timeout, poll, command }))
 }
 
+fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+    let name = Some("up");
+    // Split at the first `--` ourselves: lexopt hides it, and what comes
+    // before it (scripts) must be told apart from what comes after (CMD).
+    let raw: Vec<OsString> = parser.raw_args().map_err(|e| usage(e, name))?.collect();
+    let (ours, command) = match raw.iter().position(|a| a == "--") {
+        Some(i) => (raw[..i].to_vec(), raw[i + 1..].to_vec()),
+        None => (raw, Vec::new()),
+    };
+    let mut parser = lexopt::Parser::from_args(ours);
+    let (mut dir, mut scripts, mut script_timeout) = (None, Vec::new(), None);
+    while let Some(arg) = parser.next().map_err(|e| usage(e, name))? {
+        let flag = match arg {
+            Value(v) => {
+                scripts.push(PathBuf::from(v));
+                continue;
+            }
+            Short('h') | Long("help") => return Ok(Cmd::Help(UP_HELP)),
+            arg => flag_name(&arg),
+        };
+        match flag.as_str() {
+            "--dir" => dir = Some(parser.value().map_err(|e| usage(e, name))?.into()),
+            "--script-timeout" => {
+                script_timeout = Some(duration_value(&mut parser, "--script-timeout", name)?)
+            }
+            _ => {
+                if !global_flag(global, &flag, &mut parser, name)? {
+                    return Err(unknown_flag(&flag, name));
+                }
+            }
+        }
+    }
+    if dir.is_none() && scripts.is_empty() && command.is_empty() {
+        let message = "nothing to run: give --dir DIR, scripts, or -- CMD".to_owned();
+        return Err(Error { message, command: name });
+    }
+    Ok(Cmd::Up(Up { dir, scripts, script_timeout, command }))
+}
+
 fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
     let mut reason = None;
     let mut c = Command::new("fail", FAIL_HELP, parser, global);
@@ -629,14 +720,38 @@ fn status(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error
 fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
     let mut format = ListFormat::Table;
     let mut c = Command::new("list", LIST_HELP, parser, global);
-    let values = c.args(|flag, _| {
+    let mut width = None;
+    let values = c.args(|flag, p| {
         match flag {
             "--json" => format = ListFormat::Json,
             "--dot" => format = ListFormat::Dot,
+            "--timeline" => format = ListFormat::Timeline { width: None },
+            "--critical" => format = ListFormat::Critical,
+            "--width" => {
+                let value = string(p.value().map_err(|e| usage(e, Some("list")))?, Some("list"))?;
+                match value.parse::<usize>() {
+                    Ok(n) if (20..=1000).contains(&n) => width = Some(n),
+                    _ => {
+                        let message = format!(
+                            "--width: {value:?} is not a number of columns from 20 to 1000"
+                        );
+                        return Err(Error { message, command: Some("list") });
+                    }
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
     })?;
+    if let Some(n) = width {
+        match &mut format {
+            ListFormat::Timeline { width } => *width = Some(n),
+            _ => {
+                let message = "--width only applies to --timeline".to_owned();
+                return Err(Error { message, command: Some("list") });
+            }
+        }
+    }
     let values = match values {
         Err(help) => return Ok(Cmd::Help(help)),
         Ok(values) => values,
@@ -682,6 +797,19 @@ mod tests {
         );
         assert_eq!(cmd("status a --json"), Cmd::Status { unit: "a".into(), json: true });
         assert_eq!(cmd("list --dot"), Cmd::List { format: ListFormat::Dot });
+        assert_eq!(
+            cmd("list --timeline --width 60"),
+            Cmd::List { format: ListFormat::Timeline { width: Some(60) } }
+        );
+        assert_eq!(cmd("list --critical"), Cmd::List { format: ListFormat::Critical });
+        assert_eq!(
+            err("list --width 5 --timeline"),
+            "--width: \"5\" is not a number of columns from 20 to 1000; see 'unitsync list --help'"
+        );
+        assert_eq!(
+            err("list --width 50"),
+            "--width only applies to --timeline; see 'unitsync list --help'"
+        );
         assert_eq!(
             cmd("wait a b --timeout 0"),
             Cmd::Wait {
@@ -733,6 +861,24 @@ mod tests {
             err("run b --later x -- true"),
             "unknown option --later; see 'unitsync run --help'"
         );
+    }
+
+    #[test]
+    fn up_splits_scripts_from_the_command() {
+        assert_eq!(
+            cmd("up --dir d a.sh --script-timeout 2m -q b.sh -- sh -c --dir"),
+            Cmd::Up(Up {
+                dir: Some("d".into()),
+                scripts: vec!["a.sh".into(), "b.sh".into()],
+                script_timeout: Some(Duration::from_secs(120)),
+                command: vec!["sh".into(), "-c".into(), "--dir".into()],
+            })
+        );
+        assert_eq!(
+            err("up"),
+            "nothing to run: give --dir DIR, scripts, or -- CMD; see 'unitsync up --help'"
+        );
+        assert_eq!(cmd("up --help -- x"), Cmd::Help(UP_HELP));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `peer`     uids, peer credentials, groups (no NSS).
 //! - `render`   table, JSON and DOT output.
 //! - `runner`   `run`: a unit's whole life around a command, signals included.
+//! - `up`       the container entrypoint: in-process server, scripts, reaping.
 //! - `duration` `250ms`/`5m` in and out.
 //! - `journal`  the `--state` file: append accepted changes, replay them.
 //!
@@ -38,6 +39,7 @@ mod render;
 mod runner;
 mod server;
 mod state;
+mod up;
 
 use std::env;
 use std::ffi::OsString;
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
             fail(code, &e.to_string())
         }
         Err(Failure::Server(e)) => fail(1, &e.to_string()),
+        Err(Failure::Up(e)) => fail(1, &e.to_string()),
         Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Output(e)) => fail(1, &format!("cannot write output: {e}")),
     }
@@ -103,6 +106,7 @@ fn fail(code: u8, message: &str) -> ExitCode {
 enum Failure {
     Client(client::Error),
     Server(server::Error),
+    Up(up::Error),
     Output(io::Error),
 }
 
@@ -179,6 +183,11 @@ impl Settings {
     }
 }
 
+/// `$COLUMNS` when it is set (shells set it for interactive use), else 80.
+fn terminal_width() -> usize {
+    env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&c| c >= 20).unwrap_or(80)
+}
+
 /// `/tmp/unitsync-$UID/unitsync.sock`
 fn default_socket() -> PathBuf {
     let mut path = OsString::from(format!("/tmp/unitsync-{}", peer::current_uid()));
@@ -243,15 +252,40 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         }
         Cmd::List { format } => {
             let mut client = settings.client();
-            let Body::List { units, .. } = client.call(&Request::List)? else {
+            let Body::List { units, now } = client.call(&Request::List)? else {
                 return Err(client.unexpected().into());
             };
             let text = match format {
                 ListFormat::Table => render::table(&units),
                 ListFormat::Json => render::json(&units),
                 ListFormat::Dot => render::dot(&units),
+                ListFormat::Timeline { width } => {
+                    render::timeline(&units, now, width.unwrap_or_else(terminal_width))
+                }
+                ListFormat::Critical => render::critical(&units, now),
             };
             out.write_all(text.as_bytes())?;
+        }
+        Cmd::Up(up) => {
+            let config = server::Config {
+                socket: settings.socket.clone(),
+                detach: false,
+                pidfile: None,
+                group: None,
+                log: None,
+                state: None,
+                fsync: false,
+                quiet: settings.quiet,
+            };
+            let spec = up::Spec {
+                dir: up.dir,
+                scripts: up.scripts,
+                script_timeout: up.script_timeout.unwrap_or_default(),
+                command: up.command,
+                width: terminal_width(),
+            };
+            drop(out);
+            return up::up(&spec, &config, settings.say()).map_err(Failure::Up);
         }
         Cmd::Run(run) => {
             let patience = settings.patience(run.timeout, run.poll);

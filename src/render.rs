@@ -1,6 +1,8 @@
 //! Output for people and programs: the `status` and `list` views as text,
-//! JSON and Graphviz DOT. Pure functions from views to strings.
+//! JSON and Graphviz DOT, and `list`'s timeline and critical chain. Pure
+//! functions from views to strings.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use crate::duration::human_secs;
@@ -15,7 +17,7 @@ pub fn status(unit: &UnitView, now: f64) -> String {
         Some(reason) => writeln!(out, "status:     {} ({since} ago): {reason}", unit.status),
         None => writeln!(out, "status:     {} ({since} ago)", unit.status),
     };
-    let _ = writeln!(out, "ready:      {}", readiness(unit));
+    let _ = writeln!(out, "ready:      {}", readiness(unit, now));
     for (i, dep) in unit.dependencies.iter().enumerate() {
         let label = if i == 0 { "depends on:" } else { "" };
         let soft = if dep.soft { ", soft" } else { "" };
@@ -31,14 +33,24 @@ pub fn status(unit: &UnitView, now: f64) -> String {
     out
 }
 
-/// Why a unit is or is not ready, in one phrase.
-fn readiness(unit: &UnitView) -> String {
+/// Whether a unit is ready and, if not, why, in one sentence: `no, waiting
+/// for git-clone (started 3.20s ago) and gti-clone (never registered)`.
+fn readiness(unit: &UnitView, now: f64) -> String {
     let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
     if unmet.is_empty() {
         return "yes".to_owned();
     }
-    let names: Vec<String> = unmet.iter().map(|d| format!("{} ({})", d.unit, d.status)).collect();
-    format!("no, waiting for {}", names.join(", "))
+    // An unsatisfied failed dependency is a hard one: no wait will help.
+    if let Some(failed) = unmet.iter().find(|d| d.status == "failed") {
+        let ago = human_secs(now - failed.since);
+        return format!(
+            "no, dependency {} failed {ago} ago, so {} cannot start",
+            failed.unit, unit.unit
+        );
+    }
+    let names: Vec<String> =
+        unmet.iter().map(|d| format!("{} ({})", d.unit, dep_state(d, now))).collect();
+    format!("no, waiting for {}", and_list(&names))
 }
 
 /// `list`: a table sorted by unit, times relative to the server's start.
@@ -63,30 +75,371 @@ pub fn table(units: &[UnitView]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
+    let mut all = vec![header.map(String::from)];
+    all.extend(rows);
+    columns(&all)
+}
+
+/// Aligns rows of cells (the first row is the header) into columns two
+/// spaces apart, without trailing blanks.
+pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let mut line = |cells: &[&str]| {
+    for row in rows {
         let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                text += cell;
-            } else {
-                let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
-            }
+        for (cell, width) in row.iter().zip(widths) {
+            let _ = write!(text, "{cell:<width$}  ");
         }
         out += text.trim_end();
         out.push('\n');
-    };
-    line(&header);
-    for row in &rows {
-        line(&row.each_ref().map(String::as_str));
     }
     out
+}
+
+/// Timeline cells. ASCII, so the chart survives any terminal and any log.
+const WAITING: char = '.';
+const RUNNING: char = '#';
+const FAILED: char = '!';
+const ONGOING: char = '>';
+/// The bar keeps at least this many columns (or half the width, if more);
+/// the unit-name column is truncated to leave it that room.
+const MIN_BAR: usize = 10;
+
+/// `list --timeline`: a text Gantt chart, `width` columns at most. One row
+/// per unit, in the order they started or began waiting (then by name);
+/// units that never did either come last, placeholders after the rest. Time
+/// runs from the server's start to the latest event, or to `now` while a
+/// unit still runs or waits.
+pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
+    if units.is_empty() {
+        return "no units\n".to_owned();
+    }
+    let mut lanes: Vec<Lane> = units.iter().map(|u| Lane::new(u, now)).collect();
+    lanes.sort_by(|a, b| {
+        a.group()
+            .cmp(&b.group())
+            .then(a.first().cmp(&b.first()))
+            .then(a.unit.unit.cmp(&b.unit.unit))
+    });
+    let total = lanes.iter().flat_map(|l| &l.spans).map(|s| s.1).fold(0.0, f64::max);
+    let longest = lanes.iter().map(|l| l.unit.unit.chars().count()).max().unwrap_or(0);
+    let name_width = longest.max(4).min(width.saturating_sub(3 + MIN_BAR.max(width / 2)).max(1));
+    // `NAME |BAR|`: the bar gets what the names leave.
+    let bar = width.saturating_sub(name_width + 3).max(1);
+    let scale = if total > 0.0 { bar as f64 / total } else { 0.0 };
+
+    let mut out = String::new();
+    let header = format!("{:<name_width$}  {}", fit("UNIT", name_width), axis(total, bar));
+    out += header.trim_end();
+    out.push('\n');
+    let (mut failed, mut ongoing) = (false, false);
+    for lane in &lanes {
+        let mut cells = vec![' '; bar];
+        if lane.spans.is_empty() {
+            // Nothing to draw: say why, inside the bar.
+            for (cell, c) in cells.iter_mut().zip(fit(&lane.unit.status, bar).chars()) {
+                *cell = c;
+            }
+        }
+        let mut last = 0;
+        for &(from, to, c) in &lane.spans {
+            let (first, end) = span_cells(from, to, scale, bar);
+            cells[first..end].fill(c);
+            last = last.max(end - 1);
+        }
+        if let Some(mark) = lane.end_mark {
+            cells[last] = mark;
+            failed |= mark == FAILED;
+            ongoing |= mark == ONGOING;
+        }
+        let bar: String = cells.into_iter().collect();
+        let _ = writeln!(out, "{:<name_width$} |{bar}|", fit(&lane.unit.unit, name_width));
+    }
+    let mut legend = vec![". waiting", "# running"];
+    if failed {
+        legend.push("! failed");
+    }
+    if ongoing {
+        legend.push("> still going");
+    }
+    out + &wrap(&legend, width)
+}
+
+/// One timeline row: the spans to draw and how the row sorts.
+struct Lane<'a> {
+    unit: &'a UnitView,
+    /// `(from, to, cell)`, drawn in this order, later over earlier.
+    spans: Vec<(f64, f64, char)>,
+    /// Replaces the last drawn cell: failed, or still running or waiting.
+    end_mark: Option<char>,
+}
+
+impl Lane<'_> {
+    fn new(unit: &UnitView, now: f64) -> Lane<'_> {
+        let mut spans = Vec::new();
+        if let (Some(start), Some(waited)) = (unit.started_at, unit.waited)
+            && waited > 0.0
+        {
+            spans.push(((start - waited).max(0.0), start, WAITING));
+        }
+        match (unit.started_at, unit.finished_at) {
+            (Some(start), _) if unit.status == "started" => {
+                spans.push((start, now.max(start), RUNNING));
+            }
+            (Some(start), end) => spans.push((start, end.unwrap_or(start).max(start), RUNNING)),
+            // Finished without a start of its own (`complete` of a unit
+            // nobody started, a dependency failed): an instant.
+            (None, Some(end)) => spans.push((end, end, RUNNING)),
+            (None, None) => {}
+        }
+        // A refused `start` waiting now (after an earlier run, perhaps).
+        if let Some(since) = unit.waiting_since {
+            spans.push((since, now.max(since), WAITING));
+        }
+        let end_mark = if spans.is_empty() {
+            None
+        } else if unit.status == "failed" {
+            Some(FAILED)
+        } else if unit.status == "started" || unit.waiting_since.is_some() {
+            Some(ONGOING)
+        } else {
+            None
+        };
+        Lane { unit, spans, end_mark }
+    }
+
+    /// When it first waited or started, to the millisecond.
+    fn first(&self) -> Option<i64> {
+        self.spans.iter().map(|s| millis(s.0)).min()
+    }
+
+    /// Units with something to draw, then the other registered ones, then
+    /// placeholders.
+    fn group(&self) -> u8 {
+        match (self.spans.is_empty(), self.unit.status.as_str()) {
+            (false, _) => 0,
+            (true, "not registered") => 2,
+            (true, _) => 1,
+        }
+    }
+}
+
+/// Seconds to whole milliseconds, the wire's precision: sorting and
+/// comparing on it is immune to float noise such as `0.615 - 0.603`.
+fn millis(secs: f64) -> i64 {
+    (secs * 1000.0).round() as i64
+}
+
+/// The cells `[first, end)` that a span covers; at least one, so an
+/// instant stays visible.
+fn span_cells(from: f64, to: f64, scale: f64, bar: usize) -> (usize, usize) {
+    // A hair of slack so float noise never moves an edge by a whole cell.
+    let first = ((from * scale + 1e-9).floor() as usize).min(bar - 1);
+    let end = ((to * scale - 1e-9).ceil() as usize).clamp(first + 1, bar);
+    (first, end)
+}
+
+/// The time axis over the bar: 0 at the left, `total` at the right.
+fn axis(total: f64, bar: usize) -> String {
+    let (left, right) = (human_secs(0.0), human_secs(total));
+    if left.len() + 1 + right.len() <= bar {
+        format!("{left}{right:>0$}", bar - left.len())
+    } else if right.len() <= bar {
+        format!("{right:>bar$}")
+    } else {
+        String::new()
+    }
+}
+
+/// `text` in at most `width` columns, cut with an ellipsis.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    if width > 0 {
+        cut.push('…');
+    }
+    cut
+}
+
+/// Items two spaces apart, wrapped at `width` columns.
+fn wrap(items: &[&str], width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for item in items {
+        if !line.is_empty() && line.chars().count() + 2 + item.chars().count() > width {
+            out += &line;
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line += "  ";
+        }
+        line += item;
+    }
+    out + &line + "\n"
+}
+
+/// `list --critical`: like `systemd-analyze critical-chain`, the chain of
+/// units that decided when the last one finished. The unit that ended last
+/// (one still running or waiting ends now) blames its wait on the
+/// dependency that completed last before it started, that one on its own,
+/// and so on back to a unit that did not wait. Printed root first.
+pub fn critical(units: &[UnitView], now: f64) -> String {
+    if units.is_empty() {
+        return "no units\n".to_owned();
+    }
+    let by_name: HashMap<&str, &UnitView> = units.iter().map(|u| (u.unit.as_str(), u)).collect();
+    // Ties go to a waiting unit (it is downstream of what it waits for).
+    let last = units.iter().filter_map(|u| Some((u, ended(u, now)?))).max_by(|(a, ta), (b, tb)| {
+        millis(*ta)
+            .cmp(&millis(*tb))
+            .then(a.waiting_since.is_some().cmp(&b.waiting_since.is_some()))
+            .then(b.unit.cmp(&a.unit))
+    });
+    let Some((last, end)) = last else {
+        return "no unit has started yet\n".to_owned();
+    };
+    let mut links: Vec<(&str, String)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut next = Some(last.unit.as_str());
+    // The server refuses cycles, but a bad view must not loop: every name
+    // is visited once, so the walk is bounded by the number of units.
+    while let Some(name) = next.take() {
+        if !seen.insert(name) {
+            break;
+        }
+        match by_name.get(name) {
+            Some(unit) => {
+                let (text, blamed) = link(unit, now);
+                links.push((name, text));
+                next = blamed;
+            }
+            None => links.push((name, "(unknown)".to_owned())),
+        }
+    }
+    let name_width = links.iter().map(|(name, _)| name.chars().count()).max().unwrap_or(0);
+    let mut out = String::from("critical chain (@ when a unit started, + how long it ran):\n");
+    for (name, text) in links.iter().rev() {
+        let _ = writeln!(out, "{name:<name_width$}  {text}");
+    }
+    let total = human_secs(end);
+    let _ = match last.status.as_str() {
+        "started" => writeln!(out, "total: {total} so far; {} is still running", last.unit),
+        _ if last.waiting_since.is_some() => {
+            writeln!(out, "total: {total} so far; {} is still waiting", last.unit)
+        }
+        status => {
+            writeln!(out, "total: {total} from the server's start until {} {status}", last.unit)
+        }
+    };
+    out
+}
+
+/// When a unit ended: now if it still runs or waits.
+fn ended(unit: &UnitView, now: f64) -> Option<f64> {
+    if unit.status == "started" || unit.waiting_since.is_some() {
+        return Some(now);
+    }
+    unit.finished_at
+}
+
+/// One line of the critical chain, and the dependency to blame next.
+fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
+    if let Some(since) = unit.waiting_since {
+        let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
+        // Follow the one furthest from done: it decides when the wait ends.
+        let blamed = unmet.iter().min_by_key(|d| (progress(&d.status), &d.unit));
+        let names: Vec<String> =
+            unmet.iter().map(|d| format!("{} ({})", d.unit, dep_state(d, now))).collect();
+        let text = format!("waiting {} for {}", human_secs(now - since), and_list(&names));
+        return (text, blamed.map(|d| d.unit.as_str()));
+    }
+    let reason = unit.reason.as_deref();
+    if unit.status == "failed"
+        && let Some(dep) = unit.dependencies.iter().find(|d| {
+            !d.soft
+                && d.status == "failed"
+                && reason.is_some_and(|r| r.starts_with(&format!("dependency {} failed", d.unit)))
+        })
+    {
+        let at = unit.finished_at.map_or("-".to_owned(), |t| format!("@{t:.3}s"));
+        return (format!("failed {at}: {}", reason.unwrap_or_default()), Some(&dep.unit));
+    }
+    let Some(start) = unit.started_at else {
+        let text = match (unit.status.as_str(), unit.finished_at) {
+            (status @ ("completed" | "failed"), Some(t)) => {
+                format!("{status} @{t:.3}s without starting")
+            }
+            ("not registered", _) => "(never registered)".to_owned(),
+            (status, _) => format!("({status}, never started)"),
+        };
+        return (text, None);
+    };
+    let running = unit.status == "started";
+    let end = if running { now } else { unit.finished_at.unwrap_or(start) };
+    let mut notes = Vec::new();
+    let mut blamed = None;
+    if let Some(waited) = unit.waited.filter(|&w| w > 0.0) {
+        // Its wait ended when the last of its dependencies completed.
+        blamed = unit
+            .dependencies
+            .iter()
+            .filter(|d| d.satisfied && millis(d.since) <= millis(start))
+            .max_by(|a, b| millis(a.since).cmp(&millis(b.since)).then(b.unit.cmp(&a.unit)))
+            .map(|d| d.unit.as_str());
+        notes.push(match blamed {
+            Some(dep) => format!("waited {} for {dep}", human_secs(waited)),
+            None => format!("waited {}", human_secs(waited)),
+        });
+    }
+    if running {
+        notes.push("still running".to_owned());
+    }
+    if unit.status == "failed" {
+        notes.push(reason.map_or("failed".to_owned(), |r| format!("failed: {r}")));
+    }
+    let mut text = format!("@{start:.3}s +{}", human_secs(end - start));
+    if !notes.is_empty() {
+        let _ = write!(text, " ({})", notes.join("; "));
+    }
+    (text, blamed)
+}
+
+/// How far a dependency is from done, least first.
+fn progress(status: &str) -> u8 {
+    match status {
+        "not registered" => 0,
+        "pending" => 1,
+        "started" => 2,
+        _ => 3,
+    }
+}
+
+/// An unmet dependency's state, for people: `started 3.20s ago`.
+fn dep_state(dep: &DepView, now: f64) -> String {
+    match dep.status.as_str() {
+        "started" => format!("started {} ago", human_secs(now - dep.since)),
+        "pending" => "registered, not started".to_owned(),
+        "not registered" => "never registered".to_owned(),
+        "failed" => format!("failed {} ago", human_secs(now - dep.since)),
+        other => other.to_owned(),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// `status --json` and `list --json`: pretty JSON and a newline.
@@ -204,7 +557,365 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
     #[test]
     fn status_says_why_it_is_not_ready() {
         let text = status(&view("b", "pending", &[("a", "started", false)]), 3.0);
-        assert!(text.contains("ready:      no, waiting for a (started)\n"), "{text}");
+        assert!(text.contains("ready:      no, waiting for a (started 3.00s ago)\n"), "{text}");
         assert!(text.contains("depends on: a (started, unmet)\n"), "{text}");
+    }
+
+    /// A unit with its timings: started at, waited, finished at.
+    fn timed(
+        name: &str,
+        status: &str,
+        started_at: Option<f64>,
+        waited: Option<f64>,
+        finished_at: Option<f64>,
+    ) -> UnitView {
+        UnitView {
+            unit: name.into(),
+            status: status.into(),
+            ready: true,
+            dependencies: Vec::new(),
+            reason: None,
+            since: finished_at.or(started_at).unwrap_or(0.0),
+            started_at,
+            finished_at,
+            waited,
+            ran: finished_at.zip(started_at).map(|(f, s)| f - s),
+            waiting_since: None,
+        }
+    }
+
+    /// `on` as a dependency object, its status and `since` taken from it.
+    fn dep(on: &UnitView, soft: bool) -> DepView {
+        DepView {
+            unit: on.unit.clone(),
+            status: on.status.clone(),
+            soft,
+            satisfied: on.status == "completed" || (soft && on.status == "failed"),
+            since: on.since,
+        }
+    }
+
+    /// The demo's graph, all done: git-clone and apt-install in parallel,
+    /// agent after git-clone, pip-install after both. Sorted by name.
+    fn demo() -> Vec<UnitView> {
+        let git = timed("git-clone", "completed", Some(0.007), Some(0.0), Some(0.614));
+        let apt = timed("apt-install", "completed", Some(0.007), Some(0.0), Some(1.015));
+        let mut agent = timed("agent", "completed", Some(0.616), Some(0.603), Some(0.919));
+        agent.dependencies = vec![dep(&git, false)];
+        let mut pip = timed("pip-install", "completed", Some(1.017), Some(1.009), Some(1.42));
+        pip.dependencies = vec![dep(&apt, false), dep(&git, false)];
+        vec![agent, apt, git, pip]
+    }
+
+    /// At +5s: fetch completed; build waited for it, then failed; test
+    /// failed because build did; a server with a long name still runs;
+    /// report waits for it and for a placeholder; idle never started.
+    fn trouble() -> Vec<UnitView> {
+        let fetch = timed("fetch", "completed", Some(0.0), Some(0.0), Some(1.0));
+        let mut build = timed("build", "failed", Some(1.0), Some(1.0), Some(2.5));
+        build.reason = Some("exit status 2".into());
+        build.dependencies = vec![dep(&fetch, false)];
+        let mut test = timed("test", "failed", None, None, Some(2.6));
+        test.reason = Some("dependency build failed: exit status 2".into());
+        test.dependencies = vec![dep(&build, false)];
+        let serve =
+            timed("coder_script.frontend[\"dev-server\"]", "started", Some(3.0), Some(0.0), None);
+        let mut typo = timed("gti-clone", "not registered", None, None, None);
+        typo.since = 4.0;
+        let mut report = timed("report", "pending", None, None, None);
+        report.waiting_since = Some(4.0);
+        report.ready = false;
+        report.dependencies = vec![dep(&build, true), dep(&serve, false), dep(&typo, false)];
+        let idle = timed("idle", "pending", None, None, None);
+        let mut all = vec![fetch, build, test, serve, typo, report, idle];
+        all.sort_by(|a, b| a.unit.cmp(&b.unit));
+        all
+    }
+
+    /// Finds a fixture unit by name.
+    fn named(units: &[UnitView], name: &str) -> UnitView {
+        units.iter().find(|u| u.unit == name).expect("the fixture has it").clone()
+    }
+
+    #[test]
+    fn timeline_of_the_demo() {
+        assert_eq!(
+            timeline(&demo(), 1.5, 72),
+            "\
+UNIT         0ms                                                  1.42s
+apt-install |##########################################                |
+git-clone   |##########################                                |
+pip-install |.........................................#################|
+agent       |.........................#############                    |
+. waiting  # running
+"
+        );
+        assert_eq!(
+            timeline(&demo(), 1.5, 40),
+            "\
+UNIT         0ms                  1.42s
+apt-install |###################       |
+git-clone   |############              |
+pip-install |..................########|
+agent       |...........######         |
+. waiting  # running
+"
+        );
+        // Narrow: names are cut, the bar keeps its minimum.
+        assert_eq!(
+            timeline(&demo(), 1.5, 20),
+            "\
+UNIT     0ms  1.42s
+apt-in… |########  |
+git-cl… |#####     |
+pip-in… |.......###|
+agent   |....###   |
+. waiting  # running
+"
+        );
+    }
+
+    #[test]
+    fn timeline_marks_failed_running_waiting_and_placeholders() {
+        // build's `!` ends its run; test failed without running (its
+        // dependency did); the server still runs and report still waits, up
+        // to now; idle and the placeholder come last, said in words.
+        assert_eq!(
+            timeline(&trouble(), 5.0, 72),
+            "\
+UNIT                               0ms                            5.00s
+build                             |.......##########!                  |
+fetch                             |########                            |
+test                              |                  !                 |
+coder_script.frontend[\"dev-serve… |                     ##############>|
+report                            |                            .......>|
+idle                              |pending                             |
+gti-clone                         |not registered                      |
+. waiting  # running  ! failed  > still going
+"
+        );
+        assert_eq!(
+            timeline(&trouble(), 5.0, 40),
+            "\
+UNIT               0ms            5.00s
+build             |....#####!          |
+fetch             |####                |
+test              |          !         |
+coder_script.fro… |            #######>|
+report            |                ...>|
+idle              |pending             |
+gti-clone         |not registered      |
+. waiting  # running  ! failed
+> still going
+"
+        );
+        assert_eq!(
+            timeline(&trouble(), 5.0, 20),
+            "\
+UNIT     0ms  5.00s
+build   |..##!     |
+fetch   |##        |
+test    |     !    |
+coder_… |      ###>|
+report  |        .>|
+idle    |pending   |
+gti-cl… |not regis…|
+. waiting  # running
+! failed
+> still going
+"
+        );
+    }
+
+    #[test]
+    fn timeline_fits_any_width() {
+        for units in [demo(), trouble()] {
+            for width in 20..=200 {
+                let text = timeline(&units, 5.0, width);
+                for line in text.lines() {
+                    let columns = line.chars().count();
+                    assert!(columns <= width, "{columns} > {width}:\n{text}");
+                    // Every row is the full width: name, bar, borders.
+                    if line.ends_with('|') {
+                        assert_eq!(columns, width, "{text}");
+                    }
+                }
+                assert_eq!(text.lines().filter(|l| l.ends_with('|')).count(), units.len());
+            }
+        }
+    }
+
+    #[test]
+    fn timeline_edge_cases() {
+        assert_eq!(timeline(&[], 1.0, 40), "no units\n");
+        // Nothing happened yet: no division by a zero total.
+        let idle = [timed("a", "pending", None, None, None)];
+        assert_eq!(
+            timeline(&idle, 0.0, 24),
+            "UNIT  0ms           0ms\na    |pending          |\n. waiting  # running\n"
+        );
+        // Everything at the same instant still draws one cell.
+        let instant = [timed("a", "completed", Some(0.0), Some(0.0), Some(0.0))];
+        assert_eq!(
+            timeline(&instant, 0.0, 24),
+            "UNIT  0ms           0ms\na    |#                |\n. waiting  # running\n"
+        );
+    }
+
+    #[test]
+    fn critical_chain_of_the_demo() {
+        assert_eq!(
+            critical(&demo(), 1.5),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+apt-install  @0.007s +1.01s
+pip-install  @1.017s +403ms (waited 1.01s for apt-install)
+total: 1.42s from the server's start until pip-install completed
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_follows_the_dependency_that_completed_last() {
+        // a(0.3s) and c(0.1s) in parallel, b after both: b waited for a.
+        let a = timed("a", "completed", Some(0.0), Some(0.0), Some(0.3));
+        let c = timed("c", "completed", Some(0.0), Some(0.0), Some(0.1));
+        let mut b = timed("b", "completed", Some(0.302), Some(0.3), Some(0.4));
+        b.dependencies = vec![dep(&a, false), dep(&c, false)];
+        // d after b: three links.
+        let mut d = timed("d", "completed", Some(0.401), Some(0.2), Some(0.5));
+        d.dependencies = vec![dep(&b, false)];
+        assert_eq!(
+            critical(&[a, b, c, d], 0.6),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+a  @0.000s +300ms
+b  @0.302s +98ms (waited 300ms for a)
+d  @0.401s +99ms (waited 200ms for b)
+total: 500ms from the server's start until d completed
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_of_a_unit_still_running_or_waiting() {
+        let mut units = demo();
+        let pip = units.iter_mut().find(|u| u.unit == "pip-install").unwrap();
+        pip.status = "started".into();
+        pip.finished_at = None;
+        assert_eq!(
+            critical(&units, 1.5),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+apt-install  @0.007s +1.01s
+pip-install  @1.017s +483ms (waited 1.01s for apt-install; still running)
+total: 1.50s so far; pip-install is still running
+"
+        );
+        // report waits for a running server and for a placeholder; the
+        // chain follows the placeholder, which is furthest from done.
+        assert_eq!(
+            critical(&trouble(), 5.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+gti-clone  (never registered)
+report     waiting 1.00s for coder_script.frontend[\"dev-server\"] (started 2.00s ago) and gti-clone (never registered)
+total: 5.00s so far; report is still waiting
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_through_failures() {
+        // test failed because build did, which had waited for fetch.
+        let units: Vec<UnitView> =
+            ["build", "fetch", "test"].iter().map(|n| named(&trouble(), n)).collect();
+        assert_eq!(
+            critical(&units, 5.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+fetch  @0.000s +1.00s
+build  @1.000s +1.50s (waited 1.00s for fetch; failed: exit status 2)
+test   failed @2.600s: dependency build failed: exit status 2
+total: 2.60s from the server's start until test failed
+"
+        );
+        // A soft dependency that failed still ended the wait.
+        let mut lint = timed("lint", "failed", Some(0.0), Some(0.0), Some(0.5));
+        lint.reason = None;
+        let mut report = timed("report", "completed", Some(0.501), Some(0.5), Some(0.7));
+        report.dependencies = vec![dep(&lint, true)];
+        assert_eq!(
+            critical(&[lint, report], 1.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+lint    @0.000s +500ms (failed)
+report  @0.501s +199ms (waited 500ms for lint)
+total: 700ms from the server's start until report completed
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_edge_cases() {
+        assert_eq!(critical(&[], 1.0), "no units\n");
+        let idle = [named(&trouble(), "gti-clone"), named(&trouble(), "idle")];
+        assert_eq!(critical(&idle, 5.0), "no unit has started yet\n");
+        // A cycle cannot come from the server; if a view had one, the walk
+        // still ends, each unit once.
+        let mut a = timed("a", "completed", Some(1.0), Some(0.5), Some(2.0));
+        let mut b = timed("b", "completed", Some(1.0), Some(0.5), Some(1.5));
+        a.dependencies = vec![DepView { since: 0.0, ..dep(&b, false) }];
+        b.dependencies = vec![DepView { since: 0.0, ..dep(&a, false) }];
+        assert_eq!(
+            critical(&[a, b], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+b  @1.000s +500ms (waited 500ms for a)
+a  @1.000s +1.00s (waited 500ms for b)
+total: 2.00s from the server's start until a completed
+"
+        );
+        // A wait no completed dependency explains (it re-ran since): the
+        // chain stops there.
+        let mut c = timed("c", "completed", Some(1.0), Some(0.5), Some(2.0));
+        c.dependencies = vec![dep(&timed("a", "started", Some(1.5), Some(0.0), None), false)];
+        assert_eq!(
+            critical(&[c], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+c  @1.000s +1.00s (waited 500ms)
+total: 2.00s from the server's start until c completed
+"
+        );
+    }
+
+    #[test]
+    fn status_says_why_in_one_sentence() {
+        let text = status(&named(&trouble(), "report"), 5.0);
+        assert!(
+            text.contains(
+                "ready:      no, waiting for coder_script.frontend[\"dev-server\"] (started 2.00s ago) and gti-clone (never registered)\n"
+            ),
+            "{text}"
+        );
+        let text = status(&named(&trouble(), "test"), 5.0);
+        assert!(
+            text.contains(
+                "ready:      no, dependency build failed 2.50s ago, so test cannot start\n"
+            ),
+            "{text}"
+        );
+        let mut c = timed("c", "pending", None, None, None);
+        c.dependencies = vec![
+            dep(&timed("a", "pending", None, None, None), false),
+            dep(&timed("b", "pending", None, None, None), true),
+            dep(&named(&demo(), "git-clone"), false),
+        ];
+        let text = status(&c, 5.0);
+        assert!(
+            text.contains("ready:      no, waiting for a (registered, not started) and b (registered, not started)\n"),
+            "{text}"
+        );
     }
 }

@@ -30,22 +30,25 @@ fail() {
 }
 
 # 1. The whole graph succeeds; the main command runs last.
-out=$(chroot "$root" /entrypoint.sh sh -c 'echo main >> /run/order; cat /run/order' 2>"$root/stderr") ||
-	fail "entrypoint exited $?: $(cat "$root/stderr")"
+chroot "$root" /entrypoint.sh sh -c 'echo main >> /run/order' >"$root/stdout" 2>"$root/stderr" ||
+	fail "entrypoint exited $?: $(cat "$root/stdout" "$root/stderr")"
 expected="fetch
 build
 serve-config
 main"
-[ "$out" = "$expected" ] || fail "order was: $out; stderr: $(cat "$root/stderr")"
+[ "$(cat "$root/run/order")" = "$expected" ] || fail "order was: $(cat "$root/run/order"); $(cat "$root/stderr")"
 grep -q "config for fetched" "$root/run/app.conf" || fail "serve-config did not see the build"
+grep -q "^build.sh *build *ok" "$root/stdout" || fail "no summary: $(cat "$root/stdout")"
 echo "tests/chroot.sh: ok: fetch -> build -> serve-config -> main in a busybox-only root"
 
 # 2. fetch fails: its dependents exit 5 at once, the main command never runs.
 rm -f "$root/run/order" "$root/run/app."*
 status=0
-FETCH_FAIL=1 chroot "$root" /entrypoint.sh sh -c 'echo main >> /run/order' 2>"$root/stderr" || status=$?
+FETCH_FAIL=1 chroot "$root" /entrypoint.sh sh -c 'echo main >> /run/order' >"$root/stdout" 2>"$root/stderr" || status=$?
 [ "$status" = 1 ] || fail "entrypoint exited $status with a failing fetch, want 1"
 [ ! -e "$root/run/order" ] || fail "something ran after fetch failed: $(cat "$root/run/order")"
-grep -q "build: dependency fetch failed: exit status 2" "$root/stderr" || fail "no dependency failure: $(cat "$root/stderr")"
-grep -q "serve-config: dependency build failed" "$root/stderr" || fail "no cascade: $(cat "$root/stderr")"
+grep -q "build.sh *build *not run: dependency fetch failed: exit status 2" "$root/stdout" ||
+	fail "no dependency failure: $(cat "$root/stdout" "$root/stderr")"
+grep -q "serve-config.sh *serve-config *not run: dependency build failed" "$root/stdout" ||
+	fail "no cascade: $(cat "$root/stdout")"
 echo "tests/chroot.sh: ok: a failed fetch stops build and serve-config (exit 5) and the main command"

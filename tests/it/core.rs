@@ -254,7 +254,7 @@ fn status_and_list_show_the_graph() {
       "satisfied": true,"#;
     assert!(json.stdout.starts_with(expected_prefix), "{json}");
     json.stdout_has("\"unit\": \"c\",\n      \"status\": \"not registered\",\n      \"soft\": true,\n      \"satisfied\": false");
-    sb.run(&["status", "b"]).ok().stdout_has("ready:      no, waiting for c (not registered)\n");
+    sb.run(&["status", "b"]).ok().stdout_has("ready:      no, waiting for c (never registered)\n");
     let table = sb.run(&["list"]);
     table.ok().stdout_has("UNIT  STATUS          READY  STARTED  WAITED  RAN  DEPENDS ON\n");
     table.stdout_has("\nb     pending         no     -        -       -    a, c (soft)\n");

@@ -5,4 +5,6 @@ mod coder;
 mod core;
 mod durability;
 mod run;
+mod up;
 mod util;
+mod views;

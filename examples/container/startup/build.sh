@@ -1,5 +1,5 @@
 #!/bin/sh
+# unitsync: after=fetch
 # Needs the fetched source.
-exec unitsync run build --after fetch -- sh -c '
-	cat /run/app.src > /run/app.bin
-	echo build >> /run/order'
+cat /run/app.src > /run/app.bin
+echo build >> /run/order

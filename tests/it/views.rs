@@ -1,0 +1,183 @@
+//! The views of a startup, end to end: `list --timeline`, `list --critical`,
+//! `status`'s one-sentence readiness and `list --dot` through Graphviz, over
+//! a real server and real timings. Exact output is pinned by the unit tests
+//! in `src/render.rs`; these check only what does not depend on timing.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+
+use crate::util::*;
+
+/// Spawns `unitsync ARGS` in the background.
+fn spawn(sb: &Sandbox, args: &[&str]) -> Child {
+    sb.cmd(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+}
+
+/// Waits until `unit` has the given status.
+fn until_status(sb: &Sandbox, unit: &str, status: &str) {
+    eventually(&format!("{unit} is {status}"), || {
+        sb.run(&["status", unit, "--json"]).stdout.contains(&format!("\"status\": \"{status}\""))
+    });
+}
+
+/// The chart's rows (the lines drawn between borders), as (unit, bar).
+fn rows(chart: &str) -> Vec<(String, String)> {
+    chart
+        .lines()
+        .filter_map(|line| {
+            let (name, bar) = line.split_once(" |")?;
+            Some((name.trim_end().to_owned(), bar.strip_suffix('|')?.to_owned()))
+        })
+        .collect()
+}
+
+/// a runs 0.4s; c starts a little later and runs 0.1s; b needs both, so
+/// it waits for a, which completes last. Starts are spaced out so that the
+/// timeline's order (by start) is a, c, b whatever the machine's speed.
+fn a_c_then_b(sb: &Sandbox) {
+    sb.run(&["want", "b", "a", "c"]).ok();
+    let a = spawn(sb, &["run", "a", "--", "sleep", "0.4"]);
+    until_status(sb, "a", "started");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let c = spawn(sb, &["run", "c", "--", "sleep", "0.1"]);
+    until_status(sb, "c", "started");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let b = spawn(sb, &["run", "b", "--after", "a", "--after", "c", "--", "sleep", "0.1"]);
+    for mut child in [a, b, c] {
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn the_timeline_draws_each_unit_in_start_order_within_its_width() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    a_c_then_b(&sb);
+    for width in ["20", "40", "72", "120"] {
+        let out = sb.run(&["list", "--timeline", "--width", width]);
+        out.ok();
+        let width: usize = width.parse().unwrap();
+        for line in out.stdout.lines() {
+            assert!(line.chars().count() <= width, "a line is wider than {width}:{out}");
+            // A row (name, bar, borders) takes the whole width.
+            if line.ends_with('|') {
+                assert_eq!(line.chars().count(), width, "{out}");
+            }
+        }
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert!(lines[0].starts_with("UNIT") && lines[0].contains("0ms"), "no axis:{out}");
+        assert!(lines.last().unwrap().starts_with(". waiting"), "no legend:{out}");
+        let rows = rows(&out.stdout);
+        let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["a", "c", "b"], "{out}");
+        // b waited, then ran: dots first, then hashes, nothing after.
+        let b = rows[2].1.trim();
+        let (waiting, running) = b.split_at(b.find('#').expect("b ran"));
+        assert!(!waiting.is_empty() && waiting.chars().all(|c| c == '.'), "{out}");
+        assert!(running.chars().all(|c| c == '#'), "{out}");
+        // a and c never waited.
+        assert!(!rows[0].1.contains('.') && !rows[1].1.contains('.'), "{out}");
+    }
+}
+
+#[test]
+fn the_critical_chain_blames_the_dependency_that_completed_last() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    a_c_then_b(&sb);
+    let out = sb.run(&["list", "--critical"]);
+    out.ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[0], "critical chain (@ when a unit started, + how long it ran):", "{out}");
+    assert!(lines[1].starts_with("a  @0.") && !lines[1].contains("waited"), "{out}");
+    assert!(lines[2].starts_with("b  @0.") && lines[2].ends_with(" for a)"), "{out}");
+    assert!(lines[2].contains(" (waited "), "{out}");
+    assert!(lines[3].starts_with("total: ") && lines[3].ends_with(" until b completed"), "{out}");
+}
+
+#[test]
+fn the_views_show_what_is_still_going_and_what_failed() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["start", "git-clone"]).ok();
+    sb.run(&["want", "pip-install", "git-clone", "gti-clone"]).ok();
+    // Its start gives up, but the server still counts it as waiting.
+    sb.run(&["start", "pip-install", "--timeout", "100ms"]).code(4);
+    sb.run(&["start", "lint"]).ok();
+    sb.run(&["fail", "lint", "--reason", "exit status 1"]).ok();
+
+    let out = sb.run(&["status", "pip-install"]);
+    out.ok().stdout_has("ready:      no, waiting for git-clone (started ");
+    out.stdout_has(" ago) and gti-clone (never registered)\n");
+
+    let out = sb.run(&["list", "--timeline", "--width", "60"]);
+    out.ok().stdout_has("! failed").stdout_has("> still going");
+    let rows = rows(&out.stdout);
+    let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["git-clone", "pip-install", "lint", "gti-clone"], "{out}");
+    assert!(rows[0].1.ends_with('>') && rows[1].1.ends_with('>'), "{out}");
+    assert!(rows[1].1.contains('.') && !rows[1].1.contains('#'), "{out}");
+    assert!(rows[2].1.trim_end().ends_with('!'), "{out}");
+    assert!(rows[3].1.starts_with("not registered"), "{out}");
+
+    let out = sb.run(&["list", "--critical"]);
+    out.ok().stdout_has("gti-clone    (never registered)\npip-install  waiting ");
+    out.stdout_has("total: ").stdout_has(" so far; pip-install is still waiting\n");
+}
+
+#[test]
+fn the_views_of_an_empty_server_say_so() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["list", "--timeline"]).ok().stdout_is("no units\n");
+    sb.run(&["list", "--critical"]).ok().stdout_is("no units\n");
+}
+
+#[test]
+fn the_timeline_fits_columns_without_width() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["start", "a-unit-with-a-rather-long-name-for-a-narrow-terminal"]).ok();
+    let out = output("COLUMNS=40 unitsync list --timeline".into(), {
+        let mut cmd = sb.cmd(&["list", "--timeline"]);
+        cmd.env("COLUMNS", "40");
+        cmd
+    });
+    out.ok().stdout_has("a-unit-with-a-ra… |");
+    for line in out.stdout.lines() {
+        assert!(line.chars().count() <= 40, "wider than $COLUMNS:{out}");
+    }
+}
+
+#[test]
+fn the_dot_graph_renders_with_graphviz() {
+    require("dot");
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["want", "pip-install", "git-clone", "apt-install"]).ok();
+    sb.run(&["want", "--soft", "report", "coder_script.x[\"y\"]"]).ok();
+    sb.run(&["start", "git-clone"]).ok();
+    sb.run(&["complete", "git-clone"]).ok();
+    sb.run(&["fail", "apt-install", "--reason", "no network"]).ok();
+    let graph = sb.run(&["list", "--dot"]);
+    graph.ok();
+    let mut dot = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    dot.stdin.take().unwrap().write_all(graph.stdout.as_bytes()).unwrap();
+    let svg = dot.wait_with_output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&svg.stdout), String::from_utf8_lossy(&svg.stderr));
+    assert!(svg.status.success(), "dot -Tsvg refused the graph: {stderr}{graph}");
+    assert!(stdout.contains("<svg"), "dot -Tsvg wrote no SVG: {stdout}{graph}");
+    assert!(stderr.is_empty(), "dot -Tsvg warned: {stderr}{graph}");
+    // Five units (the odd name included) and three edges, one of them soft.
+    assert_eq!(stdout.matches("class=\"node\"").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("class=\"edge\"").count(), 3, "{stdout}");
+    assert!(stdout.contains("coder_script.x[&quot;y&quot;]"), "{stdout}");
+}

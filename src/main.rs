@@ -9,7 +9,7 @@
 //! - `client`   one request per line; the deadline-driven waiting loops.
 //! - `compat`   the `coder` personality: Coder's `coder exp sync` CLI.
 //! - `peer`     uids, peer credentials, groups (no NSS).
-//! - `render`   table, JSON and DOT output.
+//! - `render`   table, JSON, DOT, timeline and critical-chain output.
 //! - `runner`   `run`: a unit's whole life around a command, signals included.
 //! - `up`       the container entrypoint: in-process server, scripts, reaping.
 //! - `duration` `250ms`/`5m` in and out.

@@ -113,6 +113,19 @@ pub struct Error {
     pub command: Option<&'static str>,
 }
 
+/// Why a subcommand's parse ended early: its help was asked for, or a
+/// usage error.
+enum Stop {
+    Help(&'static str),
+    Usage(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Usage(e)
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.command {
@@ -344,27 +357,31 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
             }
         }
     };
-    let cmd = match name.as_str() {
-        "serve" => serve(&mut parser, &mut global)?,
-        "ping" => {
-            let c = Command::new("ping", PING_HELP, &mut parser, &mut global);
-            c.finish(|_| Cmd::Ping, 0, Some(0))?
-        }
-        "want" => want(&mut parser, &mut global)?,
-        "start" => start(&mut parser, &mut global)?,
-        "complete" => {
-            let c = Command::new("complete", COMPLETE_HELP, &mut parser, &mut global);
-            c.finish(|mut v| Cmd::Complete { unit: v.remove(0) }, 1, Some(1))?
-        }
-        "fail" => fail(&mut parser, &mut global)?,
-        "status" => status(&mut parser, &mut global)?,
-        "list" => list(&mut parser, &mut global)?,
-        "wait" => wait(&mut parser, &mut global)?,
-        "run" => run(&mut parser, &mut global)?,
-        "up" => up(&mut parser, &mut global)?,
+    let (p, g) = (&mut parser, &mut global);
+    let parsed = match name.as_str() {
+        "serve" => serve(p, g),
+        "ping" => Command::new("ping", PING_HELP, p, g).finish(|_| Cmd::Ping, 0, Some(0)),
+        "want" => want(p, g),
+        "start" => start(p, g),
+        "complete" => Command::new("complete", COMPLETE_HELP, p, g).finish(
+            |mut v| Cmd::Complete { unit: v.remove(0) },
+            1,
+            Some(1),
+        ),
+        "fail" => fail(p, g),
+        "status" => status(p, g),
+        "list" => list(p, g),
+        "wait" => wait(p, g),
+        "run" => run(p, g).map_err(Stop::Usage),
+        "up" => up(p, g).map_err(Stop::Usage),
         other => {
             return Err(Error { message: format!("unknown command {other:?}"), command: None });
         }
+    };
+    let cmd = match parsed {
+        Ok(cmd) => cmd,
+        Err(Stop::Help(text)) => Cmd::Help(text),
+        Err(Stop::Usage(e)) => return Err(e),
     };
     Ok(Cli { global, cmd })
 }
@@ -445,23 +462,23 @@ impl<'a> Command<'a> {
     fn args(
         &mut self,
         mut own: impl FnMut(&str, &mut lexopt::Parser) -> Result<bool, Error>,
-    ) -> Result<Result<Vec<String>, &'static str>, Error> {
+    ) -> Result<Vec<String>, Stop> {
         let mut values = Vec::new();
         while let Some(arg) = self.parser.next().map_err(|e| usage(e, Some(self.name)))? {
             match arg {
                 Value(v) => values.push(string(v, Some(self.name))?),
-                Short('h') | Long("help") => return Ok(Err(self.help)),
+                Short('h') | Long("help") => return Err(Stop::Help(self.help)),
                 arg => {
                     let flag = flag_name(&arg);
                     if !global_flag(self.global, &flag, self.parser, Some(self.name))?
                         && !own(&flag, self.parser)?
                     {
-                        return Err(unknown_flag(&flag, Some(self.name)));
+                        return Err(unknown_flag(&flag, Some(self.name)).into());
                     }
                 }
             }
         }
-        Ok(Ok(values))
+        Ok(values)
     }
 
     /// Checks the positional count and builds the command.
@@ -490,18 +507,14 @@ impl<'a> Command<'a> {
         build: impl FnOnce(Vec<String>) -> Cmd,
         min: usize,
         max: Option<usize>,
-    ) -> Result<Cmd, Error> {
-        match self.args(|_, _| Ok(false))? {
-            Err(help) => Ok(Cmd::Help(help)),
-            Ok(values) => {
-                self.count(&values, min, max)?;
-                Ok(build(values))
-            }
-        }
+    ) -> Result<Cmd, Stop> {
+        let values = self.args(|_, _| Ok(false))?;
+        self.count(&values, min, max)?;
+        Ok(build(values))
     }
 }
 
-fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
     let (mut detach, mut pidfile, mut group, mut log) = (false, None, None, None);
     let (mut state, mut fsync) = (None, false);
     let mut c = Command::new("serve", SERVE_HELP, parser, global);
@@ -520,31 +533,24 @@ fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error>
         }
         Ok(true)
     })?;
-    let values = match values {
-        Err(help) => return Ok(Cmd::Help(help)),
-        Ok(values) => values,
-    };
     c.count(&values, 0, Some(0))?;
     if fsync && state.is_none() {
-        return Err(Error { message: "--fsync needs --state FILE".into(), command: Some("serve") });
+        let message = "--fsync needs --state FILE".into();
+        return Err(Error { message, command: Some("serve") }.into());
     }
     Ok(Cmd::Serve(Serve { detach, pidfile, group, log, state, fsync }))
 }
 
-fn want(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+fn want(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
     let mut soft = false;
     let mut c = Command::new("want", WANT_HELP, parser, global);
-    let values = c.args(|flag, _| {
+    let mut values = c.args(|flag, _| {
         match flag {
             "--soft" => soft = true,
             _ => return Ok(false),
         }
         Ok(true)
     })?;
-    let mut values = match values {
-        Err(help) => return Ok(Cmd::Help(help)),
-        Ok(values) => values,
-    };
     c.count(&values, 1, None)?;
     let unit = values.remove(0);
     Ok(Cmd::Want { unit, deps: values, soft })
@@ -575,26 +581,18 @@ fn patience_flag(
     Ok(true)
 }
 
-fn start(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+fn start(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
     let (mut timeout, mut poll) = (None, None);
     let mut c = Command::new("start", START_HELP, parser, global);
-    let values = c.args(|flag, p| patience_flag(flag, p, "start", &mut timeout, &mut poll))?;
-    let mut values = match values {
-        Err(help) => return Ok(Cmd::Help(help)),
-        Ok(values) => values,
-    };
+    let mut values = c.args(|flag, p| patience_flag(flag, p, "start", &mut timeout, &mut poll))?;
     c.count(&values, 1, Some(1))?;
     Ok(Cmd::Start { unit: values.remove(0), timeout, poll })
 }
 
-fn wait(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+fn wait(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
     let (mut timeout, mut poll) = (None, None);
     let mut c = Command::new("wait", WAIT_HELP, parser, global);
     let values = c.args(|flag, p| patience_flag(flag, p, "wait", &mut timeout, &mut poll))?;
-    let values = match values {
-        Err(help) => return Ok(Cmd::Help(help)),
-        Ok(values) => values,
-    };
     c.count(&values, 1, None)?;
     Ok(Cmd::Wait { units: values, timeout, poll })
 }
@@ -679,10 +677,10 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
     Ok(Cmd::Up(Up { dir, scripts, script_timeout, command }))
 }
 
-fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
     let mut reason = None;
     let mut c = Command::new("fail", FAIL_HELP, parser, global);
-    let values = c.args(|flag, p| {
+    let mut values = c.args(|flag, p| {
         match flag {
             "--reason" => {
                 reason = Some(string(p.value().map_err(|e| usage(e, Some("fail")))?, Some("fail"))?)
@@ -691,33 +689,25 @@ fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> 
         }
         Ok(true)
     })?;
-    let mut values = match values {
-        Err(help) => return Ok(Cmd::Help(help)),
-        Ok(values) => values,
-    };
     c.count(&values, 1, Some(1))?;
     Ok(Cmd::Fail { unit: values.remove(0), reason })
 }
 
-fn status(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+fn status(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
     let mut json = false;
     let mut c = Command::new("status", STATUS_HELP, parser, global);
-    let values = c.args(|flag, _| {
+    let mut values = c.args(|flag, _| {
         match flag {
             "--json" => json = true,
             _ => return Ok(false),
         }
         Ok(true)
     })?;
-    let mut values = match values {
-        Err(help) => return Ok(Cmd::Help(help)),
-        Ok(values) => values,
-    };
     c.count(&values, 1, Some(1))?;
     Ok(Cmd::Status { unit: values.remove(0), json })
 }
 
-fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
+fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
     let mut format = ListFormat::Table;
     let mut c = Command::new("list", LIST_HELP, parser, global);
     let mut width = None;
@@ -735,7 +725,7 @@ fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> 
                         let message = format!(
                             "--width: {value:?} is not a number of columns from 20 to 1000"
                         );
-                        return Err(Error { message, command: Some("list") });
+                        return Err(Error { message, command: Some("list") }.into());
                     }
                 }
             }
@@ -748,14 +738,10 @@ fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> 
             ListFormat::Timeline { width } => *width = Some(n),
             _ => {
                 let message = "--width only applies to --timeline".to_owned();
-                return Err(Error { message, command: Some("list") });
+                return Err(Error { message, command: Some("list") }.into());
             }
         }
     }
-    let values = match values {
-        Err(help) => return Ok(Cmd::Help(help)),
-        Ok(values) => values,
-    };
     c.count(&values, 0, Some(0))?;
     Ok(Cmd::List { format })
 }

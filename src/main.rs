@@ -12,6 +12,7 @@
 //! - `render`   table, JSON, DOT, timeline and critical-chain output.
 //! - `runner`   `run`: a unit's whole life around a command, signals included.
 //! - `up`       the container entrypoint: in-process server, scripts, reaping.
+//! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
 //! - `duration` `250ms`/`5m` in and out.
 //! - `journal`  the `--state` file: append accepted changes, replay them.
 //!
@@ -38,6 +39,7 @@ mod protocol;
 mod render;
 mod runner;
 mod server;
+mod signals;
 mod state;
 mod up;
 

@@ -9,24 +9,15 @@
 //! fails if the command dies of them. Either way dependents learn at once.
 
 use std::ffi::OsString;
-use std::io::{self, ErrorKind};
-use std::os::unix::process::CommandExt;
+use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::thread;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
-
-use nix::sys::signal::{SigSet, Signal, kill};
-use nix::unistd::Pid;
 
 use crate::client::{self, Client, Patience, Say};
 use crate::protocol::Request;
-
-/// The signal received, or 0. Read by the waiting loop through `Patience`.
-static RECEIVED: AtomicI32 = AtomicI32::new(0);
-/// The running command's pid, or 0 before it starts.
-static CHILD: AtomicI32 = AtomicI32::new(0);
+use crate::signals;
 
 pub struct Spec {
     pub unit: String,
@@ -44,8 +35,8 @@ pub fn run(
     say: Say,
     optional: bool,
 ) -> Result<u8, client::Error> {
-    catch_signals();
-    let patience = Patience { cancel: Some(&RECEIVED), ..patience };
+    signals::catch();
+    let patience = Patience { cancel: Some(&signals::RECEIVED), ..patience };
     let unit = spec.unit.as_str();
 
     match declare(client, spec) {
@@ -66,7 +57,7 @@ pub fn run(
         let reason = match &e {
             client::Error::TimedOut(_) => Some("timed out waiting for its dependencies".to_owned()),
             client::Error::Interrupted { signal, .. } => {
-                Some(format!("interrupted by {} while waiting", signal_name(*signal)))
+                Some(format!("interrupted by {} while waiting", signals::name(*signal)))
             }
             _ => None,
         };
@@ -127,14 +118,7 @@ fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error>
     let program = &spec.command[0];
     let mut command = Command::new(program);
     command.args(&spec.command[1..]).env("UNITSYNC_UNIT", &spec.unit);
-    // The child would inherit our blocked stop signals (std restores the
-    // parent's mask before exec), and a command that cannot be stopped is
-    // no use: unblock them.
-    // SAFETY: pthread_sigmask is async-signal-safe, so it may run between
-    // fork and exec.
-    unsafe {
-        command.pre_exec(|| SigSet::empty().thread_set_mask().map_err(io::Error::from));
-    }
+    signals::reset_in_child(&mut command, false);
     let spawned = command.spawn();
     let mut child = match spawned {
         Ok(child) => child,
@@ -146,11 +130,10 @@ fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error>
             return Ok((code, Some(reason)));
         }
     };
-    CHILD.store(child.id() as i32, Ordering::SeqCst);
+    signals::FORWARD_TO.store(child.id() as i32, Ordering::SeqCst);
     // A signal that came between the wait and the spawn is forwarded now.
-    let early = RECEIVED.load(Ordering::SeqCst);
-    if early != 0 {
-        forward(early);
+    if let Some(early) = signals::received() {
+        signals::forward(early);
     }
     let status = loop {
         match child.wait() {
@@ -159,7 +142,7 @@ fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error>
             Err(e) => return Ok((1, Some(format!("lost track of the command: {e}")))),
         }
     };
-    CHILD.store(0, Ordering::SeqCst);
+    signals::FORWARD_TO.store(0, Ordering::SeqCst);
     Ok(outcome(status))
 }
 
@@ -168,7 +151,7 @@ fn outcome(status: ExitStatus) -> (u8, Option<String>) {
         (Some(0), _) => (0, None),
         (Some(code), _) => (code as u8, Some(format!("exit status {code}"))),
         (None, Some(signal)) => {
-            (128 + signal as u8, Some(format!("killed by {}", signal_name(signal))))
+            (128 + signal as u8, Some(format!("killed by {}", signals::name(signal))))
         }
         (None, None) => (1, Some("ended abnormally".to_owned())),
     }
@@ -194,30 +177,4 @@ fn report(client: &mut Client, unit: &str, reason: Option<String>, say: Say) {
             "unitsync: {unit}: could not record how it ended, so its dependents may wait: {e}"
         ),
     }
-}
-
-/// Blocks the stop signals in every thread and hands them to one waiter,
-/// which records them and forwards them to the command once it runs.
-fn catch_signals() {
-    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]);
-    if signals.thread_block().is_err() {
-        return;
-    }
-    let _ = thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || {
-        while let Ok(signal) = signals.wait() {
-            RECEIVED.store(signal as i32, Ordering::SeqCst);
-            forward(signal as i32);
-        }
-    });
-}
-
-fn forward(signal: i32) {
-    let pid = CHILD.load(Ordering::SeqCst);
-    if let (true, Ok(signal)) = (pid > 0, Signal::try_from(signal)) {
-        let _ = kill(Pid::from_raw(pid), signal);
-    }
-}
-
-fn signal_name(signal: i32) -> String {
-    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
 }

@@ -19,23 +19,23 @@ use std::fmt;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{SigSet, Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, setpgid};
+use nix::unistd::Pid;
 
 use crate::client::{Client, Say};
 use crate::duration::{human, human_secs};
 use crate::protocol::{Body, Request, UnitView};
 use crate::render;
 use crate::server;
+use crate::signals;
 
 /// How long children get between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(10);
@@ -103,13 +103,10 @@ struct Child {
     timed_out: bool,
 }
 
-/// The stop signal received, or 0.
-static RECEIVED: AtomicI32 = AtomicI32::new(0);
-
 /// Runs `up`. Returns the exit code.
 pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
     let scripts = collect(spec)?;
-    catch_signals();
+    signals::catch();
     // Orphans of our scripts come to us, not to init, so we can reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let running =
@@ -157,10 +154,10 @@ pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
         thread::sleep(TICK);
     }
 
-    let stopped = RECEIVED.load(Ordering::SeqCst);
+    let stopped = signals::received();
     let failed = summarise(&children, &config.socket, spec.width);
-    let code = if stopped != 0 {
-        say.line(&format!("up: stopped by {}", signal_name(stopped)));
+    let code = if let Some(stopped) = stopped {
+        say.line(&format!("up: stopped by {}", signals::name(stopped)));
         128 + stopped as u8
     } else if failed > 0 {
         say.line(&format!(
@@ -301,17 +298,7 @@ fn spawn(
     if prefix.is_some() {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
-    // SAFETY: only async-signal-safe calls (pthread_sigmask, setpgid) run
-    // between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            SigSet::empty().thread_set_mask()?;
-            if own_group {
-                setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            }
-            Ok(())
-        });
-    }
+    signals::reset_in_child(command, own_group);
     let mut child = command.spawn()?;
     if let Some((name, width, live)) = prefix {
         let label = format!("{name:<width$} | ");
@@ -375,8 +362,8 @@ fn supervise(children: &mut [Child], timeout: Duration) {
                 child.ended = Some((code, child.began.elapsed()));
             }
         }
-        let signal = RECEIVED.load(Ordering::SeqCst);
-        if signal != 0 && forwarded.is_none() {
+        let signal = signals::received();
+        if let (Some(signal), None) = (signal, forwarded) {
             forwarded = Some(Instant::now());
             for child in children.iter().filter(|c| c.ended.is_none()) {
                 terminate(child.pid, Signal::try_from(signal).unwrap_or(Signal::SIGTERM));
@@ -440,7 +427,9 @@ fn summarise(children: &[Child], socket: &Path, width: usize) -> usize {
             _ if child.timed_out => "timed out (--script-timeout)".to_owned(),
             (5, Some(reason)) if reason.starts_with("dependency ") => format!("not run: {reason}"),
             (_, Some(reason)) => format!("failed: {reason}"),
-            (code, None) if code > 128 => format!("failed: killed by {}", signal_name(code - 128)),
+            (code, None) if code > 128 => {
+                format!("failed: killed by {}", signals::name(code - 128))
+            }
             (code, None) => format!("failed: exit status {code}"),
         };
         let waited = view.and_then(|v| v.waited).map_or("-".to_owned(), human_secs);
@@ -458,20 +447,6 @@ fn summarise(children: &[Child], socket: &Path, width: usize) -> usize {
     failed
 }
 
-/// Records stop signals for the supervising loop; children get them from
-/// there, as the signals are blocked in every thread of ours.
-fn catch_signals() {
-    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]);
-    if signals.thread_block().is_err() {
-        return;
-    }
-    let _ = thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || {
-        while let Ok(signal) = signals.wait() {
-            RECEIVED.store(signal as i32, Ordering::SeqCst);
-        }
-    });
-}
-
 /// This binary, to run a headered script through `unitsync run`. Falls
 /// back to argv[0] where /proc is missing (a bare chroot).
 fn self_exe() -> PathBuf {
@@ -487,10 +462,6 @@ fn self_exe() -> PathBuf {
             std::env::split_paths(&path).map(|dir| dir.join(&argv0)).find(|p| p.is_file())
         })
         .unwrap_or(argv0)
-}
-
-fn signal_name(signal: i32) -> String {
-    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
 }
 
 #[cfg(test)]

@@ -1,0 +1,75 @@
+//! Stop signals for the commands that supervise children (`run`, `up`).
+//!
+//! SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
+//! waiting thread, which records the last one and forwards it to the child
+//! whose pid is registered, if any. Children get the signals unblocked
+//! again before they exec: std restores the parent's mask in the child,
+//! and a child that cannot be stopped is no use.
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::thread;
+
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::unistd::{Pid, setpgid};
+
+/// The last stop signal received, or 0. Waiting loops poll it.
+pub static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// A child to forward stop signals to, or 0.
+pub static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+fn stop_signals() -> SigSet {
+    SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])
+}
+
+/// Blocks the stop signals in this thread (and so in every thread started
+/// after) and starts the thread that receives them. Call it before
+/// starting any other thread.
+pub fn catch() {
+    let signals = stop_signals();
+    if signals.thread_block().is_err() {
+        return;
+    }
+    let _ = thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || {
+        while let Ok(signal) = signals.wait() {
+            RECEIVED.store(signal as i32, Ordering::SeqCst);
+            forward(signal as i32);
+        }
+    });
+}
+
+/// The last stop signal received, if any.
+pub fn received() -> Option<i32> {
+    Some(RECEIVED.load(Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
+/// Sends `signal` to the registered child, if there is one.
+pub fn forward(signal: i32) {
+    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    if let (true, Ok(signal)) = (pid > 0, Signal::try_from(signal)) {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+}
+
+/// Makes `command`'s child start with the stop signals unblocked, and in a
+/// process group of its own if `own_group`.
+pub fn reset_in_child(command: &mut Command, own_group: bool) {
+    // SAFETY: only async-signal-safe calls (pthread_sigmask, setpgid) run
+    // between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            SigSet::empty().thread_set_mask().map_err(io::Error::from)?;
+            if own_group {
+                setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `SIGTERM`, or `signal 42` for a number without a name.
+pub fn name(signal: i32) -> String {
+    Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
+}

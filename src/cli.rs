@@ -725,7 +725,7 @@ fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
                         let message = format!(
                             "--width: {value:?} is not a number of columns from 20 to 1000"
                         );
-                        return Err(Error { message, command: Some("list") }.into());
+                        return Err(Error { message, command: Some("list") });
                     }
                 }
             }

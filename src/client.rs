@@ -161,15 +161,18 @@ impl Client {
     /// One line out, one line in. `about` names the unit in errors.
     fn exchange(&mut self, request: &Request, about: &Request) -> Result<Body, Error> {
         let conn = self.conn.as_mut().expect("callers connect first");
-        let exchanged =
-            conn.get_mut().write_all(&request.to_line()).map_err(|e| describe_io(&e)).and_then(
-                |()| match protocol::read_line(conn, &mut self.line) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err("the server closed the connection".to_owned()),
-                    Err(LineError::TooLong) => Err("answer longer than the line limit".to_owned()),
-                    Err(LineError::Io(e)) => Err(describe_io(&e)),
-                },
-            );
+        // A server that refuses a connection (busy, forbidden) sends its
+        // reason and closes, maybe before our request is written: read the
+        // reason even when the write failed.
+        let written = conn.get_mut().write_all(&request.to_line());
+        let exchanged = match protocol::read_line_capped(conn, &mut self.line, protocol::MAX_ANSWER)
+        {
+            Ok(true) => Ok(()),
+            _ if written.is_err() => Err(describe_io(&written.expect_err("checked just above"))),
+            Ok(false) => Err("the server closed the connection".to_owned()),
+            Err(LineError::TooLong) => Err("answer longer than 1 GiB".to_owned()),
+            Err(LineError::Io(e)) => Err(describe_io(&e)),
+        };
         if let Err(reason) = exchanged {
             self.conn = None;
             return Err(Error::Unreachable { path: self.path.clone(), reason });
@@ -178,6 +181,17 @@ impl Client {
             self.conn = None;
             Error::Protocol { path: self.path.clone(), detail: e.to_string() }
         })?;
+        if let Body::Error { error } = &response.body
+            && (error.kind == "busy" || error.kind == "forbidden")
+        {
+            // The server closes such a connection: it never served us, so
+            // its instance id is not one to hold it to.
+            self.conn = None;
+            return Err(Error::Unreachable {
+                path: self.path.clone(),
+                reason: error.message.clone(),
+            });
+        }
         match &self.instance {
             Some(known) if *known != response.instance => {
                 self.conn = None;
@@ -188,11 +202,6 @@ impl Client {
             None => self.instance = Some(response.instance.clone()),
         }
         match response.body {
-            Body::Error { error } if error.kind == "busy" || error.kind == "forbidden" => {
-                // The server closes such a connection; it was never served.
-                self.conn = None;
-                Err(Error::Unreachable { path: self.path.clone(), reason: error.message })
-            }
             Body::Error { error } => Err(Error::Refused(error)),
             body => Ok(body),
         }

@@ -189,34 +189,51 @@ impl Request {
 /// Parses one request line, or says what is wrong with it.
 pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
     let bad = |msg: String| ErrorBody::new("bad_request", msg);
-    match serde_json::from_slice::<Request>(line) {
-        Ok(request) => Ok(request),
-        Err(e) => {
-            if std::str::from_utf8(line).is_err() {
-                return Err(bad("request is not valid UTF-8".into()));
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                return Err(bad(
-                    "empty request; send one JSON object per line, such as {\"op\":\"ping\"}"
-                        .into(),
-                ));
-            }
-            // Tell an unknown op apart from a malformed known one.
-            #[derive(Deserialize)]
-            struct OpOnly {
-                op: Option<String>,
-            }
-            match serde_json::from_slice::<OpOnly>(line) {
-                Ok(OpOnly { op: None }) => {
-                    Err(bad(format!("request has no \"op\"; known ops: {OPS}")))
-                }
-                Ok(OpOnly { op: Some(op) }) if !OPS.split(", ").any(|known| known == op) => Err(
-                    ErrorBody::new("unknown_op", format!("unknown op {op:?}; known ops: {OPS}")),
-                ),
-                _ => Err(bad(format!("malformed request: {e}"))),
-            }
+    if std::str::from_utf8(line).is_err() {
+        return Err(bad("request is not valid UTF-8".into()));
+    }
+    match line.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        Some(_) => return Err(bad("a request is a JSON object, such as {\"op\":\"ping\"}".into())),
+        None => {
+            let hint = "empty request; send one JSON object per line, such as {\"op\":\"ping\"}";
+            return Err(bad(hint.into()));
         }
     }
+    // Every request's fields in one flat struct: unknown fields are skipped
+    // without being buffered, which keeps parsing fast and its stack small
+    // (serde's tagged enums would buffer the whole object, recursively).
+    #[derive(Deserialize)]
+    struct Fields {
+        op: Option<String>,
+        unit: Option<String>,
+        deps: Option<Vec<String>>,
+        soft: Option<bool>,
+        reason: Option<String>,
+    }
+    let fields: Fields =
+        serde_json::from_slice(line).map_err(|e| bad(format!("malformed request: {e}")))?;
+    let Some(op) = fields.op else {
+        return Err(bad(format!("request has no \"op\"; known ops: {OPS}")));
+    };
+    let unit = || fields.unit.clone().ok_or_else(|| bad(format!("op {op:?} needs a \"unit\"")));
+    Ok(match op.as_str() {
+        "ping" => Request::Ping,
+        "want" => Request::Want {
+            unit: unit()?,
+            deps: fields.deps.clone().unwrap_or_default(),
+            soft: fields.soft.unwrap_or(false),
+        },
+        "start" => Request::Start { unit: unit()? },
+        "complete" => Request::Complete { unit: unit()? },
+        "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
+        "status" => Request::Status { unit: unit()? },
+        "list" => Request::List,
+        _ => {
+            let message = format!("unknown op {op:?}; known ops: {OPS}");
+            return Err(ErrorBody::new("unknown_op", message));
+        }
+    })
 }
 
 /// Parses one response line.
@@ -231,9 +248,22 @@ pub enum LineError {
     Io(io::Error),
 }
 
-/// Reads one line into `buf`, without its newline. Returns `Ok(false)` at a
-/// clean end of stream; a last line without a newline still counts.
+/// Longest response line a client accepts: `list` of a full server.
+pub const MAX_ANSWER: usize = 1 << 30;
+
+/// Reads one request line into `buf`, without its newline. Returns
+/// `Ok(false)` at a clean end of stream; a last line without a newline
+/// still counts.
 pub fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, LineError> {
+    read_line_capped(reader, buf, MAX_LINE)
+}
+
+/// [`read_line`] with another cap, for answers.
+pub fn read_line_capped(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> Result<bool, LineError> {
     buf.clear();
     loop {
         let available = match reader.fill_buf() {
@@ -248,7 +278,7 @@ pub fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> Result<bool, L
             Some(i) => (i, true),
             None => (available.len(), false),
         };
-        if buf.len() + taken > MAX_LINE {
+        if buf.len() + taken > cap {
             return Err(LineError::TooLong);
         }
         buf.extend_from_slice(&available[..taken]);
@@ -319,7 +349,7 @@ mod tests {
         );
         assert_eq!(
             kind_and_message(br#"{"op":"start"}"#),
-            ("bad_request".into(), "malformed request: missing field `unit`".into())
+            ("bad_request".into(), "op \"start\" needs a \"unit\"".into())
         );
         assert_eq!(
             kind_and_message(b"\xff\xfe"),
@@ -329,6 +359,18 @@ mod tests {
         assert_eq!(kind_and_message(br#"{"op":"want","unit":7}"#).0, "bad_request");
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(kind_and_message(deep.as_bytes()).0, "bad_request");
+        // Unknown fields are skipped however deep (serde_json skips them
+        // without recursion); known fields must have their types.
+        let nested = |n: usize| {
+            format!("{{\"op\":\"ping\",\"x\":{}1{}}}", "{\"a\":".repeat(n), "}".repeat(n))
+        };
+        assert_eq!(parse_request(nested(10_000).as_bytes()), Ok(Request::Ping));
+        let deep_deps = format!("{{\"op\":\"want\",\"unit\":\"b\",\"deps\":{deep}}}");
+        assert_eq!(kind_and_message(deep_deps.as_bytes()).0, "bad_request");
+        assert_eq!(
+            kind_and_message(br#"["start","zz"]"#),
+            ("bad_request".into(), "a request is a JSON object, such as {\"op\":\"ping\"}".into())
+        );
     }
 
     #[test]
@@ -420,3 +462,6 @@ mod tests {
         assert!(matches!(read_line(&mut long, &mut buf), Err(LineError::TooLong)));
     }
 }
+
+#[cfg(test)]
+mod fuzz;

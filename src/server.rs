@@ -216,6 +216,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, Error> {
         policy,
         log: Log { quiet: config.quiet, clock },
         connections: AtomicUsize::new(0),
+        max_connections: connection_cap(),
     });
     Ok(Prepared { listener, server, socket: config.socket.clone(), note })
 }
@@ -382,6 +383,8 @@ struct Server {
     policy: Policy,
     log: Log,
     connections: AtomicUsize,
+    /// [`MAX_CONNECTIONS`], or fewer if the descriptor limit is lower.
+    max_connections: usize,
 }
 
 impl Server {
@@ -430,6 +433,25 @@ impl Server {
     }
 }
 
+/// How many connections to serve at once. Raises the soft descriptor
+/// limit towards the hard one first (a common soft default of 1,024 would
+/// otherwise run out before the cap), and keeps a margin for the socket,
+/// the journal and the standard streams, so that accept never fails for
+/// want of a descriptor and every refused client is told "busy".
+fn connection_cap() -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const MARGIN: u64 = 32;
+    let wanted = MAX_CONNECTIONS as u64 + MARGIN;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return MAX_CONNECTIONS };
+    let soft =
+        if soft < wanted && setrlimit(Resource::RLIMIT_NOFILE, wanted.min(hard), hard).is_ok() {
+            wanted.min(hard)
+        } else {
+            soft
+        };
+    (soft.saturating_sub(MARGIN) as usize).clamp(1, MAX_CONNECTIONS)
+}
+
 /// A random id for this server's state, so clients notice a restart.
 fn new_instance_id() -> String {
     // RandomState is seeded from the OS for each process.
@@ -460,7 +482,8 @@ fn changes_state(body: &Body, was_waiting: bool) -> bool {
 /// the same function, so a recovered state is the state that was lost.
 fn apply(state: &mut State, request: &Request, now: Duration) -> (Body, Option<String>) {
     let refused = |op: &str, unit: &str, e: state::Error| {
-        let log = format!("refused {op} {unit}: {e}");
+        // The name may be hostile: quoted, so it cannot forge log lines.
+        let log = format!("refused {op} {}: {e}", state::quote(unit));
         (Body::Error { error: e.into() }, Some(log))
     };
     match request {
@@ -536,9 +559,14 @@ fn accept_loop(server: &Arc<Server>, listener: &UnixListener, stop: &AtomicBool)
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let Ok((stream, _)) = accepted else { continue };
+        let Ok((stream, _)) = accepted else {
+            // Out of descriptors or memory: back off instead of spinning;
+            // the connection waits in the backlog.
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
         serial += 1;
-        if server.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+        if server.connections.fetch_add(1, Ordering::SeqCst) >= server.max_connections {
             server.connections.fetch_sub(1, Ordering::SeqCst);
             refuse_busy(server, stream);
             continue;
@@ -561,7 +589,8 @@ fn accept_loop(server: &Arc<Server>, listener: &UnixListener, stop: &AtomicBool)
 fn refuse_busy(server: &Server, stream: UnixStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     let message = format!(
-        "server busy: {MAX_CONNECTIONS} connections are open; retry later or close idle clients"
+        "server busy: {} connections are open; retry later or close idle clients",
+        server.max_connections
     );
     let _ = (&stream).write_all(&server.error("busy", message));
 }

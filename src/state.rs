@@ -116,7 +116,7 @@ impl fmt::Display for Error {
 }
 
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
-fn quote(name: &str) -> String {
+pub fn quote(name: &str) -> String {
     const SHOWN: usize = 64;
     match name.char_indices().nth(SHOWN) {
         Some((cut, _)) => format!("{:?}...", &name[..cut]),
@@ -269,12 +269,13 @@ impl State {
     ) -> Result<Wanted, Error> {
         check_name(unit)?;
         let mut fresh: Vec<&str> = Vec::new();
+        let mut seen = HashSet::new();
         for dep in deps {
             check_name(dep)?;
             if dep == unit {
                 return Err(Error::SelfDependency { unit: unit.to_owned() });
             }
-            if !fresh.contains(&dep.as_str()) {
+            if seen.insert(dep.as_str()) {
                 fresh.push(dep);
             }
         }

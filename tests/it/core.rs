@@ -85,7 +85,11 @@ fn a_cycle_is_refused_with_its_path_and_adds_nothing() {
     sb.run(&["want", "c", "x", "a"]).code(1).stderr_has("unitsync: cycle: c -> a -> b -> c\n");
     sb.run(&["status", "x", "--json"]).ok().stdout_has("\"status\": \"not registered\"");
     sb.run(&["status", "c", "--json"]).ok().stdout_has("\"dependencies\": []");
-    assert!(server.log().contains("refused want c: cycle: c -> a -> b -> c"), "{}", server.log());
+    assert!(
+        server.log().contains("refused want \"c\": cycle: c -> a -> b -> c"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]

@@ -8,14 +8,22 @@
 # the agent uses the CLI itself. The server's log shows each state change,
 # the summary shows that every unit started only after what it depends on
 # had completed, and the main command prints the critical chain.
+# Set UNITSYNC_BIN to run it with a given binary instead of a release build.
 set -eu
 cd "$(dirname "$0")/.."
 
-if [ ! -x target/release/unitsync ] || [ -n "$(find src Cargo.toml -newer target/release/unitsync 2>/dev/null | head -n 1)" ]; then
-	cargo build --release --locked --quiet
-fi
-PATH="$(pwd)/target/release:$PATH"
 dir=$(mktemp -d)
+if [ -n "${UNITSYNC_BIN:-}" ]; then
+	# A given binary (the tests pass theirs): put it on PATH as unitsync.
+	mkdir "$dir/bin"
+	ln -s "$UNITSYNC_BIN" "$dir/bin/unitsync"
+	PATH="$dir/bin:$PATH"
+else
+	if [ ! -x target/release/unitsync ] || [ -n "$(find src Cargo.toml -newer target/release/unitsync 2>/dev/null | head -n 1)" ]; then
+		cargo build --release --locked --quiet
+	fi
+	PATH="$(pwd)/target/release:$PATH"
+fi
 trap 'rm -rf "$dir"' EXIT INT TERM
 export UNITSYNC_SOCKET="$dir/unitsync.sock"
 mkdir "$dir/startup"

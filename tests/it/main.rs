@@ -4,7 +4,11 @@
 mod coder;
 mod core;
 mod durability;
+mod hostile;
+mod load;
 mod run;
+mod scripts;
 mod up;
+mod users;
 mod util;
 mod views;

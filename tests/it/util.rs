@@ -275,3 +275,89 @@ pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         sleep(Duration::from_millis(10));
     }
 }
+
+impl Sandbox {
+    /// `WRAPPER... unitsync ARGS` (e.g. `setpriv --reuid 4242 ...` or
+    /// `prlimit --nofile=128`), with this sandbox's socket and environment.
+    /// The wrapper must exec the binary, so the child's pid is unitsync's.
+    pub fn cmd_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(binary).args(args);
+        self.env(&mut cmd);
+        cmd
+    }
+
+    /// Runs `WRAPPER... unitsync ARGS` to the end.
+    pub fn run_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Output {
+        let shown = format!("{} unitsync {}", wrapper.join(" "), args.join(" "));
+        output(shown, self.cmd_via(wrapper, binary, args))
+    }
+
+    /// Starts `WRAPPER... unitsync serve ARGS` and waits until it answers.
+    pub fn serve_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Server {
+        let log = self.path(&format!("server-{}.log", Instant::now().elapsed().as_nanos()));
+        let mut full = vec!["serve"];
+        full.extend_from_slice(args);
+        let mut cmd = self.cmd_via(wrapper, binary, &full);
+        cmd.stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", wrapper[0]));
+        let server = Server { child, log, socket: self.socket() };
+        server.wait_ready();
+        server
+    }
+}
+
+/// A field of `/proc/PID/status` as a number, e.g. `Threads` or `VmRSS`
+/// (in KiB); None once the process is gone.
+pub fn proc_status(pid: i32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Raises this test process's soft RLIMIT_NOFILE to at least `need`, so
+/// it (and every server it starts afterwards) can hold that many sockets.
+/// Fails loudly when the limit cannot be raised: a test that needs many
+/// connections must not quietly prove less.
+pub fn ensure_fd_limit(need: u64) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let read = || {
+        let limits = fs::read_to_string("/proc/self/limits").unwrap();
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_owned();
+        let mut words = line["Max open files".len()..].split_whitespace();
+        let mut number = || words.next().and_then(|w| w.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        (number(), number())
+    };
+    let (soft, hard) = read();
+    if soft >= need {
+        return;
+    }
+    require("prlimit");
+    let pid = std::process::id().to_string();
+    let wanted = format!("--nofile={need}:{}", hard.max(need));
+    let out = output(format!("prlimit --pid {pid} {wanted}"), {
+        let mut cmd = Command::new("prlimit");
+        cmd.args(["--pid", &pid, &wanted]);
+        cmd
+    });
+    let (soft, hard) = read();
+    assert!(
+        soft >= need,
+        "this test needs {need} open files but RLIMIT_NOFILE is {soft} (hard {hard}) and \
+         prlimit could not raise it; run the tests after 'ulimit -n {need}'{out}"
+    );
+}
+
+impl Output {
+    #[track_caller]
+    pub fn stderr_is(&self, expected: &str) -> &Output {
+        assert_eq!(self.stderr, expected, "unexpected stderr{self}");
+        self
+    }
+}

@@ -1,0 +1,533 @@
+#!/bin/sh
+# Benchmarks: measures unitsync against the baselines SPEC §8 names (a
+# static hello-world, /bin/true, touch, marker files polled by sleep 1 or
+# watched by inotifywait, a bare line-echo server) and regenerates
+# BENCHMARKS.md. Installs hyperfine, inotify-tools, valgrind and socat when
+# missing. Takes about four minutes. Ratios are measured side by side in the
+# same run, in interleaved rounds, and quoted as medians, because the
+# machine may be busy with other work.
+#
+# The echo server and the load generator are scripts/bench/, a tiny std-only
+# crate of its own (never part of the shipped binary), built into
+# target/bench so that it does not wait on the main build's lock.
+set -eu
+cd "$(dirname "$0")/.."
+began=$(date +%s)
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+have hyperfine || need="$need hyperfine"
+have inotifywait || need="$need inotify-tools"
+have valgrind || need="$need valgrind"
+have socat || need="$need socat"
+if [ -n "$need" ]; then
+	echo "scripts/bench.sh: installing$need" >&2
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >/dev/null
+fi
+# 1,000 clients need as many descriptors in the server and in the loader.
+limit=$(ulimit -n)
+if [ "$limit" != unlimited ] && [ "$limit" -lt 4096 ]; then
+	ulimit -n 4096 2>/dev/null || true
+fi
+# The user's own settings would change what is measured.
+unset UNITSYNC_TIMEOUT UNITSYNC_POLL UNITSYNC_CONNECT_TIMEOUT UNITSYNC_OPTIONAL
+
+say() { echo "bench: $*" >&2; }
+work=$(mktemp -d)
+spid=""
+epid=""
+cleanup() {
+	[ -z "$spid" ] || kill "$spid" 2>/dev/null || true
+	[ -z "$epid" ] || kill "$epid" 2>/dev/null || true
+	rm -rf "$work"
+}
+# dash and busybox sh run the EXIT trap on a signal only if it is trapped.
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Arithmetic and formatting, in awk.
+med() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+commas() { awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
+mib() { calc '%.1f MiB' "$1 / 1024"; }
+ms() { calc '%.2f ms' "$1 * 1000"; }
+us_ms() { calc '%.2f ms' "$1 / 1000"; }
+# at_most VALUE LIMIT / at_least VALUE LIMIT: the verdict for a target.
+at_most() { awk -v v="$1" -v l="$2" 'BEGIN { if (v <= l) printf "met (%.0f%% margin)", (1 - v / l) * 100; else printf "**missed** by %.0f%%", (v / l - 1) * 100 }'; }
+at_least() { awk -v v="$1" -v l="$2" 'BEGIN { if (v >= l) printf "met (%.0f%% margin)", (v / l - 1) * 100; else printf "**missed** by %.0f%%", (1 - v / l) * 100 }'; }
+
+# hyperfine, quiet unless it fails (it warns about outliers on a busy machine).
+hf() {
+	hyperfine "$@" >/dev/null 2>"$work/hyperfine.err" || {
+		cat "$work/hyperfine.err" >&2
+		exit 1
+	}
+}
+
+# ---------------------------------------------------------------- builds
+say "building the static binary, the load generator and a static hello-world"
+built=$(sh scripts/build-static.sh | tail -n 1)
+target=$(rustc -vV | sed -n 's/^host: //p')
+# Copies: other work may rebuild target/ while we measure.
+us="$work/unitsync"
+cp "$built" "$us"
+CARGO_TARGET_DIR=target/bench cargo build --release --locked --quiet --manifest-path scripts/bench/Cargo.toml
+load="$work/unitsync-bench"
+cp target/bench/release/unitsync-bench "$load"
+
+# The hello-world gets the main crate's release profile, copied verbatim,
+# and the same flags as scripts/build-static.sh.
+mkdir -p "$work/hello/src"
+{
+	printf '[package]\nname = "hello"\nversion = "0.0.0"\nedition = "2024"\n\n[workspace]\n\n'
+	awk '/^\[profile\.release\]/ { p = 1; print; next } /^\[/ { p = 0 } p' Cargo.toml
+} >"$work/hello/Cargo.toml"
+echo 'fn main() { println!("Hello, world!"); }' >"$work/hello/src/main.rs"
+(
+	cd "$work/hello"
+	RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" CARGO_TARGET_DIR="$work/hello/target" \
+		cargo build --release --quiet --target "$target"
+)
+hello="$work/hello-static"
+cp "$work/hello/target/$target/release/hello" "$hello"
+
+sock="$work/s/unitsync.sock"
+export UNITSYNC_SOCKET="$sock"
+start_server() {
+	"$us" serve 2>>"$work/server.log" &
+	spid=$!
+	"$us" --connect-timeout 5s -q ping >/dev/null
+}
+stop_server() {
+	kill "$spid"
+	wait "$spid" || true
+	spid=""
+}
+
+# ------------------------------------------------------------- footprint
+say "1. footprint"
+size_us=$(($(wc -c <"$us")))
+size_hello=$(($(wc -c <"$hello")))
+size_ratio=$(calc '%.2f' "$size_us / $size_hello")
+start_server
+sleep 3
+rss_idle=$(awk '/^VmRSS:/ { print $2 }' "/proc/$spid/status")
+# The other measurements below use this server, except the many-client and
+# scale ones, which get fresh ones.
+
+# ------------------------------------------------------- per-call cost
+say "2. per-call cost (hyperfine, 15 rounds)"
+rounds=15
+: >"$work/calls"
+round=1
+while [ "$round" -le "$rounds" ]; do
+	hf -N --warmup 5 --runs 40 --export-csv "$work/c1.csv" \
+		-n true /bin/true -n hello "$hello" -n ping "$us ping"
+	hf -N --warmup 5 --runs 40 --export-csv "$work/c2.csv" \
+		--prepare "$us -q fail bench.complete" -n complete "$us -q complete bench.complete" \
+		--prepare "rm -f $work/marker" -n touch "touch $work/marker"
+	# "name median_seconds" lines, one set per round.
+	for csv in c1 c2; do tail -n +2 "$work/$csv.csv"; done | awk -F, -v r="$round" '{ print r, $1, $4 }' >>"$work/calls"
+	round=$((round + 1))
+done
+call() { awk -v n="$1" '$2 == n { print $3 }' "$work/calls" | med; }
+# The median of the per-round ratios of A to B.
+call_ratio() {
+	awk -v a="$1" -v b="$2" '$2 == a { x[$1] = $3 } $2 == b { y[$1] = $3 } END { for (r in x) print x[r] / y[r] }' "$work/calls" | med
+}
+t_true=$(call true)
+t_hello=$(call hello)
+t_ping=$(call ping)
+t_touch=$(call touch)
+t_complete=$(call complete)
+r_ping=$(call_ratio ping true)
+r_hello=$(call_ratio hello true)
+r_complete=$(call_ratio complete touch)
+
+# --------------------------------------------------------------- handoff
+say "3. handoff latency"
+mkdir "$work/markers"
+out=$("$load" handoff unitsync 50 "$sock" "$us" 50)
+h_default=$out
+out=$("$load" handoff unitsync 50 "$sock" "$us" 1)
+h_fast=$out
+out=$("$load" handoff sleep 10 "$work/markers")
+h_sleep=$out
+out=$("$load" handoff inotify 30 "$work/markers")
+h_inotify=$out
+# handoff_row NAME "trials median p95 min max"
+handoff_row() {
+	# shellcheck disable=SC2086 # one word per field
+	set -- "$1" $2
+	echo "| $1 | $2 | $(us_ms "$3") | $(us_ms "$4") | $(us_ms "$5") | $(us_ms "$6") |"
+}
+field() { echo "$1" | awk -v i="$2" '{ print $i }'; }
+
+# ------------------------------------------------------- graphs end to end
+say "4. startup graphs end to end"
+cat >"$work/graph.sh" <<'EOF'
+# graph.sh MODE GRAPH: every startup script of GRAPH at once, with no-op
+# work, coordinated by unitsync (MODE unitsync) or by marker files polled
+# with sleep 1 (MODE marker). Returns when every script has completed.
+# GRAPH four: the seeds' apt-install, git-clone, pip-install (after both)
+# and agent (after git-clone); GRAPH chain: c1 <- c2 <- ... <- c10.
+set -eu
+mode=$1
+graph=$2
+p=r$$
+d=$MARKERS/$$
+mkdir -p "$d"
+unit_script() {
+	unit=$1
+	shift
+	if [ "$mode" = unitsync ]; then
+		deps=""
+		for dep in "$@"; do deps="$deps $p.$dep"; done
+		# shellcheck disable=SC2086 # one word per dependency
+		[ -z "$deps" ] || "$US" -q want "$p.$unit" $deps
+		"$US" -q start "$p.$unit"
+		"$US" -q complete "$p.$unit"
+	else
+		for dep in "$@"; do
+			until [ -e "$d/$dep" ]; do sleep 1; done
+		done
+		touch "$d/$unit"
+	fi
+}
+pids=""
+launch() {
+	unit_script "$@" &
+	pids="$pids $!"
+}
+case $graph in
+four)
+	launch apt-install
+	launch git-clone
+	launch pip-install git-clone apt-install
+	launch agent git-clone
+	;;
+chain)
+	launch c1
+	for k in 2 3 4 5 6 7 8 9 10; do launch "c$k" "c$((k - 1))"; done
+	;;
+esac
+for pid in $pids; do wait "$pid"; done
+rm -rf "$d"
+EOF
+export US="$us" MARKERS="$work/markers"
+hf -N --warmup 1 --runs 10 --export-csv "$work/g1.csv" \
+	-n four "sh $work/graph.sh unitsync four" -n chain "sh $work/graph.sh unitsync chain"
+hf -N --runs 3 --export-csv "$work/g2.csv" \
+	-n four "sh $work/graph.sh marker four" -n chain "sh $work/graph.sh marker chain"
+graph() { awk -F, -v n="$2" '$1 == n { print $4 }' "$1"; }
+g_four=$(graph "$work/g1.csv" four)
+g_chain=$(graph "$work/g1.csv" chain)
+g_four_m=$(graph "$work/g2.csv" four)
+g_chain_m=$(graph "$work/g2.csv" chain)
+
+# ------------------------------------------------------------ throughput
+say "5. throughput against a bare line-echo server (7 rounds)"
+esock="$work/echo.sock"
+"$load" echo "$esock" &
+epid=$!
+"$us" -q want bench.poll bench.gate
+n=0
+until [ -S "$esock" ] || [ "$n" -ge 50 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+# Each unitsync measurement is paired with an echo measurement next to it
+# (echo first in odd rounds, second in even ones), and compared with it:
+# "round clients kind unitsync_rate unitsync_cpu echo_rate echo_cpu ratio".
+: >"$work/rates"
+round=1
+while [ "$round" -le 7 ]; do
+	for conns in 1 16; do
+		for kind in ping status start; do
+			case $kind in
+			ping) line='{"op":"ping"}' ;;
+			status) line='{"op":"status","unit":"x"}' ;;
+			start) line='{"op":"start","unit":"bench.poll"}' ;;
+			esac
+			if [ $((round % 2)) = 1 ]; then
+				e=$("$load" throughput "$esock" "$conns" 0.5 '{"op":"ping"}' "$epid")
+				u=$("$load" throughput "$sock" "$conns" 0.5 "$line" "$spid")
+			else
+				u=$("$load" throughput "$sock" "$conns" 0.5 "$line" "$spid")
+				e=$("$load" throughput "$esock" "$conns" 0.5 '{"op":"ping"}' "$epid")
+			fi
+			echo "$round $conns $kind $u $e" | awk '{ print $0, $4 / $6 }' >>"$work/rates"
+		done
+	done
+	round=$((round + 1))
+done
+kill "$epid"
+epid=""
+# tp CLIENTS KIND COLUMN: the median of a column of "rates".
+tp() { awk -v c="$1" -v k="$2" -v f="$3" '$2 == c && $3 == k { print $f }' "$work/rates" | med; }
+# The lowest of the three request kinds' ratios, for the target.
+worst() {
+	for kind in ping status start; do echo "$(tp "$1" "$kind" 8) $kind"; done | sort -g | head -n 1
+}
+stop_server
+
+# -------------------------------------------- instructions per request
+say "5. instructions per request (callgrind)"
+# Deterministic where wall time is not: user-space instructions each server
+# spends per request, from the difference between a run that serves 5,000
+# requests on one connection and a run that serves one.
+mkdir "$work/cg"
+# instructions NAME LINES LINE: total instructions of a server run.
+instructions() {
+	awk -v n="$2" -v l="$3" 'BEGIN { for (i = 0; i < n; i++) print l }' >"$work/cg/requests"
+	if [ "$1" = echo ]; then
+		valgrind --tool=callgrind --callgrind-out-file="$work/cg/out" "$load" echo "$work/cg/s.sock" 2>/dev/null &
+	else
+		valgrind --tool=callgrind --callgrind-out-file="$work/cg/out" "$us" serve --socket "$work/cg/s.sock" 2>/dev/null &
+	fi
+	cgpid=$!
+	n=0
+	until [ -S "$work/cg/s.sock" ] || [ "$n" -ge 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	sleep 0.2
+	[ "$1" = echo ] || "$us" --socket "$work/cg/s.sock" -q want bench.poll bench.gate
+	socat -t 60 - "UNIX-CONNECT:$work/cg/s.sock" <"$work/cg/requests" >"$work/cg/answers"
+	kill "$cgpid"
+	wait "$cgpid" || true
+	rm -f "$work/cg/s.sock"
+	[ "$(wc -l <"$work/cg/answers")" -eq "$2" ] || {
+		echo "scripts/bench.sh: $1 answered $(wc -l <"$work/cg/answers") of $2 requests under callgrind" >&2
+		exit 1
+	}
+	awk '/^(summary|totals):/ { print $2; exit }' "$work/cg/out"
+}
+: >"$work/instructions"
+for kind in echo ping status start; do
+	case $kind in
+	echo | ping) line='{"op":"ping"}' ;;
+	status) line='{"op":"status","unit":"x"}' ;;
+	start) line='{"op":"start","unit":"bench.poll"}' ;;
+	esac
+	one=$(instructions "$kind" 1 "$line")
+	many=$(instructions "$kind" 5001 "$line")
+	echo "$kind $(calc '%.0f' "($many - $one) / 5000")" >>"$work/instructions"
+done
+ir() { awk -v k="$1" '$1 == k { print $2 }' "$work/instructions"; }
+
+# ----------------------------------------------------- 1,000 clients' RSS
+say "1. footprint: 1,000 clients polling"
+start_server
+out=$("$load" hold "$sock" 1000 5 50 "$spid")
+hold=$out
+stop_server
+
+# ----------------------------------------------------------------- scale
+say "6. scale (chain and fan at 1k, 10k, 100k units; each run stops at 40 s)"
+: >"$work/scale"
+for shape in chain fan; do
+	for units in 1000 10000 100000; do
+		start_server
+		out=$("$load" scale "$sock" "$shape" "$units" "$spid" 40)
+		echo "$shape $units $out" >>"$work/scale"
+		stop_server
+	done
+done
+scale_total() { awk -v s="$1" -v n="$2" '$1 == s && $2 == n { print ($3 == "done" ? $9 : "cut") }' "$work/scale"; }
+scale_verdict() {
+	t=$(scale_total "$1" "$2")
+	case $t in
+	cut) echo "not done in 40 s | **missed**" ;;
+	*) echo "$(calc '%.1f s' "$t") | $(at_most "$t" 60)" ;;
+	esac
+}
+
+# ---------------------------------------------------------------- report
+say "writing BENCHMARKS.md"
+took=$(($(date +%s) - began))
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff-index --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || commit="$commit, with uncommitted changes"
+worst1=$(worst 1)
+worst16=$(worst 16)
+{
+	cat <<'EOF'
+# Benchmarks
+
+Generated by `scripts/bench.sh`; run it to regenerate this file (about
+four minutes; it installs hyperfine, inotify-tools, valgrind and socat
+when missing). The figures below are from one run on the machine
+described under it.
+
+How it measures:
+
+- **Medians, side by side.** The machine may be shared, so every ratio
+  compares two things measured in the same run, in interleaved rounds, and
+  quotes the median (of the rounds' medians, for hyperfine; of the
+  per-round ratios, for ratios). p95 is the nearest-rank 95th percentile.
+- **The binary measured is the static one** that `scripts/build-static.sh`
+  builds (release profile: `panic = "abort"`, LTO, one codegen unit,
+  stripped, `opt-level = "s"`; `-C target-feature=+crt-static` with an
+  explicit `--target`). The hello-world is a temporary cargo project with
+  the same `[profile.release]`, copied from `Cargo.toml`, and the same
+  flags.
+- **RSS** is `VmRSS` from `/proc/PID/status`: idle, 3 s after the server
+  started; with 1,000 clients, the peak over 5 s while each of 1,000
+  connections declares a unit waiting on one that never completes and
+  polls `start` every 50 ms (all 1,000 requests in flight at once).
+- **Per-call cost**: `hyperfine -N` (no shell), 15 rounds of 40 runs after
+  5 warm-ups, with a server running. `unitsync complete X` is preceded,
+  outside the timing, by `unitsync fail X` so that every run is an
+  accepted completion; `touch FILE` by `rm -f FILE`, so that it creates it.
+- **Handoff**: a waiting `unitsync start U` (U wants D) is spawned; once
+  the server shows its first refused start, D's `complete` is sent at a
+  random moment of the client's poll cycle; the latency runs from the
+  moment the server acknowledges that `complete` to the moment the
+  `start` process has exited (`waitpid`). The baselines are the same
+  handoff with a marker file: `while [ ! -e F ]; do sleep 1; done` in
+  `sh` (what Coder-style scripts do), and
+  `until [ -e F ]; do inotifywait -qq -t 1 -e create -e moved_to DIR; done`
+  (the event-driven floor for a shell script); the file is created at a
+  random moment after the waiter started.
+- **Graphs end to end**: every script of the graph is started at once by
+  one `sh` (no-op work: `want`, `start`, `complete` for unitsync; wait for
+  the dependencies' marker files, polling with `sleep 1`, then `touch` its
+  own, for markers); hyperfine times that `sh` from its start to the last
+  script's completion.
+- **Throughput**: the load generator (`scripts/bench/`) keeps one request
+  in flight on each of 1 or 16 connections for 0.5 s, against unitsync
+  and against a bare line-echo server with the same shape (thread per
+  connection with the same 128 KiB stack, `BufReader` lines, `write_all`)
+  on a Unix socket in the same directory. Each unitsync measurement is
+  paired with an echo measurement right before or after it (alternating),
+  7 rounds. The echo server echoes `{"op":"ping"}`. unitsync answers
+  `ping`, `status` of an unknown unit, and `start` of a unit that waits for
+  another (the request that waiting clients repeat, answered `blocked`).
+  The server's CPU time per request comes from `/proc/PID/stat`; its
+  user-space instructions per request from `valgrind --tool=callgrind`
+  (5,001 requests on one connection, minus a run with one), which does not
+  depend on the machine's load.
+- **Scale**: one connection, a fresh server per run. Every unit is first
+  registered (`want U`), then the edges are declared, one `want` per unit,
+  in a shuffled order (scripts run in any order; both ends of every edge
+  exist, so every edge is cycle-checked), then every unit is started and
+  completed in dependency order. *chain*: unit i wants unit i-1. *fan*:
+  unit i wants 10 distinct earlier units picked at random (fixed seed).
+  A run that has not finished declaring after 40 s is stopped and reported
+  as *cut*, with how far it got. "Server CPU" is the server's user+system
+  time for the run; on a busy machine both it and the wall time grow.
+EOF
+	echo
+	echo "## Machine"
+	echo
+	echo "| | |"
+	echo "|---|---|"
+	echo "| CPU | $cpu |"
+	echo "| cores | $(getconf _NPROCESSORS_ONLN) |"
+	echo "| kernel | $(uname -sr) |"
+	echo "| rustc | $(rustc --version) |"
+	echo "| unitsync | commit $commit |"
+	echo "| date | $(date -u '+%Y-%m-%d %H:%M UTC') |"
+	echo "| load average at the start | $loadavg |"
+	echo "| bench.sh took | $((took / 60)) min $((took % 60)) s |"
+	echo
+	echo "## SPEC §8 targets"
+	echo
+	echo "| target | measured | verdict |"
+	echo "|---|---|---|"
+	echo "| static binary within 1.3x a static hello-world | ${size_ratio}x ($(commas "$size_us") vs $(commas "$size_hello") bytes) | $(at_most "$size_ratio" 1.3) |"
+	echo "| \`unitsync ping\` process at most 1.5x \`/bin/true\` | $(calc '%.2f' "$r_ping")x ($(ms "$t_ping") vs $(ms "$t_true")) | $(at_most "$r_ping" 1.5) |"
+	echo "| handoff median under 40 ms (default poll) | $(us_ms "$(field "$h_default" 2)") | $(at_most "$(field "$h_default" 2)" 40000) |"
+	echo "| handoff median under 3 ms (\`--poll 1ms\`) | $(us_ms "$(field "$h_fast" 2)") | $(at_most "$(field "$h_fast" 2)" 3000) |"
+	echo "| throughput at least 0.8x echo, 1 client | $(calc '%.2f' "$(field "$worst1" 1)")x (lowest: \`$(field "$worst1" 2)\`) | $(at_least "$(field "$worst1" 1)" 0.8) |"
+	echo "| throughput at least 0.8x echo, 16 clients | $(calc '%.2f' "$(field "$worst16" 1)")x (lowest: \`$(field "$worst16" 2)\`) | $(at_least "$(field "$worst16" 1)" 0.8) |"
+	echo "| 100,000 units in a chain: in seconds (under 60 s) | $(scale_verdict chain 100000) |"
+	echo "| 10,000 units each wanting 10: in seconds (under 60 s) | $(scale_verdict fan 10000) |"
+	echo "| idle server RSS under 2 MiB | $(mib "$rss_idle") | $(at_most "$rss_idle" 2048) |"
+	echo "| 1,000 clients polling: RSS under 64 MiB | $(mib "$(field "$hold" 3)") | $(at_most "$(field "$hold" 3)" 65536) |"
+	echo
+	echo "## 1. Footprint"
+	echo
+	echo "| | |"
+	echo "|---|---|"
+	echo "| static \`unitsync\` | $(commas "$size_us") bytes |"
+	echo "| static hello-world, same profile and flags | $(commas "$size_hello") bytes |"
+	echo "| ratio | ${size_ratio}x |"
+	echo "| idle server RSS | $(mib "$rss_idle") ($(commas "$rss_idle") KiB) |"
+	echo "| RSS with $(field "$hold" 1) clients polling every 50 ms | $(mib "$(field "$hold" 3)") ($(field "$hold" 4) threads, $(field "$hold" 2) polling rounds) |"
+	echo
+	echo "## 2. Per-call cost"
+	echo
+	echo "| command | median | ratio |"
+	echo "|---|---|---|"
+	echo "| \`/bin/true\` | $(ms "$t_true") | 1 |"
+	echo "| static hello-world | $(ms "$t_hello") | $(calc '%.2f' "$r_hello")x \`/bin/true\` |"
+	echo "| \`unitsync ping\` | $(ms "$t_ping") | $(calc '%.2f' "$r_ping")x \`/bin/true\` |"
+	echo "| \`touch FILE\` | $(ms "$t_touch") | 1 |"
+	echo "| \`unitsync complete X\` | $(ms "$t_complete") | $(calc '%.2f' "$r_complete")x \`touch\` |"
+	echo
+	echo "## 3. Handoff latency"
+	echo
+	echo "| waiter | trials | median | p95 | min | max |"
+	echo "|---|---|---|---|---|---|"
+	handoff_row "\`unitsync start\` (default poll, 50 ms)" "$h_default"
+	handoff_row "\`unitsync start --poll 1ms\`" "$h_fast"
+	handoff_row "marker file, \`sleep 1\` loop in \`sh\`" "$h_sleep"
+	handoff_row "marker file, \`inotifywait\` loop in \`sh\`" "$h_inotify"
+	echo
+	echo "## 4. A realistic graph, end to end"
+	echo
+	echo "Wall time from the first script's start to the last one's completion (median)."
+	echo
+	echo "| graph | unitsync (10 runs) | marker files, \`sleep 1\` (3 runs) | speed-up |"
+	echo "|---|---|---|---|"
+	echo "| the seeds' four scripts | $(ms "$g_four") | $(ms "$g_four_m") | $(calc '%.0f' "$g_four_m / $g_four")x |"
+	echo "| a chain of 10 units | $(ms "$g_chain") | $(ms "$g_chain_m") | $(calc '%.0f' "$g_chain_m / $g_chain")x |"
+	echo
+	echo "## 5. Server throughput"
+	echo
+	echo "Requests per second with one request in flight per connection, and the"
+	echo "server's CPU time per request (user + system, from \`/proc/PID/stat\`; less"
+	echo "sensitive to a busy machine). Medians of 7 paired rounds of 0.5 s each;"
+	echo "the ratio is the median of the per-pair ratios."
+	echo
+	echo "| request | clients | unitsync req/s | echo req/s | ratio | unitsync CPU/request | echo CPU/request |"
+	echo "|---|---|---|---|---|---|---|"
+	for conns in 1 16; do
+		for kind in ping status start; do
+			echo "| \`$kind\` | $conns | $(commas "$(tp "$conns" "$kind" 4)") | $(commas "$(tp "$conns" "$kind" 6)") | $(calc '%.2f' "$(tp "$conns" "$kind" 8)")x | $(calc '%.1f µs' "$(tp "$conns" "$kind" 5)") | $(calc '%.1f µs' "$(tp "$conns" "$kind" 7)") |"
+		done
+	done
+	echo
+	echo "User-space instructions per request (callgrind; the same on every run of"
+	echo "the same code, unlike the figures above), one connection:"
+	echo
+	echo "| server, request | instructions per request |"
+	echo "|---|---|"
+	echo "| bare echo server, a \`ping\` line | $(commas "$(ir echo)") |"
+	for kind in ping status start; do
+		echo "| unitsync, \`$kind\` | $(commas "$(ir "$kind")") |"
+	done
+	echo
+	echo "## 6. Scale"
+	echo
+	echo "| graph | units | edges | requests | register | declare (shuffled) | start + complete | total | server CPU | RSS after |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	while read -r shape units state frac requests reg decl run total rss cpu; do
+		case $shape in
+		chain) edges=$((units - 1)) ;;
+		*) edges=$((units * 10 - 55)) ;;
+		esac
+		case $state in
+		done) echo "| $shape | $(commas "$units") | $(commas "$edges") | $(commas "$requests") | $(calc '%.2f s' "$reg") | $(calc '%.2f s' "$decl") | $(calc '%.2f s' "$run") | $(calc '%.2f s' "$total") | $(calc '%.2f s' "$cpu") | $(mib "$rss") |" ;;
+		*) echo "| $shape | $(commas "$units") | $(commas "$edges") | $(commas "$requests") | $(calc '%.2f s' "$reg") | cut after $(calc '%.2f s' "$decl"), $(calc '%.0f%%' "$frac * 100") of the units declared | - | - | $(calc '%.2f s' "$cpu") | $(mib "$rss") |" ;;
+		esac
+	done <"$work/scale"
+} >BENCHMARKS.md
+say "done in $((took / 60)) min $((took % 60)) s; see BENCHMARKS.md"

@@ -5,7 +5,8 @@
 //! leaves the state untouched, or commits and returns what happened.
 //!
 //! Invariants, kept by every method and checked by the randomized test:
-//! - the graph of edges is acyclic (self-edges included);
+//! - the graph of edges is acyclic (self-edges included), and every
+//!   dependency's `ord` is below its dependent's (a topological order);
 //! - `dependents` is exactly the reverse of `deps`, and `edges` counts them;
 //! - a unit is ready iff every hard dependency is completed and every soft
 //!   dependency is completed or failed.
@@ -199,6 +200,13 @@ pub struct UnitInfo {
 
 type Id = usize;
 
+/// Where a new unit goes in the topological order.
+#[derive(Clone, Copy)]
+enum Place {
+    First,
+    Last,
+}
+
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct Unit {
     name: String,
@@ -213,10 +221,13 @@ struct Unit {
     waited: Option<Duration>,
     /// First refused `start` of the current wait, and what it waited for.
     blocked: Option<(Duration, Vec<Id>)>,
+    /// Position in a topological order kept up to date as edges arrive:
+    /// a dependency's `ord` is always below its dependent's.
+    ord: i64,
 }
 
 impl Unit {
-    fn new(name: &str, status: Status, now: Duration) -> Unit {
+    fn new(name: &str, status: Status, now: Duration, ord: i64) -> Unit {
         Unit {
             name: name.to_owned(),
             status,
@@ -228,6 +239,7 @@ impl Unit {
             finished_at: None,
             waited: None,
             blocked: None,
+            ord,
         }
     }
 }
@@ -238,6 +250,9 @@ pub struct State {
     units: Vec<Unit>,
     index: HashMap<String, Id>,
     edges: usize,
+    /// The lowest and highest `ord` handed out so far.
+    lowest: i64,
+    highest: i64,
 }
 
 impl State {
@@ -304,7 +319,7 @@ impl State {
             match self.units[uid].deps.get(&did) {
                 Some(&was_soft) => changed += usize::from(was_soft && !soft),
                 None => {
-                    if self.reaches(did, uid) {
+                    if self.closes_cycle(uid, did) {
                         return Err(Error::Cycle { path: self.cycle_path(uid, did) });
                     }
                     new_edges += 1;
@@ -320,17 +335,18 @@ impl State {
         }
 
         // Commit.
-        let uid = self.intern(unit, now);
+        let uid = self.intern(unit, now, Place::Last);
         let registered = self.units[uid].status == Status::NotRegistered;
         if registered {
             self.set_status(uid, Status::Pending, now);
         }
         for dep in deps {
-            let did = self.intern(dep, now);
+            let did = self.intern(dep, now, Place::First);
             match self.units[uid].deps.insert(did, soft) {
                 None => {
                     self.units[did].dependents.push(uid);
                     self.edges += 1;
+                    self.keep_order(uid, did);
                 }
                 // Keep a hard edge hard.
                 Some(was_soft) => {
@@ -347,7 +363,7 @@ impl State {
         let Some(&uid) = self.index.get(unit) else {
             // Nobody mentioned it, so nothing can hold it back.
             self.ensure_capacity(1)?;
-            let uid = self.intern(unit, now);
+            let uid = self.intern(unit, now, Place::Last);
             return Ok(self.mark_started(uid, now));
         };
         if self.units[uid].status == Status::Started {
@@ -497,7 +513,7 @@ impl State {
         if existing.is_none() {
             self.ensure_capacity(1)?;
         }
-        let id = self.intern(unit, now);
+        let id = self.intern(unit, now, Place::Last);
         let u = &mut self.units[id];
         let ran = match u.status {
             Status::Started => u.started_at.map(|at| now.saturating_sub(at)),
@@ -544,53 +560,87 @@ impl State {
     }
 
     /// The id of `name`, adding a not-registered placeholder if it is new.
-    /// Callers have checked the name and the unit cap.
-    fn intern(&mut self, name: &str, now: Duration) -> Id {
+    /// A new unit has no edges, so it may go anywhere in the order: first
+    /// if it is about to become a dependency, last if a dependent, so that
+    /// the usual declarations need no reordering. Callers have checked the
+    /// name and the unit cap.
+    fn intern(&mut self, name: &str, now: Duration, place: Place) -> Id {
         if let Some(&id) = self.index.get(name) {
             return id;
         }
+        let ord = match place {
+            Place::First => {
+                self.lowest -= 1;
+                self.lowest
+            }
+            Place::Last => {
+                self.highest += 1;
+                self.highest
+            }
+        };
         let id = self.units.len();
-        self.units.push(Unit::new(name, Status::NotRegistered, now));
+        self.units.push(Unit::new(name, Status::NotRegistered, now, ord));
         self.index.insert(name.to_owned(), id);
         id
     }
 
-    /// Whether `to` is reachable from `from` along dependency edges.
+    /// Whether the new edge `unit -> dep` would close a cycle, that is,
+    /// whether `unit` is reachable from `dep` along dependency edges.
     ///
-    /// Searches forward from `from` and backward from `to` in alternation and
-    /// stops when either side runs out, so its cost is bounded by the smaller
-    /// of the two reachable sets: declaring a long chain in either order
-    /// stays linear overall.
-    fn reaches(&self, from: Id, to: Id) -> bool {
-        if from == to {
-            return true;
+    /// The topological order bounds the search (Pearce and Kelly's dynamic
+    /// topological sort): `ord` falls along every path of dependencies, so
+    /// if `dep` is already before `unit` there is nothing to search, and
+    /// otherwise only units placed between the two need a look. Declaring
+    /// dependencies in the usual order costs no search at all.
+    fn closes_cycle(&self, unit: Id, dep: Id) -> bool {
+        let floor = self.units[unit].ord;
+        self.units[dep].ord > floor && self.region(dep, true, |ord| ord >= floor).contains(&unit)
+    }
+
+    /// Restores the order after adding `unit -> dep` (no cycle): if `dep`
+    /// came after `unit`, the dependencies of `dep` placed after `unit`
+    /// move, in their order, ahead of `unit` and its dependents placed
+    /// before `dep`, into the same set of positions.
+    fn keep_order(&mut self, unit: Id, dep: Id) {
+        let (lower, upper) = (self.units[unit].ord, self.units[dep].ord);
+        if upper < lower {
+            return;
         }
-        let (mut fwd, mut bwd) = (vec![from], vec![to]);
-        let (mut seen_fwd, mut seen_bwd) = (HashSet::from([from]), HashSet::from([to]));
-        loop {
-            let Some(n) = fwd.pop() else { return false };
-            for &m in self.units[n].deps.keys() {
-                if seen_bwd.contains(&m) {
-                    return true;
-                }
-                if seen_fwd.insert(m) {
-                    fwd.push(m);
-                }
-            }
-            let Some(n) = bwd.pop() else { return false };
-            for &m in &self.units[n].dependents {
-                if seen_fwd.contains(&m) {
-                    return true;
-                }
-                if seen_bwd.insert(m) {
-                    bwd.push(m);
-                }
-            }
+        let mut ahead = self.region(dep, true, |ord| ord > lower);
+        let mut behind = self.region(unit, false, |ord| ord < upper);
+        ahead.sort_unstable_by_key(|&id| self.units[id].ord);
+        behind.sort_unstable_by_key(|&id| self.units[id].ord);
+        let mut slots: Vec<i64> =
+            ahead.iter().chain(&behind).map(|&id| self.units[id].ord).collect();
+        slots.sort_unstable();
+        for (id, ord) in ahead.into_iter().chain(behind).zip(slots) {
+            self.units[id].ord = ord;
         }
     }
 
+    /// Units reachable from `start` along dependencies (or dependents),
+    /// `start` included, never going through a unit whose `ord` fails `keep`.
+    fn region(&self, start: Id, along_deps: bool, keep: impl Fn(i64) -> bool) -> Vec<Id> {
+        let mut seen = HashSet::from([start]);
+        let mut todo = vec![start];
+        let mut found = Vec::new();
+        while let Some(n) = todo.pop() {
+            found.push(n);
+            let next: Box<dyn Iterator<Item = &Id>> = match along_deps {
+                true => Box::new(self.units[n].deps.keys()),
+                false => Box::new(self.units[n].dependents.iter()),
+            };
+            for &m in next {
+                if keep(self.units[m].ord) && seen.insert(m) {
+                    todo.push(m);
+                }
+            }
+        }
+        found
+    }
+
     /// The cycle that the edge `unit -> dep` would close, as names starting
-    /// and ending at `unit`. Only called once `reaches(dep, unit)` holds.
+    /// and ending at `unit`. Only called once `closes_cycle(unit, dep)` holds.
     fn cycle_path(&self, unit: Id, dep: Id) -> Vec<String> {
         let mut parent: HashMap<Id, Id> = HashMap::new();
         let mut queue = VecDeque::from([dep]);

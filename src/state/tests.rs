@@ -499,6 +499,12 @@ fn assert_consistent(state: &State) {
         edges += u.deps.len();
         for &d in u.deps.keys() {
             assert!(state.units[d].dependents.contains(&id));
+            assert!(
+                state.units[d].ord < u.ord,
+                "{} is not ordered before {}",
+                state.units[d].name,
+                u.name
+            );
         }
         for &p in &u.dependents {
             assert!(state.units[p].deps.contains_key(&id));
@@ -506,6 +512,8 @@ fn assert_consistent(state: &State) {
         assert_eq!(state.index[&u.name], id);
     }
     assert_eq!(edges, state.edges);
+    let ords: HashSet<i64> = state.units.iter().map(|u| u.ord).collect();
+    assert_eq!(ords.len(), state.units.len(), "two units share a place in the order");
     for info in state.list() {
         let by_definition = info.deps.iter().all(|d| match d.status {
             Status::Completed => true,

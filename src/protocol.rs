@@ -46,17 +46,21 @@ pub enum Request {
 
 const OPS: &str = "ping, want, start, complete, fail, status, list";
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// An answer: `ok`, `instance`, then the body's `result` and fields, all in
+/// one flat object. Written and read by hand around serde (see
+/// [`Response::write_line`] and [`parse_response`]) rather than with
+/// `#[serde(flatten)]`, which buffers every field and costs both time on
+/// the server's hot path and size in the binary.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Response {
     pub ok: bool,
     /// Identifies the server's state: new for every fresh state, so a client
     /// can tell that the graph it waited on is gone.
     pub instance: String,
-    #[serde(flatten)]
     pub body: Body,
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Body {
     Pong { version: String, protocol: u32 },
@@ -170,10 +174,28 @@ impl Response {
 
     /// The response as one line, newline included.
     pub fn to_line(&self) -> Vec<u8> {
-        // Serializing plain data with string keys cannot fail.
-        let mut line = serde_json::to_vec(self).expect("a response serializes");
-        line.push(b'\n');
+        let mut line = Vec::new();
+        self.write_line(&mut line);
         line
+    }
+
+    /// Writes the response as one line into `out`, replacing what it held,
+    /// so a connection can reuse one buffer for all its answers.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(if self.ok {
+            b"{\"ok\":true,\"instance\":"
+        } else {
+            b"{\"ok\":false,\"instance\":"
+        });
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_writer(&mut *out, &self.instance).expect("a string serializes");
+        let body = out.len();
+        serde_json::to_writer(&mut *out, &self.body).expect("a response serializes");
+        // The body is an object of its own, `{"result":...}`: open it up
+        // into ours.
+        out[body] = b',';
+        out.push(b'\n');
     }
 }
 
@@ -237,8 +259,58 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
 }
 
 /// Parses one response line.
-pub fn parse_response(line: &[u8]) -> Result<Response, serde_json::Error> {
-    serde_json::from_slice(line)
+pub fn parse_response(line: &[u8]) -> Result<Response, String> {
+    // Every body's fields in one flat struct, then the body `result` names.
+    #[derive(Deserialize)]
+    struct Fields {
+        ok: bool,
+        instance: String,
+        result: String,
+        version: Option<String>,
+        protocol: Option<u32>,
+        added: Option<usize>,
+        registered: Option<bool>,
+        waited: Option<f64>,
+        waited_for: Option<Vec<String>>,
+        now: Option<f64>,
+        unmet: Option<Vec<DepView>>,
+        dependency: Option<String>,
+        reason: Option<String>,
+        ran: Option<f64>,
+        unit: Option<UnitView>,
+        units: Option<Vec<UnitView>>,
+        error: Option<ErrorBody>,
+    }
+    let f: Fields = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    fn need<T>(field: Option<T>, name: &str) -> Result<T, String> {
+        field.ok_or_else(|| format!("missing field `{name}`"))
+    }
+    let body = match f.result.as_str() {
+        "pong" => Body::Pong {
+            version: need(f.version, "version")?,
+            protocol: need(f.protocol, "protocol")?,
+        },
+        "wanted" => Body::Wanted {
+            added: need(f.added, "added")?,
+            registered: need(f.registered, "registered")?,
+        },
+        "started" => Body::Started {
+            waited: need(f.waited, "waited")?,
+            waited_for: need(f.waited_for, "waited_for")?,
+        },
+        "blocked" => Body::Blocked { now: need(f.now, "now")?, unmet: need(f.unmet, "unmet")? },
+        "dependency_failed" => Body::DependencyFailed {
+            dependency: need(f.dependency, "dependency")?,
+            reason: f.reason,
+        },
+        "completed" => Body::Completed { ran: f.ran },
+        "failed" => Body::Failed { ran: f.ran },
+        "status" => Body::Status { now: need(f.now, "now")?, unit: need(f.unit, "unit")? },
+        "list" => Body::List { now: need(f.now, "now")?, units: need(f.units, "units")? },
+        "error" => Body::Error { error: need(f.error, "error")? },
+        other => return Err(format!("unknown result {other:?}")),
+    };
+    Ok(Response { ok: f.ok, instance: f.instance, body })
 }
 
 #[derive(Debug)]

@@ -120,7 +120,7 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
         return "no units\n".to_owned();
     }
     let mut lanes: Vec<Lane> = units.iter().map(|u| Lane::new(u, now)).collect();
-    lanes.sort_by(|a, b| {
+    lanes.sort_unstable_by(|a, b| {
         a.group()
             .cmp(&b.group())
             .then(a.first().cmp(&b.first()))
@@ -628,7 +628,7 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
         report.dependencies = vec![dep(&build, true), dep(&serve, false), dep(&typo, false)];
         let idle = timed("idle", "pending", None, None, None);
         let mut all = vec![fetch, build, test, serve, typo, report, idle];
-        all.sort_by(|a, b| a.unit.cmp(&b.unit));
+        all.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
         all
     }
 

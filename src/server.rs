@@ -620,7 +620,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
         return;
     }
     let mut reader = BufReader::new(&stream);
-    let mut line = Vec::new();
+    let (mut line, mut out) = (Vec::new(), Vec::new());
     loop {
         match protocol::read_line(&mut reader, &mut line) {
             Ok(true) => {}
@@ -638,7 +638,8 @@ fn serve_connection(server: &Server, stream: UnixStream) {
             Ok(request) => server.apply(request),
             Err(error) => Response::error(&server.instance, error),
         };
-        if (&stream).write_all(&response.to_line()).is_err() {
+        response.write_line(&mut out);
+        if (&stream).write_all(&out).is_err() {
             return;
         }
     }

@@ -461,7 +461,7 @@ impl State {
     /// Every unit, placeholders included, sorted by name.
     pub fn list(&self) -> Vec<UnitInfo> {
         let mut all: Vec<UnitInfo> = (0..self.units.len()).map(|id| self.info(id)).collect();
-        all.sort_by(|a, b| a.unit.cmp(&b.unit));
+        all.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
         all
     }
 
@@ -498,7 +498,7 @@ impl State {
                 }
             })
             .collect();
-        deps.sort_by(|a, b| a.unit.cmp(&b.unit));
+        deps.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
         deps
     }
 
@@ -532,7 +532,7 @@ impl State {
             Some((at, ids)) => {
                 let mut names: Vec<String> =
                     ids.iter().map(|&d| self.units[d].name.clone()).collect();
-                names.sort();
+                names.sort_unstable();
                 (now.saturating_sub(at), names)
             }
             None => (Duration::ZERO, Vec::new()),

@@ -206,7 +206,7 @@ fn collect(spec: &Spec) -> Result<Vec<Script>, Error> {
                 fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             })
             .collect();
-        found.sort();
+        found.sort_unstable();
         paths.extend(found);
     }
     for path in &spec.scripts {

@@ -328,6 +328,34 @@ out=$("$load" hold "$sock" 1000 5 50 "$spid")
 hold=$out
 stop_server
 
+# -------------------------------------------------------- journal cost
+say "7. the cost of --state (5 rounds per mode)"
+# Every request is an accepted change (failing a unit again is allowed), so
+# every one is journaled. The state file lives in the work directory; on a
+# tmpfs such as /run, fsync costs nothing.
+: >"$work/journal"
+round=1
+while [ "$round" -le 5 ]; do
+	for mode in memory state fsync; do
+		rm -f "$work/state"
+		case $mode in
+		memory) "$us" serve 2>>"$work/server.log" & ;;
+		state) "$us" serve --state "$work/state" 2>>"$work/server.log" & ;;
+		fsync) "$us" serve --state "$work/state" --fsync 2>>"$work/server.log" & ;;
+		esac
+		spid=$!
+		"$us" --connect-timeout 5s -q ping >/dev/null
+		for conns in 1 16; do
+			out=$("$load" throughput "$sock" "$conns" 0.5 '{"op":"fail","unit":"x"}' "$spid")
+			echo "$mode $conns $out" >>"$work/journal"
+		done
+		stop_server
+	done
+	round=$((round + 1))
+done
+jr() { awk -v m="$1" -v c="$2" -v f="$3" '$1 == m && $2 == c { print $f }' "$work/journal" | med; }
+journal_fs=$(df -T "$work" 2>/dev/null | awk 'NR == 2 { print $2 }')
+
 # ----------------------------------------------------------------- scale
 say "6. scale (chain and fan at 1k, 10k, 100k units; each run stops at 40 s)"
 : >"$work/scale"
@@ -529,5 +557,28 @@ EOF
 		*) echo "| $shape | $(commas "$units") | $(commas "$edges") | $(commas "$requests") | $(calc '%.2f s' "$reg") | cut after $(calc '%.2f s' "$decl"), $(calc '%.0f%%' "$frac * 100") of the units declared | - | - | $(calc '%.2f s' "$cpu") | $(mib "$rss") |" ;;
 		esac
 	done <"$work/scale"
+	echo
+	echo "## 7. The cost of \`--state\`"
+	echo
+	echo "Requests per second when every request is an accepted change (\`fail\` of"
+	echo "one unit, journaled each time), medians of 5 rounds of 0.5 s, state file on"
+	echo "${journal_fs:-an unknown} file system. The default is no fsync: a line reaches the"
+	echo "kernel with one \`write\` before the answer, so it survives the server being"
+	echo "killed, which is the failure that matters in a container; \`--fsync\` adds a"
+	echo "disk sync per change for state that must survive a power loss too."
+	echo
+	echo "| mode | clients | changes/s | ratio to memory | server CPU/change |"
+	echo "|---|---|---|---|---|"
+	for conns in 1 16; do
+		base=$(jr memory "$conns" 3)
+		for mode in memory state fsync; do
+			rate=$(jr "$mode" "$conns" 3)
+			label=$mode
+			[ "$mode" = memory ] && label="in memory"
+			[ "$mode" = state ] && label="\`--state\`"
+			[ "$mode" = fsync ] && label="\`--state --fsync\`"
+			echo "| $label | $conns | $(commas "$rate") | $(calc '%.2fx' "$rate / $base") | $(calc '%.1f µs' "$(jr "$mode" "$conns" 4)") |"
+		done
+	done
 } >BENCHMARKS.md
 say "done in $((took / 60)) min $((took % 60)) s; see BENCHMARKS.md"

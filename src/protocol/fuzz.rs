@@ -9,40 +9,9 @@ use super::*;
 /// Lines tried per run.
 const LINES: usize = 20_000;
 
-/// xorshift64: tiny, and the same sequence for the same seed everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
-/// `UNITSYNC_FUZZ_SEED`, or a fresh seed for every run.
-fn seed() -> u64 {
-    if let Ok(text) = std::env::var("UNITSYNC_FUZZ_SEED") {
-        return text.parse().expect("UNITSYNC_FUZZ_SEED is a number");
-    }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    (now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)) | 1
-}
+#[path = "../../tests/common/rng.rs"]
+mod rng;
+use rng::{Rng, seed};
 
 const NAMES: [&str; 16] = [
     "a",

@@ -63,9 +63,12 @@ impl Conn {
     fn try_ask(&mut self, line: &[u8]) -> Result<String, String> {
         let mut request = line.to_vec();
         request.push(b'\n');
-        self.send(&request).map_err(|e| format!("cannot send: {e}"))?;
+        // The server may answer and close before it read everything (a line
+        // over the cap): its answer still counts when the send failed.
+        let sent = self.send(&request);
         match self.line() {
             Ok(Some(answer)) => Ok(answer),
+            _ if sent.is_err() => Err(format!("cannot send: {}", sent.expect_err("checked"))),
             Ok(None) => Err("the server closed the connection instead of answering".into()),
             Err(e) => Err(format!("no answer: {e}")),
         }
@@ -185,40 +188,9 @@ fn clip(log: &str) -> String {
 // ---------------------------------------------------------------------------
 // A seeded, reproducible generator of hostile lines.
 
-/// xorshift64: tiny, and the same sequence for the same seed everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
-/// `UNITSYNC_FUZZ_SEED`, or a fresh seed for every run.
-fn seed() -> u64 {
-    if let Ok(text) = std::env::var("UNITSYNC_FUZZ_SEED") {
-        return text.parse().expect("UNITSYNC_FUZZ_SEED is a number");
-    }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
-    (now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)) | 1
-}
+#[path = "../common/rng.rs"]
+mod rng;
+use rng::{Rng, seed};
 
 fn json(s: impl AsRef<str>) -> String {
     serde_json::to_string(s.as_ref()).unwrap()

@@ -151,33 +151,11 @@ fn shaped(rng: &mut Rng) -> Vec<u8> {
 }
 
 /// Byte-level damage: flips, deletions, insertions, truncation, splices.
-fn mutate(rng: &mut Rng, mut line: Vec<u8>) -> Vec<u8> {
+fn mutate(rng: &mut Rng, line: Vec<u8>) -> Vec<u8> {
     const BYTES: [u8; 14] =
         [0, 0xff, 0xc3, 0x80, 0xed, b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b'\n'];
     const TOKENS: [&str; 7] = ["\\u0000", "\\ud800", "null", "1e999", "[", "{", "\"op\":\"list\","];
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(line.len() + 1);
-        match rng.below(7) {
-            0 if at < line.len() => line[at] ^= 1 << rng.below(8),
-            1 if at < line.len() => line[at] = *rng.pick(&BYTES),
-            2 if at < line.len() => {
-                line.remove(at);
-            }
-            3 => line.insert(at, *rng.pick(&BYTES)),
-            4 => line.truncate(at),
-            5 if !line.is_empty() => {
-                let from = rng.below(line.len());
-                let to = from + rng.below(line.len() - from + 1);
-                let slice = line[from..to].to_vec();
-                line.splice(at..at, slice);
-            }
-            _ => {
-                let token = rng.pick(&TOKENS).as_bytes();
-                line.splice(at..at, token.iter().copied());
-            }
-        }
-    }
-    line
+    rng::mutate(rng, line, &BYTES, &TOKENS)
 }
 
 /// Checks the parser's promises for one line.

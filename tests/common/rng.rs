@@ -1,4 +1,4 @@
-//! A seeded random generator shared by the fuzz tests of the parser
+//! A seeded random generator, and byte-level damage, shared by the fuzz tests of the parser
 //! (`src/protocol/fuzz.rs`) and of a live server (`tests/it/hostile.rs`):
 //! small, and the same sequence for the same seed everywhere, so every
 //! failure can be replayed.
@@ -37,4 +37,33 @@ pub fn seed() -> u64 {
     }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     (now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)) | 1
+}
+
+/// Byte-level damage to `line`: one to four flips, deletions, insertions
+/// of one of `bytes`, truncations, splices of the line into itself, or
+/// insertions of one of `tokens`.
+pub fn mutate(rng: &mut Rng, mut line: Vec<u8>, bytes: &[u8], tokens: &[&str]) -> Vec<u8> {
+    for _ in 0..1 + rng.below(4) {
+        let at = rng.below(line.len() + 1);
+        match rng.below(7) {
+            0 if at < line.len() => line[at] ^= 1 << rng.below(8),
+            1 if at < line.len() => line[at] = *rng.pick(bytes),
+            2 if at < line.len() => {
+                line.remove(at);
+            }
+            3 => line.insert(at, *rng.pick(bytes)),
+            4 => line.truncate(at),
+            5 if !line.is_empty() => {
+                let from = rng.below(line.len());
+                let to = from + rng.below(line.len() - from + 1);
+                let slice = line[from..to].to_vec();
+                line.splice(at..at, slice);
+            }
+            _ => {
+                let token = rng.pick(tokens).as_bytes();
+                line.splice(at..at, token.iter().copied());
+            }
+        }
+    }
+    line
 }

@@ -371,36 +371,14 @@ fn structured(rng: &mut Rng, names: &[String]) -> Vec<u8> {
 }
 
 /// Byte-level damage: flips, deletions, insertions, truncation, splices.
-fn mutate(rng: &mut Rng, mut line: Vec<u8>) -> Vec<u8> {
+fn mutate(rng: &mut Rng, line: Vec<u8>) -> Vec<u8> {
     const BYTES: [u8; 17] = [
         0, 0xff, 0xc3, 0x80, 0xed, b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b' ', b'0',
         b'-', b'e',
     ];
     const TOKENS: [&str; 9] =
         ["\\u0000", "\\ud800", "null", "1e999", "[", "{", "\"\"", ",", "\"op\":\"list\","];
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(line.len() + 1);
-        match rng.below(7) {
-            0 if at < line.len() => line[at] ^= 1 << rng.below(8),
-            1 if at < line.len() => line[at] = *rng.pick(&BYTES),
-            2 if at < line.len() => {
-                line.remove(at);
-            }
-            3 => line.insert(at, *rng.pick(&BYTES)),
-            4 => line.truncate(at),
-            5 if !line.is_empty() => {
-                let from = rng.below(line.len());
-                let to = from + rng.below(line.len() - from + 1);
-                let slice = line[from..to].to_vec();
-                line.splice(at..at, slice);
-            }
-            _ => {
-                let token = rng.pick(&TOKENS).as_bytes();
-                line.splice(at..at, token.iter().copied());
-            }
-        }
-    }
-    line
+    rng::mutate(rng, line, &BYTES, &TOKENS)
 }
 
 /// The valid requests of PROTOCOL.md, to be damaged.

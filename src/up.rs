@@ -82,12 +82,12 @@ struct Script {
     /// The name its output lines carry: the file name.
     name: String,
     /// Set when a header asks for `run`-style ordering.
-    unit: Option<Ordering_>,
+    unit: Option<Order>,
 }
 
 /// The ordering a `# unitsync:` header declares.
 #[derive(Debug, PartialEq)]
-struct Ordering_ {
+struct Order {
     unit: String,
     after: Vec<String>,
     soft_after: Vec<String>,
@@ -253,7 +253,7 @@ fn script(path: PathBuf) -> Result<Script, Error> {
 
 /// Parses the header out of the first lines of a script. `name` is the
 /// file name, whose stem names the unit unless `unit=` does.
-fn header(head: &str, name: &str) -> Result<Option<Ordering_>, String> {
+fn header(head: &str, name: &str) -> Result<Option<Order>, String> {
     let mut words = Vec::new();
     for line in head.lines().take(HEADER_LINES) {
         let line = line.trim();
@@ -269,7 +269,7 @@ fn header(head: &str, name: &str) -> Result<Option<Ordering_>, String> {
         return Ok(None);
     }
     let stem = name.split_once('.').map_or(name, |(stem, _)| stem);
-    let mut order = Ordering_ { unit: stem.to_owned(), after: Vec::new(), soft_after: Vec::new() };
+    let mut order = Order { unit: stem.to_owned(), after: Vec::new(), soft_after: Vec::new() };
     let list =
         |v: &str| v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
     for word in words {
@@ -351,17 +351,7 @@ fn relay(
 fn supervise(children: &mut [Child], timeout: Duration) {
     let mut forwarded: Option<Instant> = None;
     while children.iter().any(|c| c.ended.is_none()) {
-        loop {
-            let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, code),
-                Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, 128 + signal as i32),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
-            };
-            if let Some(child) = children.iter_mut().find(|c| c.pid == pid) {
-                child.ended = Some((code, child.began.elapsed()));
-            }
-        }
+        reap(children);
         let signal = signals::received();
         if let (Some(signal), None) = (signal, forwarded) {
             forwarded = Some(Instant::now());
@@ -396,15 +386,28 @@ fn terminate(pid: Pid, signal: Signal) {
     }
 }
 
-/// Reaps whatever has ended, without waiting.
+/// Reaps every process that has ended, without waiting, and records the
+/// ends of `children`. Returns false once no child process is left at all.
+fn reap(children: &mut [Child]) -> bool {
+    loop {
+        let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, 128 + signal as i32),
+            Ok(WaitStatus::StillAlive) => return true,
+            Err(_) => return false,
+            Ok(_) => continue,
+        };
+        if let Some(child) = children.iter_mut().find(|c| c.pid == pid) {
+            child.ended = Some((code, child.began.elapsed()));
+        }
+    }
+}
+
+/// Reaps what is left for a moment, so that nothing stays a zombie.
 fn reap_all() {
     let deadline = Instant::now() + Duration::from_millis(200);
-    while Instant::now() < deadline {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => thread::sleep(TICK),
-            Ok(_) => {}
-            Err(_) => return,
-        }
+    while reap(&mut []) && Instant::now() < deadline {
+        thread::sleep(TICK);
     }
 }
 
@@ -470,7 +473,7 @@ mod tests {
 
     #[test]
     fn headers_declare_run_style_ordering() {
-        let order = |unit: &str, after: &[&str], soft: &[&str]| Ordering_ {
+        let order = |unit: &str, after: &[&str], soft: &[&str]| Order {
             unit: unit.into(),
             after: after.iter().map(|s| s.to_string()).collect(),
             soft_after: soft.iter().map(|s| s.to_string()).collect(),

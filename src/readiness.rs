@@ -1,0 +1,334 @@
+//! Readiness conditions of a service (`run --ready COND`, `ready=` in an
+//! `up` header): how `run` learns that the command it started is ready
+//! while the command keeps running. README.md, "Services", documents them.
+//!
+//! - `fd:N`   the command gets the write end of a pipe as descriptor N; a
+//!   newline written to it means ready, EOF before one means never
+//!   (s6's `notification-fd`, dinit's `pipefd`, OpenRC's `notify=fd:N`);
+//! - `tcp:[HOST:]PORT`, `unix:PATH`: a connection is accepted;
+//! - `file:PATH`: the path exists;
+//! - `exec:COMMAND`: `sh -c COMMAND` exits 0.
+//!
+//! A [`Watch`] is polled: [`Watch::check`] never blocks for long, so that
+//! the caller's one loop also sees the command exit, the deadline pass and
+//! stop signals arrive.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::thread;
+use std::time::Duration;
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::unistd::{dup2_raw, pipe2};
+
+/// How long one TCP connection attempt may take. A port that drops SYNs
+/// would otherwise stall the check for the kernel's whole connect timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A readiness condition, as written after `--ready` or `ready=`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cond {
+    Fd(RawFd),
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+    File(PathBuf),
+    Exec(String),
+}
+
+const FORMS: &str = "fd:N, tcp:[HOST:]PORT, unix:PATH, file:PATH or exec:COMMAND";
+
+impl Cond {
+    /// Parses `fd:3`, `tcp:8080`, `tcp:10.0.0.2:5432`, `tcp:[::1]:80`,
+    /// `unix:/run/db.sock`, `file:/tmp/ready`, `exec:pg_isready`.
+    ///
+    /// HOST is an IP address or `localhost`: resolving other names would
+    /// need NSS, which a static binary in a minimal image does not have.
+    pub fn parse(text: &str) -> Result<Cond, String> {
+        let bad = |why: &str| format!("invalid readiness condition {text:?}: {why}");
+        let Some((kind, arg)) = text.split_once(':') else {
+            return Err(bad(&format!("write it as {FORMS}")));
+        };
+        if arg.is_empty() {
+            return Err(bad(&format!("nothing after '{kind}:'; write it as {FORMS}")));
+        }
+        match kind {
+            "fd" => match arg.parse::<RawFd>() {
+                Ok(n) if n >= 3 => Ok(Cond::Fd(n)),
+                _ => Err(bad("the descriptor is a number of 3 or more (0, 1 and 2 are stdio)")),
+            },
+            "tcp" => tcp_address(arg).map(Cond::Tcp).map_err(|why| bad(&why)),
+            "unix" => Ok(Cond::Unix(PathBuf::from(arg))),
+            "file" => Ok(Cond::File(PathBuf::from(arg))),
+            "exec" => Ok(Cond::Exec(arg.to_owned())),
+            _ => Err(bad(&format!("unknown kind '{kind}'; write it as {FORMS}"))),
+        }
+    }
+}
+
+impl fmt::Display for Cond {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cond::Fd(n) => write!(f, "fd:{n}"),
+            Cond::Tcp(addr) => write!(f, "tcp:{addr}"),
+            Cond::Unix(path) => write!(f, "unix:{}", path.display()),
+            Cond::File(path) => write!(f, "file:{}", path.display()),
+            Cond::Exec(command) => write!(f, "exec:{command}"),
+        }
+    }
+}
+
+/// `PORT`, `HOST:PORT` or `[V6]:PORT`; HOST defaults to 127.0.0.1.
+fn tcp_address(arg: &str) -> Result<SocketAddr, String> {
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(|| format!("the port {p:?} is not a number from 1 to 65535"))
+    };
+    let Some((host, p)) = arg.rsplit_once(':') else {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port(arg)?));
+    };
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let ip = match host {
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        _ => host.parse::<IpAddr>().map_err(|_| {
+            format!("the host {host:?} is not an IP address (names are not looked up: no NSS)")
+        })?,
+    };
+    Ok(SocketAddr::new(ip, port(p)?))
+}
+
+/// What one check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    Ready,
+    NotYet,
+    /// It can never become ready, and why (`fd:N` closed without a newline).
+    Never(String),
+}
+
+/// Watches one condition for one command.
+pub struct Watch {
+    cond: Cond,
+    /// `fd:N`: the write end until the command has it, then the reader's
+    /// answers (true: a newline came; false: EOF or an error first).
+    pipe: Option<OwnedFd>,
+    notified: Option<Receiver<bool>>,
+    /// `exec:`: the probe still running, if one is.
+    probe: Option<Child>,
+}
+
+impl Watch {
+    /// Prepares `command` for `cond`: for `fd:N`, a pipe whose write end
+    /// the command will hold as descriptor N.
+    pub fn new(cond: &Cond, command: &mut Command) -> io::Result<Watch> {
+        let mut watch = Watch { cond: cond.clone(), pipe: None, notified: None, probe: None };
+        if let Cond::Fd(n) = *cond {
+            // Both ends close on exec, so no other child inherits them; the
+            // command gets its copy as N just before its exec.
+            let (read, write) = pipe2(OFlag::O_CLOEXEC)?;
+            let raw = write.as_raw_fd();
+            // SAFETY: dup2 and fcntl are async-signal-safe; nothing else
+            // runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if raw == n {
+                        // dup2 onto itself would keep close-on-exec set.
+                        fcntl(raw_fd(raw), FcntlArg::F_SETFD(FdFlag::empty()))?;
+                    } else {
+                        // The new descriptor must survive this closure.
+                        std::mem::forget(dup2_raw(raw_fd(raw), n)?);
+                    }
+                    Ok(())
+                });
+            }
+            watch.pipe = Some(write);
+            watch.notified = Some(read_notification(read));
+        }
+        Ok(watch)
+    }
+
+    /// Call once the command is spawned: the parent's copy of the write end
+    /// is closed, so that EOF is seen when the command's copies close.
+    pub fn spawned(&mut self) {
+        self.pipe = None;
+    }
+
+    /// Checks once; blocks at most about a second (a TCP connect).
+    pub fn check(&mut self) -> Check {
+        match &self.cond {
+            Cond::Fd(n) => match self.notified.as_ref().map(Receiver::try_recv) {
+                Some(Ok(true)) => Check::Ready,
+                Some(Err(TryRecvError::Empty)) => Check::NotYet,
+                _ => Check::Never(format!("it closed fd {n} without writing a newline")),
+            },
+            Cond::Tcp(addr) => ready_if(TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).is_ok()),
+            Cond::Unix(path) => ready_if(UnixStream::connect(path).is_ok()),
+            Cond::File(path) => ready_if(fs::symlink_metadata(path).is_ok()),
+            Cond::Exec(script) => {
+                if let Some(probe) = &mut self.probe {
+                    match probe.try_wait() {
+                        Ok(None) => return Check::NotYet,
+                        Ok(Some(status)) => {
+                            self.probe = None;
+                            return ready_if(status.success());
+                        }
+                        Err(_) => self.probe = None,
+                    }
+                }
+                let mut command = Command::new("sh");
+                command.args(["-c", script]).stdin(Stdio::null()).stdout(Stdio::null());
+                command.stderr(Stdio::null());
+                self.probe = command.spawn().ok();
+                Check::NotYet
+            }
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // A probe still running is of no use any more.
+        if let Some(mut probe) = self.probe.take() {
+            let _ = probe.kill();
+            let _ = probe.wait();
+        }
+    }
+}
+
+fn ready_if(ok: bool) -> Check {
+    if ok { Check::Ready } else { Check::NotYet }
+}
+
+/// Borrows a raw descriptor for `dup2_raw`.
+fn raw_fd(raw: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: the descriptor is the pipe's write end, open until the
+    // parent drops it after the spawn; in the child it is open until exec.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }
+}
+
+/// Reads the pipe on a thread of its own until a newline (true) or EOF
+/// (false): a blocking read is the simplest way to see both at once.
+fn read_notification(read: OwnedFd) -> Receiver<bool> {
+    let (tell, told) = mpsc::channel();
+    let reader = move || {
+        let mut file = fs::File::from(read);
+        let mut byte = [0u8; 1];
+        let newline = loop {
+            match file.read(&mut byte) {
+                Ok(0) => break false,
+                Ok(_) if byte[0] == b'\n' => break true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break false,
+            }
+        };
+        let _ = tell.send(newline);
+    };
+    // Without the thread the channel's sender is dropped: read as "never".
+    let _ = thread::Builder::new().name("ready-fd".into()).stack_size(64 * 1024).spawn(reader);
+    told
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn parses_every_form_and_names_the_mistake() {
+        let ok = |s: &str| Cond::parse(s).unwrap().to_string();
+        assert_eq!(ok("fd:3"), "fd:3");
+        assert_eq!(ok("tcp:8080"), "tcp:127.0.0.1:8080");
+        assert_eq!(ok("tcp:localhost:80"), "tcp:127.0.0.1:80");
+        assert_eq!(ok("tcp:10.1.2.3:5432"), "tcp:10.1.2.3:5432");
+        assert_eq!(ok("tcp:[::1]:80"), "tcp:[::1]:80");
+        assert_eq!(ok("unix:/run/db.sock"), "unix:/run/db.sock");
+        assert_eq!(ok("file:/tmp/x"), "file:/tmp/x");
+        assert_eq!(ok("exec:pg_isready -q"), "exec:pg_isready -q");
+        let err = |s: &str| Cond::parse(s).unwrap_err();
+        assert_eq!(
+            err("fd:2"),
+            "invalid readiness condition \"fd:2\": the descriptor is a number of 3 or more (0, 1 and 2 are stdio)"
+        );
+        assert!(err("tcp:db:5432").contains("the host \"db\" is not an IP address"));
+        assert!(err("tcp:0").contains("the port \"0\" is not a number from 1 to 65535"));
+        assert!(err("http:80").contains("unknown kind 'http'"));
+        assert!(err("8080").contains("write it as fd:N, tcp:[HOST:]PORT"));
+        assert!(err("file:").contains("nothing after 'file:'"));
+    }
+
+    /// Polls `watch` until it answers something other than NotYet.
+    fn settle(watch: &mut Watch) -> Check {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match watch.check() {
+                Check::NotYet if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(5))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn fd_watch(script: &str) -> (Watch, Child) {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        let mut watch = Watch::new(&Cond::Fd(5), &mut command).unwrap();
+        let child = command.spawn().unwrap();
+        watch.spawned();
+        (watch, child)
+    }
+
+    #[test]
+    fn a_newline_on_the_fd_means_ready_while_the_command_runs() {
+        let (mut watch, mut child) = fd_watch("echo >&5; read _ </dev/zero; sleep 600");
+        assert_eq!(settle(&mut watch), Check::Ready);
+        assert!(child.try_wait().unwrap().is_none(), "the command still runs");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn closing_the_fd_without_a_newline_means_never() {
+        let (mut watch, mut child) = fd_watch("printf x >&5; exec 5>&-; sleep 600");
+        assert_eq!(
+            settle(&mut watch),
+            Check::Never("it closed fd 5 without writing a newline".into())
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn exec_probes_until_the_command_succeeds() {
+        let dir = std::env::temp_dir().join(format!("unitsync-readiness-{}", std::process::id()));
+        let _ = fs::remove_file(&dir);
+        let mut command = Command::new("true");
+        let mut watch =
+            Watch::new(&Cond::Exec(format!("test -e {}", dir.display())), &mut command).unwrap();
+        assert_eq!(watch.check(), Check::NotYet);
+        fs::write(&dir, "").unwrap();
+        assert_eq!(settle(&mut watch), Check::Ready);
+        fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn tcp_is_ready_once_something_listens() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut command = Command::new("true");
+        let mut watch = Watch::new(&Cond::Tcp(addr), &mut command).unwrap();
+        assert_eq!(watch.check(), Check::Ready);
+        drop(listener);
+        assert_eq!(watch.check(), Check::NotYet);
+    }
+}

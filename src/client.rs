@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::duration::{human, human_secs};
 use crate::peer;
-use crate::protocol::{self, Body, DepView, ErrorBody, LineError, Request, UnitView};
+use crate::protocol::{self, Body, DepView, ErrorBody, LineError, Request, Status, UnitView};
 
 /// How long to wait for one response before calling the server unreachable.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,9 +144,9 @@ impl Client {
             Err(Error::Refused(e))
                 if was_unsure
                     && matches!(
-                        (request, e.kind.as_str()),
-                        (Request::Start { .. }, "already_started")
-                            | (Request::Complete { .. }, "already_completed")
+                        (request, e.kind),
+                        (Request::Start { .. }, protocol::ErrorKind::AlreadyStarted)
+                            | (Request::Complete { .. }, protocol::ErrorKind::AlreadyCompleted)
                     ) =>
             {
                 Ok(match request {
@@ -182,7 +182,7 @@ impl Client {
             Error::Protocol { path: self.path.clone(), detail: e.to_string() }
         })?;
         if let Body::Error { error } = &response.body
-            && (error.kind == "busy" || error.kind == "forbidden")
+            && matches!(error.kind, protocol::ErrorKind::Busy | protocol::ErrorKind::Forbidden)
         {
             // The server closes such a connection: it never served us, so
             // its instance id is not one to hold it to.
@@ -395,7 +395,7 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
             blocked = true;
             // Someone may have mistyped a name: on the last attempt, compare
             // the unregistered ones with the registered units.
-            let registered = match last && unmet.iter().any(|d| d.status == "not registered") {
+            let registered = match last && unmet.iter().any(|d| d.status == Status::NotRegistered) {
                 true => match client.call(&Request::List) {
                     Ok(Body::List { units, .. }) => units,
                     _ => Vec::new(),
@@ -405,10 +405,10 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
             let why = unmet
                 .iter()
                 .map(|d| match (last, suggest(&d.unit, &registered)) {
-                    (true, Some(near)) if d.status == "not registered" => {
+                    (true, Some(near)) if d.status == Status::NotRegistered => {
                         format!("{} (never registered; did you mean {near}?)", d.unit)
                     }
-                    (true, None) if d.status == "not registered" => {
+                    (true, None) if d.status == Status::NotRegistered => {
                         format!("{} (never registered: no script declared or started it)", d.unit)
                     }
                     _ => describe_dep(d, now),
@@ -452,9 +452,9 @@ pub fn wait(
                 _ => return Err(client.unexpected()),
             };
             let (now, view) = view;
-            match view.status.as_str() {
-                "completed" => {}
-                "failed" => {
+            match view.status {
+                Status::Completed => {}
+                Status::Failed => {
                     let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
                     return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));
                 }
@@ -478,11 +478,11 @@ pub fn wait(
 /// `git-clone (started 18s ago)`: an unmet dependency, for people.
 fn describe_dep(dep: &DepView, now: f64) -> String {
     let age = human_secs(now - dep.since);
-    match dep.status.as_str() {
-        "not registered" => {
+    match dep.status {
+        Status::NotRegistered => {
             format!("{} (not registered: no script declared or started it)", dep.unit)
         }
-        "pending" => format!("{} (pending for {age}: declared but not started)", dep.unit),
+        Status::Pending => format!("{} (pending for {age}: declared but not started)", dep.unit),
         status => format!("{} ({status} {age} ago)", dep.unit),
     }
 }
@@ -490,7 +490,7 @@ fn describe_dep(dep: &DepView, now: f64) -> String {
 fn describe_unit(view: &UnitView, now: f64) -> String {
     let dep = DepView {
         unit: view.unit.clone(),
-        status: view.status.clone(),
+        status: view.status,
         soft: false,
         satisfied: false,
         since: view.since,
@@ -502,7 +502,7 @@ fn describe_unit(view: &UnitView, now: f64) -> String {
 fn suggest(name: &str, units: &[UnitView]) -> Option<String> {
     units
         .iter()
-        .filter(|u| u.status != "not registered")
+        .filter(|u| u.status != Status::NotRegistered)
         .map(|u| (edit_distance(name, &u.unit), &u.unit))
         .filter(|&(d, other)| d <= 2 && d * 3 <= name.chars().count().max(other.chars().count()))
         .min()

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::state::Status;
 use crate::state::{self, Dep, UnitInfo};
 
 /// Bumped when a request or response changes incompatibly.
@@ -77,27 +78,74 @@ pub enum Body {
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ErrorBody {
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
+/// Why a request was refused, for programs; PROTOCOL.md lists them.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    BadRequest,
+    UnknownOp,
+    LineTooLong,
+    BadName,
+    SelfDependency,
+    Cycle,
+    AlreadyStarted,
+    AlreadyCompleted,
+    BadReason,
+    Limit,
+    Busy,
+    Forbidden,
+    /// The change was applied but could not be written to the `--state` file.
+    Journal,
+    /// A kind this client does not know, from a newer server. Never sent.
+    #[serde(other)]
+    Other,
+}
+
 impl ErrorBody {
-    pub fn new(kind: &str, message: impl Into<String>) -> ErrorBody {
-        ErrorBody { kind: kind.to_owned(), message: message.into() }
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ErrorBody {
+        ErrorBody { kind, message: message.into() }
     }
 }
 
 impl From<state::Error> for ErrorBody {
     fn from(e: state::Error) -> ErrorBody {
-        ErrorBody::new(e.kind(), e.to_string())
+        let kind = match e {
+            state::Error::BadName { .. } => ErrorKind::BadName,
+            state::Error::SelfDependency { .. } => ErrorKind::SelfDependency,
+            state::Error::Cycle { .. } => ErrorKind::Cycle,
+            state::Error::AlreadyStarted { .. } => ErrorKind::AlreadyStarted,
+            state::Error::AlreadyCompleted { .. } => ErrorKind::AlreadyCompleted,
+            state::Error::BadReason { .. } => ErrorKind::BadReason,
+            state::Error::TooManyUnits | state::Error::TooManyEdges => ErrorKind::Limit,
+        };
+        ErrorBody::new(kind, e.to_string())
     }
+}
+
+/// [`Status`] on the wire: the state machine knows no serde, so its enum
+/// is (de)serialized through this mirror (serde's "remote" derive). The
+/// names are [`Status::as_str`]'s, as a test checks.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Status", rename_all = "lowercase")]
+enum StatusDef {
+    #[serde(rename = "not registered")]
+    NotRegistered,
+    Pending,
+    Started,
+    Completed,
+    Failed,
 }
 
 /// One dependency of a unit, as `status --json` and `list --json` print it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct DepView {
     pub unit: String,
-    pub status: String,
+    #[serde(with = "StatusDef")]
+    pub status: Status,
     pub soft: bool,
     pub satisfied: bool,
     /// When the dependency entered its current status.
@@ -108,7 +156,8 @@ pub struct DepView {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct UnitView {
     pub unit: String,
-    pub status: String,
+    #[serde(with = "StatusDef")]
+    pub status: Status,
     pub ready: bool,
     pub dependencies: Vec<DepView>,
     pub reason: Option<String>,
@@ -133,7 +182,7 @@ impl From<Dep> for DepView {
     fn from(d: Dep) -> DepView {
         DepView {
             unit: d.unit,
-            status: d.status.as_str().to_owned(),
+            status: d.status,
             soft: d.soft,
             satisfied: d.satisfied,
             since: secs(d.since),
@@ -149,7 +198,7 @@ impl From<UnitInfo> for UnitView {
         };
         UnitView {
             unit: u.unit,
-            status: u.status.as_str().to_owned(),
+            status: u.status,
             ready: u.ready,
             dependencies: u.deps.into_iter().map(DepView::from).collect(),
             reason: u.reason,
@@ -210,7 +259,7 @@ impl Request {
 
 /// Parses one request line, or says what is wrong with it.
 pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
-    let bad = |msg: String| ErrorBody::new("bad_request", msg);
+    let bad = |msg: String| ErrorBody::new(ErrorKind::BadRequest, msg);
     if std::str::from_utf8(line).is_err() {
         return Err(bad("request is not valid UTF-8".into()));
     }
@@ -253,7 +302,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         "list" => Request::List,
         _ => {
             let message = format!("unknown op {op:?}; known ops: {OPS}");
-            return Err(ErrorBody::new("unknown_op", message));
+            return Err(ErrorBody::new(ErrorKind::UnknownOp, message));
         }
     })
 }
@@ -413,24 +462,24 @@ mod tests {
         };
         assert_eq!(
             kind_and_message(br#"{"op":"frobnicate"}"#),
-            ("unknown_op".into(), format!("unknown op \"frobnicate\"; known ops: {OPS}"))
+            (ErrorKind::UnknownOp, format!("unknown op \"frobnicate\"; known ops: {OPS}"))
         );
         assert_eq!(
             kind_and_message(br#"{"unit":"a"}"#),
-            ("bad_request".into(), format!("request has no \"op\"; known ops: {OPS}"))
+            (ErrorKind::BadRequest, format!("request has no \"op\"; known ops: {OPS}"))
         );
         assert_eq!(
             kind_and_message(br#"{"op":"start"}"#),
-            ("bad_request".into(), "op \"start\" needs a \"unit\"".into())
+            (ErrorKind::BadRequest, "op \"start\" needs a \"unit\"".into())
         );
         assert_eq!(
             kind_and_message(b"\xff\xfe"),
-            ("bad_request".into(), "request is not valid UTF-8".into())
+            (ErrorKind::BadRequest, "request is not valid UTF-8".into())
         );
-        assert_eq!(kind_and_message(b"  ").0, "bad_request");
-        assert_eq!(kind_and_message(br#"{"op":"want","unit":7}"#).0, "bad_request");
+        assert_eq!(kind_and_message(b"  ").0, ErrorKind::BadRequest);
+        assert_eq!(kind_and_message(br#"{"op":"want","unit":7}"#).0, ErrorKind::BadRequest);
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(kind_and_message(deep.as_bytes()).0, "bad_request");
+        assert_eq!(kind_and_message(deep.as_bytes()).0, ErrorKind::BadRequest);
         // Unknown fields are skipped however deep (serde_json skips them
         // without recursion); known fields must have their types.
         let nested = |n: usize| {
@@ -438,10 +487,10 @@ mod tests {
         };
         assert_eq!(parse_request(nested(10_000).as_bytes()), Ok(Request::Ping));
         let deep_deps = format!("{{\"op\":\"want\",\"unit\":\"b\",\"deps\":{deep}}}");
-        assert_eq!(kind_and_message(deep_deps.as_bytes()).0, "bad_request");
+        assert_eq!(kind_and_message(deep_deps.as_bytes()).0, ErrorKind::BadRequest);
         assert_eq!(
             kind_and_message(br#"["start","zz"]"#),
-            ("bad_request".into(), "a request is a JSON object, such as {\"op\":\"ping\"}".into())
+            (ErrorKind::BadRequest, "a request is a JSON object, such as {\"op\":\"ping\"}".into())
         );
     }
 
@@ -449,11 +498,11 @@ mod tests {
     fn responses_are_pinned() {
         let unit = UnitView {
             unit: "b".into(),
-            status: "pending".into(),
+            status: Status::Pending,
             ready: false,
             dependencies: vec![DepView {
                 unit: "a".into(),
-                status: "started".into(),
+                status: Status::Started,
                 soft: false,
                 satisfied: false,
                 since: 1.5,
@@ -508,7 +557,7 @@ mod tests {
                 r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[]}"#,
             ),
             (
-                Body::Error { error: ErrorBody::new("cycle", "cycle: a -> b -> a") },
+                Body::Error { error: ErrorBody::new(ErrorKind::Cycle, "cycle: a -> b -> a") },
                 r#"{"ok":false,"instance":"i1","result":"error","error":{"kind":"cycle","message":"cycle: a -> b -> a"}}"#,
             ),
         ];
@@ -517,6 +566,64 @@ mod tests {
             assert_eq!(String::from_utf8(response.to_line()).unwrap(), format!("{text}\n"));
             assert_eq!(parse_response(text.as_bytes()).unwrap(), response);
         }
+    }
+
+    #[test]
+    fn statuses_and_error_kinds_are_pinned() {
+        use Status::*;
+        for status in [NotRegistered, Pending, Started, Completed, Failed] {
+            let dep =
+                DepView { unit: "a".into(), status, soft: false, satisfied: false, since: 0.0 };
+            let text = serde_json::to_string(&dep).unwrap();
+            let name = status.as_str();
+            let want = format!(
+                r#"{{"unit":"a","status":"{name}","soft":false,"satisfied":false,"since":0.0}}"#
+            );
+            assert_eq!(text, want);
+            assert_eq!(serde_json::from_str::<DepView>(&text).unwrap(), dep);
+        }
+        let kinds = [
+            (ErrorKind::BadRequest, "bad_request"),
+            (ErrorKind::UnknownOp, "unknown_op"),
+            (ErrorKind::LineTooLong, "line_too_long"),
+            (ErrorKind::BadName, "bad_name"),
+            (ErrorKind::SelfDependency, "self_dependency"),
+            (ErrorKind::Cycle, "cycle"),
+            (ErrorKind::AlreadyStarted, "already_started"),
+            (ErrorKind::AlreadyCompleted, "already_completed"),
+            (ErrorKind::BadReason, "bad_reason"),
+            (ErrorKind::Limit, "limit"),
+            (ErrorKind::Busy, "busy"),
+            (ErrorKind::Forbidden, "forbidden"),
+            (ErrorKind::Journal, "journal"),
+        ];
+        for (kind, name) in kinds {
+            let text = serde_json::to_string(&kind).unwrap();
+            assert_eq!(text, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<ErrorKind>(&text).unwrap(), kind);
+        }
+        // A kind from a newer server still parses, so its message shows.
+        assert_eq!(
+            serde_json::from_str::<ErrorKind>("\"from_the_future\"").unwrap(),
+            ErrorKind::Other
+        );
+    }
+
+    #[test]
+    fn state_errors_keep_their_kinds() {
+        let kind = |e: state::Error| ErrorBody::from(e).kind;
+        let unit = || "a".to_owned();
+        assert_eq!(kind(state::Error::BadName { name: unit(), rule: "r" }), ErrorKind::BadName);
+        assert_eq!(kind(state::Error::SelfDependency { unit: unit() }), ErrorKind::SelfDependency);
+        assert_eq!(kind(state::Error::Cycle { path: vec![unit(), unit()] }), ErrorKind::Cycle);
+        assert_eq!(kind(state::Error::AlreadyStarted { unit: unit() }), ErrorKind::AlreadyStarted);
+        assert_eq!(
+            kind(state::Error::AlreadyCompleted { unit: unit() }),
+            ErrorKind::AlreadyCompleted
+        );
+        assert_eq!(kind(state::Error::BadReason { unit: unit(), rule: "r" }), ErrorKind::BadReason);
+        assert_eq!(kind(state::Error::TooManyUnits), ErrorKind::Limit);
+        assert_eq!(kind(state::Error::TooManyEdges), ErrorKind::Limit);
     }
 
     #[test]

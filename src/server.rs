@@ -27,7 +27,8 @@ use crate::duration::human;
 use crate::journal::{self, Journal};
 use crate::peer::{self, Policy};
 use crate::protocol::{
-    self, Body, ErrorBody, LineError, PROTOCOL_VERSION, Request, Response, UnitView, secs,
+    self, Body, ErrorBody, ErrorKind, LineError, PROTOCOL_VERSION, Request, Response, UnitView,
+    secs,
 };
 use crate::state::{self, Start, State};
 
@@ -417,7 +418,7 @@ impl Server {
                     // instead of acknowledging it as durable.
                     let message =
                         format!("{err}; the change is applied but would be lost on restart");
-                    let error = ErrorBody::new("journal", message.clone());
+                    let error = ErrorBody::new(ErrorKind::Journal, message.clone());
                     (Body::Error { error }, Some(message))
                 }
             }
@@ -428,7 +429,7 @@ impl Server {
         Response::new(&self.instance, body)
     }
 
-    fn error(&self, kind: &str, message: impl Into<String>) -> Vec<u8> {
+    fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Vec<u8> {
         Response::error(&self.instance, ErrorBody::new(kind, message)).to_line()
     }
 }
@@ -592,7 +593,7 @@ fn refuse_busy(server: &Server, stream: UnixStream) {
         "server busy: {} connections are open; retry later or close idle clients",
         server.max_connections
     );
-    let _ = (&stream).write_all(&server.error("busy", message));
+    let _ = (&stream).write_all(&server.error(ErrorKind::Busy, message));
 }
 
 fn serve_connection(server: &Server, stream: UnixStream) {
@@ -609,7 +610,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
                 "permission denied: uid {uid} may not use this server (it serves {owner}{group})"
             );
             let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-            let _ = (&stream).write_all(&server.error("forbidden", message));
+            let _ = (&stream).write_all(&server.error(ErrorKind::Forbidden, message));
             return;
         }
         Err(_) => return,
@@ -630,7 +631,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
                     "request line longer than {} bytes; closing the connection",
                     protocol::MAX_LINE
                 );
-                let _ = (&stream).write_all(&server.error("line_too_long", message));
+                let _ = (&stream).write_all(&server.error(ErrorKind::LineTooLong, message));
                 return;
             }
         }

@@ -61,7 +61,8 @@ impl fmt::Display for Status {
     }
 }
 
-/// A request the state machine refuses. The state is unchanged.
+/// A request the state machine refuses. The state is unchanged. The
+/// protocol gives each a machine-readable kind.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Error {
     BadName { name: String, rule: &'static str },
@@ -72,21 +73,6 @@ pub enum Error {
     BadReason { unit: String, rule: &'static str },
     TooManyUnits,
     TooManyEdges,
-}
-
-impl Error {
-    /// Machine-readable kind, as sent on the wire.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::BadName { .. } => "bad_name",
-            Error::SelfDependency { .. } => "self_dependency",
-            Error::Cycle { .. } => "cycle",
-            Error::AlreadyStarted { .. } => "already_started",
-            Error::AlreadyCompleted { .. } => "already_completed",
-            Error::BadReason { .. } => "bad_reason",
-            Error::TooManyUnits | Error::TooManyEdges => "limit",
-        }
-    }
 }
 
 impl fmt::Display for Error {

@@ -704,6 +704,7 @@ mod tests {
                 })
                 .collect(),
             reason: None,
+            failed_by: None,
             since: 0.0,
             started_at: None,
             finished_at: None,

@@ -161,6 +161,9 @@ pub struct UnitView {
     pub ready: bool,
     pub dependencies: Vec<DepView>,
     pub reason: Option<String>,
+    /// The hard dependency whose failure failed it, while that is why it is
+    /// failed.
+    pub failed_by: Option<String>,
     /// When the unit entered its current status.
     pub since: f64,
     pub started_at: Option<f64>,
@@ -202,6 +205,7 @@ impl From<UnitInfo> for UnitView {
             ready: u.ready,
             dependencies: u.deps.into_iter().map(DepView::from).collect(),
             reason: u.reason,
+            failed_by: u.failed_by,
             since: secs(u.since),
             started_at: u.started_at.map(secs),
             finished_at: u.finished_at.map(secs),
@@ -508,6 +512,7 @@ mod tests {
                 since: 1.5,
             }],
             reason: None,
+            failed_by: None,
             since: 0.25,
             started_at: None,
             finished_at: None,
@@ -516,6 +521,26 @@ mod tests {
             waiting_since: Some(2.0),
         };
         let dep = unit.dependencies[0].clone();
+        let failed = UnitView {
+            unit: "c".into(),
+            status: Status::Failed,
+            ready: false,
+            dependencies: vec![DepView {
+                unit: "b".into(),
+                status: Status::Failed,
+                soft: false,
+                satisfied: false,
+                since: 1.0,
+            }],
+            reason: Some("dependency b failed: exit status 2".into()),
+            failed_by: Some("b".into()),
+            since: 2.0,
+            started_at: None,
+            finished_at: Some(2.0),
+            waited: None,
+            ran: None,
+            waiting_since: None,
+        };
         let cases = [
             (
                 Body::Pong { version: "0.1.0".into(), protocol: 1 },
@@ -550,7 +575,11 @@ mod tests {
             ),
             (
                 Body::Status { now: 3.0, unit: unit.clone() },
-                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","ready":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"since":0.25,"started_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
+                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","ready":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"failed_by":null,"since":0.25,"started_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
+            ),
+            (
+                Body::List { now: 3.0, units: vec![failed] },
+                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[{"unit":"c","status":"failed","ready":false,"dependencies":[{"unit":"b","status":"failed","soft":false,"satisfied":false,"since":1.0}],"reason":"dependency b failed: exit status 2","failed_by":"b","since":2.0,"started_at":null,"finished_at":2.0,"waited":null,"ran":null,"waiting_since":null}]}"#,
             ),
             (
                 Body::List { now: 3.0, units: vec![] },

@@ -363,14 +363,10 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
     }
     let reason = unit.reason.as_deref();
     if unit.status == Status::Failed
-        && let Some(dep) = unit.dependencies.iter().find(|d| {
-            !d.soft
-                && d.status == Status::Failed
-                && reason.is_some_and(|r| r.starts_with(&format!("dependency {} failed", d.unit)))
-        })
+        && let Some(dep) = &unit.failed_by
     {
         let at = unit.finished_at.map_or("-".to_owned(), |t| format!("@{t:.3}s"));
-        return (format!("failed {at}: {}", reason.unwrap_or_default()), Some(&dep.unit));
+        return (format!("failed {at}: {}", reason.unwrap_or_default()), Some(dep));
     }
     let Some(start) = unit.started_at else {
         let text = match (unit.status, unit.finished_at) {
@@ -515,6 +511,7 @@ mod tests {
                 })
                 .collect(),
             reason: None,
+            failed_by: None,
             since: 1.0,
             started_at: Some(1.5),
             finished_at: None,
@@ -576,6 +573,7 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
             ready: true,
             dependencies: Vec::new(),
             reason: None,
+            failed_by: None,
             since: finished_at.or(started_at).unwrap_or(0.0),
             started_at,
             finished_at,
@@ -618,6 +616,7 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
         build.dependencies = vec![dep(&fetch, false)];
         let mut test = timed("test", Failed, None, None, Some(2.6));
         test.reason = Some("dependency build failed: exit status 2".into());
+        test.failed_by = Some("build".into());
         test.dependencies = vec![dep(&build, false)];
         let serve =
             timed("coder_script.frontend[\"dev-server\"]", Started, Some(3.0), Some(0.0), None);

@@ -174,6 +174,9 @@ pub struct UnitInfo {
     /// Sorted by name.
     pub deps: Vec<Dep>,
     pub reason: Option<String>,
+    /// The hard dependency whose failure failed it, if that is why it is
+    /// failed (its `reason` then says so in words).
+    pub failed_by: Option<String>,
     /// When the unit entered its current status.
     pub since: Duration,
     pub started_at: Option<Duration>,
@@ -201,6 +204,8 @@ struct Unit {
     deps: BTreeMap<Id, bool>,
     dependents: Vec<Id>,
     reason: Option<String>,
+    /// The dependency whose failure failed it, while that is why it is failed.
+    failed_by: Option<Id>,
     since: Duration,
     started_at: Option<Duration>,
     finished_at: Option<Duration>,
@@ -220,6 +225,7 @@ impl Unit {
             deps: BTreeMap::new(),
             dependents: Vec::new(),
             reason: None,
+            failed_by: None,
             since: now,
             started_at: None,
             finished_at: None,
@@ -366,6 +372,7 @@ impl State {
             };
             let u = &mut self.units[uid];
             u.reason = Some(own);
+            u.failed_by = Some(did);
             u.finished_at = Some(now);
             u.blocked = None;
             self.set_status(uid, Status::Failed, now);
@@ -435,6 +442,7 @@ impl State {
                 ready: true,
                 deps: Vec::new(),
                 reason: None,
+                failed_by: None,
                 since: Duration::ZERO,
                 started_at: None,
                 finished_at: None,
@@ -460,6 +468,7 @@ impl State {
             ready: deps.iter().all(|d| d.satisfied),
             deps,
             reason: u.reason.clone(),
+            failed_by: u.failed_by.map(|d| self.units[d].name.clone()),
             since: u.since,
             started_at: u.started_at,
             finished_at: u.finished_at,
@@ -506,6 +515,7 @@ impl State {
             _ => None,
         };
         u.reason = reason;
+        u.failed_by = None;
         u.finished_at = Some(now);
         u.blocked = None;
         self.set_status(id, status, now);
@@ -528,6 +538,7 @@ impl State {
         u.finished_at = None;
         u.waited = Some(waited);
         u.reason = None;
+        u.failed_by = None;
         self.set_status(id, Status::Started, now);
         Start::Started { waited, waited_for }
     }

@@ -425,10 +425,13 @@ fn summarise(children: &[Child], socket: &Path, width: usize) -> usize {
         let view = child.unit.as_ref().and_then(|u| units.iter().find(|v| v.unit == *u));
         let (code, ran) = child.ended.unwrap_or((1, Duration::ZERO));
         failed += usize::from(code != 0);
+        let failed_by = view.and_then(|v| v.failed_by.as_deref());
         let result = match (code, view.and_then(|v| v.reason.as_deref())) {
             (0, _) => "ok".to_owned(),
             _ if child.timed_out => "timed out (--script-timeout)".to_owned(),
-            (5, Some(reason)) if reason.starts_with("dependency ") => format!("not run: {reason}"),
+            // A dependency failed its unit before the script could run; the
+            // reason says which and why.
+            (_, Some(reason)) if failed_by.is_some() => format!("not run: {reason}"),
             (_, Some(reason)) => format!("failed: {reason}"),
             (code, None) if code > 128 => {
                 format!("failed: killed by {}", signals::name(code - 128))

@@ -76,6 +76,9 @@ fn render_info(i: &UnitInfo) -> String {
         let ok = if d.satisfied { "satisfied" } else { "unmet" };
         out += &format!("; {kind}{} {} {ok}", d.unit, d.status);
     }
+    if let Some(dep) = &i.failed_by {
+        out += &format!("; failed by {dep}");
+    }
     if let Some(r) = &i.reason {
         out += &format!("; reason: {r}");
     }
@@ -176,9 +179,31 @@ fn a_failed_hard_dependency_fails_the_dependent_fast() {
         start a      => started, waited 0s
         fail a exit status 2 => ok, ran 1s
         start b      => dependency failed: a: exit status 2
-        status b     => failed, not ready; a failed unmet; reason: dependency a failed: exit status 2
+        status b     => failed, not ready; a failed unmet; failed by a; reason: dependency a failed: exit status 2
         want c b     => added 1, registered
         start c      => dependency failed: b: dependency a failed: exit status 2
+        ",
+    );
+}
+
+#[test]
+fn failed_by_names_the_dependency_until_the_unit_finishes_otherwise() {
+    check(
+        "
+        want c b     => added 1, registered
+        want b a     => added 1, registered
+        fail a       => ok
+        start b      => dependency failed: a
+        status b     => failed, not ready; a failed unmet; failed by a; reason: dependency a failed
+        start c      => dependency failed: b: dependency a failed
+        status c     => failed, not ready; b failed unmet; failed by b; reason: dependency b failed: dependency a failed
+        fail b given up => ok
+        status b     => failed, not ready; a failed unmet; reason: given up
+        complete c   => ok
+        status c     => completed, not ready; b failed unmet
+        complete a   => ok
+        start b      => started, waited 0s
+        status b     => started, ready; a completed satisfied
         ",
     );
 }

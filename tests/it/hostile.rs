@@ -1049,7 +1049,7 @@ fn the_unit_cap_refuses_cleanly_and_changes_nothing() {
     let answer = conn.ask(br#"{"op":"status","unit":"new"}"#);
     assert!(
         answer.contains(
-            r#""status":"not registered","ready":true,"dependencies":[],"reason":null,"since":0.0"#
+            r#""status":"not registered","ready":true,"dependencies":[],"reason":null,"failed_by":null,"since":0.0"#
         ),
         "{answer}"
     );

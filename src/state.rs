@@ -134,20 +134,30 @@ pub struct Wanted {
     pub registered: bool,
 }
 
-/// The answer to `start`.
+impl Wanted {
+    /// Whether the state changed: a repeated declaration changes nothing.
+    pub fn changed(&self) -> bool {
+        self.added > 0 || self.registered
+    }
+}
+
+/// The answer to `start`. Every answer but a repeated `Blocked` is a
+/// change of state.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Start {
     /// The unit is now started. `waited_for` are the dependencies that were
     /// unmet at its first refused attempt.
     Started { waited: Duration, waited_for: Vec<String> },
-    /// Not ready: the unmet dependencies, sorted by name.
-    Blocked { unmet: Vec<Dep> },
+    /// Not ready: the unmet dependencies, sorted by name. The first refusal
+    /// of a wait records when it began, which changes the state
+    /// (`began_waiting`); the refusals after it change nothing.
+    Blocked { unmet: Vec<Dep>, began_waiting: bool },
     /// A hard dependency failed; the unit is now failed too, so that its own
     /// dependents fail fast instead of waiting for a script that gave up.
     DependencyFailed { dep: String, reason: Option<String> },
 }
 
-/// The answer to `complete` and `fail`.
+/// The answer to `complete` and `fail`, which always change the state.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Finished {
     /// How long it ran, if it had been started.
@@ -382,11 +392,12 @@ impl State {
         if unmet.is_empty() {
             return Ok(self.mark_started(uid, now));
         }
-        if self.units[uid].blocked.is_none() {
+        let began_waiting = self.units[uid].blocked.is_none();
+        if began_waiting {
             let ids = unmet.iter().map(|d| self.index[&d.unit]).collect();
             self.units[uid].blocked = Some((now, ids));
         }
-        Ok(Start::Blocked { unmet })
+        Ok(Start::Blocked { unmet, began_waiting })
     }
 
     /// `complete unit`, from any status but completed.
@@ -423,12 +434,6 @@ impl State {
         let existing = self.index.get(unit).copied();
         let reason = reason.filter(|r| !r.is_empty()).map(str::to_owned);
         self.finish(unit, existing, Status::Failed, reason, now)
-    }
-
-    /// Whether a refused `start` of `unit` is waiting (so another refusal
-    /// changes nothing).
-    pub fn is_waiting(&self, unit: &str) -> bool {
-        self.index.get(unit).is_some_and(|&id| self.units[id].blocked.is_some())
     }
 
     /// One unit; a unit nobody mentioned is reported as not registered.

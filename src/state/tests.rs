@@ -25,8 +25,9 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
             Start::Started { waited, waited_for } => {
                 format!("started, waited {} for {}", secs(waited), waited_for.join(", "))
             }
-            Start::Blocked { unmet } => format!(
-                "blocked on {}",
+            Start::Blocked { unmet, began_waiting } => format!(
+                "{}blocked on {}",
+                if began_waiting { "" } else { "still " },
                 unmet
                     .iter()
                     .map(|d| format!("{} ({})", d.unit, d.status))
@@ -161,9 +162,9 @@ fn start_waits_for_every_hard_dependency() {
         want c a b   => added 2, registered
         start c      => blocked on a (not registered), b (not registered)
         complete a   => ok
-        start c      => blocked on b (not registered)
+        start c      => still blocked on b (not registered)
         start b      => started, waited 0s
-        start c      => blocked on b (started)
+        start c      => still blocked on b (started)
         complete b   => ok, ran 2s
         start c      => started, waited 6s for a, b
         status c     => started, ready; a completed satisfied; b completed satisfied
@@ -227,7 +228,7 @@ fn a_soft_dependency_is_satisfied_by_completion_or_failure() {
         want --soft b a  => added 1, registered
         start b          => blocked on a (not registered)
         start a          => started, waited 0s
-        start b          => blocked on a (started)
+        start b          => still blocked on a (started)
         fail a           => ok, ran 2s
         start b          => started, waited 4s for a
         want --soft c d  => added 1, registered

@@ -17,15 +17,15 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request or response line, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// A request. Serialized by serde; parsed only by [`parse_request`], which
+/// the journal's replay shares.
+#[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Ping,
     Want {
         unit: String,
-        #[serde(default)]
         deps: Vec<String>,
-        #[serde(default)]
         soft: bool,
     },
     Start {
@@ -36,7 +36,7 @@ pub enum Request {
     },
     Fail {
         unit: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     Status {

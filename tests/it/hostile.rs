@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// The server's cap on open connections (`MAX_CONNECTIONS` in server.rs).
+/// The server's cap on open connections (`MAX_CONNECTIONS` in src/server/conn.rs).
 const MAX_CONNECTIONS: usize = 2048;
 /// The request line cap, newline excluded (PROTOCOL.md).
 const MAX_LINE: usize = 64 * 1024;

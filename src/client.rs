@@ -17,9 +17,11 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::duration::{human, human_secs};
+use crate::duration::human;
 use crate::peer;
 use crate::protocol::{self, Body, DepView, ErrorBody, LineError, Request, Status, UnitView};
+use crate::render;
+use crate::signals;
 
 /// How long to wait for one response before calling the server unreachable.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,13 +69,7 @@ impl fmt::Display for Error {
             ),
             Error::TimedOut(message) | Error::DependencyFailed(message) => f.write_str(message),
             Error::Interrupted { subject, signal } => {
-                let name = match signal {
-                    1 => "SIGHUP".to_owned(),
-                    2 => "SIGINT".to_owned(),
-                    15 => "SIGTERM".to_owned(),
-                    n => format!("signal {n}"),
-                };
-                write!(f, "{subject}: stopped waiting on {name}")
+                write!(f, "{subject}: stopped waiting on {}", signals::name(*signal))
             }
         }
     }
@@ -404,14 +400,15 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
             };
             let why = unmet
                 .iter()
-                .map(|d| match (last, suggest(&d.unit, &registered)) {
-                    (true, Some(near)) if d.status == Status::NotRegistered => {
-                        format!("{} (never registered; did you mean {near}?)", d.unit)
-                    }
-                    (true, None) if d.status == Status::NotRegistered => {
-                        format!("{} (never registered: no script declared or started it)", d.unit)
-                    }
-                    _ => describe_dep(d, now),
+                .map(|d| {
+                    let note = match d.status == Status::NotRegistered && last {
+                        true => Some(match suggest(&d.unit, &registered) {
+                            Some(near) => format!("did you mean {near}?"),
+                            None => "no script declared or started it".to_owned(),
+                        }),
+                        false => None,
+                    };
+                    render::waited_for(d, now, note.as_deref())
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -475,18 +472,7 @@ pub fn wait(
     Ok(())
 }
 
-/// `git-clone (started 18s ago)`: an unmet dependency, for people.
-fn describe_dep(dep: &DepView, now: f64) -> String {
-    let age = human_secs(now - dep.since);
-    match dep.status {
-        Status::NotRegistered => {
-            format!("{} (not registered: no script declared or started it)", dep.unit)
-        }
-        Status::Pending => format!("{} (pending for {age}: declared but not started)", dep.unit),
-        status => format!("{} ({status} {age} ago)", dep.unit),
-    }
-}
-
+/// `a (started 18s ago)`: a unit that `wait` still waits for.
 fn describe_unit(view: &UnitView, now: f64) -> String {
     let dep = DepView {
         unit: view.unit.clone(),
@@ -495,7 +481,7 @@ fn describe_unit(view: &UnitView, now: f64) -> String {
         satisfied: false,
         since: view.since,
     };
-    describe_dep(&dep, now)
+    render::waited_for(&dep, now, None)
 }
 
 /// A registered unit whose name is close to `name`, if there is one.

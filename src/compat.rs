@@ -473,29 +473,12 @@ fn required(dep: &DepView) -> &'static str {
     if dep.soft { "completed or failed" } else { "completed" }
 }
 
-/// Coder's tables: upper-case headers, columns two blanks apart.
+/// Coder's tables: upper-case headers, columns two blanks apart, as
+/// [`render::columns`] lays them out.
 fn table<const N: usize>(header: [&str; N], rows: impl Iterator<Item = [String; N]>) -> String {
-    let rows: Vec<[String; N]> = rows.collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; N]| {
-        let mut text = String::new();
-        for (cell, width) in cells.iter().zip(widths) {
-            text += &format!("{cell:<width$}  ");
-        }
-        out += text.trim_end();
-        out.push('\n');
-    };
-    line(header);
-    for row in &rows {
-        line(row.each_ref().map(String::as_str));
-    }
-    out
+    let mut all = vec![header.map(str::to_owned)];
+    all.extend(rows);
+    render::columns(&all)
 }
 
 /// `status -o json`, field for field as Coder marshals it.

@@ -640,19 +640,22 @@ mod tests {
 
     #[test]
     fn state_errors_keep_their_kinds() {
-        let kind = |e: state::Error| ErrorBody::from(e).kind;
+        use state::Error as E;
         let unit = || "a".to_owned();
-        assert_eq!(kind(state::Error::BadName { name: unit(), rule: "r" }), ErrorKind::BadName);
-        assert_eq!(kind(state::Error::SelfDependency { unit: unit() }), ErrorKind::SelfDependency);
-        assert_eq!(kind(state::Error::Cycle { path: vec![unit(), unit()] }), ErrorKind::Cycle);
-        assert_eq!(kind(state::Error::AlreadyStarted { unit: unit() }), ErrorKind::AlreadyStarted);
-        assert_eq!(
-            kind(state::Error::AlreadyCompleted { unit: unit() }),
-            ErrorKind::AlreadyCompleted
-        );
-        assert_eq!(kind(state::Error::BadReason { unit: unit(), rule: "r" }), ErrorKind::BadReason);
-        assert_eq!(kind(state::Error::TooManyUnits), ErrorKind::Limit);
-        assert_eq!(kind(state::Error::TooManyEdges), ErrorKind::Limit);
+        let cases = [
+            (E::BadName { name: unit(), rule: "r" }, ErrorKind::BadName),
+            (E::SelfDependency { unit: unit() }, ErrorKind::SelfDependency),
+            (E::Cycle { path: vec![unit(), unit()] }, ErrorKind::Cycle),
+            (E::AlreadyStarted { unit: unit() }, ErrorKind::AlreadyStarted),
+            (E::AlreadyCompleted { unit: unit() }, ErrorKind::AlreadyCompleted),
+            (E::BadReason { unit: unit(), rule: "r" }, ErrorKind::BadReason),
+            (E::TooManyUnits, ErrorKind::Limit),
+            (E::TooManyEdges, ErrorKind::Limit),
+        ];
+        for (error, kind) in cases {
+            let message = error.to_string();
+            assert_eq!(ErrorBody::from(error), ErrorBody { kind, message });
+        }
     }
 
     #[test]

@@ -48,8 +48,7 @@ fn readiness(unit: &UnitView, now: f64) -> String {
             failed.unit, unit.unit
         );
     }
-    let names: Vec<String> =
-        unmet.iter().map(|d| format!("{} ({})", d.unit, dep_state(d, now))).collect();
+    let names: Vec<String> = unmet.iter().map(|d| waited_for(d, now, None)).collect();
     format!("no, waiting for {}", and_list(&names))
 }
 
@@ -356,8 +355,7 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
         let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
         // Follow the one furthest from done: it decides when the wait ends.
         let blamed = unmet.iter().min_by_key(|d| (progress(d.status), &d.unit));
-        let names: Vec<String> =
-            unmet.iter().map(|d| format!("{} ({})", d.unit, dep_state(d, now))).collect();
+        let names: Vec<String> = unmet.iter().map(|d| waited_for(d, now, None)).collect();
         let text = format!("waiting {} for {}", human_secs(now - since), and_list(&names));
         return (text, blamed.map(|d| d.unit.as_str()));
     }
@@ -418,14 +416,22 @@ fn progress(status: Status) -> u8 {
     }
 }
 
-/// An unmet dependency's state, for people: `started 3.20s ago`.
-fn dep_state(dep: &DepView, now: f64) -> String {
-    match dep.status {
-        Status::Started => format!("started {} ago", human_secs(now - dep.since)),
-        Status::Pending => "registered, not started".to_owned(),
+/// `git-clone (started 3.20s ago)`: a unit that someone waits for and how
+/// far it has got, with an optional note (`never registered; did you mean
+/// git-clone?`). The one wording of these facts: `status`, the critical
+/// chain and the client's waiting lines all say them with it.
+pub fn waited_for(dep: &DepView, now: f64, note: Option<&str>) -> String {
+    let ago = || human_secs(now - dep.since);
+    let state = match dep.status {
         Status::NotRegistered => "never registered".to_owned(),
-        Status::Failed => format!("failed {} ago", human_secs(now - dep.since)),
-        Status::Completed => "completed".to_owned(),
+        Status::Pending => "registered, not started".to_owned(),
+        Status::Started => format!("started {} ago", ago()),
+        Status::Completed => format!("completed {} ago", ago()),
+        Status::Failed => format!("failed {} ago", ago()),
+    };
+    match note {
+        Some(note) => format!("{} ({state}; {note})", dep.unit),
+        None => format!("{} ({state})", dep.unit),
     }
 }
 
@@ -549,6 +555,31 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
   \"a\" -> \"coder_script.x[\\\"y\\\"]\" [style=dashed];
 }
 "
+        );
+    }
+
+    #[test]
+    fn waited_for_words_each_status_once() {
+        let at = |status| DepView {
+            unit: "a".into(),
+            status,
+            soft: false,
+            satisfied: false,
+            since: 1.0,
+        };
+        let cases = [
+            (NotRegistered, "a (never registered)"),
+            (Pending, "a (registered, not started)"),
+            (Started, "a (started 2.00s ago)"),
+            (Completed, "a (completed 2.00s ago)"),
+            (Failed, "a (failed 2.00s ago)"),
+        ];
+        for (status, text) in cases {
+            assert_eq!(waited_for(&at(status), 3.0, None), text);
+        }
+        assert_eq!(
+            waited_for(&at(NotRegistered), 3.0, Some("did you mean b?")),
+            "a (never registered; did you mean b?)"
         );
     }
 

@@ -164,21 +164,9 @@ mod tests {
     /// on a fresh state and compares the transcript.
     fn check(script: &str) {
         let mut state = State::new();
-        let mut failures = Vec::new();
-        let mut transcript = String::new();
-        for (n, line) in script.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
-            let (command, expected) =
-                line.rsplit_once(" => ").expect("each line is `request => outcome`");
-            let (command, expected) = (command.trim(), expected.trim());
-            let now = Duration::from_secs(n as u64 + 1);
-            let got = render(&apply(&mut state, &request(command), now));
-            transcript += &format!("{command} => {got}\n");
-            if got != expected {
-                failures
-                    .push(format!("  {command}\n    expected: {expected}\n    got:      {got}"));
-            }
-        }
-        assert!(failures.is_empty(), "\n{}\nfull transcript:\n{transcript}", failures.join("\n"));
+        state::tests::replay(script, |command, now| {
+            render(&apply(&mut state, &request(command), now))
+        });
     }
 
     #[test]

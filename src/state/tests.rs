@@ -92,13 +92,22 @@ fn check(script: &str) {
 }
 
 fn check_on(state: &mut State, script: &str) {
+    replay(script, |command, now| run(state, command, now));
+}
+
+/// Runs each `command => expected` line of `script` through `run`, line N
+/// at N seconds, and asserts that every result is the expected one,
+/// showing the whole transcript if not. Other data-driven tests (the
+/// server's dispatch) share it. The last ` => ` splits a line, so a
+/// command may hold one.
+pub(crate) fn replay(script: &str, mut run: impl FnMut(&str, Duration) -> String) {
     let mut failures = Vec::new();
     let mut transcript = String::new();
     for (n, line) in script.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
         let (command, expected) =
-            line.split_once("=>").expect("each line is `command => expected`");
+            line.rsplit_once("=>").expect("each line is `command => expected`");
         let (command, expected) = (command.trim(), expected.trim());
-        let got = run(state, command, Duration::from_secs(n as u64 + 1));
+        let got = run(command, Duration::from_secs(n as u64 + 1));
         transcript += &format!("{command} => {got}\n");
         if got != expected {
             failures.push(format!("  {command}\n    expected: {expected}\n    got:      {got}"));

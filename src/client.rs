@@ -75,6 +75,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 pub struct Client {
     path: PathBuf,
     connect_timeout: Duration,

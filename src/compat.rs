@@ -315,6 +315,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
     Ok(Parsed::Run(Invocation { socket_path, sub }))
 }
 
+#[derive(Debug)]
 enum Failure {
     /// The client failed while doing something Coder names, such as
     /// "declare dependency failed".
@@ -344,6 +345,10 @@ impl fmt::Display for Failure {
         }
     }
 }
+
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for Failure {}
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Failure {

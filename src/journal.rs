@@ -80,6 +80,10 @@ impl fmt::Display for Error {
     }
 }
 
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for Error {}
+
 /// An open journal, positioned for appending.
 pub struct Journal {
     file: File,

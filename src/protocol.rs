@@ -4,6 +4,7 @@
 //! documents it and the tests at the bottom pin every message to a literal.
 //! Times are seconds since the server started, with millisecond precision.
 
+use std::fmt;
 use std::io::{self, BufRead};
 use std::time::Duration;
 
@@ -368,10 +369,23 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
 
 #[derive(Debug)]
 pub enum LineError {
-    /// More than [`MAX_LINE`] bytes without a newline.
+    /// More than the cap (usually [`MAX_LINE`]) bytes without a newline.
     TooLong,
     Io(io::Error),
 }
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::TooLong => f.write_str("line too long"),
+            LineError::Io(err) => err.fmt(f),
+        }
+    }
+}
+
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for LineError {}
 
 /// Longest response line a client accepts: `list` of a full server.
 pub const MAX_ANSWER: usize = 1 << 30;
@@ -670,7 +684,9 @@ mod tests {
         assert_eq!(buf, b"last");
         assert!(!read_line(&mut ok, &mut buf).unwrap());
         let mut long = io::BufReader::with_capacity(7, io::Cursor::new("y".repeat(MAX_LINE + 1)));
-        assert!(matches!(read_line(&mut long, &mut buf), Err(LineError::TooLong)));
+        let err = read_line(&mut long, &mut buf).unwrap_err();
+        assert!(matches!(err, LineError::TooLong));
+        assert_eq!(err.to_string(), "line too long");
     }
 }
 

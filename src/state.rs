@@ -102,6 +102,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
 pub fn quote(name: &str) -> String {
     const SHOWN: usize = 64;

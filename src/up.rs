@@ -75,6 +75,10 @@ impl fmt::Display for Error {
     }
 }
 
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for Error {}
+
 /// A startup script and what its header says.
 #[derive(Debug, PartialEq)]
 struct Script {
@@ -473,6 +477,17 @@ fn self_exe() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_their_causes_once() {
+        use std::error::Error as _;
+        let io = io::Error::from(io::ErrorKind::NotFound);
+        let found = io.to_string();
+        let journal = crate::journal::Error::Io { path: PathBuf::from("state"), err: io };
+        let up = Error::Server(server::Error::Journal(journal));
+        assert_eq!(up.to_string(), format!("up: state file state: {found}"));
+        assert!(up.source().is_none());
+    }
 
     #[test]
     fn headers_declare_run_style_ordering() {

@@ -108,6 +108,10 @@ impl fmt::Display for Error {
     }
 }
 
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for Error {}
+
 /// Runs `unitsync serve` until SIGTERM or SIGINT. With `--detach` the caller
 /// returns as soon as the socket is listening and the child serves.
 pub fn serve(config: &Config) -> Result<(), Error> {

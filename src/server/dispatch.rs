@@ -24,7 +24,7 @@ impl Outcome {
         Outcome { body, log: log.into(), changed: true }
     }
 
-    fn same(body: Body, log: Option<String>) -> Outcome {
+    fn unchanged(body: Body, log: Option<String>) -> Outcome {
         Outcome { body, log, changed: false }
     }
 }
@@ -36,10 +36,10 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
     let refused = |op: &str, unit: &str, e: state::Error| {
         // The name may be hostile: quoted, so it cannot forge log lines.
         let log = format!("refused {op} {}: {e}", state::quote(unit));
-        Outcome::same(Body::Error { error: e.into() }, Some(log))
+        Outcome::unchanged(Body::Error { error: e.into() }, Some(log))
     };
     match request {
-        Request::Ping => Outcome::same(
+        Request::Ping => Outcome::unchanged(
             Body::Pong { version: env!("CARGO_PKG_VERSION").into(), protocol: PROTOCOL_VERSION },
             None,
         ),
@@ -97,14 +97,15 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Err(e) => refused("fail", unit, e),
         },
         Request::Status { unit } => match state.status(unit) {
-            Ok(info) => {
-                Outcome::same(Body::Status { now: secs(now), unit: UnitView::from(info) }, None)
-            }
-            Err(e) => Outcome::same(Body::Error { error: e.into() }, None),
+            Ok(info) => Outcome::unchanged(
+                Body::Status { now: secs(now), unit: UnitView::from(info) },
+                None,
+            ),
+            Err(e) => Outcome::unchanged(Body::Error { error: e.into() }, None),
         },
         Request::List => {
             let units = state.list().into_iter().map(UnitView::from).collect();
-            Outcome::same(Body::List { now: secs(now), units }, None)
+            Outcome::unchanged(Body::List { now: secs(now), units }, None)
         }
     }
 }

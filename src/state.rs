@@ -113,7 +113,7 @@ pub fn quote(name: &str) -> String {
     }
 }
 
-/// Checks the unit-name rule of SPEC §2.
+/// Checks the unit-name rule (PROTOCOL.md, "Requests").
 pub fn check_name(name: &str) -> Result<(), Error> {
     let rule = if name.is_empty() || name.len() > MAX_NAME_LEN {
         "a name is 1 to 255 bytes long"

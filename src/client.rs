@@ -17,9 +17,11 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::duration::{human, human_secs};
+use crate::duration::human;
 use crate::peer;
-use crate::protocol::{self, Body, DepView, ErrorBody, LineError, Request, UnitView};
+use crate::protocol::{self, Body, DepView, ErrorBody, LineError, Request, Status, UnitView};
+use crate::render;
+use crate::signals;
 
 /// How long to wait for one response before calling the server unreachable.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,17 +69,13 @@ impl fmt::Display for Error {
             ),
             Error::TimedOut(message) | Error::DependencyFailed(message) => f.write_str(message),
             Error::Interrupted { subject, signal } => {
-                let name = match signal {
-                    1 => "SIGHUP".to_owned(),
-                    2 => "SIGINT".to_owned(),
-                    15 => "SIGTERM".to_owned(),
-                    n => format!("signal {n}"),
-                };
-                write!(f, "{subject}: stopped waiting on {name}")
+                write!(f, "{subject}: stopped waiting on {}", signals::name(*signal))
             }
         }
     }
 }
+
+impl std::error::Error for Error {}
 
 pub struct Client {
     path: PathBuf,
@@ -144,9 +142,9 @@ impl Client {
             Err(Error::Refused(e))
                 if was_unsure
                     && matches!(
-                        (request, e.kind.as_str()),
-                        (Request::Start { .. }, "already_started")
-                            | (Request::Complete { .. }, "already_completed")
+                        (request, e.kind),
+                        (Request::Start { .. }, protocol::ErrorKind::AlreadyStarted)
+                            | (Request::Complete { .. }, protocol::ErrorKind::AlreadyCompleted)
                     ) =>
             {
                 Ok(match request {
@@ -182,7 +180,7 @@ impl Client {
             Error::Protocol { path: self.path.clone(), detail: e.to_string() }
         })?;
         if let Body::Error { error } = &response.body
-            && (error.kind == "busy" || error.kind == "forbidden")
+            && matches!(error.kind, protocol::ErrorKind::Busy | protocol::ErrorKind::Forbidden)
         {
             // The server closes such a connection: it never served us, so
             // its instance id is not one to hold it to.
@@ -395,7 +393,7 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
             blocked = true;
             // Someone may have mistyped a name: on the last attempt, compare
             // the unregistered ones with the registered units.
-            let registered = match last && unmet.iter().any(|d| d.status == "not registered") {
+            let registered = match last && unmet.iter().any(|d| d.status == Status::NotRegistered) {
                 true => match client.call(&Request::List) {
                     Ok(Body::List { units, .. }) => units,
                     _ => Vec::new(),
@@ -404,14 +402,15 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
             };
             let why = unmet
                 .iter()
-                .map(|d| match (last, suggest(&d.unit, &registered)) {
-                    (true, Some(near)) if d.status == "not registered" => {
-                        format!("{} (never registered; did you mean {near}?)", d.unit)
-                    }
-                    (true, None) if d.status == "not registered" => {
-                        format!("{} (never registered: no script declared or started it)", d.unit)
-                    }
-                    _ => describe_dep(d, now),
+                .map(|d| {
+                    let note = match d.status == Status::NotRegistered && last {
+                        true => Some(match suggest(&d.unit, &registered) {
+                            Some(near) => format!("did you mean {near}?"),
+                            None => "no script declared or started it".to_owned(),
+                        }),
+                        false => None,
+                    };
+                    render::waited_for(d, now, note.as_deref())
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -452,9 +451,9 @@ pub fn wait(
                 _ => return Err(client.unexpected()),
             };
             let (now, view) = view;
-            match view.status.as_str() {
-                "completed" => {}
-                "failed" => {
+            match view.status {
+                Status::Completed => {}
+                Status::Failed => {
                     let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
                     return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));
                 }
@@ -475,34 +474,23 @@ pub fn wait(
     Ok(())
 }
 
-/// `git-clone (started 18s ago)`: an unmet dependency, for people.
-fn describe_dep(dep: &DepView, now: f64) -> String {
-    let age = human_secs(now - dep.since);
-    match dep.status.as_str() {
-        "not registered" => {
-            format!("{} (not registered: no script declared or started it)", dep.unit)
-        }
-        "pending" => format!("{} (pending for {age}: declared but not started)", dep.unit),
-        status => format!("{} ({status} {age} ago)", dep.unit),
-    }
-}
-
+/// `a (started 18s ago)`: a unit that `wait` still waits for.
 fn describe_unit(view: &UnitView, now: f64) -> String {
     let dep = DepView {
         unit: view.unit.clone(),
-        status: view.status.clone(),
+        status: view.status,
         soft: false,
         satisfied: false,
         since: view.since,
     };
-    describe_dep(&dep, now)
+    render::waited_for(&dep, now, None)
 }
 
 /// A registered unit whose name is close to `name`, if there is one.
 fn suggest(name: &str, units: &[UnitView]) -> Option<String> {
     units
         .iter()
-        .filter(|u| u.status != "not registered")
+        .filter(|u| u.status != Status::NotRegistered)
         .map(|u| (edit_distance(name, &u.unit), &u.unit))
         .filter(|&(d, other)| d <= 2 && d * 3 <= name.chars().count().max(other.chars().count()))
         .min()

@@ -57,7 +57,7 @@ use crate::Settings;
 use crate::cli;
 use crate::client::{self, Client, Say};
 use crate::duration;
-use crate::protocol::{Body, DepView, Request, UnitView};
+use crate::protocol::{Body, DepView, Request, Status, UnitView};
 use crate::render;
 
 const HELP: &str = "\
@@ -315,6 +315,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
     Ok(Parsed::Run(Invocation { socket_path, sub }))
 }
 
+#[derive(Debug)]
 enum Failure {
     /// The client failed while doing something Coder names, such as
     /// "declare dependency failed".
@@ -344,6 +345,10 @@ impl fmt::Display for Failure {
         }
     }
 }
+
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for Failure {}
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Failure {
@@ -391,7 +396,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
             };
             // Coder lists the units scripts registered, not placeholders.
             let units: Vec<&UnitView> =
-                units.iter().filter(|u| u.status != "not registered").collect();
+                units.iter().filter(|u| u.status != Status::NotRegistered).collect();
             let text = if json { render::json(&list_json(&units)) } else { list(&units) };
             out.write_all(text.as_bytes())?;
         }
@@ -453,7 +458,7 @@ fn status(unit: &UnitView) -> String {
         return out;
     }
     let rows = unit.dependencies.iter().map(|d| {
-        [d.unit.clone(), required(d).to_owned(), d.status.clone(), d.satisfied.to_string()]
+        [d.unit.clone(), required(d).to_owned(), d.status.to_string(), d.satisfied.to_string()]
     });
     out + &table(["DEPENDS ON", "REQUIRED STATUS", "CURRENT STATUS", "SATISFIED"], rows)
 }
@@ -463,7 +468,7 @@ fn list(units: &[&UnitView]) -> String {
     if units.is_empty() {
         return "No units registered\n".to_owned();
     }
-    let rows = units.iter().map(|u| [u.unit.clone(), u.status.clone(), u.ready.to_string()]);
+    let rows = units.iter().map(|u| [u.unit.clone(), u.status.to_string(), u.ready.to_string()]);
     table(["UNIT", "STATUS", "READY"], rows)
 }
 
@@ -473,29 +478,12 @@ fn required(dep: &DepView) -> &'static str {
     if dep.soft { "completed or failed" } else { "completed" }
 }
 
-/// Coder's tables: upper-case headers, columns two blanks apart.
+/// Coder's tables: upper-case headers, columns two blanks apart, as
+/// [`render::columns`] lays them out.
 fn table<const N: usize>(header: [&str; N], rows: impl Iterator<Item = [String; N]>) -> String {
-    let rows: Vec<[String; N]> = rows.collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; N]| {
-        let mut text = String::new();
-        for (cell, width) in cells.iter().zip(widths) {
-            text += &format!("{cell:<width$}  ");
-        }
-        out += text.trim_end();
-        out.push('\n');
-    };
-    line(header);
-    for row in &rows {
-        line(row.each_ref().map(String::as_str));
-    }
-    out
+    let mut all = vec![header.map(str::to_owned)];
+    all.extend(rows);
+    render::columns(&all)
 }
 
 /// `status -o json`, field for field as Coder marshals it.
@@ -525,8 +513,8 @@ struct ListItemJson<'a> {
 
 /// Coder's status as its JSON spells it: a not-registered unit's status is
 /// the empty string (its Go zero value), the rest are ours.
-fn coder_status(status: &str) -> &str {
-    if status == "not registered" { "" } else { status }
+fn coder_status(status: Status) -> &'static str {
+    if status == Status::NotRegistered { "" } else { status.as_str() }
 }
 
 impl<'a> From<&'a UnitView> for StatusJson<'a> {
@@ -537,13 +525,13 @@ impl<'a> From<&'a UnitView> for StatusJson<'a> {
             .map(|d| DepJson {
                 depends_on: &d.unit,
                 required_status: required(d),
-                current_status: coder_status(&d.status),
+                current_status: coder_status(d.status),
                 is_satisfied: d.satisfied,
             })
             .collect::<Vec<_>>();
         StatusJson {
             unit_name: &u.unit,
-            status: coder_status(&u.status),
+            status: coder_status(u.status),
             is_ready: u.ready,
             dependencies: (!dependencies.is_empty()).then_some(dependencies),
         }
@@ -555,7 +543,7 @@ fn list_json<'a>(units: &[&'a UnitView]) -> Vec<ListItemJson<'a>> {
         .iter()
         .map(|u| ListItemJson {
             unit_name: &u.unit,
-            status: coder_status(&u.status),
+            status: coder_status(u.status),
             is_ready: u.ready,
         })
         .collect()
@@ -564,6 +552,7 @@ fn list_json<'a>(units: &[&'a UnitView]) -> Vec<ListItemJson<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Status::*;
 
     fn parse_str(line: &str) -> Result<Parsed, ParseError> {
         parse(line.split_whitespace().map(OsString::from))
@@ -687,22 +676,23 @@ mod tests {
         assert!(usage("exp sync frob").1.starts_with("unknown command \"frob\""));
     }
 
-    fn view(unit: &str, status: &str, deps: &[(&str, &str, bool)]) -> UnitView {
+    fn view(unit: &str, status: Status, deps: &[(&str, Status, bool)]) -> UnitView {
         UnitView {
             unit: unit.into(),
-            status: status.into(),
+            status,
             ready: deps.iter().all(|d| d.2),
             dependencies: deps
                 .iter()
                 .map(|&(u, s, satisfied)| DepView {
                     unit: u.into(),
-                    status: s.into(),
+                    status: s,
                     soft: false,
                     satisfied,
                     since: 0.0,
                 })
                 .collect(),
             reason: None,
+            failed_by: None,
             since: 0.0,
             started_at: None,
             finished_at: None,
@@ -716,8 +706,8 @@ mod tests {
     fn status_is_pinned() {
         let unit = view(
             "pip-install",
-            "pending",
-            &[("apt-install", "completed", true), ("git-clone", "not registered", false)],
+            Pending,
+            &[("apt-install", Completed, true), ("git-clone", NotRegistered, false)],
         );
         assert_eq!(
             status(&unit),
@@ -755,7 +745,7 @@ git-clone    completed        not registered  false
 }
 "#
         );
-        let nobody = view("doesnotexist", "not registered", &[]);
+        let nobody = view("doesnotexist", NotRegistered, &[]);
         assert_eq!(
             status(&nobody),
             "Unit: doesnotexist\nStatus: not registered\nReady: true\n\nDependencies:\nNo dependencies found\n"
@@ -769,8 +759,8 @@ git-clone    completed        not registered  false
     #[test]
     fn list_is_pinned() {
         let units = [
-            view("git-clone", "completed", &[]),
-            view("ide-configure", "pending", &[("x", "started", false)]),
+            view("git-clone", Completed, &[]),
+            view("ide-configure", Pending, &[("x", Started, false)]),
         ];
         let units: Vec<&UnitView> = units.iter().collect();
         assert_eq!(

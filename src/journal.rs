@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::Request;
+use crate::protocol::{self, Request};
 
 const FORMAT: u32 = 1;
 
@@ -39,11 +39,18 @@ struct Header {
     origin_ms: u64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Entry {
+/// An entry's time; the rest of its line is the request, read by the
+/// same parser as the socket's requests (which skips the `t`).
+#[derive(Deserialize)]
+struct Stamp {
     t: u64,
-    #[serde(flatten)]
-    request: Request,
+}
+
+/// Parses one entry line: its time in milliseconds and its request.
+fn parse_entry(line: &[u8]) -> Result<(Duration, Request), String> {
+    let stamp: Stamp = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let request = protocol::parse_request(line).map_err(|e| e.message)?;
+    Ok((Duration::from_millis(stamp.t), request))
 }
 
 #[derive(Debug)]
@@ -72,6 +79,10 @@ impl fmt::Display for Error {
         }
     }
 }
+
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for Error {}
 
 /// An open journal, positioned for appending.
 pub struct Journal {
@@ -170,20 +181,16 @@ impl Journal {
         let last = lines.len() - 1;
         for (i, line) in lines.iter().enumerate().skip(1) {
             let complete = line.ends_with(b"\n");
-            match serde_json::from_slice::<Entry>(line) {
+            match parse_entry(line) {
                 Ok(entry) if complete => {
-                    entries.push((Duration::from_millis(entry.t), entry.request));
+                    entries.push(entry);
                     valid_len += line.len() as u64;
                 }
                 // Only the last line may be torn; it was never acknowledged.
                 _ if i == last && !complete => break,
                 Ok(_) => unreachable!("complete is checked above"),
                 Err(e) => {
-                    return Err(Error::Corrupt {
-                        path: self.path.clone(),
-                        line: i + 1,
-                        detail: e.to_string(),
-                    });
+                    return Err(Error::Corrupt { path: self.path.clone(), line: i + 1, detail: e });
                 }
             }
         }
@@ -193,8 +200,12 @@ impl Journal {
 
     /// Appends one accepted request, made at `now`.
     pub fn append(&mut self, request: &Request, now: Duration) -> Result<(), Error> {
-        let entry = Entry { t: now.as_millis() as u64, request: request.clone() };
-        let line = serde_json::to_vec(&entry).expect("an entry serializes");
+        // `{"t":352,` then the request's own line past its opening brace (a
+        // request is never an empty object: it always has its "op").
+        let mut line = format!("{{\"t\":{},", now.as_millis()).into_bytes();
+        let mut request = request.to_line();
+        request.pop();
+        line.extend_from_slice(&request[1..]);
         self.write_line(line)
     }
 
@@ -250,6 +261,48 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("\n{\"t\":5,\"op\":\"want\",\"unit\":\"b\",\"deps\":[\"a\"],\"soft\":false}\n{\"t\":9,\"op\":\"complete\",\"unit\":\"a\"}\n"), "{text}");
+    }
+
+    #[test]
+    fn entries_in_any_field_order_with_defaults_replay() {
+        // What older servers wrote, and what a person might: the request
+        // parser's rules apply (fields in any order, defaults, extras).
+        let path = temp("order-free");
+        let lines = [
+            r#"{"unitsync_journal":1,"instance":"i1","origin_ms":1795300000000}"#,
+            r#"{"t":1,"op":"want","unit":"b","deps":["a"],"soft":false}"#,
+            r#"{"t":2,"op":"want","unit":"c"}"#,
+            r#"{"op":"fail","unit":"a","t":3,"reason":"exit status 2","extra":[1]}"#,
+            r#"{"t":4,"op":"fail","unit":"a"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let (_, recovered) = Journal::open(&path, "x", false).unwrap();
+        let ms = Duration::from_millis;
+        assert_eq!(
+            recovered.entries,
+            vec![
+                (ms(1), want("b", "a")),
+                (ms(2), Request::Want { unit: "c".into(), deps: vec![], soft: false }),
+                (ms(3), Request::Fail { unit: "a".into(), reason: Some("exit status 2".into()) }),
+                (ms(4), Request::Fail { unit: "a".into(), reason: None }),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_entry_without_a_time_or_a_known_op_is_damage() {
+        for (entry, detail) in [
+            (r#"{"op":"list"}"#, "missing field `t`"),
+            (r#"{"t":1,"op":"launch"}"#, "unknown op \"launch\""),
+            (r#"{"t":1,"op":"start"}"#, "op \"start\" needs a \"unit\""),
+        ] {
+            let path = temp("no-time");
+            let header = r#"{"unitsync_journal":1,"instance":"i1","origin_ms":0}"#;
+            std::fs::write(&path, format!("{header}\n{entry}\n")).unwrap();
+            let err = Journal::open(&path, "x", false).err().unwrap().to_string();
+            assert!(err.contains("is damaged at line 2 ("), "{err}");
+            assert!(err.contains(detail), "{err}");
+        }
     }
 
     #[test]

@@ -4,11 +4,13 @@
 //! documents it and the tests at the bottom pin every message to a literal.
 //! Times are seconds since the server started, with millisecond precision.
 
+use std::fmt;
 use std::io::{self, BufRead};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::state::Status;
 use crate::state::{self, Dep, UnitInfo};
 
 /// Bumped when a request or response changes incompatibly.
@@ -16,15 +18,15 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request or response line, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// A request. Serialized by serde; parsed only by [`parse_request`], which
+/// the journal's replay shares.
+#[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     Ping,
     Want {
         unit: String,
-        #[serde(default)]
         deps: Vec<String>,
-        #[serde(default)]
         soft: bool,
     },
     Start {
@@ -35,7 +37,7 @@ pub enum Request {
     },
     Fail {
         unit: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
     Status {
@@ -77,27 +79,74 @@ pub enum Body {
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ErrorBody {
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
+/// Why a request was refused, for programs; PROTOCOL.md lists them.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    BadRequest,
+    UnknownOp,
+    LineTooLong,
+    BadName,
+    SelfDependency,
+    Cycle,
+    AlreadyStarted,
+    AlreadyCompleted,
+    BadReason,
+    Limit,
+    Busy,
+    Forbidden,
+    /// The change was applied but could not be written to the `--state` file.
+    Journal,
+    /// A kind this client does not know, from a newer server. Never sent.
+    #[serde(other)]
+    Other,
+}
+
 impl ErrorBody {
-    pub fn new(kind: &str, message: impl Into<String>) -> ErrorBody {
-        ErrorBody { kind: kind.to_owned(), message: message.into() }
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ErrorBody {
+        ErrorBody { kind, message: message.into() }
     }
 }
 
 impl From<state::Error> for ErrorBody {
     fn from(e: state::Error) -> ErrorBody {
-        ErrorBody::new(e.kind(), e.to_string())
+        let kind = match e {
+            state::Error::BadName { .. } => ErrorKind::BadName,
+            state::Error::SelfDependency { .. } => ErrorKind::SelfDependency,
+            state::Error::Cycle { .. } => ErrorKind::Cycle,
+            state::Error::AlreadyStarted { .. } => ErrorKind::AlreadyStarted,
+            state::Error::AlreadyCompleted { .. } => ErrorKind::AlreadyCompleted,
+            state::Error::BadReason { .. } => ErrorKind::BadReason,
+            state::Error::TooManyUnits | state::Error::TooManyEdges => ErrorKind::Limit,
+        };
+        ErrorBody::new(kind, e.to_string())
     }
+}
+
+/// [`Status`] on the wire: the state machine knows no serde, so its enum
+/// is (de)serialized through this mirror (serde's "remote" derive). The
+/// names are [`Status::as_str`]'s, as a test checks.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Status", rename_all = "lowercase")]
+enum StatusDef {
+    #[serde(rename = "not registered")]
+    NotRegistered,
+    Pending,
+    Started,
+    Completed,
+    Failed,
 }
 
 /// One dependency of a unit, as `status --json` and `list --json` print it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct DepView {
     pub unit: String,
-    pub status: String,
+    #[serde(with = "StatusDef")]
+    pub status: Status,
     pub soft: bool,
     pub satisfied: bool,
     /// When the dependency entered its current status.
@@ -108,10 +157,14 @@ pub struct DepView {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct UnitView {
     pub unit: String,
-    pub status: String,
+    #[serde(with = "StatusDef")]
+    pub status: Status,
     pub ready: bool,
     pub dependencies: Vec<DepView>,
     pub reason: Option<String>,
+    /// The hard dependency whose failure failed it, while that is why it is
+    /// failed.
+    pub failed_by: Option<String>,
     /// When the unit entered its current status.
     pub since: f64,
     pub started_at: Option<f64>,
@@ -133,7 +186,7 @@ impl From<Dep> for DepView {
     fn from(d: Dep) -> DepView {
         DepView {
             unit: d.unit,
-            status: d.status.as_str().to_owned(),
+            status: d.status,
             soft: d.soft,
             satisfied: d.satisfied,
             since: secs(d.since),
@@ -149,10 +202,11 @@ impl From<UnitInfo> for UnitView {
         };
         UnitView {
             unit: u.unit,
-            status: u.status.as_str().to_owned(),
+            status: u.status,
             ready: u.ready,
             dependencies: u.deps.into_iter().map(DepView::from).collect(),
             reason: u.reason,
+            failed_by: u.failed_by,
             since: secs(u.since),
             started_at: u.started_at.map(secs),
             finished_at: u.finished_at.map(secs),
@@ -210,7 +264,7 @@ impl Request {
 
 /// Parses one request line, or says what is wrong with it.
 pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
-    let bad = |msg: String| ErrorBody::new("bad_request", msg);
+    let bad = |msg: String| ErrorBody::new(ErrorKind::BadRequest, msg);
     if std::str::from_utf8(line).is_err() {
         return Err(bad("request is not valid UTF-8".into()));
     }
@@ -253,7 +307,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         "list" => Request::List,
         _ => {
             let message = format!("unknown op {op:?}; known ops: {OPS}");
-            return Err(ErrorBody::new("unknown_op", message));
+            return Err(ErrorBody::new(ErrorKind::UnknownOp, message));
         }
     })
 }
@@ -315,10 +369,23 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
 
 #[derive(Debug)]
 pub enum LineError {
-    /// More than [`MAX_LINE`] bytes without a newline.
+    /// More than the cap (usually [`MAX_LINE`]) bytes without a newline.
     TooLong,
     Io(io::Error),
 }
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::TooLong => f.write_str("line too long"),
+            LineError::Io(err) => err.fmt(f),
+        }
+    }
+}
+
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for LineError {}
 
 /// Longest response line a client accepts: `list` of a full server.
 pub const MAX_ANSWER: usize = 1 << 30;
@@ -413,24 +480,24 @@ mod tests {
         };
         assert_eq!(
             kind_and_message(br#"{"op":"frobnicate"}"#),
-            ("unknown_op".into(), format!("unknown op \"frobnicate\"; known ops: {OPS}"))
+            (ErrorKind::UnknownOp, format!("unknown op \"frobnicate\"; known ops: {OPS}"))
         );
         assert_eq!(
             kind_and_message(br#"{"unit":"a"}"#),
-            ("bad_request".into(), format!("request has no \"op\"; known ops: {OPS}"))
+            (ErrorKind::BadRequest, format!("request has no \"op\"; known ops: {OPS}"))
         );
         assert_eq!(
             kind_and_message(br#"{"op":"start"}"#),
-            ("bad_request".into(), "op \"start\" needs a \"unit\"".into())
+            (ErrorKind::BadRequest, "op \"start\" needs a \"unit\"".into())
         );
         assert_eq!(
             kind_and_message(b"\xff\xfe"),
-            ("bad_request".into(), "request is not valid UTF-8".into())
+            (ErrorKind::BadRequest, "request is not valid UTF-8".into())
         );
-        assert_eq!(kind_and_message(b"  ").0, "bad_request");
-        assert_eq!(kind_and_message(br#"{"op":"want","unit":7}"#).0, "bad_request");
+        assert_eq!(kind_and_message(b"  ").0, ErrorKind::BadRequest);
+        assert_eq!(kind_and_message(br#"{"op":"want","unit":7}"#).0, ErrorKind::BadRequest);
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(kind_and_message(deep.as_bytes()).0, "bad_request");
+        assert_eq!(kind_and_message(deep.as_bytes()).0, ErrorKind::BadRequest);
         // Unknown fields are skipped however deep (serde_json skips them
         // without recursion); known fields must have their types.
         let nested = |n: usize| {
@@ -438,10 +505,10 @@ mod tests {
         };
         assert_eq!(parse_request(nested(10_000).as_bytes()), Ok(Request::Ping));
         let deep_deps = format!("{{\"op\":\"want\",\"unit\":\"b\",\"deps\":{deep}}}");
-        assert_eq!(kind_and_message(deep_deps.as_bytes()).0, "bad_request");
+        assert_eq!(kind_and_message(deep_deps.as_bytes()).0, ErrorKind::BadRequest);
         assert_eq!(
             kind_and_message(br#"["start","zz"]"#),
-            ("bad_request".into(), "a request is a JSON object, such as {\"op\":\"ping\"}".into())
+            (ErrorKind::BadRequest, "a request is a JSON object, such as {\"op\":\"ping\"}".into())
         );
     }
 
@@ -449,16 +516,17 @@ mod tests {
     fn responses_are_pinned() {
         let unit = UnitView {
             unit: "b".into(),
-            status: "pending".into(),
+            status: Status::Pending,
             ready: false,
             dependencies: vec![DepView {
                 unit: "a".into(),
-                status: "started".into(),
+                status: Status::Started,
                 soft: false,
                 satisfied: false,
                 since: 1.5,
             }],
             reason: None,
+            failed_by: None,
             since: 0.25,
             started_at: None,
             finished_at: None,
@@ -467,6 +535,26 @@ mod tests {
             waiting_since: Some(2.0),
         };
         let dep = unit.dependencies[0].clone();
+        let failed = UnitView {
+            unit: "c".into(),
+            status: Status::Failed,
+            ready: false,
+            dependencies: vec![DepView {
+                unit: "b".into(),
+                status: Status::Failed,
+                soft: false,
+                satisfied: false,
+                since: 1.0,
+            }],
+            reason: Some("dependency b failed: exit status 2".into()),
+            failed_by: Some("b".into()),
+            since: 2.0,
+            started_at: None,
+            finished_at: Some(2.0),
+            waited: None,
+            ran: None,
+            waiting_since: None,
+        };
         let cases = [
             (
                 Body::Pong { version: "0.1.0".into(), protocol: 1 },
@@ -501,14 +589,18 @@ mod tests {
             ),
             (
                 Body::Status { now: 3.0, unit: unit.clone() },
-                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","ready":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"since":0.25,"started_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
+                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","ready":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"failed_by":null,"since":0.25,"started_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
+            ),
+            (
+                Body::List { now: 3.0, units: vec![failed] },
+                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[{"unit":"c","status":"failed","ready":false,"dependencies":[{"unit":"b","status":"failed","soft":false,"satisfied":false,"since":1.0}],"reason":"dependency b failed: exit status 2","failed_by":"b","since":2.0,"started_at":null,"finished_at":2.0,"waited":null,"ran":null,"waiting_since":null}]}"#,
             ),
             (
                 Body::List { now: 3.0, units: vec![] },
                 r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[]}"#,
             ),
             (
-                Body::Error { error: ErrorBody::new("cycle", "cycle: a -> b -> a") },
+                Body::Error { error: ErrorBody::new(ErrorKind::Cycle, "cycle: a -> b -> a") },
                 r#"{"ok":false,"instance":"i1","result":"error","error":{"kind":"cycle","message":"cycle: a -> b -> a"}}"#,
             ),
         ];
@@ -516,6 +608,67 @@ mod tests {
             let response = Response::new("i1", body);
             assert_eq!(String::from_utf8(response.to_line()).unwrap(), format!("{text}\n"));
             assert_eq!(parse_response(text.as_bytes()).unwrap(), response);
+        }
+    }
+
+    #[test]
+    fn statuses_and_error_kinds_are_pinned() {
+        use Status::*;
+        for status in [NotRegistered, Pending, Started, Completed, Failed] {
+            let dep =
+                DepView { unit: "a".into(), status, soft: false, satisfied: false, since: 0.0 };
+            let text = serde_json::to_string(&dep).unwrap();
+            let name = status.as_str();
+            let want = format!(
+                r#"{{"unit":"a","status":"{name}","soft":false,"satisfied":false,"since":0.0}}"#
+            );
+            assert_eq!(text, want);
+            assert_eq!(serde_json::from_str::<DepView>(&text).unwrap(), dep);
+        }
+        let kinds = [
+            (ErrorKind::BadRequest, "bad_request"),
+            (ErrorKind::UnknownOp, "unknown_op"),
+            (ErrorKind::LineTooLong, "line_too_long"),
+            (ErrorKind::BadName, "bad_name"),
+            (ErrorKind::SelfDependency, "self_dependency"),
+            (ErrorKind::Cycle, "cycle"),
+            (ErrorKind::AlreadyStarted, "already_started"),
+            (ErrorKind::AlreadyCompleted, "already_completed"),
+            (ErrorKind::BadReason, "bad_reason"),
+            (ErrorKind::Limit, "limit"),
+            (ErrorKind::Busy, "busy"),
+            (ErrorKind::Forbidden, "forbidden"),
+            (ErrorKind::Journal, "journal"),
+        ];
+        for (kind, name) in kinds {
+            let text = serde_json::to_string(&kind).unwrap();
+            assert_eq!(text, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<ErrorKind>(&text).unwrap(), kind);
+        }
+        // A kind from a newer server still parses, so its message shows.
+        assert_eq!(
+            serde_json::from_str::<ErrorKind>("\"from_the_future\"").unwrap(),
+            ErrorKind::Other
+        );
+    }
+
+    #[test]
+    fn state_errors_keep_their_kinds() {
+        use state::Error as E;
+        let unit = || "a".to_owned();
+        let cases = [
+            (E::BadName { name: unit(), rule: "r" }, ErrorKind::BadName),
+            (E::SelfDependency { unit: unit() }, ErrorKind::SelfDependency),
+            (E::Cycle { path: vec![unit(), unit()] }, ErrorKind::Cycle),
+            (E::AlreadyStarted { unit: unit() }, ErrorKind::AlreadyStarted),
+            (E::AlreadyCompleted { unit: unit() }, ErrorKind::AlreadyCompleted),
+            (E::BadReason { unit: unit(), rule: "r" }, ErrorKind::BadReason),
+            (E::TooManyUnits, ErrorKind::Limit),
+            (E::TooManyEdges, ErrorKind::Limit),
+        ];
+        for (error, kind) in cases {
+            let message = error.to_string();
+            assert_eq!(ErrorBody::from(error), ErrorBody { kind, message });
         }
     }
 
@@ -531,7 +684,9 @@ mod tests {
         assert_eq!(buf, b"last");
         assert!(!read_line(&mut ok, &mut buf).unwrap());
         let mut long = io::BufReader::with_capacity(7, io::Cursor::new("y".repeat(MAX_LINE + 1)));
-        assert!(matches!(read_line(&mut long, &mut buf), Err(LineError::TooLong)));
+        let err = read_line(&mut long, &mut buf).unwrap_err();
+        assert!(matches!(err, LineError::TooLong));
+        assert_eq!(err.to_string(), "line too long");
     }
 }
 

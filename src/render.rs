@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use crate::duration::human_secs;
-use crate::protocol::{DepView, UnitView};
+use crate::protocol::{DepView, Status, UnitView};
 
 /// `status UNIT`: one unit, for people.
 pub fn status(unit: &UnitView, now: f64) -> String {
@@ -41,15 +41,14 @@ fn readiness(unit: &UnitView, now: f64) -> String {
         return "yes".to_owned();
     }
     // An unsatisfied failed dependency is a hard one: no wait will help.
-    if let Some(failed) = unmet.iter().find(|d| d.status == "failed") {
+    if let Some(failed) = unmet.iter().find(|d| d.status == Status::Failed) {
         let ago = human_secs(now - failed.since);
         return format!(
             "no, dependency {} failed {ago} ago, so {} cannot start",
             failed.unit, unit.unit
         );
     }
-    let names: Vec<String> =
-        unmet.iter().map(|d| format!("{} ({})", d.unit, dep_state(d, now))).collect();
+    let names: Vec<String> = unmet.iter().map(|d| waited_for(d, now, None)).collect();
     format!("no, waiting for {}", and_list(&names))
 }
 
@@ -66,7 +65,7 @@ pub fn table(units: &[UnitView]) -> String {
                 .collect();
             [
                 u.unit.clone(),
-                u.status.clone(),
+                u.status.to_string(),
                 if u.ready { "yes" } else { "no" }.to_owned(),
                 u.started_at.map_or("-".to_owned(), |t| format!("+{t:.3}s")),
                 u.waited.map_or("-".to_owned(), human_secs),
@@ -142,7 +141,7 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
         let mut cells = vec![' '; bar];
         if lane.spans.is_empty() {
             // Nothing to draw: say why, inside the bar.
-            for (cell, c) in cells.iter_mut().zip(fit(&lane.unit.status, bar).chars()) {
+            for (cell, c) in cells.iter_mut().zip(fit(lane.unit.status.as_str(), bar).chars()) {
                 *cell = c;
             }
         }
@@ -188,7 +187,7 @@ impl Lane<'_> {
             spans.push(((start - waited).max(0.0), start, WAITING));
         }
         match (unit.started_at, unit.finished_at) {
-            (Some(start), _) if unit.status == "started" => {
+            (Some(start), _) if unit.status == Status::Started => {
                 spans.push((start, now.max(start), RUNNING));
             }
             (Some(start), end) => spans.push((start, end.unwrap_or(start).max(start), RUNNING)),
@@ -203,9 +202,9 @@ impl Lane<'_> {
         }
         let end_mark = if spans.is_empty() {
             None
-        } else if unit.status == "failed" {
+        } else if unit.status == Status::Failed {
             Some(FAILED)
-        } else if unit.status == "started" || unit.waiting_since.is_some() {
+        } else if unit.status == Status::Started || unit.waiting_since.is_some() {
             Some(ONGOING)
         } else {
             None
@@ -221,9 +220,9 @@ impl Lane<'_> {
     /// Units with something to draw, then the other registered ones, then
     /// placeholders.
     fn group(&self) -> u8 {
-        match (self.spans.is_empty(), self.unit.status.as_str()) {
+        match (self.spans.is_empty(), self.unit.status) {
             (false, _) => 0,
-            (true, "not registered") => 2,
+            (true, Status::NotRegistered) => 2,
             (true, _) => 1,
         }
     }
@@ -330,8 +329,8 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
         let _ = writeln!(out, "{name:<name_width$}  {text}");
     }
     let total = human_secs(end);
-    let _ = match last.status.as_str() {
-        "started" => writeln!(out, "total: {total} so far; {} is still running", last.unit),
+    let _ = match last.status {
+        Status::Started => writeln!(out, "total: {total} so far; {} is still running", last.unit),
         _ if last.waiting_since.is_some() => {
             writeln!(out, "total: {total} so far; {} is still waiting", last.unit)
         }
@@ -344,7 +343,7 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
 
 /// When a unit ended: now if it still runs or waits.
 fn ended(unit: &UnitView, now: f64) -> Option<f64> {
-    if unit.status == "started" || unit.waiting_since.is_some() {
+    if unit.status == Status::Started || unit.waiting_since.is_some() {
         return Some(now);
     }
     unit.finished_at
@@ -355,34 +354,29 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
     if let Some(since) = unit.waiting_since {
         let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
         // Follow the one furthest from done: it decides when the wait ends.
-        let blamed = unmet.iter().min_by_key(|d| (progress(&d.status), &d.unit));
-        let names: Vec<String> =
-            unmet.iter().map(|d| format!("{} ({})", d.unit, dep_state(d, now))).collect();
+        let blamed = unmet.iter().min_by_key(|d| (progress(d.status), &d.unit));
+        let names: Vec<String> = unmet.iter().map(|d| waited_for(d, now, None)).collect();
         let text = format!("waiting {} for {}", human_secs(now - since), and_list(&names));
         return (text, blamed.map(|d| d.unit.as_str()));
     }
     let reason = unit.reason.as_deref();
-    if unit.status == "failed"
-        && let Some(dep) = unit.dependencies.iter().find(|d| {
-            !d.soft
-                && d.status == "failed"
-                && reason.is_some_and(|r| r.starts_with(&format!("dependency {} failed", d.unit)))
-        })
+    if unit.status == Status::Failed
+        && let Some(dep) = &unit.failed_by
     {
         let at = unit.finished_at.map_or("-".to_owned(), |t| format!("@{t:.3}s"));
-        return (format!("failed {at}: {}", reason.unwrap_or_default()), Some(&dep.unit));
+        return (format!("failed {at}: {}", reason.unwrap_or_default()), Some(dep));
     }
     let Some(start) = unit.started_at else {
-        let text = match (unit.status.as_str(), unit.finished_at) {
-            (status @ ("completed" | "failed"), Some(t)) => {
+        let text = match (unit.status, unit.finished_at) {
+            (status @ (Status::Completed | Status::Failed), Some(t)) => {
                 format!("{status} @{t:.3}s without starting")
             }
-            ("not registered", _) => "(never registered)".to_owned(),
+            (Status::NotRegistered, _) => "(never registered)".to_owned(),
             (status, _) => format!("({status}, never started)"),
         };
         return (text, None);
     };
-    let running = unit.status == "started";
+    let running = unit.status == Status::Started;
     let end = if running { now } else { unit.finished_at.unwrap_or(start) };
     let mut notes = Vec::new();
     let mut blamed = None;
@@ -402,7 +396,7 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
     if running {
         notes.push("still running".to_owned());
     }
-    if unit.status == "failed" {
+    if unit.status == Status::Failed {
         notes.push(reason.map_or("failed".to_owned(), |r| format!("failed: {r}")));
     }
     let mut text = format!("@{start:.3}s +{}", human_secs(end - start));
@@ -413,23 +407,31 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
 }
 
 /// How far a dependency is from done, least first.
-fn progress(status: &str) -> u8 {
+fn progress(status: Status) -> u8 {
     match status {
-        "not registered" => 0,
-        "pending" => 1,
-        "started" => 2,
-        _ => 3,
+        Status::NotRegistered => 0,
+        Status::Pending => 1,
+        Status::Started => 2,
+        Status::Completed | Status::Failed => 3,
     }
 }
 
-/// An unmet dependency's state, for people: `started 3.20s ago`.
-fn dep_state(dep: &DepView, now: f64) -> String {
-    match dep.status.as_str() {
-        "started" => format!("started {} ago", human_secs(now - dep.since)),
-        "pending" => "registered, not started".to_owned(),
-        "not registered" => "never registered".to_owned(),
-        "failed" => format!("failed {} ago", human_secs(now - dep.since)),
-        other => other.to_owned(),
+/// `git-clone (started 3.20s ago)`: a unit that someone waits for and how
+/// far it has got, with an optional note (`never registered; did you mean
+/// git-clone?`). The one wording of these facts: `status`, the critical
+/// chain and the client's waiting lines all say them with it.
+pub fn waited_for(dep: &DepView, now: f64, note: Option<&str>) -> String {
+    let ago = || human_secs(now - dep.since);
+    let state = match dep.status {
+        Status::NotRegistered => "never registered".to_owned(),
+        Status::Pending => "registered, not started".to_owned(),
+        Status::Started => format!("started {} ago", ago()),
+        Status::Completed => format!("completed {} ago", ago()),
+        Status::Failed => format!("failed {} ago", ago()),
+    };
+    match note {
+        Some(note) => format!("{} ({state}; {note})", dep.unit),
+        None => format!("{} ({state})", dep.unit),
     }
 }
 
@@ -454,12 +456,12 @@ pub fn dot(units: &[UnitView]) -> String {
         "digraph unitsync {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\", fontname=\"sans-serif\"];\n",
     );
     for u in units {
-        let (fill, border) = match u.status.as_str() {
-            "completed" => ("palegreen", "solid"),
-            "failed" => ("salmon", "solid"),
-            "started" => ("lightskyblue", "solid"),
-            "pending" => ("lightgrey", "solid"),
-            _ => ("white", "dashed"),
+        let (fill, border) = match u.status {
+            Status::Completed => ("palegreen", "solid"),
+            Status::Failed => ("salmon", "solid"),
+            Status::Started => ("lightskyblue", "solid"),
+            Status::Pending => ("lightgrey", "solid"),
+            Status::NotRegistered => ("white", "dashed"),
         };
         let name = dot_string(&u.unit);
         let label = dot_string(&format!("{}\n{}", u.unit, u.status));
@@ -497,23 +499,25 @@ fn dot_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Status::*;
 
-    fn view(unit: &str, status: &str, deps: &[(&str, &str, bool)]) -> UnitView {
+    fn view(unit: &str, status: Status, deps: &[(&str, Status, bool)]) -> UnitView {
         UnitView {
             unit: unit.into(),
-            status: status.into(),
-            ready: deps.iter().all(|d| d.1 == "completed"),
+            status,
+            ready: deps.iter().all(|d| d.1 == Completed),
             dependencies: deps
                 .iter()
                 .map(|&(u, s, soft)| DepView {
                     unit: u.into(),
-                    status: s.into(),
+                    status: s,
                     soft,
-                    satisfied: s == "completed" || (soft && s == "failed"),
+                    satisfied: s == Completed || (soft && s == Failed),
                     since: 0.0,
                 })
                 .collect(),
             reason: None,
+            failed_by: None,
             since: 1.0,
             started_at: Some(1.5),
             finished_at: None,
@@ -526,8 +530,8 @@ mod tests {
     #[test]
     fn table_aligns_columns() {
         let units = [
-            view("a", "completed", &[]),
-            view("pip-install", "started", &[("a", "completed", false), ("c", "failed", true)]),
+            view("a", Completed, &[]),
+            view("pip-install", Started, &[("a", Completed, false), ("c", Failed, true)]),
         ];
         assert_eq!(
             table(&units),
@@ -541,7 +545,7 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
 
     #[test]
     fn dot_quotes_names_and_dashes_soft_edges() {
-        let units = [view("coder_script.x[\"y\"]", "pending", &[("a", "not registered", true)])];
+        let units = [view("coder_script.x[\"y\"]", Pending, &[("a", NotRegistered, true)])];
         assert_eq!(
             dot(&units),
             "digraph unitsync {
@@ -555,8 +559,33 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
     }
 
     #[test]
+    fn waited_for_words_each_status_once() {
+        let at = |status| DepView {
+            unit: "a".into(),
+            status,
+            soft: false,
+            satisfied: false,
+            since: 1.0,
+        };
+        let cases = [
+            (NotRegistered, "a (never registered)"),
+            (Pending, "a (registered, not started)"),
+            (Started, "a (started 2.00s ago)"),
+            (Completed, "a (completed 2.00s ago)"),
+            (Failed, "a (failed 2.00s ago)"),
+        ];
+        for (status, text) in cases {
+            assert_eq!(waited_for(&at(status), 3.0, None), text);
+        }
+        assert_eq!(
+            waited_for(&at(NotRegistered), 3.0, Some("did you mean b?")),
+            "a (never registered; did you mean b?)"
+        );
+    }
+
+    #[test]
     fn status_says_why_it_is_not_ready() {
-        let text = status(&view("b", "pending", &[("a", "started", false)]), 3.0);
+        let text = status(&view("b", Pending, &[("a", Started, false)]), 3.0);
         assert!(text.contains("ready:      no, waiting for a (started 3.00s ago)\n"), "{text}");
         assert!(text.contains("depends on: a (started, unmet)\n"), "{text}");
     }
@@ -564,17 +593,18 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
     /// A unit with its timings: started at, waited, finished at.
     fn timed(
         name: &str,
-        status: &str,
+        status: Status,
         started_at: Option<f64>,
         waited: Option<f64>,
         finished_at: Option<f64>,
     ) -> UnitView {
         UnitView {
             unit: name.into(),
-            status: status.into(),
+            status,
             ready: true,
             dependencies: Vec::new(),
             reason: None,
+            failed_by: None,
             since: finished_at.or(started_at).unwrap_or(0.0),
             started_at,
             finished_at,
@@ -588,9 +618,9 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
     fn dep(on: &UnitView, soft: bool) -> DepView {
         DepView {
             unit: on.unit.clone(),
-            status: on.status.clone(),
+            status: on.status,
             soft,
-            satisfied: on.status == "completed" || (soft && on.status == "failed"),
+            satisfied: on.status == Completed || (soft && on.status == Failed),
             since: on.since,
         }
     }
@@ -598,11 +628,11 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
     /// The demo's graph, all done: git-clone and apt-install in parallel,
     /// agent after git-clone, pip-install after both. Sorted by name.
     fn demo() -> Vec<UnitView> {
-        let git = timed("git-clone", "completed", Some(0.007), Some(0.0), Some(0.614));
-        let apt = timed("apt-install", "completed", Some(0.007), Some(0.0), Some(1.015));
-        let mut agent = timed("agent", "completed", Some(0.616), Some(0.603), Some(0.919));
+        let git = timed("git-clone", Completed, Some(0.007), Some(0.0), Some(0.614));
+        let apt = timed("apt-install", Completed, Some(0.007), Some(0.0), Some(1.015));
+        let mut agent = timed("agent", Completed, Some(0.616), Some(0.603), Some(0.919));
         agent.dependencies = vec![dep(&git, false)];
-        let mut pip = timed("pip-install", "completed", Some(1.017), Some(1.009), Some(1.42));
+        let mut pip = timed("pip-install", Completed, Some(1.017), Some(1.009), Some(1.42));
         pip.dependencies = vec![dep(&apt, false), dep(&git, false)];
         vec![agent, apt, git, pip]
     }
@@ -611,22 +641,23 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
     /// failed because build did; a server with a long name still runs;
     /// report waits for it and for a placeholder; idle never started.
     fn trouble() -> Vec<UnitView> {
-        let fetch = timed("fetch", "completed", Some(0.0), Some(0.0), Some(1.0));
-        let mut build = timed("build", "failed", Some(1.0), Some(1.0), Some(2.5));
+        let fetch = timed("fetch", Completed, Some(0.0), Some(0.0), Some(1.0));
+        let mut build = timed("build", Failed, Some(1.0), Some(1.0), Some(2.5));
         build.reason = Some("exit status 2".into());
         build.dependencies = vec![dep(&fetch, false)];
-        let mut test = timed("test", "failed", None, None, Some(2.6));
+        let mut test = timed("test", Failed, None, None, Some(2.6));
         test.reason = Some("dependency build failed: exit status 2".into());
+        test.failed_by = Some("build".into());
         test.dependencies = vec![dep(&build, false)];
         let serve =
-            timed("coder_script.frontend[\"dev-server\"]", "started", Some(3.0), Some(0.0), None);
-        let mut typo = timed("gti-clone", "not registered", None, None, None);
+            timed("coder_script.frontend[\"dev-server\"]", Started, Some(3.0), Some(0.0), None);
+        let mut typo = timed("gti-clone", NotRegistered, None, None, None);
         typo.since = 4.0;
-        let mut report = timed("report", "pending", None, None, None);
+        let mut report = timed("report", Pending, None, None, None);
         report.waiting_since = Some(4.0);
         report.ready = false;
         report.dependencies = vec![dep(&build, true), dep(&serve, false), dep(&typo, false)];
-        let idle = timed("idle", "pending", None, None, None);
+        let idle = timed("idle", Pending, None, None, None);
         let mut all = vec![fetch, build, test, serve, typo, report, idle];
         all.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
         all
@@ -749,13 +780,13 @@ gti-cl… |not regis…|
     fn timeline_edge_cases() {
         assert_eq!(timeline(&[], 1.0, 40), "no units\n");
         // Nothing happened yet: no division by a zero total.
-        let idle = [timed("a", "pending", None, None, None)];
+        let idle = [timed("a", Pending, None, None, None)];
         assert_eq!(
             timeline(&idle, 0.0, 24),
             "UNIT  0ms           0ms\na    |pending          |\n. waiting  # running\n"
         );
         // Everything at the same instant still draws one cell.
-        let instant = [timed("a", "completed", Some(0.0), Some(0.0), Some(0.0))];
+        let instant = [timed("a", Completed, Some(0.0), Some(0.0), Some(0.0))];
         assert_eq!(
             timeline(&instant, 0.0, 24),
             "UNIT  0ms           0ms\na    |#                |\n. waiting  # running\n"
@@ -778,12 +809,12 @@ total: 1.42s from the server's start until pip-install completed
     #[test]
     fn critical_chain_follows_the_dependency_that_completed_last() {
         // a(0.3s) and c(0.1s) in parallel, b after both: b waited for a.
-        let a = timed("a", "completed", Some(0.0), Some(0.0), Some(0.3));
-        let c = timed("c", "completed", Some(0.0), Some(0.0), Some(0.1));
-        let mut b = timed("b", "completed", Some(0.302), Some(0.3), Some(0.4));
+        let a = timed("a", Completed, Some(0.0), Some(0.0), Some(0.3));
+        let c = timed("c", Completed, Some(0.0), Some(0.0), Some(0.1));
+        let mut b = timed("b", Completed, Some(0.302), Some(0.3), Some(0.4));
         b.dependencies = vec![dep(&a, false), dep(&c, false)];
         // d after b: three links.
-        let mut d = timed("d", "completed", Some(0.401), Some(0.2), Some(0.5));
+        let mut d = timed("d", Completed, Some(0.401), Some(0.2), Some(0.5));
         d.dependencies = vec![dep(&b, false)];
         assert_eq!(
             critical(&[a, b, c, d], 0.6),
@@ -801,7 +832,7 @@ total: 500ms from the server's start until d completed
     fn critical_chain_of_a_unit_still_running_or_waiting() {
         let mut units = demo();
         let pip = units.iter_mut().find(|u| u.unit == "pip-install").unwrap();
-        pip.status = "started".into();
+        pip.status = Started;
         pip.finished_at = None;
         assert_eq!(
             critical(&units, 1.5),
@@ -841,9 +872,9 @@ total: 2.60s from the server's start until test failed
 "
         );
         // A soft dependency that failed still ended the wait.
-        let mut lint = timed("lint", "failed", Some(0.0), Some(0.0), Some(0.5));
+        let mut lint = timed("lint", Failed, Some(0.0), Some(0.0), Some(0.5));
         lint.reason = None;
-        let mut report = timed("report", "completed", Some(0.501), Some(0.5), Some(0.7));
+        let mut report = timed("report", Completed, Some(0.501), Some(0.5), Some(0.7));
         report.dependencies = vec![dep(&lint, true)];
         assert_eq!(
             critical(&[lint, report], 1.0),
@@ -863,8 +894,8 @@ total: 700ms from the server's start until report completed
         assert_eq!(critical(&idle, 5.0), "no unit has started yet\n");
         // A cycle cannot come from the server; if a view had one, the walk
         // still ends, each unit once.
-        let mut a = timed("a", "completed", Some(1.0), Some(0.5), Some(2.0));
-        let mut b = timed("b", "completed", Some(1.0), Some(0.5), Some(1.5));
+        let mut a = timed("a", Completed, Some(1.0), Some(0.5), Some(2.0));
+        let mut b = timed("b", Completed, Some(1.0), Some(0.5), Some(1.5));
         a.dependencies = vec![DepView { since: 0.0, ..dep(&b, false) }];
         b.dependencies = vec![DepView { since: 0.0, ..dep(&a, false) }];
         assert_eq!(
@@ -878,8 +909,8 @@ total: 2.00s from the server's start until a completed
         );
         // A wait no completed dependency explains (it re-ran since): the
         // chain stops there.
-        let mut c = timed("c", "completed", Some(1.0), Some(0.5), Some(2.0));
-        c.dependencies = vec![dep(&timed("a", "started", Some(1.5), Some(0.0), None), false)];
+        let mut c = timed("c", Completed, Some(1.0), Some(0.5), Some(2.0));
+        c.dependencies = vec![dep(&timed("a", Started, Some(1.5), Some(0.0), None), false)];
         assert_eq!(
             critical(&[c], 3.0),
             "\
@@ -906,10 +937,10 @@ total: 2.00s from the server's start until c completed
             ),
             "{text}"
         );
-        let mut c = timed("c", "pending", None, None, None);
+        let mut c = timed("c", Pending, None, None, None);
         c.dependencies = vec![
-            dep(&timed("a", "pending", None, None, None), false),
-            dep(&timed("b", "pending", None, None, None), true),
+            dep(&timed("a", Pending, None, None, None), false),
+            dep(&timed("b", Pending, None, None, None), true),
             dep(&named(&demo(), "git-clone"), false),
         ];
         let text = status(&c, 5.0);

@@ -61,7 +61,8 @@ impl fmt::Display for Status {
     }
 }
 
-/// A request the state machine refuses. The state is unchanged.
+/// A request the state machine refuses. The state is unchanged. The
+/// protocol gives each a machine-readable kind.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Error {
     BadName { name: String, rule: &'static str },
@@ -72,21 +73,6 @@ pub enum Error {
     BadReason { unit: String, rule: &'static str },
     TooManyUnits,
     TooManyEdges,
-}
-
-impl Error {
-    /// Machine-readable kind, as sent on the wire.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Error::BadName { .. } => "bad_name",
-            Error::SelfDependency { .. } => "self_dependency",
-            Error::Cycle { .. } => "cycle",
-            Error::AlreadyStarted { .. } => "already_started",
-            Error::AlreadyCompleted { .. } => "already_completed",
-            Error::BadReason { .. } => "bad_reason",
-            Error::TooManyUnits | Error::TooManyEdges => "limit",
-        }
-    }
 }
 
 impl fmt::Display for Error {
@@ -116,6 +102,8 @@ impl fmt::Display for Error {
     }
 }
 
+impl std::error::Error for Error {}
+
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
 pub fn quote(name: &str) -> String {
     const SHOWN: usize = 64;
@@ -125,7 +113,7 @@ pub fn quote(name: &str) -> String {
     }
 }
 
-/// Checks the unit-name rule of SPEC §2.
+/// Checks the unit-name rule (PROTOCOL.md, "Requests").
 pub fn check_name(name: &str) -> Result<(), Error> {
     let rule = if name.is_empty() || name.len() > MAX_NAME_LEN {
         "a name is 1 to 255 bytes long"
@@ -148,20 +136,30 @@ pub struct Wanted {
     pub registered: bool,
 }
 
-/// The answer to `start`.
+impl Wanted {
+    /// Whether the state changed: a repeated declaration changes nothing.
+    pub fn changed(&self) -> bool {
+        self.added > 0 || self.registered
+    }
+}
+
+/// The answer to `start`. Every answer but a repeated `Blocked` is a
+/// change of state.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Start {
     /// The unit is now started. `waited_for` are the dependencies that were
     /// unmet at its first refused attempt.
     Started { waited: Duration, waited_for: Vec<String> },
-    /// Not ready: the unmet dependencies, sorted by name.
-    Blocked { unmet: Vec<Dep> },
+    /// Not ready: the unmet dependencies, sorted by name. The first refusal
+    /// of a wait records when it began, which changes the state
+    /// (`began_waiting`); the refusals after it change nothing.
+    Blocked { unmet: Vec<Dep>, began_waiting: bool },
     /// A hard dependency failed; the unit is now failed too, so that its own
     /// dependents fail fast instead of waiting for a script that gave up.
     DependencyFailed { dep: String, reason: Option<String> },
 }
 
-/// The answer to `complete` and `fail`.
+/// The answer to `complete` and `fail`, which always change the state.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Finished {
     /// How long it ran, if it had been started.
@@ -188,6 +186,9 @@ pub struct UnitInfo {
     /// Sorted by name.
     pub deps: Vec<Dep>,
     pub reason: Option<String>,
+    /// The hard dependency whose failure failed it, if that is why it is
+    /// failed (its `reason` then says so in words).
+    pub failed_by: Option<String>,
     /// When the unit entered its current status.
     pub since: Duration,
     pub started_at: Option<Duration>,
@@ -215,6 +216,8 @@ struct Unit {
     deps: BTreeMap<Id, bool>,
     dependents: Vec<Id>,
     reason: Option<String>,
+    /// The dependency whose failure failed it, while that is why it is failed.
+    failed_by: Option<Id>,
     since: Duration,
     started_at: Option<Duration>,
     finished_at: Option<Duration>,
@@ -234,6 +237,7 @@ impl Unit {
             deps: BTreeMap::new(),
             dependents: Vec::new(),
             reason: None,
+            failed_by: None,
             since: now,
             started_at: None,
             finished_at: None,
@@ -380,6 +384,7 @@ impl State {
             };
             let u = &mut self.units[uid];
             u.reason = Some(own);
+            u.failed_by = Some(did);
             u.finished_at = Some(now);
             u.blocked = None;
             self.set_status(uid, Status::Failed, now);
@@ -389,11 +394,12 @@ impl State {
         if unmet.is_empty() {
             return Ok(self.mark_started(uid, now));
         }
-        if self.units[uid].blocked.is_none() {
+        let began_waiting = self.units[uid].blocked.is_none();
+        if began_waiting {
             let ids = unmet.iter().map(|d| self.index[&d.unit]).collect();
             self.units[uid].blocked = Some((now, ids));
         }
-        Ok(Start::Blocked { unmet })
+        Ok(Start::Blocked { unmet, began_waiting })
     }
 
     /// `complete unit`, from any status but completed.
@@ -432,12 +438,6 @@ impl State {
         self.finish(unit, existing, Status::Failed, reason, now)
     }
 
-    /// Whether a refused `start` of `unit` is waiting (so another refusal
-    /// changes nothing).
-    pub fn is_waiting(&self, unit: &str) -> bool {
-        self.index.get(unit).is_some_and(|&id| self.units[id].blocked.is_some())
-    }
-
     /// One unit; a unit nobody mentioned is reported as not registered.
     pub fn status(&self, unit: &str) -> Result<UnitInfo, Error> {
         check_name(unit)?;
@@ -449,6 +449,7 @@ impl State {
                 ready: true,
                 deps: Vec::new(),
                 reason: None,
+                failed_by: None,
                 since: Duration::ZERO,
                 started_at: None,
                 finished_at: None,
@@ -474,6 +475,7 @@ impl State {
             ready: deps.iter().all(|d| d.satisfied),
             deps,
             reason: u.reason.clone(),
+            failed_by: u.failed_by.map(|d| self.units[d].name.clone()),
             since: u.since,
             started_at: u.started_at,
             finished_at: u.finished_at,
@@ -520,6 +522,7 @@ impl State {
             _ => None,
         };
         u.reason = reason;
+        u.failed_by = None;
         u.finished_at = Some(now);
         u.blocked = None;
         self.set_status(id, status, now);
@@ -542,6 +545,7 @@ impl State {
         u.finished_at = None;
         u.waited = Some(waited);
         u.reason = None;
+        u.failed_by = None;
         self.set_status(id, Status::Started, now);
         Start::Started { waited, waited_for }
     }
@@ -670,4 +674,4 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

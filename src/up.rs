@@ -75,6 +75,10 @@ impl fmt::Display for Error {
     }
 }
 
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for Error {}
+
 /// A startup script and what its header says.
 #[derive(Debug, PartialEq)]
 struct Script {
@@ -425,10 +429,13 @@ fn summarise(children: &[Child], socket: &Path, width: usize) -> usize {
         let view = child.unit.as_ref().and_then(|u| units.iter().find(|v| v.unit == *u));
         let (code, ran) = child.ended.unwrap_or((1, Duration::ZERO));
         failed += usize::from(code != 0);
+        let failed_by = view.and_then(|v| v.failed_by.as_deref());
         let result = match (code, view.and_then(|v| v.reason.as_deref())) {
             (0, _) => "ok".to_owned(),
             _ if child.timed_out => "timed out (--script-timeout)".to_owned(),
-            (5, Some(reason)) if reason.starts_with("dependency ") => format!("not run: {reason}"),
+            // A dependency failed its unit before the script could run; the
+            // reason says which and why.
+            (_, Some(reason)) if failed_by.is_some() => format!("not run: {reason}"),
             (_, Some(reason)) => format!("failed: {reason}"),
             (code, None) if code > 128 => {
                 format!("failed: killed by {}", signals::name(code - 128))
@@ -470,6 +477,17 @@ fn self_exe() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_their_causes_once() {
+        use std::error::Error as _;
+        let io = io::Error::from(io::ErrorKind::NotFound);
+        let found = io.to_string();
+        let journal = crate::journal::Error::Io { path: PathBuf::from("state"), err: io };
+        let up = Error::Server(server::Error::Journal(journal));
+        assert_eq!(up.to_string(), format!("up: state file state: {found}"));
+        assert!(up.source().is_none());
+    }
 
     #[test]
     fn headers_declare_run_style_ordering() {

@@ -179,7 +179,7 @@ fn check(line: &[u8], expected: Option<&Request>) -> Result<(), String> {
         }
         (Err(e), Some(expected)) => Err(format!("refused a valid {expected:?}: {e:?}")),
         (Err(e), None) => {
-            if e.kind != "bad_request" && e.kind != "unknown_op" {
+            if !matches!(e.kind, ErrorKind::BadRequest | ErrorKind::UnknownOp) {
                 return Err(format!("refused with kind {:?}", e.kind));
             }
             if e.message.is_empty() {

@@ -226,7 +226,7 @@ fn wait_waits_for_completion_without_registering() {
     let _server = sb.serve(&[]);
     sb.run(&["wait", "a", "b", "--timeout", "200ms"])
         .code(4)
-        .stderr_has("wait a b: timed out after 200ms waiting for a (not registered");
+        .stderr_has("wait a b: timed out after 200ms waiting for a (never registered");
     sb.run(&["list", "--json"]).ok().stdout_is("[]\n");
     let waiting = sb.cmd(&["wait", "a", "b"]).stderr(Stdio::piped()).spawn().unwrap();
     sb.run(&["complete", "a"]).ok();

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// The server's cap on open connections (`MAX_CONNECTIONS` in server.rs).
+/// The server's cap on open connections (`MAX_CONNECTIONS` in src/server/conn.rs).
 const MAX_CONNECTIONS: usize = 2048;
 /// The request line cap, newline excluded (PROTOCOL.md).
 const MAX_LINE: usize = 64 * 1024;
@@ -1049,7 +1049,7 @@ fn the_unit_cap_refuses_cleanly_and_changes_nothing() {
     let answer = conn.ask(br#"{"op":"status","unit":"new"}"#);
     assert!(
         answer.contains(
-            r#""status":"not registered","ready":true,"dependencies":[],"reason":null,"since":0.0"#
+            r#""status":"not registered","ready":true,"dependencies":[],"reason":null,"failed_by":null,"since":0.0"#
         ),
         "{answer}"
     );

@@ -1,0 +1,126 @@
+//! Daemonizing and socket hygiene: the `--log` file, `--detach`, the
+//! pidfile, and the socket itself (its directory's owner and mode, a stale
+//! socket left by a dead server, and cleaning up after ourselves).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use nix::sys::stat::{Mode, umask};
+use nix::unistd::{ForkResult, Gid, chown, fork, setsid};
+
+use super::Error;
+use crate::peer::Policy;
+
+/// Opens `--log` for appending.
+pub(super) fn open_log(path: &Path) -> Result<fs::File, Error> {
+    fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|err| Error::LogFile { path: path.to_owned(), err })
+}
+
+/// Forks for `--detach`. Returns the child's pid in the parent, and `None`
+/// in the child, which now leads a session of its own with its standard
+/// streams on /dev/null (stderr on `log`, if given). Call it before any
+/// thread is started.
+pub(super) fn detach(log: Option<&fs::File>) -> Result<Option<i32>, Error> {
+    // SAFETY: no thread has been started yet, so the child is a full copy.
+    match unsafe { fork() }.map_err(Error::Detach)? {
+        ForkResult::Parent { child } => Ok(Some(child.as_raw())),
+        ForkResult::Child => {
+            setsid().map_err(Error::Detach)?;
+            // Keep none of the caller's streams open, or a caller that
+            // reads them (`pid=$(unitsync serve --detach)`) never returns.
+            // Logs go to --log, if given.
+            let null = fs::File::options().read(true).write(true).open("/dev/null");
+            if let Ok(null) = null {
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+                let _ = nix::unistd::dup2_stderr(log.unwrap_or(&null));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Writes `pid` to `--pidfile`, if one was asked for.
+pub(super) fn write_pidfile(pidfile: Option<&Path>, pid: i32) -> Result<(), Error> {
+    match pidfile {
+        Some(path) => fs::write(path, format!("{pid}\n"))
+            .map_err(|err| Error::Pidfile { path: path.to_owned(), err }),
+        None => Ok(()),
+    }
+}
+
+/// Prepares the socket's directory, clears a stale socket, and listens.
+pub(super) fn bind(path: &Path, policy: &Policy) -> Result<UnixListener, Error> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir_err = |err| Error::Dir { path: dir.to_owned(), err };
+    if !dir.exists() {
+        // With --group, members must be able to reach the socket inside.
+        let mode = if policy.group.is_some() { 0o710 } else { 0o700 };
+        fs::DirBuilder::new().recursive(true).mode(mode).create(dir).map_err(dir_err)?;
+        if let Some(gid) = policy.group {
+            chown(dir, None, Some(Gid::from_raw(gid))).map_err(|e| dir_err(e.into()))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(dir_err)?;
+        }
+    }
+    let meta = fs::symlink_metadata(dir).map_err(dir_err)?;
+    if !meta.is_dir() {
+        return Err(dir_err(io::Error::other("not a directory")));
+    }
+    if meta.uid() != policy.owner && meta.uid() != 0 {
+        return Err(Error::DirOwner { path: dir.to_owned(), owner: meta.uid(), me: policy.owner });
+    }
+
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(Error::AlreadyRunning { path: path.to_owned() });
+            }
+            // Nothing listens: a server died without cleaning up.
+            fs::remove_file(path).map_err(|err| Error::Socket { path: path.to_owned(), err })?;
+        }
+        Ok(meta) => {
+            let what = if meta.is_symlink() {
+                "a symbolic link"
+            } else if meta.is_dir() {
+                "a directory"
+            } else {
+                "a regular file or device"
+            };
+            return Err(Error::NotASocket { path: path.to_owned(), what });
+        }
+        Err(_) => {}
+    }
+
+    let mode = if policy.group.is_some() { 0o660 } else { 0o600 };
+    // Create the socket with its final mode, so it is never open to others.
+    let old = umask(Mode::from_bits_truncate(0o777 & !mode));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    let socket_err = |err| Error::Socket { path: path.to_owned(), err };
+    let listener = bound.map_err(socket_err)?;
+    if let Some(gid) = policy.group {
+        chown(path, None, Some(Gid::from_raw(gid))).map_err(|e| socket_err(e.into()))?;
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(socket_err)?;
+    Ok(listener)
+}
+
+/// Removes the socket file at shutdown, unless another server replaced it.
+pub(super) fn remove_if_ours(path: &Path) {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        if UnixStream::connect(path).is_ok() {
+            return;
+        }
+        let _ = fs::remove_file(path);
+    }
+}

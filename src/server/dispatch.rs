@@ -1,0 +1,247 @@
+//! Dispatch: the pure step from a request to its answer, its log line and
+//! whether it changed the state. No lock, no clock, no I/O: the caller
+//! holds the lock and passes the time, and replaying a journal runs the
+//! same function.
+
+use std::time::Duration;
+
+use crate::duration::human;
+use crate::protocol::{Body, PROTOCOL_VERSION, Request, UnitView, secs};
+use crate::state::{self, Start, State};
+
+/// What applying one request did: the answer, the log line, and whether
+/// the state changed (so the request must be journaled), as the state
+/// machine's transition said.
+#[derive(Debug, PartialEq)]
+pub(super) struct Outcome {
+    pub body: Body,
+    pub log: Option<String>,
+    pub changed: bool,
+}
+
+impl Outcome {
+    fn change(body: Body, log: impl Into<Option<String>>) -> Outcome {
+        Outcome { body, log: log.into(), changed: true }
+    }
+
+    fn unchanged(body: Body, log: Option<String>) -> Outcome {
+        Outcome { body, log, changed: false }
+    }
+}
+
+/// The pure part of a request: what to answer and what to log. Runs under
+/// the lock; builds only what the answer needs. Replaying a journal runs
+/// the same function, so a recovered state is the state that was lost.
+pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outcome {
+    let refused = |op: &str, unit: &str, e: state::Error| {
+        // The name may be hostile: quoted, so it cannot forge log lines.
+        let log = format!("refused {op} {}: {e}", state::quote(unit));
+        Outcome::unchanged(Body::Error { error: e.into() }, Some(log))
+    };
+    match request {
+        Request::Ping => Outcome::unchanged(
+            Body::Pong { version: env!("CARGO_PKG_VERSION").into(), protocol: PROTOCOL_VERSION },
+            None,
+        ),
+        Request::Want { unit, deps, soft } => match state.want(unit, deps, *soft, now) {
+            Ok(w) => {
+                let kind = if *soft { "softly wants" } else { "wants" };
+                let log = match (w.changed(), deps.is_empty()) {
+                    (false, _) => None,
+                    (true, true) => Some(format!("{unit} registered")),
+                    (true, false) => Some(format!("{unit} {kind} {}", deps.join(", "))),
+                };
+                let body = Body::Wanted { added: w.added, registered: w.registered };
+                Outcome { body, log, changed: w.changed() }
+            }
+            Err(e) => refused("want", unit, e),
+        },
+        Request::Start { unit } => match state.start(unit, now) {
+            Ok(Start::Started { waited, waited_for }) => {
+                let log = match waited_for.is_empty() {
+                    true => format!("{unit} started"),
+                    false => format!(
+                        "{unit} started (waited {} for {})",
+                        human(waited),
+                        waited_for.join(", ")
+                    ),
+                };
+                Outcome::change(Body::Started { waited: secs(waited), waited_for }, log)
+            }
+            Ok(Start::Blocked { unmet, began_waiting }) => {
+                let unmet = unmet.into_iter().map(Into::into).collect();
+                let body = Body::Blocked { now: secs(now), unmet };
+                Outcome { body, log: None, changed: began_waiting }
+            }
+            Ok(Start::DependencyFailed { dep, reason }) => {
+                let log = format!("{unit} failed: dependency {dep} failed");
+                Outcome::change(Body::DependencyFailed { dependency: dep, reason }, log)
+            }
+            Err(e) => refused("start", unit, e),
+        },
+        Request::Complete { unit } => match state.complete(unit, now) {
+            Ok(f) => {
+                let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
+                let body = Body::Completed { ran: f.ran.map(secs) };
+                Outcome::change(body, format!("{unit} completed{ran}"))
+            }
+            Err(e) => refused("complete", unit, e),
+        },
+        Request::Fail { unit, reason } => match state.fail(unit, reason.as_deref(), now) {
+            Ok(f) => {
+                let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
+                let why = reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+                let body = Body::Failed { ran: f.ran.map(secs) };
+                Outcome::change(body, format!("{unit} failed{ran}{why}"))
+            }
+            Err(e) => refused("fail", unit, e),
+        },
+        Request::Status { unit } => match state.status(unit) {
+            Ok(info) => Outcome::unchanged(
+                Body::Status { now: secs(now), unit: UnitView::from(info) },
+                None,
+            ),
+            Err(e) => Outcome::unchanged(Body::Error { error: e.into() }, None),
+        },
+        Request::List => {
+            let units = state.list().into_iter().map(UnitView::from).collect();
+            Outcome::unchanged(Body::List { now: secs(now), units }, None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol;
+
+    /// A request in words (`want --soft b a`, `fail a exit 2`), or a raw
+    /// JSON line for what words cannot say.
+    fn request(line: &str) -> Request {
+        if line.starts_with('{') {
+            return protocol::parse_request(line.as_bytes()).expect("a valid request line");
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let strings = |ws: &[&str]| ws.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match words.as_slice() {
+            ["ping"] => Request::Ping,
+            ["want", "--soft", unit, deps @ ..] => {
+                Request::Want { unit: unit.to_string(), deps: strings(deps), soft: true }
+            }
+            ["want", unit, deps @ ..] => {
+                Request::Want { unit: unit.to_string(), deps: strings(deps), soft: false }
+            }
+            ["start", unit] => Request::Start { unit: unit.to_string() },
+            ["complete", unit] => Request::Complete { unit: unit.to_string() },
+            ["fail", unit] => Request::Fail { unit: unit.to_string(), reason: None },
+            ["fail", unit, reason @ ..] => {
+                Request::Fail { unit: unit.to_string(), reason: Some(reason.join(" ")) }
+            }
+            ["status", unit] => Request::Status { unit: unit.to_string() },
+            ["list"] => Request::List,
+            _ => panic!("bad test script line: {line}"),
+        }
+    }
+
+    /// An outcome in one line: the answer's `result` (an error's kind),
+    /// `journaled` when the state changed, then the log line.
+    fn render(outcome: &Outcome) -> String {
+        let body = serde_json::to_value(&outcome.body).expect("a body serializes");
+        let mut out = match &outcome.body {
+            Body::Error { .. } => format!("error {}", body["error"]["kind"]).replace('"', ""),
+            _ => body["result"].as_str().expect("every body has a result").to_owned(),
+        };
+        if outcome.changed {
+            out += ", journaled";
+        }
+        if let Some(log) = &outcome.log {
+            out += " | ";
+            out += log;
+        }
+        out
+    }
+
+    /// Replays `script` (`request => outcome` lines; line N at N seconds)
+    /// on a fresh state and compares the transcript.
+    fn check(script: &str) {
+        let mut state = State::new();
+        state::tests::replay(script, |command, now| {
+            render(&apply(&mut state, &request(command), now))
+        });
+    }
+
+    #[test]
+    fn declarations_are_journaled_only_when_they_change_something() {
+        check(
+            "
+            want b a         => wanted, journaled | b wants a
+            want b a         => wanted
+            want --soft b a  => wanted
+            want c           => wanted, journaled | c registered
+            want c           => wanted
+            want --soft d a  => wanted, journaled | d softly wants a
+            want d a         => wanted, journaled | d wants a
+            ",
+        );
+    }
+
+    #[test]
+    fn only_the_first_refused_start_of_a_wait_is_journaled() {
+        check(
+            "
+            want b a         => wanted, journaled | b wants a
+            start b          => blocked, journaled
+            start b          => blocked
+            start a          => started, journaled | a started
+            start b          => blocked
+            complete a       => completed, journaled | a completed (ran 2.00s)
+            start b          => started, journaled | b started (waited 5.00s for a)
+            fail b exit 2    => failed, journaled | b failed (ran 1.00s): exit 2
+            start b          => started, journaled | b started
+            ",
+        );
+    }
+
+    #[test]
+    fn a_failed_dependency_fails_the_dependent_and_is_journaled() {
+        check(
+            "
+            want b a         => wanted, journaled | b wants a
+            fail a           => failed, journaled | a failed
+            start b          => dependency_failed, journaled | b failed: dependency a failed
+            fail b again     => failed, journaled | b failed: again
+            ",
+        );
+    }
+
+    #[test]
+    fn refusals_change_nothing_and_say_why_in_the_log() {
+        check(
+            r#"
+            want a a         => error self_dependency | refused want "a": cycle: a -> a (a unit cannot depend on itself)
+            want b a         => wanted, journaled | b wants a
+            want a b         => error cycle | refused want "a": cycle: a -> b -> a
+            start a          => started, journaled | a started
+            start a          => error already_started | refused start "a": a is already started; complete or fail it before starting it again
+            complete a       => completed, journaled | a completed (ran 2.00s)
+            complete a       => error already_completed | refused complete "a": a is already completed
+            {"op":"start","unit":"x\ny"} => error bad_name | refused start "x\ny": invalid unit name "x\ny": a name may not contain whitespace
+            {"op":"status","unit":""} => error bad_name
+            "#,
+        );
+    }
+
+    #[test]
+    fn reads_are_never_journaled() {
+        check(
+            "
+            ping             => pong
+            status a         => status
+            list             => list
+            want b a         => wanted, journaled | b wants a
+            status b         => status
+            list             => list
+            ",
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! The server: the one `Mutex<State>` that connections share, its journal,
+//! and starting and stopping it. By concern:
+//! - `daemon`   the `--log` file, `--detach`, the pidfile, the socket's
+//!   directory, mode and stale leftovers;
+//! - `conn`     the accept loop, the connection cap, one thread per connection;
+//! - `dispatch` the pure step from a request to an answer, a log line and
+//!   whether the state changed.
+//!
+//! Each request is lock → apply → unlock → write: no I/O happens under the
+//! lock except reading the clock, so a slow or stuck client never holds up
+//! the others. Connections, line lengths and idle time are all bounded.
+
+use std::fmt;
+use std::fs;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::socket::{Shutdown, shutdown};
+
+use crate::journal::{self, Journal};
+use crate::peer::{self, Policy};
+use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
+use crate::state::State;
+
+mod conn;
+mod daemon;
+mod dispatch;
+
+use dispatch::Outcome;
+
+/// Connection threads only parse a line and touch the state: a small stack.
+const THREAD_STACK: usize = 128 * 1024;
+
+pub struct Config {
+    pub socket: PathBuf,
+    pub detach: bool,
+    pub pidfile: Option<PathBuf>,
+    pub group: Option<String>,
+    /// Where log lines go instead of stderr (appended).
+    pub log: Option<PathBuf>,
+    /// The journal to replay and append to (`--state`).
+    pub state: Option<PathBuf>,
+    /// Sync the journal to disk after each change (`--fsync`).
+    pub fsync: bool,
+    pub quiet: bool,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    Group(String),
+    Dir { path: PathBuf, err: io::Error },
+    DirOwner { path: PathBuf, owner: u32, me: u32 },
+    NotASocket { path: PathBuf, what: &'static str },
+    AlreadyRunning { path: PathBuf },
+    Socket { path: PathBuf, err: io::Error },
+    Pidfile { path: PathBuf, err: io::Error },
+    LogFile { path: PathBuf, err: io::Error },
+    Journal(journal::Error),
+    Detach(nix::Error),
+    Signals(nix::Error),
+    Thread { what: &'static str, err: io::Error },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Group(msg) => write!(f, "--group: {msg}"),
+            Error::Dir { path, err } => {
+                write!(f, "cannot use socket directory {}: {err}", path.display())
+            }
+            Error::DirOwner { path, owner, me } => write!(
+                f,
+                "socket directory {} belongs to uid {owner}, not to you (uid {me}); \
+                 choose another path with --socket or $UNITSYNC_SOCKET",
+                path.display()
+            ),
+            Error::NotASocket { path, what } => write!(
+                f,
+                "{} exists and is {what}, not a socket; refusing to touch it: \
+                 remove it or choose another path with --socket",
+                path.display()
+            ),
+            Error::AlreadyRunning { path } => write!(
+                f,
+                "a server is already running on {}; stop it first or choose another --socket",
+                path.display()
+            ),
+            Error::Socket { path, err } => write!(f, "cannot listen on {}: {err}", path.display()),
+            Error::Pidfile { path, err } => {
+                write!(f, "cannot write pidfile {}: {err}", path.display())
+            }
+            Error::LogFile { path, err } => {
+                write!(f, "cannot open log file {}: {err}", path.display())
+            }
+            Error::Journal(err) => err.fmt(f),
+            Error::Detach(err) => write!(f, "cannot detach: {err}"),
+            Error::Signals(err) => write!(f, "cannot block the stop signals: {err}"),
+            Error::Thread { what, err } => write!(f, "cannot start the {what} thread: {err}"),
+        }
+    }
+}
+
+// Messages name their causes (they are written for a log), so no
+// `source()`: an error reporter walking the chain would say each twice.
+impl std::error::Error for Error {}
+
+/// Runs `unitsync serve` until SIGTERM or SIGINT. With `--detach` the caller
+/// returns as soon as the socket is listening and the child serves.
+pub fn serve(config: &Config) -> Result<(), Error> {
+    let log_file = config.log.as_deref().map(daemon::open_log).transpose()?;
+    let prepared = prepare(config)?;
+
+    if config.detach {
+        if let Some(child) = daemon::detach(log_file.as_ref())? {
+            daemon::write_pidfile(config.pidfile.as_deref(), child)?;
+            // The socket was listening before the fork, so clients can
+            // connect as soon as we return.
+            println!("{child}");
+            return Ok(());
+        }
+    } else {
+        daemon::write_pidfile(config.pidfile.as_deref(), std::process::id() as i32)?;
+        if let Some(file) = &log_file {
+            let _ = nix::unistd::dup2_stderr(file);
+        }
+    }
+
+    // Block the stop signals before any thread exists, so that every thread
+    // inherits the mask and only this one receives them.
+    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
+    signals.thread_block().map_err(Error::Signals)?;
+    let running = prepared.launch()?;
+    let signal = signals.wait().unwrap_or(Signal::SIGTERM);
+    running.stop(&format!("stopping on {}", signal.as_str()));
+    if let Some(pidfile) = &config.pidfile {
+        let _ = fs::remove_file(pidfile);
+    }
+    Ok(())
+}
+
+/// A server with its state loaded and its socket listening, not yet
+/// accepting connections (so `--detach` can fork before any thread runs).
+pub struct Prepared {
+    listener: UnixListener,
+    server: Arc<Server>,
+    socket: PathBuf,
+    note: Option<String>,
+}
+
+/// Loads the state (replaying `--state`) and binds the socket.
+pub fn prepare(config: &Config) -> Result<Prepared, Error> {
+    let group = config.group.as_deref().map(peer::group).transpose().map_err(Error::Group)?;
+    let policy = Policy { owner: peer::current_uid(), group };
+    // Read the state file first: a bad one stops us before we touch the socket.
+    let fresh = new_instance_id();
+    let (core, instance, clock, note) = match &config.state {
+        Some(path) => {
+            let (journal, recovered) =
+                Journal::open(path, &fresh, config.fsync).map_err(Error::Journal)?;
+            let count = recovered.entries.len();
+            let mut state = State::new();
+            let mut last = Duration::ZERO;
+            for (i, (at, request)) in recovered.entries.iter().enumerate() {
+                if let Outcome { body: Body::Error { error }, .. } =
+                    dispatch::apply(&mut state, request, *at)
+                {
+                    let detail = format!("change {} no longer applies: {}", i + 1, error.message);
+                    return Err(Error::Journal(journal::Error::Corrupt {
+                        path: path.clone(),
+                        line: i + 2,
+                        detail,
+                    }));
+                }
+                last = *at;
+            }
+            // Continue the recorded timeline: wall time since its origin, and
+            // never before the last recorded change.
+            let since_origin = recovered.origin.elapsed().unwrap_or_default().max(last);
+            let clock = Clock { base: Instant::now(), offset: since_origin };
+            let note = format!("recovered {count} changes from {}", path.display());
+            (Core { state, journal: Some(journal) }, recovered.instance, clock, Some(note))
+        }
+        None => {
+            let clock = Clock { base: Instant::now(), offset: Duration::ZERO };
+            (Core { state: State::new(), journal: None }, fresh, clock, None)
+        }
+    };
+    let listener = daemon::bind(&config.socket, &policy)?;
+    let server = Arc::new(Server {
+        core: Mutex::new(core),
+        instance,
+        policy,
+        log: Log { quiet: config.quiet, clock },
+        connections: AtomicUsize::new(0),
+        max_connections: conn::connection_cap(),
+    });
+    Ok(Prepared { listener, server, socket: config.socket.clone(), note })
+}
+
+/// A server accepting connections on its own thread.
+pub struct Running {
+    server: Arc<Server>,
+    stop: Arc<AtomicBool>,
+    listener_fd: RawFd,
+    accept: thread::JoinHandle<()>,
+    socket: PathBuf,
+}
+
+impl Prepared {
+    /// Starts accepting. Threads inherit the caller's signal mask.
+    pub fn launch(self) -> Result<Running, Error> {
+        let Prepared { listener, server, socket, note } = self;
+        server.log.line(&format!("serving on {} (pid {})", socket.display(), std::process::id()));
+        if let Some(note) = &note {
+            server.log.line(note);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener_fd = listener.as_raw_fd();
+        let accept = {
+            let (server, stop) = (server.clone(), stop.clone());
+            thread::Builder::new()
+                .name("accept".into())
+                .stack_size(THREAD_STACK)
+                .spawn(move || conn::accept_loop(&server, &listener, &stop))
+                .map_err(|err| Error::Thread { what: "accept", err })?
+        };
+        Ok(Running { server, stop, listener_fd, accept, socket })
+    }
+}
+
+impl Running {
+    /// Stops accepting and removes the socket. Connections already open are
+    /// left to the process's exit.
+    pub fn stop(self, why: &str) {
+        self.server.log.line(why);
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the blocking accept() with an error.
+        let _ = shutdown(self.listener_fd, Shutdown::Both);
+        let _ = self.accept.join();
+        daemon::remove_if_ours(&self.socket);
+    }
+}
+
+/// The server's timeline: time since its state began, which with
+/// `--state` is earlier than this process.
+#[derive(Clone, Copy)]
+struct Clock {
+    base: Instant,
+    offset: Duration,
+}
+
+impl Clock {
+    fn now(&self) -> Duration {
+        self.offset + self.base.elapsed()
+    }
+}
+
+/// Server log lines, on stderr, stamped with the server's time.
+struct Log {
+    quiet: bool,
+    clock: Clock,
+}
+
+impl Log {
+    fn line(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("+{:.3}s {text}", self.clock.now().as_secs_f64());
+        }
+    }
+}
+
+/// What the one lock guards: the state, and the journal that must record
+/// its changes in the order they happen.
+struct Core {
+    state: State,
+    journal: Option<Journal>,
+}
+
+pub(super) struct Server {
+    core: Mutex<Core>,
+    instance: String,
+    policy: Policy,
+    log: Log,
+    connections: AtomicUsize,
+    /// [`conn::MAX_CONNECTIONS`], or fewer if the descriptor limit is lower.
+    max_connections: usize,
+}
+
+impl Server {
+    /// Applies one request: lock, apply, journal, unlock, then log.
+    ///
+    /// The journal write is the one I/O under the lock, on purpose: the
+    /// file must hold the changes in the order they were applied, and the
+    /// change must be recorded before it is acknowledged. It is a single
+    /// `write` to the page cache unless `--fsync` was asked for.
+    fn apply(&self, request: Request) -> Response {
+        let (body, event) = {
+            let mut core = self.core.lock().expect("no thread panics holding the state lock");
+            let Core { state, journal } = &mut *core;
+            let now = self.log.clock.now();
+            let Outcome { body, log, changed } = dispatch::apply(state, &request, now);
+            let recorded = match journal {
+                Some(journal) if changed => journal.append(&request, now).err(),
+                _ => None,
+            };
+            match recorded {
+                None => (body, log),
+                Some(err) => {
+                    // The change is applied in memory but not on disk: say so
+                    // instead of acknowledging it as durable.
+                    let message =
+                        format!("{err}; the change is applied but would be lost on restart");
+                    let error = ErrorBody::new(ErrorKind::Journal, message.clone());
+                    (Body::Error { error }, Some(message))
+                }
+            }
+        };
+        if let Some(event) = event {
+            self.log.line(&event);
+        }
+        Response::new(&self.instance, body)
+    }
+
+    fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Vec<u8> {
+        Response::error(&self.instance, ErrorBody::new(kind, message)).to_line()
+    }
+}
+
+/// A random id for this server's state, so clients notice a restart.
+fn new_instance_id() -> String {
+    // RandomState is seeded from the OS for each process.
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(since_epoch.map_or(0, |d| d.as_nanos()));
+    format!("{:016x}", hasher.finish())
+}

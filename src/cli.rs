@@ -1,5 +1,5 @@
 //! The command line, parsed with lexopt into plain data. No environment, no
-//! files: `main` resolves defaults from the environment after parsing.
+//! files: `settings` resolves defaults from the environment after parsing.
 
 use std::ffi::OsString;
 use std::ops::ControlFlow;

@@ -53,12 +53,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::Settings;
 use crate::cli;
 use crate::client::{self, Client, Say};
 use crate::duration;
 use crate::protocol::{Body, DepView, Request, UnitView};
 use crate::render;
+use crate::settings::Settings;
 
 const HELP: &str = "\
 coder exp sync, as provided by unitsync: startup scripts declare

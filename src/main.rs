@@ -13,6 +13,7 @@
 //! - `runner`   `run`: a unit's whole life around a command, signals included.
 //! - `up`       the container entrypoint: in-process server, scripts, reaping.
 //! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
+//! - `settings` global options with the environment's defaults applied.
 //! - `duration` `250ms`/`5m` in and out.
 //! - `journal`  the `--state` file: append accepted changes, replay them.
 //!
@@ -39,23 +40,19 @@ mod protocol;
 mod render;
 mod runner;
 mod server;
+mod settings;
 mod signals;
 mod state;
 mod up;
 
 use std::env;
-use std::ffi::OsString;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use cli::{Cmd, ListFormat};
-use client::{Client, Patience, Say};
+use client::Say;
 use protocol::{Body, Request};
-
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-const DEFAULT_POLL: Duration = Duration::from_millis(50);
+use settings::Settings;
 
 fn main() -> ExitCode {
     // Invoked as `coder` (a symlink): Coder's CLI, see compat.rs.
@@ -124,77 +121,11 @@ impl From<io::Error> for Failure {
     }
 }
 
-/// Global options with the environment's defaults applied.
-struct Settings {
-    socket: PathBuf,
-    quiet: bool,
-    optional: bool,
-    connect_timeout: Duration,
-    timeout: Duration,
-    poll: Duration,
-}
-
-impl Settings {
-    fn resolve(global: &cli::Global) -> Result<Settings, String> {
-        let var = |name: &str| env::var_os(name).filter(|v| !v.is_empty());
-        let duration = |name: &str, default: Duration| -> Result<Duration, String> {
-            match var(name) {
-                None => Ok(default),
-                Some(v) => {
-                    let text = v.to_string_lossy();
-                    duration::parse(&text).map_err(|e| format!("${name}: {e}"))
-                }
-            }
-        };
-        let socket = match (&global.socket, var("UNITSYNC_SOCKET")) {
-            (Some(path), _) => path.clone(),
-            (None, Some(path)) => PathBuf::from(path),
-            (None, None) => default_socket(),
-        };
-        let poll = duration("UNITSYNC_POLL", DEFAULT_POLL)?;
-        if poll.is_zero() {
-            return Err("$UNITSYNC_POLL must be more than 0".to_owned());
-        }
-        Ok(Settings {
-            socket,
-            quiet: global.quiet,
-            optional: global.optional || var("UNITSYNC_OPTIONAL").is_some_and(|v| v == "1"),
-            connect_timeout: match global.connect_timeout {
-                Some(d) => d,
-                None => duration("UNITSYNC_CONNECT_TIMEOUT", Duration::ZERO)?,
-            },
-            timeout: duration("UNITSYNC_TIMEOUT", DEFAULT_TIMEOUT)?,
-            poll,
-        })
-    }
-
-    fn client(&self) -> Client {
-        Client::new(self.socket.clone(), self.connect_timeout)
-    }
-
-    fn say(&self) -> Say {
-        Say { quiet: self.quiet }
-    }
-
-    fn patience(&self, timeout: Option<Duration>, poll: Option<Duration>) -> Patience {
-        Patience {
-            timeout: timeout.unwrap_or(self.timeout),
-            poll: poll.unwrap_or(self.poll),
-            cancel: None,
-        }
-    }
-}
-
-/// `$COLUMNS` when it is set (shells set it for interactive use), else 80.
-fn terminal_width() -> usize {
-    env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&c| c >= 20).unwrap_or(80)
-}
-
-/// `/tmp/unitsync-$UID/unitsync.sock`
-fn default_socket() -> PathBuf {
-    let mut path = OsString::from(format!("/tmp/unitsync-{}", peer::current_uid()));
-    path.push("/unitsync.sock");
-    PathBuf::from(path)
+/// The server's configuration: `serve`'s options and the global ones.
+fn server_config(serve: cli::Serve, settings: &Settings) -> server::Config {
+    let cli::Serve { detach, pidfile, group, log, state, fsync } = serve;
+    let (socket, quiet) = (settings.socket.clone(), settings.quiet);
+    server::Config { socket, detach, pidfile, group, log, state, fsync, quiet }
 }
 
 /// Runs one command; returns its exit code when it succeeded on its own terms.
@@ -204,16 +135,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         Cmd::Help(text) => out.write_all(text.as_bytes())?,
         Cmd::Version => writeln!(out, "unitsync {}", env!("CARGO_PKG_VERSION"))?,
         Cmd::Serve(serve) => {
-            let config = server::Config {
-                socket: settings.socket.clone(),
-                detach: serve.detach,
-                pidfile: serve.pidfile,
-                group: serve.group,
-                log: serve.log,
-                state: serve.state,
-                fsync: serve.fsync,
-                quiet: settings.quiet,
-            };
+            let config = server_config(serve, settings);
             drop(out);
             server::serve(&config).map_err(Failure::Server)?;
             return Ok(0);
@@ -262,29 +184,21 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 ListFormat::Json => render::json(&units),
                 ListFormat::Dot => render::dot(&units),
                 ListFormat::Timeline { width } => {
-                    render::timeline(&units, now, width.unwrap_or_else(terminal_width))
+                    render::timeline(&units, now, width.unwrap_or(settings.columns))
                 }
                 ListFormat::Critical => render::critical(&units, now),
             };
             out.write_all(text.as_bytes())?;
         }
         Cmd::Up(up) => {
-            let config = server::Config {
-                socket: settings.socket.clone(),
-                detach: false,
-                pidfile: None,
-                group: None,
-                log: None,
-                state: None,
-                fsync: false,
-                quiet: settings.quiet,
-            };
+            // In-process, the server a plain `serve` would run.
+            let config = server_config(cli::Serve::default(), settings);
             let spec = up::Spec {
                 dir: up.dir,
                 scripts: up.scripts,
                 script_timeout: up.script_timeout.unwrap_or_default(),
                 command: up.command,
-                width: terminal_width(),
+                width: settings.columns,
             };
             drop(out);
             return up::up(&spec, &config, settings.say()).map_err(Failure::Up);

@@ -14,12 +14,13 @@
 //! - `up`       the container entrypoint: in-process server, scripts, reaping.
 //! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
 //! - `settings` global options with the environment's defaults applied.
+//! - `exit`     the exit codes below, named, and which outcome gets which.
 //! - `duration` `250ms`/`5m` in and out.
 //! - `journal`  the `--state` file: append accepted changes, replay them.
 //!
 //! Invariants: only `state` changes units, and only under the server's one
 //! lock; a refused request changes nothing; this file is the only place
-//! that decides an exit code:
+//! that exits, with a code that `exit` decides:
 //!
 //! | code | meaning |
 //! |------|---------|
@@ -29,11 +30,18 @@
 //! | 3 | server unreachable |
 //! | 4 | timed out waiting |
 //! | 5 | a dependency failed |
+//! | 126, 127 | `run`: the command is not executable, or not found |
+//! | 128+N | signal N stopped the wait, or killed `run`'s or `up`'s command |
+//!
+//! Once the command of `run` or `up` ran, they exit with its status, as a
+//! shell would; the `coder` personality exits 1 on any error, as Coder's
+//! CLI does.
 
 mod cli;
 mod client;
 mod compat;
 mod duration;
+mod exit;
 mod journal;
 mod peer;
 mod protocol;
@@ -51,22 +59,23 @@ use std::process::ExitCode;
 
 use cli::{Cmd, ListFormat};
 use client::Say;
+use exit::Failure;
 use protocol::{Body, Request};
 use settings::Settings;
 
 fn main() -> ExitCode {
     // Invoked as `coder` (a symlink): Coder's CLI, see compat.rs.
     if compat::invoked_as_coder() {
-        return compat::main(env::args_os().skip(1));
+        return ExitCode::from(compat::main(env::args_os().skip(1)));
     }
     let parsed = cli::parse(env::args_os().skip(1));
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return fail(2, &e.to_string()),
+        Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
     let settings = match Settings::resolve(&cli.global) {
         Ok(settings) => settings,
-        Err(message) => return fail(2, &message),
+        Err(message) => return fail(exit::USAGE, &message),
     };
     match run(cli.cmd, &settings) {
         Ok(code) => ExitCode::from(code),
@@ -76,49 +85,19 @@ fn main() -> ExitCode {
                 path.display()
             );
             Say { quiet: false }.line(&warning);
-            ExitCode::SUCCESS
+            ExitCode::from(exit::SUCCESS)
         }
-        Err(Failure::Client(e)) => {
-            let code = match e {
-                client::Error::Unreachable { .. } => 3,
-                client::Error::TimedOut(_) => 4,
-                client::Error::DependencyFailed(_) => 5,
-                client::Error::Interrupted { signal, .. } => 128 + signal as u8,
-                client::Error::Refused(_)
-                | client::Error::Protocol { .. }
-                | client::Error::InstanceChanged { .. } => 1,
-            };
-            fail(code, &e.to_string())
+        // Whoever read our output stopped reading (`| head`): not a failure.
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::from(exit::SUCCESS)
         }
-        Err(Failure::Server(e)) => fail(1, &e.to_string()),
-        Err(Failure::Up(e)) => fail(1, &e.to_string()),
-        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(Failure::Output(e)) => fail(1, &format!("cannot write output: {e}")),
+        Err(failure) => fail(failure.code(), &failure.to_string()),
     }
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
     eprintln!("unitsync: {message}");
     ExitCode::from(code)
-}
-
-enum Failure {
-    Client(client::Error),
-    Server(server::Error),
-    Up(up::Error),
-    Output(io::Error),
-}
-
-impl From<client::Error> for Failure {
-    fn from(e: client::Error) -> Failure {
-        Failure::Client(e)
-    }
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Failure {
-        Failure::Output(e)
-    }
 }
 
 /// The server's configuration: `serve`'s options and the global ones.
@@ -138,7 +117,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             let config = server_config(serve, settings);
             drop(out);
             server::serve(&config).map_err(Failure::Server)?;
-            return Ok(0);
+            return Ok(exit::SUCCESS);
         }
         Cmd::Ping => {
             let mut client = settings.client();
@@ -226,5 +205,5 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         }
     }
     out.flush()?;
-    Ok(0)
+    Ok(exit::SUCCESS)
 }

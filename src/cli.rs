@@ -1,7 +1,8 @@
 //! The command line, parsed with lexopt into plain data. No environment, no
-//! files: `main` resolves defaults from the environment after parsing.
+//! files: `settings` resolves defaults from the environment after parsing.
 
 use std::ffi::OsString;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ pub struct Global {
     pub connect_timeout: Option<Duration>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Serve {
     pub detach: bool,
     pub pidfile: Option<PathBuf>,
@@ -113,25 +114,26 @@ pub struct Error {
     pub command: Option<&'static str>,
 }
 
-/// Why a subcommand's parse ended early: its help was asked for, or a
-/// usage error.
-enum Stop {
-    Help(&'static str),
-    Usage(Error),
-}
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Stop {
-        Stop::Usage(e)
-    }
-}
-
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.command {
             Some(cmd) => write!(f, "{}; see 'unitsync {cmd} --help'", self.message),
             None => write!(f, "{}; see 'unitsync --help'", self.message),
         }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// A parse error as a usage error of `command` (None: of no command).
+    fn new(e: lexopt::Error, command: Option<&'static str>) -> Error {
+        let message = match e {
+            lexopt::Error::UnexpectedOption(option) => format!("unknown option {option}"),
+            lexopt::Error::NonUnicodeValue(value) => format!("{value:?} is not valid UTF-8"),
+            e => e.to_string(),
+        };
+        Error { message, command }
     }
 }
 
@@ -341,413 +343,345 @@ scripts leave running is killed when up exits.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut global = Global::default();
-    let name = loop {
-        match parser.next().map_err(|e| usage(e, None))? {
-            Some(Value(v)) => break string(v, None)?,
-            Some(Short('h') | Long("help")) => return Ok(Cli { global, cmd: Cmd::Help(HELP) }),
-            Some(Short('V') | Long("version")) => return Ok(Cli { global, cmd: Cmd::Version }),
-            Some(arg) => {
-                let flag = flag_name(&arg);
-                if !global_flag(&mut global, &flag, &mut parser, None)? {
-                    return Err(unknown_flag(&flag, None));
-                }
-            }
-            None => {
-                return Err(Error { message: "missing command".into(), command: None });
-            }
-        }
+    let name = match leading(&mut parser, &mut global) {
+        Ok(ControlFlow::Continue(name)) => name,
+        Ok(ControlFlow::Break(cmd)) => return Ok(Cli { global, cmd }),
+        Err(e) => return Err(Error::new(e, None)),
     };
-    let (p, g) = (&mut parser, &mut global);
-    let parsed = match name.as_str() {
-        "serve" => serve(p, g),
-        "ping" => Command::new("ping", PING_HELP, p, g).finish(|_| Cmd::Ping, 0, Some(0)),
-        "want" => want(p, g),
-        "start" => start(p, g),
-        "complete" => Command::new("complete", COMPLETE_HELP, p, g).finish(
-            |mut v| Cmd::Complete { unit: v.remove(0) },
-            1,
-            Some(1),
-        ),
-        "fail" => fail(p, g),
-        "status" => status(p, g),
-        "list" => list(p, g),
-        "wait" => wait(p, g),
-        "run" => run(p, g).map_err(Stop::Usage),
-        "up" => up(p, g).map_err(Stop::Usage),
-        other => {
-            return Err(Error { message: format!("unknown command {other:?}"), command: None });
-        }
+    let Some(&(name, command)) = COMMANDS.iter().find(|(known, _)| *known == name) else {
+        return Err(Error { message: format!("unknown command {name:?}"), command: None });
     };
-    let cmd = match parsed {
-        Ok(cmd) => cmd,
-        Err(Stop::Help(text)) => Cmd::Help(text),
-        Err(Stop::Usage(e)) => return Err(e),
-    };
+    let cmd = command(&mut parser, &mut global).map_err(|e| Error::new(e, Some(name)))?;
     Ok(Cli { global, cmd })
 }
 
-/// An option as typed, `--name` or `-n`, owned so the parser is free again.
-fn flag_name(arg: &Arg<'_>) -> String {
-    match arg {
-        Short(c) => format!("-{c}"),
-        Long(name) => format!("--{name}"),
-        Value(v) => v.to_string_lossy().into_owned(),
-    }
-}
+/// A command's own parse: one loop over the arguments after its name.
+/// Errors are lexopt's, or ours carried in `lexopt::Error::Custom`; `parse`
+/// turns them into usage errors that point at the command's help.
+type Parse = fn(&mut lexopt::Parser, &mut Global) -> Result<Cmd, lexopt::Error>;
 
-fn unknown_flag(flag: &str, command: Option<&'static str>) -> Error {
-    Error { message: format!("unknown option {flag}"), command }
-}
+/// Every command, by name.
+const COMMANDS: [(&str, Parse); 11] = [
+    ("serve", serve),
+    ("ping", ping),
+    ("want", want),
+    ("start", start),
+    ("complete", complete),
+    ("fail", fail),
+    ("status", status),
+    ("list", list),
+    ("wait", wait),
+    ("run", run),
+    ("up", up),
+];
 
-fn usage(e: lexopt::Error, command: Option<&'static str>) -> Error {
-    Error { message: e.to_string(), command }
-}
-
-fn string(v: OsString, command: Option<&'static str>) -> Result<String, Error> {
-    v.into_string().map_err(|v| Error { message: format!("{v:?} is not valid UTF-8"), command })
-}
-
-/// Handles a global option wherever it appears; returns false if `arg` is
-/// not one.
-fn global_flag(
+/// The global options before the command; then its name, unless the
+/// general help or the version was asked for.
+fn leading(
+    parser: &mut lexopt::Parser,
     global: &mut Global,
-    flag: &str,
-    parser: &mut lexopt::Parser,
-    command: Option<&'static str>,
-) -> Result<bool, Error> {
-    match flag {
-        "--socket" => global.socket = Some(parser.value().map_err(|e| usage(e, command))?.into()),
-        "-q" | "--quiet" => global.quiet = true,
-        "--optional" => global.optional = true,
-        "--connect-timeout" => {
-            global.connect_timeout = Some(duration_value(parser, "--connect-timeout", command)?)
+) -> Result<ControlFlow<Cmd, String>, lexopt::Error> {
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => return Ok(ControlFlow::Continue(v.string()?)),
+            Short('h') | Long("help") => return Ok(ControlFlow::Break(Cmd::Help(HELP))),
+            Short('V') | Long("version") => return Ok(ControlFlow::Break(Cmd::Version)),
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
-        _ => return Ok(false),
     }
-    Ok(true)
+    Err("missing command".into())
 }
 
-fn duration_value(
-    parser: &mut lexopt::Parser,
-    flag: &str,
-    command: Option<&'static str>,
-) -> Result<Duration, Error> {
-    let value = string(parser.value().map_err(|e| usage(e, command))?, command)?;
-    duration::parse(&value)
-        .map_err(|message| Error { message: format!("{flag}: {message}"), command })
+/// An option every command takes, wherever it appears. Told apart from the
+/// `Arg` before its value is read, because the `Arg` borrows the parser.
+#[derive(Clone, Copy)]
+enum GlobalOption {
+    Socket,
+    Quiet,
+    Optional,
+    ConnectTimeout,
 }
 
-/// The shared shape of a subcommand parse: its own flags, global flags,
-/// `--help`, and positional arguments counted at the end.
-struct Command<'a> {
-    name: &'static str,
-    help: &'static str,
-    parser: &'a mut lexopt::Parser,
-    global: &'a mut Global,
-}
-
-impl<'a> Command<'a> {
-    fn new(
-        name: &'static str,
-        help: &'static str,
-        parser: &'a mut lexopt::Parser,
-        global: &'a mut Global,
-    ) -> Command<'a> {
-        Command { name, help, parser, global }
+impl GlobalOption {
+    /// Which global option `arg` is; anything else is unknown to the
+    /// command whose loop got this far.
+    fn of(arg: Arg<'_>) -> Result<GlobalOption, lexopt::Error> {
+        Ok(match arg {
+            Long("socket") => GlobalOption::Socket,
+            Short('q') | Long("quiet") => GlobalOption::Quiet,
+            Long("optional") => GlobalOption::Optional,
+            Long("connect-timeout") => GlobalOption::ConnectTimeout,
+            arg => return Err(arg.unexpected()),
+        })
     }
+}
 
-    /// Reads every argument, giving own flags to `own` (which returns
-    /// false for a flag it does not know). Returns the positionals, or the
-    /// help text if `--help` was given.
-    fn args(
+impl Global {
+    fn set(
         &mut self,
-        mut own: impl FnMut(&str, &mut lexopt::Parser) -> Result<bool, Error>,
-    ) -> Result<Vec<String>, Stop> {
-        let mut values = Vec::new();
-        while let Some(arg) = self.parser.next().map_err(|e| usage(e, Some(self.name)))? {
-            match arg {
-                Value(v) => values.push(string(v, Some(self.name))?),
-                Short('h') | Long("help") => return Err(Stop::Help(self.help)),
-                arg => {
-                    let flag = flag_name(&arg);
-                    if !global_flag(self.global, &flag, self.parser, Some(self.name))?
-                        && !own(&flag, self.parser)?
-                    {
-                        return Err(unknown_flag(&flag, Some(self.name)).into());
-                    }
-                }
+        option: GlobalOption,
+        parser: &mut lexopt::Parser,
+    ) -> Result<(), lexopt::Error> {
+        match option {
+            GlobalOption::Socket => self.socket = Some(parser.value()?.into()),
+            GlobalOption::Quiet => self.quiet = true,
+            GlobalOption::Optional => self.optional = true,
+            GlobalOption::ConnectTimeout => {
+                self.connect_timeout = Some(duration_value(parser, "--connect-timeout")?)
             }
-        }
-        Ok(values)
-    }
-
-    /// Checks the positional count and builds the command.
-    fn count(&self, values: &[String], min: usize, max: Option<usize>) -> Result<(), Error> {
-        let what = match self.name {
-            "want" | "start" | "complete" | "fail" | "status" => "UNIT",
-            "wait" => "at least one UNIT",
-            _ => "arguments",
-        };
-        if values.len() < min {
-            return Err(Error { message: format!("missing {what}"), command: Some(self.name) });
-        }
-        if max.is_some_and(|max| values.len() > max) {
-            let extra = &values[max.unwrap_or(0)];
-            return Err(Error {
-                message: format!("unexpected argument {extra:?}"),
-                command: Some(self.name),
-            });
         }
         Ok(())
     }
+}
 
-    /// For commands with no flags of their own.
-    fn finish(
-        mut self,
-        build: impl FnOnce(Vec<String>) -> Cmd,
-        min: usize,
-        max: Option<usize>,
-    ) -> Result<Cmd, Stop> {
-        let values = self.args(|_, _| Ok(false))?;
-        self.count(&values, min, max)?;
-        Ok(build(values))
+/// A duration option's value; `flag` names the option in the error.
+fn duration_value(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, lexopt::Error> {
+    let value = parser.value()?.string()?;
+    duration::parse(&value).map_err(|message| format!("{flag}: {message}").into())
+}
+
+/// `--poll D`: never 0, which would spin.
+fn poll_value(parser: &mut lexopt::Parser) -> Result<Duration, lexopt::Error> {
+    let poll = duration_value(parser, "--poll")?;
+    if poll.is_zero() {
+        return Err("--poll must be more than 0".into());
+    }
+    Ok(poll)
+}
+
+/// Refuses the positional arguments a command has no place for.
+fn no_more(extra: &[String]) -> Result<(), lexopt::Error> {
+    match extra.first() {
+        Some(extra) => Err(format!("unexpected argument {extra:?}").into()),
+        None => Ok(()),
     }
 }
 
-fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
-    let (mut detach, mut pidfile, mut group, mut log) = (false, None, None, None);
-    let (mut state, mut fsync) = (None, false);
-    let mut c = Command::new("serve", SERVE_HELP, parser, global);
-    let values = c.args(|flag, p| {
-        match flag {
-            "--detach" => detach = true,
-            "--pidfile" => pidfile = Some(p.value().map_err(|e| usage(e, Some("serve")))?.into()),
-            "--log" => log = Some(p.value().map_err(|e| usage(e, Some("serve")))?.into()),
-            "--state" => state = Some(p.value().map_err(|e| usage(e, Some("serve")))?.into()),
-            "--fsync" => fsync = true,
-            "--group" => {
-                group =
-                    Some(string(p.value().map_err(|e| usage(e, Some("serve")))?, Some("serve"))?)
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    c.count(&values, 0, Some(0))?;
-    if fsync && state.is_none() {
-        let message = "--fsync needs --state FILE".into();
-        return Err(Error { message, command: Some("serve") }.into());
+/// The single UNIT of a command.
+fn one_unit(mut values: Vec<String>) -> Result<String, lexopt::Error> {
+    if values.is_empty() {
+        return Err("missing UNIT".into());
     }
-    Ok(Cmd::Serve(Serve { detach, pidfile, group, log, state, fsync }))
+    no_more(&values[1..])?;
+    Ok(values.remove(0))
 }
 
-fn want(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
-    let mut soft = false;
-    let mut c = Command::new("want", WANT_HELP, parser, global);
-    let mut values = c.args(|flag, _| {
-        match flag {
-            "--soft" => soft = true,
-            _ => return Ok(false),
-        }
-        Ok(true)
-    })?;
-    c.count(&values, 1, None)?;
-    let unit = values.remove(0);
-    Ok(Cmd::Want { unit, deps: values, soft })
-}
-
-/// The flags of the waiting commands.
-fn patience_flag(
-    flag: &str,
+/// The positional arguments of a command with no options of its own, or
+/// None if its help was asked for.
+fn positionals(
     parser: &mut lexopt::Parser,
-    command: &'static str,
-    timeout: &mut Option<Duration>,
-    poll: &mut Option<Duration>,
-) -> Result<bool, Error> {
-    match flag {
-        "--timeout" => *timeout = Some(duration_value(parser, "--timeout", Some(command))?),
-        "--poll" => {
-            let d = duration_value(parser, "--poll", Some(command))?;
-            if d.is_zero() {
-                return Err(Error {
-                    message: "--poll must be more than 0".into(),
-                    command: Some(command),
-                });
-            }
-            *poll = Some(d);
+    global: &mut Global,
+) -> Result<Option<Vec<String>>, lexopt::Error> {
+    let mut values = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => values.push(v.string()?),
+            Short('h') | Long("help") => return Ok(None),
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
-        _ => return Ok(false),
     }
-    Ok(true)
+    Ok(Some(values))
 }
 
-fn start(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
-    let (mut timeout, mut poll) = (None, None);
-    let mut c = Command::new("start", START_HELP, parser, global);
-    let mut values = c.args(|flag, p| patience_flag(flag, p, "start", &mut timeout, &mut poll))?;
-    c.count(&values, 1, Some(1))?;
-    Ok(Cmd::Start { unit: values.remove(0), timeout, poll })
+fn ping(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    let Some(values) = positionals(parser, global)? else { return Ok(Cmd::Help(PING_HELP)) };
+    no_more(&values)?;
+    Ok(Cmd::Ping)
 }
 
-fn wait(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
-    let (mut timeout, mut poll) = (None, None);
-    let mut c = Command::new("wait", WAIT_HELP, parser, global);
-    let values = c.args(|flag, p| patience_flag(flag, p, "wait", &mut timeout, &mut poll))?;
-    c.count(&values, 1, None)?;
+fn complete(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    let Some(values) = positionals(parser, global)? else { return Ok(Cmd::Help(COMPLETE_HELP)) };
+    Ok(Cmd::Complete { unit: one_unit(values)? })
+}
+
+fn serve(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    let (mut serve, mut values) = (Serve::default(), Vec::new());
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => values.push(v.string()?),
+            Long("detach") => serve.detach = true,
+            Long("pidfile") => serve.pidfile = Some(parser.value()?.into()),
+            Long("log") => serve.log = Some(parser.value()?.into()),
+            Long("state") => serve.state = Some(parser.value()?.into()),
+            Long("fsync") => serve.fsync = true,
+            Long("group") => serve.group = Some(parser.value()?.string()?),
+            Short('h') | Long("help") => return Ok(Cmd::Help(SERVE_HELP)),
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
+        }
+    }
+    no_more(&values)?;
+    if serve.fsync && serve.state.is_none() {
+        return Err("--fsync needs --state FILE".into());
+    }
+    Ok(Cmd::Serve(serve))
+}
+
+fn want(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    let (mut unit, mut deps, mut soft) = (None, Vec::new(), false);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) if unit.is_none() => unit = Some(v.string()?),
+            Value(v) => deps.push(v.string()?),
+            Long("soft") => soft = true,
+            Short('h') | Long("help") => return Ok(Cmd::Help(WANT_HELP)),
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
+        }
+    }
+    Ok(Cmd::Want { unit: unit.ok_or("missing UNIT")?, deps, soft })
+}
+
+fn start(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    waiting(parser, global, false)
+}
+
+fn wait(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    waiting(parser, global, true)
+}
+
+/// `start UNIT` (`many` false) and `wait UNIT...`: one set of options, how
+/// long to wait and how often to check.
+fn waiting(
+    parser: &mut lexopt::Parser,
+    global: &mut Global,
+    many: bool,
+) -> Result<Cmd, lexopt::Error> {
+    let (mut values, mut timeout, mut poll) = (Vec::new(), None, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => values.push(v.string()?),
+            Long("timeout") => timeout = Some(duration_value(parser, "--timeout")?),
+            Long("poll") => poll = Some(poll_value(parser)?),
+            Short('h') | Long("help") => {
+                return Ok(Cmd::Help(if many { WAIT_HELP } else { START_HELP }));
+            }
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
+        }
+    }
+    if !many {
+        return Ok(Cmd::Start { unit: one_unit(values)?, timeout, poll });
+    }
+    if values.is_empty() {
+        return Err("missing at least one UNIT".into());
+    }
     Ok(Cmd::Wait { units: values, timeout, poll })
 }
 
-fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
-    let name = Some("run");
-    let (mut timeout, mut poll) = (None, None);
+fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
     let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
-    let mut command = Vec::new();
-    while let Some(arg) = parser.next().map_err(|e| usage(e, name))? {
-        let flag = match arg {
-            Value(v) if unit.is_none() => {
-                unit = Some(string(v, name)?);
-                continue;
-            }
+    let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) if unit.is_none() => unit = Some(v.string()?),
             // The command starts here; its own options are not ours.
             Value(v) => {
                 command.push(v);
-                command.extend(parser.raw_args().map_err(|e| usage(e, name))?);
+                command.extend(parser.raw_args()?);
                 break;
             }
+            Long("after") => after.push(parser.value()?.string()?),
+            Long("soft-after") => soft_after.push(parser.value()?.string()?),
+            Long("timeout") => timeout = Some(duration_value(parser, "--timeout")?),
+            Long("poll") => poll = Some(poll_value(parser)?),
             Short('h') | Long("help") => return Ok(Cmd::Help(RUN_HELP)),
-            arg => flag_name(&arg),
-        };
-        match flag.as_str() {
-            "--after" => after.push(string(parser.value().map_err(|e| usage(e, name))?, name)?),
-            "--soft-after" => {
-                soft_after.push(string(parser.value().map_err(|e| usage(e, name))?, name)?)
-            }
-            _ => {
-                if !global_flag(global, &flag, parser, name)?
-                    && !patience_flag(&flag, parser, "run", &mut timeout, &mut poll)?
-                {
-                    return Err(unknown_flag(&flag, name));
-                }
-            }
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
     }
-    let unit = unit.ok_or_else(|| Error { message: "missing UNIT".into(), command: name })?;
+    let unit = unit.ok_or("missing UNIT")?;
     if command.is_empty() {
-        return Err(Error { message: "missing the command to run after --".into(), command: name });
+        return Err("missing the command to run after --".into());
     }
     Ok(Cmd::Run(Run { unit, after, soft_after, timeout, poll, command }))
 }
 
-fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Error> {
-    let name = Some("up");
+fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
     // Split at the first `--` ourselves: lexopt hides it, and what comes
     // before it (scripts) must be told apart from what comes after (CMD).
-    let raw: Vec<OsString> = parser.raw_args().map_err(|e| usage(e, name))?.collect();
+    let raw: Vec<OsString> = parser.raw_args()?.collect();
     let (ours, command) = match raw.iter().position(|a| a == "--") {
         Some(i) => (raw[..i].to_vec(), raw[i + 1..].to_vec()),
         None => (raw, Vec::new()),
     };
     let mut parser = lexopt::Parser::from_args(ours);
     let (mut dir, mut scripts, mut script_timeout) = (None, Vec::new(), None);
-    while let Some(arg) = parser.next().map_err(|e| usage(e, name))? {
-        let flag = match arg {
-            Value(v) => {
-                scripts.push(PathBuf::from(v));
-                continue;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => scripts.push(PathBuf::from(v)),
+            Long("dir") => dir = Some(parser.value()?.into()),
+            Long("script-timeout") => {
+                script_timeout = Some(duration_value(&mut parser, "--script-timeout")?)
             }
             Short('h') | Long("help") => return Ok(Cmd::Help(UP_HELP)),
-            arg => flag_name(&arg),
-        };
-        match flag.as_str() {
-            "--dir" => dir = Some(parser.value().map_err(|e| usage(e, name))?.into()),
-            "--script-timeout" => {
-                script_timeout = Some(duration_value(&mut parser, "--script-timeout", name)?)
-            }
-            _ => {
-                if !global_flag(global, &flag, &mut parser, name)? {
-                    return Err(unknown_flag(&flag, name));
-                }
-            }
+            arg => global.set(GlobalOption::of(arg)?, &mut parser)?,
         }
     }
     if dir.is_none() && scripts.is_empty() && command.is_empty() {
-        let message = "nothing to run: give --dir DIR, scripts, or -- CMD".to_owned();
-        return Err(Error { message, command: name });
+        return Err("nothing to run: give --dir DIR, scripts, or -- CMD".into());
     }
     Ok(Cmd::Up(Up { dir, scripts, script_timeout, command }))
 }
 
-fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
-    let mut reason = None;
-    let mut c = Command::new("fail", FAIL_HELP, parser, global);
-    let mut values = c.args(|flag, p| {
-        match flag {
-            "--reason" => {
-                reason = Some(string(p.value().map_err(|e| usage(e, Some("fail")))?, Some("fail"))?)
-            }
-            _ => return Ok(false),
+fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    let (mut reason, mut values) = (None, Vec::new());
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => values.push(v.string()?),
+            Long("reason") => reason = Some(parser.value()?.string()?),
+            Short('h') | Long("help") => return Ok(Cmd::Help(FAIL_HELP)),
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
-        Ok(true)
-    })?;
-    c.count(&values, 1, Some(1))?;
-    Ok(Cmd::Fail { unit: values.remove(0), reason })
+    }
+    Ok(Cmd::Fail { unit: one_unit(values)?, reason })
 }
 
-fn status(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
-    let mut json = false;
-    let mut c = Command::new("status", STATUS_HELP, parser, global);
-    let mut values = c.args(|flag, _| {
-        match flag {
-            "--json" => json = true,
-            _ => return Ok(false),
+fn status(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    let (mut json, mut values) = (false, Vec::new());
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => values.push(v.string()?),
+            Long("json") => json = true,
+            Short('h') | Long("help") => return Ok(Cmd::Help(STATUS_HELP)),
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
-        Ok(true)
-    })?;
-    c.count(&values, 1, Some(1))?;
-    Ok(Cmd::Status { unit: values.remove(0), json })
+    }
+    Ok(Cmd::Status { unit: one_unit(values)?, json })
 }
 
-fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, Stop> {
-    let mut format = ListFormat::Table;
-    let mut c = Command::new("list", LIST_HELP, parser, global);
-    let mut width = None;
-    let values = c.args(|flag, p| {
-        match flag {
-            "--json" => format = ListFormat::Json,
-            "--dot" => format = ListFormat::Dot,
-            "--timeline" => format = ListFormat::Timeline { width: None },
-            "--critical" => format = ListFormat::Critical,
-            "--width" => {
-                let value = string(p.value().map_err(|e| usage(e, Some("list")))?, Some("list"))?;
-                match value.parse::<usize>() {
-                    Ok(n) if (20..=1000).contains(&n) => width = Some(n),
-                    _ => {
-                        let message = format!(
-                            "--width: {value:?} is not a number of columns from 20 to 1000"
-                        );
-                        return Err(Error { message, command: Some("list") });
-                    }
-                }
-            }
-            _ => return Ok(false),
+fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    let (mut format, mut width, mut values) = (ListFormat::Table, None, Vec::new());
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => values.push(v.string()?),
+            Long("json") => format = ListFormat::Json,
+            Long("dot") => format = ListFormat::Dot,
+            Long("timeline") => format = ListFormat::Timeline { width: None },
+            Long("critical") => format = ListFormat::Critical,
+            Long("width") => width = Some(columns(parser.value()?.string()?)?),
+            Short('h') | Long("help") => return Ok(Cmd::Help(LIST_HELP)),
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
-        Ok(true)
-    })?;
+    }
     if let Some(n) = width {
         match &mut format {
             ListFormat::Timeline { width } => *width = Some(n),
-            _ => {
-                let message = "--width only applies to --timeline".to_owned();
-                return Err(Error { message, command: Some("list") }.into());
-            }
+            _ => return Err("--width only applies to --timeline".into()),
         }
     }
-    c.count(&values, 0, Some(0))?;
+    no_more(&values)?;
     Ok(Cmd::List { format })
+}
+
+/// `--width N`: a number of columns a chart can use.
+fn columns(value: String) -> Result<usize, lexopt::Error> {
+    match value.parse::<usize>() {
+        Ok(n) if (20..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("--width: {value:?} is not a number of columns from 20 to 1000").into()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStringExt;
+
     use super::*;
 
     fn parse_str(line: &str) -> Result<Cli, Error> {
@@ -888,10 +822,26 @@ mod tests {
         assert_eq!(cmd("start --help"), Cmd::Help(START_HELP));
         assert_eq!(cmd("list -h"), Cmd::Help(LIST_HELP));
         assert_eq!(cmd("-V"), Cmd::Version);
-        for name in ["serve", "ping", "want", "start", "complete", "fail", "status", "list", "wait"]
-        {
-            assert!(matches!(cmd(&format!("{name} --help")), Cmd::Help(h) if h.contains(name)));
+        // Every command, `run` and `up` included, with either spelling and
+        // after other arguments: its own help, which names it.
+        for (name, _) in COMMANDS {
+            for flag in ["--help", "-h"] {
+                for line in [format!("{name} {flag}"), format!("-q {name} x --optional {flag}")] {
+                    let Cmd::Help(text) = cmd(&line) else { panic!("{line:?} is not help") };
+                    let usage: Vec<&str> = text.split_whitespace().take(3).collect();
+                    assert_eq!(usage, ["Usage:", "unitsync", name], "{line:?}");
+                }
+            }
         }
+        assert_eq!(cmd("run -h"), Cmd::Help(RUN_HELP));
+        assert_eq!(cmd("up -h"), Cmd::Help(UP_HELP));
+    }
+
+    #[test]
+    fn usage_errors_are_std_errors() {
+        let e: Box<dyn std::error::Error> = Box::new(parse_str("frob").unwrap_err());
+        assert_eq!(e.to_string(), "unknown command \"frob\"; see 'unitsync --help'");
+        assert!(e.source().is_none());
     }
 
     #[test]
@@ -914,6 +864,23 @@ mod tests {
         assert_eq!(
             err("status a --timeout"),
             "unknown option --timeout; see 'unitsync status --help'"
+        );
+        // lexopt finds these; they read like the rest.
+        for (line, message) in [
+            ("-x", "unknown option -x; see 'unitsync --help'"),
+            ("list -qz", "unknown option -z; see 'unitsync list --help'"),
+            ("run b --after", "missing argument for option '--after'; see 'unitsync run --help'"),
+            (
+                "status --json=x a",
+                "unexpected argument for option '--json': \"x\"; see 'unitsync status --help'",
+            ),
+        ] {
+            assert_eq!(err(line), message);
+        }
+        let not_utf8 = parse([OsString::from("start"), OsString::from_vec(b"a\xff".to_vec())]);
+        assert_eq!(
+            not_utf8.unwrap_err().to_string(),
+            "\"a\\xFF\" is not valid UTF-8; see 'unitsync start --help'"
         );
     }
 }

@@ -48,17 +48,17 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::Settings;
 use crate::cli;
 use crate::client::{self, Client, Say};
 use crate::duration;
+use crate::exit;
 use crate::protocol::{Body, DepView, Request, Status, UnitView};
 use crate::render;
+use crate::settings::Settings;
 
 const HELP: &str = "\
 coder exp sync, as provided by unitsync: startup scripts declare
@@ -91,12 +91,13 @@ pub fn invoked_as_coder() -> bool {
         .is_some_and(|argv0| Path::new(&argv0).file_name() == Some(OsStr::new("coder")))
 }
 
-/// Runs `coder ARGS` (the arguments after the program name).
-pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+/// Runs `coder ARGS` (the arguments after the program name); returns the
+/// exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     let invocation = match parse(args) {
         Ok(Parsed::Help) => {
             let _ = io::stdout().write_all(HELP.as_bytes());
-            return ExitCode::SUCCESS;
+            return exit::SUCCESS;
         }
         Ok(Parsed::Run(invocation)) => invocation,
         Err(ParseError::NotProvided(typed)) => {
@@ -105,7 +106,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                  only 'coder exp sync' (ping, want, start, complete, status, list)",
                 env!("CARGO_PKG_VERSION")
             );
-            return ExitCode::FAILURE;
+            return exit::ERROR;
         }
         Err(ParseError::Usage { command, message }) => return failed(&command, &message, None),
     };
@@ -118,7 +119,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(message) => return failed(&command, &message, None),
     };
     match run(invocation.sub, &settings, &mut io::stdout().lock()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => exit::SUCCESS,
         Err(Failure::Client { error: client::Error::Unreachable { path, reason }, .. })
             if settings.optional =>
         {
@@ -127,9 +128,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                  coordination ($UNITSYNC_OPTIONAL=1)",
                 path.display()
             ));
-            ExitCode::SUCCESS
+            exit::SUCCESS
         }
-        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => exit::SUCCESS,
         Err(failure) => {
             let detail = match &failure {
                 Failure::TimedOut { detail, .. } => Some(detail.as_str()),
@@ -141,7 +142,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 /// Coder's error report: a headline naming the command, then the cause.
-fn failed(command: &str, message: &str, detail: Option<&str>) -> ExitCode {
+/// Coder exits 1 whatever went wrong.
+fn failed(command: &str, message: &str, detail: Option<&str>) -> u8 {
     eprintln!(
         "Encountered an error running {command:?}, see \"{command} --help\" for more information"
     );
@@ -149,7 +151,7 @@ fn failed(command: &str, message: &str, detail: Option<&str>) -> ExitCode {
     if let Some(detail) = detail {
         eprintln!("unitsync: {detail}");
     }
-    ExitCode::FAILURE
+    exit::ERROR
 }
 
 #[derive(Debug, PartialEq)]

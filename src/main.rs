@@ -13,12 +13,14 @@
 //! - `runner`   `run`: a unit's whole life around a command, signals included.
 //! - `up`       the container entrypoint: in-process server, scripts, reaping.
 //! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
+//! - `settings` global options with the environment's defaults applied.
+//! - `exit`     the exit codes below, named, and which outcome gets which.
 //! - `duration` `250ms`/`5m` in and out.
 //! - `journal`  the `--state` file: append accepted changes, replay them.
 //!
 //! Invariants: only `state` changes units, and only under the server's one
 //! lock; a refused request changes nothing; this file is the only place
-//! that decides an exit code:
+//! that exits, with a code that `exit` decides:
 //!
 //! | code | meaning |
 //! |------|---------|
@@ -28,11 +30,18 @@
 //! | 3 | server unreachable |
 //! | 4 | timed out waiting |
 //! | 5 | a dependency failed |
+//! | 126, 127 | `run`: the command is not executable, or not found |
+//! | 128+N | signal N stopped the wait, or killed `run`'s or `up`'s command |
+//!
+//! Once the command of `run` or `up` ran, they exit with its status, as a
+//! shell would; the `coder` personality exits 1 on any error, as Coder's
+//! CLI does.
 
 mod cli;
 mod client;
 mod compat;
 mod duration;
+mod exit;
 mod journal;
 mod peer;
 mod protocol;
@@ -40,37 +49,34 @@ mod readiness;
 mod render;
 mod runner;
 mod server;
+mod settings;
 mod signals;
 mod state;
 mod up;
 
 use std::env;
-use std::ffi::OsString;
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use cli::{Cmd, ListFormat};
-use client::{Client, Patience, Say};
+use client::Say;
+use exit::Failure;
 use protocol::{Body, Request};
-
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-const DEFAULT_POLL: Duration = Duration::from_millis(50);
+use settings::Settings;
 
 fn main() -> ExitCode {
     // Invoked as `coder` (a symlink): Coder's CLI, see compat.rs.
     if compat::invoked_as_coder() {
-        return compat::main(env::args_os().skip(1));
+        return ExitCode::from(compat::main(env::args_os().skip(1)));
     }
     let parsed = cli::parse(env::args_os().skip(1));
     let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => return fail(2, &e.to_string()),
+        Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
     let settings = match Settings::resolve(&cli.global) {
         Ok(settings) => settings,
-        Err(message) => return fail(2, &message),
+        Err(message) => return fail(exit::USAGE, &message),
     };
     match run(cli.cmd, &settings) {
         Ok(code) => ExitCode::from(code),
@@ -80,24 +86,13 @@ fn main() -> ExitCode {
                 path.display()
             );
             Say { quiet: false }.line(&warning);
-            ExitCode::SUCCESS
+            ExitCode::from(exit::SUCCESS)
         }
-        Err(Failure::Client(e)) => {
-            let code = match e {
-                client::Error::Unreachable { .. } => 3,
-                client::Error::TimedOut(_) => 4,
-                client::Error::DependencyFailed(_) => 5,
-                client::Error::Interrupted { signal, .. } => 128 + signal as u8,
-                client::Error::Refused(_)
-                | client::Error::Protocol { .. }
-                | client::Error::InstanceChanged { .. } => 1,
-            };
-            fail(code, &e.to_string())
+        // Whoever read our output stopped reading (`| head`): not a failure.
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::from(exit::SUCCESS)
         }
-        Err(Failure::Server(e)) => fail(1, &e.to_string()),
-        Err(Failure::Up(e)) => fail(1, &e.to_string()),
-        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(Failure::Output(e)) => fail(1, &format!("cannot write output: {e}")),
+        Err(failure) => fail(failure.code(), &failure.to_string()),
     }
 }
 
@@ -106,96 +101,11 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-enum Failure {
-    Client(client::Error),
-    Server(server::Error),
-    Up(up::Error),
-    Output(io::Error),
-}
-
-impl From<client::Error> for Failure {
-    fn from(e: client::Error) -> Failure {
-        Failure::Client(e)
-    }
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Failure {
-        Failure::Output(e)
-    }
-}
-
-/// Global options with the environment's defaults applied.
-struct Settings {
-    socket: PathBuf,
-    quiet: bool,
-    optional: bool,
-    connect_timeout: Duration,
-    timeout: Duration,
-    poll: Duration,
-}
-
-impl Settings {
-    fn resolve(global: &cli::Global) -> Result<Settings, String> {
-        let var = |name: &str| env::var_os(name).filter(|v| !v.is_empty());
-        let duration = |name: &str, default: Duration| -> Result<Duration, String> {
-            match var(name) {
-                None => Ok(default),
-                Some(v) => {
-                    let text = v.to_string_lossy();
-                    duration::parse(&text).map_err(|e| format!("${name}: {e}"))
-                }
-            }
-        };
-        let socket = match (&global.socket, var("UNITSYNC_SOCKET")) {
-            (Some(path), _) => path.clone(),
-            (None, Some(path)) => PathBuf::from(path),
-            (None, None) => default_socket(),
-        };
-        let poll = duration("UNITSYNC_POLL", DEFAULT_POLL)?;
-        if poll.is_zero() {
-            return Err("$UNITSYNC_POLL must be more than 0".to_owned());
-        }
-        Ok(Settings {
-            socket,
-            quiet: global.quiet,
-            optional: global.optional || var("UNITSYNC_OPTIONAL").is_some_and(|v| v == "1"),
-            connect_timeout: match global.connect_timeout {
-                Some(d) => d,
-                None => duration("UNITSYNC_CONNECT_TIMEOUT", Duration::ZERO)?,
-            },
-            timeout: duration("UNITSYNC_TIMEOUT", DEFAULT_TIMEOUT)?,
-            poll,
-        })
-    }
-
-    fn client(&self) -> Client {
-        Client::new(self.socket.clone(), self.connect_timeout)
-    }
-
-    fn say(&self) -> Say {
-        Say { quiet: self.quiet }
-    }
-
-    fn patience(&self, timeout: Option<Duration>, poll: Option<Duration>) -> Patience {
-        Patience {
-            timeout: timeout.unwrap_or(self.timeout),
-            poll: poll.unwrap_or(self.poll),
-            cancel: None,
-        }
-    }
-}
-
-/// `$COLUMNS` when it is set (shells set it for interactive use), else 80.
-fn terminal_width() -> usize {
-    env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&c| c >= 20).unwrap_or(80)
-}
-
-/// `/tmp/unitsync-$UID/unitsync.sock`
-fn default_socket() -> PathBuf {
-    let mut path = OsString::from(format!("/tmp/unitsync-{}", peer::current_uid()));
-    path.push("/unitsync.sock");
-    PathBuf::from(path)
+/// The server's configuration: `serve`'s options and the global ones.
+fn server_config(serve: cli::Serve, settings: &Settings) -> server::Config {
+    let cli::Serve { detach, pidfile, group, log, state, fsync } = serve;
+    let (socket, quiet) = (settings.socket.clone(), settings.quiet);
+    server::Config { socket, detach, pidfile, group, log, state, fsync, quiet }
 }
 
 /// Runs one command; returns its exit code when it succeeded on its own terms.
@@ -205,19 +115,10 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         Cmd::Help(text) => out.write_all(text.as_bytes())?,
         Cmd::Version => writeln!(out, "unitsync {}", env!("CARGO_PKG_VERSION"))?,
         Cmd::Serve(serve) => {
-            let config = server::Config {
-                socket: settings.socket.clone(),
-                detach: serve.detach,
-                pidfile: serve.pidfile,
-                group: serve.group,
-                log: serve.log,
-                state: serve.state,
-                fsync: serve.fsync,
-                quiet: settings.quiet,
-            };
+            let config = server_config(serve, settings);
             drop(out);
             server::serve(&config).map_err(Failure::Server)?;
-            return Ok(0);
+            return Ok(exit::SUCCESS);
         }
         Cmd::Ping => {
             let mut client = settings.client();
@@ -263,29 +164,21 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 ListFormat::Json => render::json(&units),
                 ListFormat::Dot => render::dot(&units),
                 ListFormat::Timeline { width } => {
-                    render::timeline(&units, now, width.unwrap_or_else(terminal_width))
+                    render::timeline(&units, now, width.unwrap_or(settings.columns))
                 }
                 ListFormat::Critical => render::critical(&units, now),
             };
             out.write_all(text.as_bytes())?;
         }
         Cmd::Up(up) => {
-            let config = server::Config {
-                socket: settings.socket.clone(),
-                detach: false,
-                pidfile: None,
-                group: None,
-                log: None,
-                state: None,
-                fsync: false,
-                quiet: settings.quiet,
-            };
+            // In-process, the server a plain `serve` would run.
+            let config = server_config(cli::Serve::default(), settings);
             let spec = up::Spec {
                 dir: up.dir,
                 scripts: up.scripts,
                 script_timeout: up.script_timeout.unwrap_or_default(),
                 command: up.command,
-                width: terminal_width(),
+                width: settings.columns,
             };
             drop(out);
             return up::up(&spec, &config, settings.say()).map_err(Failure::Up);
@@ -313,5 +206,5 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         }
     }
     out.flush()?;
-    Ok(0)
+    Ok(exit::SUCCESS)
 }

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::client::{self, Client, Patience, Say};
+use crate::exit;
 use crate::protocol::Request;
 use crate::signals;
 
@@ -123,8 +124,12 @@ fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error>
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            // As a shell would: 127 for not found, 126 for not executable.
-            let code = if e.kind() == ErrorKind::NotFound { 127 } else { 126 };
+            // As a shell would: missing, or not runnable.
+            let code = if e.kind() == ErrorKind::NotFound {
+                exit::NOT_FOUND
+            } else {
+                exit::NOT_EXECUTABLE
+            };
             let reason = format!("cannot run {}: {e}", program.to_string_lossy());
             say.line(&format!("{}: {reason}", spec.unit));
             return Ok((code, Some(reason)));
@@ -139,7 +144,7 @@ fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error>
         match child.wait() {
             Ok(status) => break status,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Ok((1, Some(format!("lost track of the command: {e}")))),
+            Err(e) => return Ok((exit::ERROR, Some(format!("lost track of the command: {e}")))),
         }
     };
     signals::FORWARD_TO.store(0, Ordering::SeqCst);
@@ -148,12 +153,12 @@ fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error>
 
 fn outcome(status: ExitStatus) -> (u8, Option<String>) {
     match (status.code(), status.signal()) {
-        (Some(0), _) => (0, None),
+        (Some(0), _) => (exit::SUCCESS, None),
         (Some(code), _) => (code as u8, Some(format!("exit status {code}"))),
         (None, Some(signal)) => {
-            (128 + signal as u8, Some(format!("killed by {}", signals::name(signal))))
+            (exit::signaled(signal), Some(format!("killed by {}", signals::name(signal))))
         }
-        (None, None) => (1, Some("ended abnormally".to_owned())),
+        (None, None) => (exit::ERROR, Some("ended abnormally".to_owned())),
     }
 }
 

@@ -32,6 +32,7 @@ use nix::unistd::Pid;
 
 use crate::client::{Client, Say};
 use crate::duration::{human, human_secs};
+use crate::exit;
 use crate::protocol::{Body, Request, UnitView};
 use crate::render;
 use crate::server;
@@ -162,13 +163,13 @@ pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
     let failed = summarise(&children, &config.socket, spec.width);
     let code = if let Some(stopped) = stopped {
         say.line(&format!("up: stopped by {}", signals::name(stopped)));
-        128 + stopped as u8
+        exit::signaled(stopped)
     } else if failed > 0 {
         say.line(&format!(
             "up: {failed} of {} scripts failed; not running the main command",
             children.len()
         ));
-        1
+        exit::ERROR
     } else if let Some((program, args)) = spec.command.split_first() {
         let mut command = Command::new(program);
         command.args(args).env("UNITSYNC_SOCKET", &config.socket);
@@ -183,9 +184,9 @@ pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
             timed_out: false,
         }];
         supervise(&mut main, Duration::ZERO);
-        main[0].ended.map_or(1, |(code, _)| code as u8)
+        main[0].ended.map_or(exit::ERROR, |(code, _)| code as u8)
     } else {
-        0
+        exit::SUCCESS
     };
     // Whatever the scripts left running goes with us.
     for child in &children {
@@ -396,7 +397,9 @@ fn reap(children: &mut [Child]) -> bool {
     loop {
         let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => (pid, code),
-            Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, 128 + signal as i32),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                (pid, i32::from(exit::signaled(signal as i32)))
+            }
             Ok(WaitStatus::StillAlive) => return true,
             Err(_) => return false,
             Ok(_) => continue,
@@ -427,7 +430,7 @@ fn summarise(children: &[Child], socket: &Path, width: usize) -> usize {
     let mut failed = 0;
     for child in children {
         let view = child.unit.as_ref().and_then(|u| units.iter().find(|v| v.unit == *u));
-        let (code, ran) = child.ended.unwrap_or((1, Duration::ZERO));
+        let (code, ran) = child.ended.unwrap_or((i32::from(exit::ERROR), Duration::ZERO));
         failed += usize::from(code != 0);
         let failed_by = view.and_then(|v| v.failed_by.as_deref());
         let result = match (code, view.and_then(|v| v.reason.as_deref())) {
@@ -437,10 +440,10 @@ fn summarise(children: &[Child], socket: &Path, width: usize) -> usize {
             // reason says which and why.
             (_, Some(reason)) if failed_by.is_some() => format!("not run: {reason}"),
             (_, Some(reason)) => format!("failed: {reason}"),
-            (code, None) if code > 128 => {
-                format!("failed: killed by {}", signals::name(code - 128))
-            }
-            (code, None) => format!("failed: exit status {code}"),
+            (code, None) => match exit::signal_in(code) {
+                Some(signal) => format!("failed: killed by {}", signals::name(signal)),
+                None => format!("failed: exit status {code}"),
+            },
         };
         let waited = view.and_then(|v| v.waited).map_or("-".to_owned(), human_secs);
         let ran = view.and_then(|v| v.ran).map_or_else(|| human(ran), human_secs);

@@ -271,8 +271,13 @@ fn status_and_list_show_the_graph() {
 #[test]
 fn every_command_has_help() {
     let sb = Sandbox::new();
-    for cmd in ["serve", "ping", "want", "start", "complete", "fail", "status", "list", "wait"] {
-        sb.run(&[cmd, "--help"]).ok().stdout_has(&format!("Usage: unitsync {cmd}"));
+    let commands = [
+        "serve", "ping", "want", "start", "complete", "fail", "status", "list", "wait", "run", "up",
+    ];
+    for cmd in commands {
+        for help in ["--help", "-h"] {
+            sb.run(&[cmd, help]).ok().stdout_has(&format!("Usage: unitsync {cmd}"));
+        }
     }
     sb.run(&["--help"]).ok().stdout_has("Exit codes:");
     sb.run(&["-V"]).ok().stdout_is(&format!("unitsync {}\n", env!("CARGO_PKG_VERSION")));

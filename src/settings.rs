@@ -1,0 +1,184 @@
+//! Global options with the environment's defaults applied: the one place
+//! that reads `$UNITSYNC_*` and `$COLUMNS`. `cli` parses without looking at
+//! the environment; the native commands and the `coder` personality both
+//! resolve what it parsed here.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli;
+use crate::client::{Client, Patience, Say};
+use crate::duration;
+use crate::peer;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+const DEFAULT_POLL: Duration = Duration::from_millis(50);
+const DEFAULT_COLUMNS: usize = 80;
+
+/// Global options with the environment's defaults applied.
+#[derive(Debug, PartialEq)]
+pub struct Settings {
+    pub socket: PathBuf,
+    pub quiet: bool,
+    pub optional: bool,
+    pub connect_timeout: Duration,
+    /// `--timeout` when a command is not given one.
+    pub timeout: Duration,
+    /// `--poll` when a command is not given one.
+    pub poll: Duration,
+    /// How wide charts are drawn when no width is given.
+    pub columns: usize,
+}
+
+impl Settings {
+    /// The settings for `global` in this process's environment. An error is
+    /// a usage error: a variable set to something unusable.
+    pub fn resolve(global: &cli::Global) -> Result<Settings, String> {
+        Settings::with(global, |name| env::var_os(name))
+    }
+
+    /// The settings for `global`, looking variables up with `var`.
+    fn with(
+        global: &cli::Global,
+        var: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Settings, String> {
+        let var = |name: &str| var(name).filter(|v| !v.is_empty());
+        let duration = |name: &str, default: Duration| -> Result<Duration, String> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => {
+                    let text = v.to_string_lossy();
+                    duration::parse(&text).map_err(|e| format!("${name}: {e}"))
+                }
+            }
+        };
+        let socket = match (&global.socket, var("UNITSYNC_SOCKET")) {
+            (Some(path), _) => path.clone(),
+            (None, Some(path)) => PathBuf::from(path),
+            (None, None) => default_socket(),
+        };
+        let poll = duration("UNITSYNC_POLL", DEFAULT_POLL)?;
+        if poll.is_zero() {
+            return Err("$UNITSYNC_POLL must be more than 0".to_owned());
+        }
+        Ok(Settings {
+            socket,
+            quiet: global.quiet,
+            optional: global.optional || var("UNITSYNC_OPTIONAL").is_some_and(|v| v == "1"),
+            connect_timeout: match global.connect_timeout {
+                Some(d) => d,
+                None => duration("UNITSYNC_CONNECT_TIMEOUT", Duration::ZERO)?,
+            },
+            timeout: duration("UNITSYNC_TIMEOUT", DEFAULT_TIMEOUT)?,
+            poll,
+            // Shells set $COLUMNS for interactive use; a narrow or
+            // unreadable one is ignored.
+            columns: var("COLUMNS")
+                .and_then(|c| c.to_str()?.parse().ok())
+                .filter(|&c| c >= 20)
+                .unwrap_or(DEFAULT_COLUMNS),
+        })
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.socket.clone(), self.connect_timeout)
+    }
+
+    pub fn say(&self) -> Say {
+        Say { quiet: self.quiet }
+    }
+
+    /// How a waiting command waits: its own options, else the defaults.
+    pub fn patience(&self, timeout: Option<Duration>, poll: Option<Duration>) -> Patience {
+        Patience {
+            timeout: timeout.unwrap_or(self.timeout),
+            poll: poll.unwrap_or(self.poll),
+            cancel: None,
+        }
+    }
+}
+
+/// `/tmp/unitsync-$UID/unitsync.sock`
+fn default_socket() -> PathBuf {
+    let mut path = OsString::from(format!("/tmp/unitsync-{}", peer::current_uid()));
+    path.push("/unitsync.sock");
+    PathBuf::from(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(global: &cli::Global, vars: &[(&str, &str)]) -> Result<Settings, String> {
+        Settings::with(global, |name| {
+            vars.iter().find(|(n, _)| *n == name).map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    #[test]
+    fn defaults_without_options_or_environment() {
+        let settings = resolve(&cli::Global::default(), &[]).unwrap();
+        assert_eq!(
+            settings,
+            Settings {
+                socket: default_socket(),
+                quiet: false,
+                optional: false,
+                connect_timeout: Duration::ZERO,
+                timeout: Duration::from_secs(300),
+                poll: Duration::from_millis(50),
+                columns: 80,
+            }
+        );
+        assert!(settings.socket.ends_with("unitsync.sock"));
+    }
+
+    #[test]
+    fn options_win_over_the_environment_which_wins_over_defaults() {
+        let vars = [
+            ("UNITSYNC_SOCKET", "/env.sock"),
+            ("UNITSYNC_OPTIONAL", "1"),
+            ("UNITSYNC_CONNECT_TIMEOUT", "2s"),
+            ("UNITSYNC_TIMEOUT", "1m"),
+            ("UNITSYNC_POLL", "5ms"),
+            ("COLUMNS", "120"),
+        ];
+        let from_env = resolve(&cli::Global::default(), &vars).unwrap();
+        assert_eq!(from_env.socket, PathBuf::from("/env.sock"));
+        assert!(from_env.optional);
+        assert_eq!(from_env.connect_timeout, Duration::from_secs(2));
+        assert_eq!(
+            (from_env.timeout, from_env.poll, from_env.columns),
+            (Duration::from_secs(60), Duration::from_millis(5), 120)
+        );
+        let global = cli::Global {
+            socket: Some("/opt.sock".into()),
+            quiet: true,
+            optional: false,
+            connect_timeout: Some(Duration::from_secs(7)),
+        };
+        let from_options = resolve(&global, &vars).unwrap();
+        assert_eq!(from_options.socket, PathBuf::from("/opt.sock"));
+        assert_eq!(from_options.connect_timeout, Duration::from_secs(7));
+        assert!(from_options.quiet && from_options.optional);
+        let patience = from_options.patience(Some(Duration::ZERO), None);
+        assert_eq!((patience.timeout, patience.poll), (Duration::ZERO, Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn unusable_variables_are_errors_or_ignored() {
+        let global = cli::Global::default();
+        let err = |vars: &[(&str, &str)]| resolve(&global, vars).unwrap_err();
+        assert!(err(&[("UNITSYNC_POLL", "fast")]).starts_with("$UNITSYNC_POLL: invalid duration"));
+        assert_eq!(err(&[("UNITSYNC_POLL", "0")]), "$UNITSYNC_POLL must be more than 0");
+        assert!(err(&[("UNITSYNC_TIMEOUT", "x")]).starts_with("$UNITSYNC_TIMEOUT: "));
+        // Empty is unset; only "1" turns --optional on; a silly width is ignored.
+        let vars = [("UNITSYNC_SOCKET", ""), ("UNITSYNC_OPTIONAL", "yes"), ("COLUMNS", "5")];
+        let settings = resolve(&global, &vars).unwrap();
+        assert_eq!(settings.socket, default_socket());
+        assert!(!settings.optional);
+        assert_eq!(settings.columns, 80);
+    }
+}

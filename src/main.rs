@@ -37,6 +37,8 @@ mod journal;
 mod peer;
 mod protocol;
 mod render;
+#[cfg(test)]
+mod rng;
 mod runner;
 mod server;
 mod signals;

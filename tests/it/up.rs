@@ -5,7 +5,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -38,22 +37,12 @@ fn processes_with(token: &str) -> Vec<String> {
     found
 }
 
-/// The state letter and parent pid of process `pid`, from /proc.
-fn state_and_parent(pid: &str) -> Option<(String, u32)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    Some((fields.next()?.to_owned(), fields.next()?.parse().ok()?))
-}
-
 /// Zombie children of `pid`.
 fn zombies_of(pid: u32) -> Vec<String> {
     let entries = fs::read_dir("/proc").unwrap().flatten();
     let pids = entries.map(|e| e.file_name().to_string_lossy().into_owned());
-    pids.filter(|p| {
-        state_and_parent(p).is_some_and(|(state, parent)| state == "Z" && parent == pid)
-    })
-    .collect()
+    pids.filter(|p| proc_state(p).is_some_and(|(state, parent)| state == "Z" && parent == pid))
+        .collect()
 }
 
 #[test]
@@ -177,11 +166,12 @@ fn a_bad_header_is_refused_before_anything_runs() {
 fn a_script_timeout_stops_a_hung_script() {
     let sb = Sandbox::new();
     let dir = startup_dir(&sb);
-    script(&dir, "hang.sh", "# unitsync: unit=hang\nsleep 30");
+    script(&dir, "hang.sh", "# unitsync: unit=hang\nsleep 300");
     let began = Instant::now();
     let out = sb.run(&["up", "--dir", &dir.to_string_lossy(), "--script-timeout", "300ms"]);
     out.code(1).stdout_has("hang.sh  hang  timed out (--script-timeout)");
-    assert!(began.elapsed() < Duration::from_secs(10), "{out}");
+    // Well before the script would have ended by itself.
+    assert!(began.elapsed() < Duration::from_secs(60), "{out}");
 }
 
 #[test]
@@ -222,8 +212,10 @@ fn orphaned_grandchildren_are_reaped() {
     // The script exits at once; its background child is orphaned, lands on
     // up (a subreaper, as PID 1 would be), and exits later: up must reap it.
     script(&dir, "spawner.sh", &format!("sh -c 'sleep 0.4; : {token}' &\nexit 0"));
-    let child = sb
-        .cmd(&["up", "--dir", &dir.to_string_lossy(), "--", "sleep", "3"])
+    // The main command runs until the test is done looking (or a minute).
+    let done = sb.path("done");
+    let mut child = sb
+        .cmd(&["up", "--dir", &dir.to_string_lossy(), "--", "sh", "-c", &until_file_sh(&done)])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -232,12 +224,12 @@ fn orphaned_grandchildren_are_reaped() {
     eventually("the orphan is adopted by up", || {
         processes_with(&token)
             .iter()
-            .any(|p| state_and_parent(p).is_some_and(|(_, parent)| parent == pid))
+            .any(|p| proc_state(p).is_some_and(|(_, parent)| parent == pid))
     });
     eventually("the orphan has exited", || processes_with(&token).is_empty());
-    sleep(Duration::from_millis(100));
-    let zombies = zombies_of(pid);
+    eventually("up reaps the orphan", || zombies_of(pid).is_empty());
+    assert!(child.try_wait().unwrap().is_none(), "up exited before its main command ended");
+    fs::write(&done, "").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(zombies.is_empty(), "up left zombies: {zombies:?}");
     assert_eq!(out.status.code(), Some(0));
 }

@@ -15,6 +15,14 @@ fn script(dir: &Path, name: &str, body: &str) {
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// Runs `unitsync up --dir DIR -- MAIN...` to the end.
+fn up(sb: &Sandbox, dir: &Path, main: &[&str]) -> Output {
+    let dir = dir.to_string_lossy();
+    let mut args = vec!["up", "--dir", &dir, "--"];
+    args.extend_from_slice(main);
+    sb.run(&args)
+}
+
 fn startup_dir(sb: &Sandbox) -> std::path::PathBuf {
     let dir = sb.path("startup");
     fs::create_dir_all(&dir).unwrap();
@@ -66,15 +74,7 @@ fn header_scripts_and_cli_scripts_run_in_order_with_prefixed_output() {
     );
     script(&dir, ".hidden.sh", "echo must not run");
     fs::write(dir.join("notes.txt"), "not executable").unwrap();
-    let out = sb.run(&[
-        "up",
-        "--dir",
-        &dir.to_string_lossy(),
-        "--",
-        "sh",
-        "-c",
-        "echo main; unitsync ping >/dev/null && echo served",
-    ]);
+    let out = up(&sb, &dir, &["sh", "-c", "echo main; unitsync ping >/dev/null && echo served"]);
     out.ok();
     for line in out.stdout.lines().take_while(|l| !l.is_empty()) {
         let ok = [
@@ -109,14 +109,7 @@ fn a_failing_script_stops_its_dependents_and_the_main_command() {
     script(&dir, "lint.sh", "# unitsync: soft-after=fetch\necho linted");
     // fetch has no header: it speaks for itself.
     script(&dir, "fetch.sh", "unitsync run fetch -- sh -c 'echo network down >&2; exit 2'");
-    let out = sb.run(&[
-        "up",
-        "--dir",
-        &dir.to_string_lossy(),
-        "--",
-        "touch",
-        &sb.path("main-ran").to_string_lossy(),
-    ]);
+    let out = up(&sb, &dir, &["touch", &sb.path("main-ran").to_string_lossy()]);
     out.code(1);
     out.stderr_has("fetch.sh  | network down\n");
     out.stdout_has("build.sh   build   not run: dependency fetch failed: exit status 2");
@@ -134,15 +127,7 @@ fn the_main_command_runs_while_serving_and_gives_the_exit_status() {
     let sb = Sandbox::new();
     let dir = startup_dir(&sb);
     script(&dir, "setup.sh", "# unitsync: unit=setup\ntrue");
-    let out = sb.run(&[
-        "up",
-        "--dir",
-        &dir.to_string_lossy(),
-        "--",
-        "sh",
-        "-c",
-        "unitsync wait setup && exit 7",
-    ]);
+    let out = up(&sb, &dir, &["sh", "-c", "unitsync wait setup && exit 7"]);
     out.code(7);
     // No scripts at all: just the command, under a server.
     sb.run(&["up", "--", "unitsync", "ping"]).ok().stdout_has("unitsync ");

@@ -1,6 +1,7 @@
 //! `unitsync run`: a unit's whole life around a real command, with real
 //! signals, under every shell.
 
+use std::path::Path;
 use std::process::Stdio;
 
 use crate::util::*;
@@ -84,7 +85,13 @@ fn sigterm_and_sighup_reach_the_command_and_the_unit_fails() {
             marker.display(),
             trapped.display()
         );
-        let mut cmd = sb.cmd(&["run", "worker", "--", "sh", "-c", &script]);
+        // The signal must reach the shell's trap: run under nohup, or as a
+        // background job of a script (scripts/soak-tests.sh), the tests
+        // inherit HUP or INT ignored, and a shell cannot trap a signal that
+        // was ignored when it started. GNU env puts the default back.
+        let wrapper = ["env", "--default-signal=HUP,INT,TERM"];
+        let args = ["run", "worker", "--", "sh", "-c", &script];
+        let mut cmd = sb.cmd_via(&wrapper, Path::new(BIN), &args);
         let child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         eventually("the command has set its trap", || trapped.exists());
         let pid = child.id().to_string();

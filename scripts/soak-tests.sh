@@ -29,8 +29,10 @@ stop_load() {
 }
 # dash and busybox sh run no EXIT trap on a signal: stop the load on each.
 # The tests run in the background, so that a signal is handled at once
-# rather than when the run in progress ends. (A background job of a script
-# starts with SIGINT and SIGQUIT ignored: the tests must not care.)
+# rather than when the run in progress ends; that run's test binary is left
+# to finish (killed, it could not stop the servers it started). A
+# background job of a script starts with SIGINT and SIGQUIT ignored: the
+# tests must not care.
 trap 'stop_load; rm -f "$log"' EXIT
 trap 'stop_load; exit 130' INT
 trap 'stop_load; exit 143' TERM

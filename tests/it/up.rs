@@ -195,8 +195,11 @@ fn orphaned_grandchildren_are_reaped() {
     let dir = startup_dir(&sb);
     let token = format!("unitsync-orphan-{}", std::process::id());
     // The script exits at once; its background child is orphaned, lands on
-    // up (a subreaper, as PID 1 would be), and exits later: up must reap it.
-    script(&dir, "spawner.sh", &format!("sh -c 'sleep 0.4; : {token}' &\nexit 0"));
+    // up (a subreaper, as PID 1 would be), and exits once the test has seen
+    // that: up must reap it.
+    let orphan_ends = sb.path("orphan-ends");
+    let orphan = format!("{}; : {token}", until_file_sh(&orphan_ends));
+    script(&dir, "spawner.sh", &format!("sh -c '{orphan}' &\nexit 0"));
     // The main command runs until the test is done looking (or a minute).
     let done = sb.path("done");
     let mut child = sb
@@ -211,6 +214,7 @@ fn orphaned_grandchildren_are_reaped() {
             .iter()
             .any(|p| proc_state(p).is_some_and(|(_, parent)| parent == pid))
     });
+    fs::write(&orphan_ends, "").unwrap();
     eventually("the orphan has exited", || processes_with(&token).is_empty());
     eventually("up reaps the orphan", || zombies_of(pid).is_empty());
     assert!(child.try_wait().unwrap().is_none(), "up exited before its main command ended");

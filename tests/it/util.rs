@@ -452,7 +452,7 @@ pub const UNTIL_WAITING_SH: &str = r#"until_waiting() {
 /// that a failing test ends instead of hanging).
 pub fn until_file_sh(path: &Path) -> String {
     format!(
-        "i=0; until [ -e '{}' ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i + 1)); done",
+        "i=0; until [ -e \"{}\" ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i + 1)); done",
         path.display()
     )
 }

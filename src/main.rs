@@ -47,6 +47,8 @@ mod peer;
 mod protocol;
 mod readiness;
 mod render;
+#[cfg(test)]
+mod rng;
 mod runner;
 mod server;
 mod settings;

@@ -9,9 +9,7 @@ use super::*;
 /// Lines tried per run.
 const LINES: usize = 20_000;
 
-#[path = "../../tests/common/rng.rs"]
-mod rng;
-use rng::{Rng, seed};
+use crate::rng::{self, Rng, seed};
 
 const NAMES: [&str; 16] = [
     "a",

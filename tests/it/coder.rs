@@ -52,16 +52,16 @@ fn ping_want_start_complete_print_coders_texts() {
 fn start_waits_says_what_for_and_then_that_it_finished_waiting() {
     let sb = Sandbox::new();
     let server = sb.serve(&[]);
-    let out = sb.shell(
-        "dash",
-        r#"coder exp sync want app db >/dev/null
+    let script = UNTIL_WAITING_SH.to_owned()
+        + r#"coder exp sync want app db >/dev/null
            coder exp sync want app cache >/dev/null
-           ( sleep 0.2; coder exp sync start db >/dev/null; coder exp sync complete db >/dev/null
+           ( until_waiting app
+             coder exp sync start db >/dev/null; coder exp sync complete db >/dev/null
              coder exp sync complete cache >/dev/null ) &
            coder exp sync start app
            echo "start: $?"
-           wait"#,
-    );
+           wait"#;
+    let out = sb.shell("dash", &script);
     out.ok().stdout_is(
         "Unit \"app\" is waiting for dependencies to be satisfied: [cache, db]\n\
          Unit \"app\" finished waiting for dependencies: [cache, db]\n\
@@ -352,18 +352,23 @@ echo "Repository cloned, starting Claude Code"
 cat repo/README > claude.out
 "#;
 
-/// What the git-clone module does: clone, then its post_clone_script.
-const GIT_CLONE: &str = r#"sleep 0.2
-mkdir -p repo && echo "cloned" > repo/README && echo "flask" > repo/requirements.txt
+/// What the git-clone module does: clone, then its post_clone_script. The
+/// clone lasts until `dependent` waits for it, so that it has to.
+fn git_clone(dependent: &str) -> String {
+    format!(
+        "{UNTIL_WAITING_SH}until_waiting {dependent}
+mkdir -p repo && echo \"cloned\" > repo/README && echo \"flask\" > repo/requirements.txt
 coder exp sync start git-clone && coder exp sync complete git-clone
-"#;
+"
+    )
+}
 
 #[test]
 fn seed_claude_code_waits_for_git_clone_and_completes_on_exit() {
     let sb = Sandbox::new();
     let server = sb.serve(&[]);
     fs::write(sb.path("claude.sh"), CLAUDE_CODE).unwrap();
-    fs::write(sb.path("git-clone.sh"), GIT_CLONE).unwrap();
+    fs::write(sb.path("git-clone.sh"), git_clone("claude-code")).unwrap();
     let out = sb.shell(
         "bash",
         "bash claude.sh > claude.log 2>&1 & c=$!
@@ -396,7 +401,8 @@ fn seed_claude_code_degrades_gracefully_without_a_server() {
          Sync start failed or not available, continuing without sync...\n\
          Repository cloned, starting Claude Code\n",
     );
-    assert!(out.elapsed.as_secs() < 5, "graceful degradation must not block{out}");
+    // Blocked, its start would wait for its timeout: five minutes.
+    assert!(out.elapsed < PATIENCE, "graceful degradation must not block{out}");
     assert_eq!(fs::read_to_string(sb.path("claude.out")).unwrap(), "cloned\n");
 }
 
@@ -422,7 +428,7 @@ fn seed_quick_start_under_every_shell() {
         let sb = Sandbox::new();
         let server = sb.serve(&[]);
         fs::write(sb.path("quick.sh"), QUICK_START).unwrap();
-        fs::write(sb.path("git-clone.sh"), GIT_CLONE).unwrap();
+        fs::write(sb.path("git-clone.sh"), git_clone("my-setup")).unwrap();
         let out = sb.shell(
             shell,
             &format!("{shell} git-clone.sh > git-clone.log 2>&1 & {shell} quick.sh; wait"),
@@ -470,14 +476,15 @@ fn seed_multiple_dependencies_from_a_comma_list() {
     let sb = Sandbox::new();
     let server = sb.serve(&[]);
     fs::write(sb.path("my-app.sh"), MULTIPLE_DEPENDENCIES).unwrap();
-    let out = sb.shell(
-        "bash",
-        "for dep in git-clone:0.1 env-setup:0.3 database-migration:0.2; do
-           ( coder exp sync start ${dep%:*} >/dev/null && sleep ${dep#*:} &&
-             coder exp sync complete ${dep%:*} >/dev/null ) &
-         done
-         bash my-app.sh; wait",
-    );
+    // Each dependency completes once my-app waits for all three.
+    let script = UNTIL_WAITING_SH.to_owned()
+        + "for dep in git-clone env-setup database-migration; do
+             ( coder exp sync start $dep >/dev/null
+               until_waiting my-app
+               coder exp sync complete $dep >/dev/null ) &
+           done
+           bash my-app.sh; wait";
+    let out = sb.shell("bash", &script);
     out.ok().stdout_is(
         "Success\nSuccess\nSuccess\n\
          Unit \"my-app\" is waiting for dependencies to be satisfied: [database-migration, env-setup, git-clone]\n\
@@ -511,7 +518,7 @@ fn seed_migration_after_replaces_the_sleep() {
     let sb = Sandbox::new();
     let server = sb.serve(&[]);
     fs::write(sb.path("ide-setup.sh"), MIGRATION_AFTER).unwrap();
-    fs::write(sb.path("git-clone.sh"), GIT_CLONE).unwrap();
+    fs::write(sb.path("git-clone.sh"), git_clone("ide-setup")).unwrap();
     let out = sb.shell("bash", "bash git-clone.sh > git-clone.log 2>&1 & bash ide-setup.sh; wait");
     out.ok().stdout_is(
         "Success\n\
@@ -525,12 +532,13 @@ fn seed_migration_after_replaces_the_sleep() {
     assert!(at(&log, "ide-setup completed") > at(&log, "ide-setup started"), "{log}");
 }
 
-/// The template's `apt-install` coder_script; apt-get is replaced by a pause.
+/// The template's `apt-install` coder_script; apt-get is replaced by
+/// waiting until pip-install waits for it (`until_waiting`, prepended).
 const APT_INSTALL: &str = r#"
     trap 'coder exp sync complete apt-install' EXIT
     coder exp sync start apt-install
 
-    sleep 0.4
+    until_waiting pip-install
     echo "python-dev-is-python3" > apt.out
 "#;
 
@@ -550,9 +558,9 @@ fn seed_template_scripts_run_concurrently_in_order_under_every_shell() {
     for shell in SHELLS {
         let sb = Sandbox::new();
         let server = sb.serve(&[]);
-        fs::write(sb.path("apt-install.sh"), APT_INSTALL).unwrap();
+        fs::write(sb.path("apt-install.sh"), UNTIL_WAITING_SH.to_owned() + APT_INSTALL).unwrap();
         fs::write(sb.path("pip-install.sh"), PIP_INSTALL).unwrap();
-        fs::write(sb.path("git-clone.sh"), GIT_CLONE).unwrap();
+        fs::write(sb.path("git-clone.sh"), git_clone("pip-install")).unwrap();
         // The agent starts every script at once, pip-install first to make
         // it wait for both.
         let out = sb.shell(

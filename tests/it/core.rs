@@ -1,10 +1,9 @@
 //! The core commands end to end (issue: state machine, server, client).
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::process::Stdio;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -21,10 +20,14 @@ fn ping_prints_the_version() {
 fn the_seed_scenario_runs_in_dependency_order() {
     // apt-install and git-clone run in parallel; pip-install needs both;
     // the agent needs git-clone. Four POSIX sh scripts, started at once.
+    // apt-install finishes only once the agent has: had the agent waited
+    // for apt-install, which it does not need, the two would wait for each
+    // other until the minute runs out, and the agent would start last.
     let sb = Sandbox::new();
     let server = sb.serve(&[]);
     let script = r#"
-        ( unitsync start apt-install && sleep 0.3 && unitsync complete apt-install ) &
+        ( unitsync start apt-install && unitsync wait agent --timeout 60s
+          unitsync complete apt-install ) &
         ( unitsync start git-clone && sleep 0.1 && unitsync complete git-clone ) &
         ( unitsync want pip-install git-clone apt-install && unitsync start pip-install \
             && unitsync complete pip-install ) &
@@ -113,14 +116,14 @@ fn a_failed_dependency_stops_a_waiting_dependent_at_once() {
     sb.run(&["want", "b", "a"]).ok();
     sb.run(&["start", "a"]).ok();
     let waiting =
-        sb.cmd(&["start", "b", "--timeout", "60s"]).stderr(Stdio::piped()).spawn().unwrap();
-    sleep(Duration::from_millis(300));
+        sb.cmd(&["start", "b", "--timeout", "5m"]).stderr(Stdio::piped()).spawn().unwrap();
+    until_waiting(&sb, "b");
     let began = Instant::now();
     sb.run(&["fail", "a", "--reason", "disk full"]).ok();
     let out = waiting.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(5));
     assert!(
-        began.elapsed() < Duration::from_secs(30),
+        began.elapsed() < Duration::from_secs(60),
         "b waited for its timeout instead of failing fast"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -155,9 +158,8 @@ fn a_restarted_server_makes_a_waiting_start_fail_clearly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    sleep(Duration::from_millis(300));
+    until_waiting(&sb, "b");
     server.stop_with("KILL");
-    sleep(Duration::from_millis(300));
     let _restarted = sb.serve(&[]);
     // The new server knows nothing of b's dependency on a: starting b there
     // would be wrong. The client must notice and refuse.
@@ -174,15 +176,17 @@ fn a_waiting_client_rides_out_a_missing_server_until_its_deadline() {
     let sb = Sandbox::new();
     let mut server = sb.serve(&[]);
     sb.run(&["want", "b", "a"]).ok();
+    // Long enough to be waiting still when the server is killed, however
+    // slow the machine.
     let waiting =
-        sb.cmd(&["start", "b", "--timeout", "700ms"]).stderr(Stdio::piped()).spawn().unwrap();
-    sleep(Duration::from_millis(200));
+        sb.cmd(&["start", "b", "--timeout", "5s"]).stderr(Stdio::piped()).spawn().unwrap();
+    until_waiting(&sb, "b");
     server.stop_with("KILL");
     let out = waiting.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(
-        stderr.contains("timed out after 700ms waiting for the server, which went away"),
+        stderr.contains("timed out after 5.00s waiting for the server, which went away"),
         "{stderr}"
     );
 }
@@ -191,8 +195,13 @@ fn a_waiting_client_rides_out_a_missing_server_until_its_deadline() {
 fn connect_timeout_waits_for_a_server_to_come_up() {
     let sb = Sandbox::new();
     let client =
-        sb.cmd(&["--connect-timeout", "10s", "ping"]).stdout(Stdio::piped()).spawn().unwrap();
-    sleep(Duration::from_millis(300));
+        sb.cmd(&["--connect-timeout", "5m", "ping"]).stdout(Stdio::piped()).spawn().unwrap();
+    // Asleep with no server to reach, the client can only be between two
+    // attempts to connect: it has tried and failed at least once.
+    let pid = client.id().to_string();
+    eventually("the client sleeps between attempts to connect", || {
+        proc_state(&pid).is_some_and(|(state, _)| state == "S")
+    });
     let _server = sb.serve(&[]);
     let out = client.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -377,10 +386,6 @@ fn the_client_refuses_a_socket_owned_by_someone_else() {
         .stderr_has("the socket belongs to uid 4242, not to you (uid 0) or root");
 }
 
-fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
-}
-
 #[test]
 fn the_socket_is_private_and_removed_on_sigterm() {
     let sb = Sandbox::new();
@@ -433,7 +438,7 @@ fn the_server_logs_each_state_change_with_its_time() {
     sb.run(&["want", "b", "a"]).ok();
     sb.run(&["start", "a"]).ok();
     let waiting = sb.cmd(&["start", "b"]).stderr(Stdio::null()).spawn().unwrap();
-    sleep(Duration::from_millis(200));
+    until_waiting(&sb, "b");
     sb.run(&["complete", "a"]).ok();
     assert!(waiting.wait_with_output().unwrap().status.success());
     let log = server.log();

@@ -6,6 +6,7 @@ use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::rng::Rng;
 use crate::util::*;
 
 const UNITS: usize = 50;
@@ -49,16 +50,13 @@ fn sigkill_at_random_moments_loses_nothing() {
 
     // Kill and restart the server at pseudo-random moments until every
     // client is done.
-    let mut seed: u64 = 0x5EED_1234_ABCD_0001;
+    let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let mut kills = 0;
     let began = Instant::now();
     let mut done = Vec::new();
     while !clients.is_empty() {
         assert!(began.elapsed() < Duration::from_secs(150), "clients still running after 150s");
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        sleep(Duration::from_millis(10 + seed % 120));
+        sleep(Duration::from_millis(10 + rng.next() % 120));
         let mut still = Vec::new();
         for (i, mut child) in clients {
             match child.try_wait().unwrap() {
@@ -137,7 +135,7 @@ fn a_restarted_server_keeps_its_instance_so_waiting_clients_carry_on() {
     let mut server = sb.serve(&["--state", &state_arg]);
     sb.run(&["want", "b", "a"]).ok();
     let waiting = sb.cmd(&["start", "b", "--poll", "20ms"]).stderr(Stdio::piped()).spawn().unwrap();
-    sleep(Duration::from_millis(200));
+    until_waiting(&sb, "b");
     server.stop_with("KILL");
     let _server = sb.serve(&["--state", &state_arg]);
     sb.run(&["complete", "a"]).ok();

@@ -9,7 +9,8 @@
 //! The random tests print their seed when they fail; rerun one with
 //! `UNITSYNC_FUZZ_SEED=N cargo test --test it hostile`.
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::fs;
+use std::io::{ErrorKind, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -26,76 +27,7 @@ const MAX_CONNECTIONS: usize = 2048;
 const MAX_LINE: usize = 64 * 1024;
 
 // ---------------------------------------------------------------------------
-// Raw connections and what the server holds.
-
-/// One raw connection, read without a line cap of our own.
-struct Conn {
-    reader: BufReader<UnixStream>,
-}
-
-impl Conn {
-    fn open(socket: &Path) -> Conn {
-        let stream = UnixStream::connect(socket)
-            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", socket.display()));
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        Conn { reader: BufReader::new(stream) }
-    }
-
-    fn stream(&self) -> &UnixStream {
-        self.reader.get_ref()
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.reader.get_mut().write_all(bytes)
-    }
-
-    /// The next line, or None at the end of the stream.
-    fn line(&mut self) -> io::Result<Option<String>> {
-        let mut buf = Vec::new();
-        if self.reader.read_until(b'\n', &mut buf)? == 0 {
-            return Ok(None);
-        }
-        Ok(Some(String::from_utf8(buf).expect("the server answers in UTF-8")))
-    }
-
-    /// Sends one line and returns its answer, or says why there is none.
-    fn try_ask(&mut self, line: &[u8]) -> Result<String, String> {
-        let mut request = line.to_vec();
-        request.push(b'\n');
-        // The server may answer and close before it read everything (a line
-        // over the cap): its answer still counts when the send failed.
-        let sent = self.send(&request);
-        match self.line() {
-            Ok(Some(answer)) => Ok(answer),
-            _ if sent.is_err() => Err(format!("cannot send: {}", sent.expect_err("checked"))),
-            Ok(None) => Err("the server closed the connection instead of answering".into()),
-            Err(e) => Err(format!("no answer: {e}")),
-        }
-    }
-
-    #[track_caller]
-    fn ask(&mut self, line: &[u8]) -> String {
-        self.try_ask(line).unwrap_or_else(|why| panic!("{}: {why}", show(line)))
-    }
-
-    /// Whether the server closed this connection (end of stream or reset).
-    fn is_closed(&mut self) -> bool {
-        match self.line() {
-            Ok(None) => true,
-            Err(e) => e.kind() == ErrorKind::ConnectionReset,
-            Ok(Some(_)) => false,
-        }
-    }
-}
-
-/// A possibly binary line, escaped and cut short for a failure message.
-fn show(line: &[u8]) -> String {
-    const SHOWN: usize = 300;
-    let cut = &line[..line.len().min(SHOWN)];
-    let more = if line.len() > SHOWN { format!("... ({} bytes)", line.len()) } else { "".into() };
-    format!("\"{}\"{more}", cut.escape_ascii())
-}
+// What the server holds.
 
 /// The server's units, exactly: the `list` answer without its `now`.
 fn units(socket: &Path) -> String {
@@ -154,18 +86,13 @@ fn settled_threads(server: &Server) -> u64 {
     low
 }
 
-/// Polls `cond` until `limit`; false if it never held.
-fn within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        sleep(Duration::from_millis(20));
-    }
+/// The names of the server's connection threads (`conn-N`, N counting
+/// the connections it accepted), from /proc.
+fn connection_threads(pid: i32) -> Vec<String> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("the server is alive");
+    let names =
+        tasks.flatten().filter_map(|task| fs::read_to_string(task.path().join("comm")).ok());
+    names.map(|name| name.trim_end().to_owned()).filter(|name| name.starts_with("conn-")).collect()
 }
 
 /// Fails if the server died, giving it a moment to be reaped: one that
@@ -188,9 +115,7 @@ fn clip(log: &str) -> String {
 // ---------------------------------------------------------------------------
 // A seeded, reproducible generator of hostile lines.
 
-#[path = "../common/rng.rs"]
-mod rng;
-use rng::{Rng, seed};
+use crate::rng::{self, Rng, seed};
 
 fn json(s: impl AsRef<str>) -> String {
     serde_json::to_string(s.as_ref()).unwrap()
@@ -686,7 +611,6 @@ fn idle_and_half_sent_clients_hold_up_no_one() {
         (0..100).map(|_| UnixStream::connect(sb.socket()).unwrap()).collect();
     let mut partial = Conn::open(&sb.socket());
     partial.send(br#"{"op":"want","unit":"par"#).unwrap();
-    let began = Instant::now();
     for k in 0..5 {
         let dep = format!("good-{}", k.max(1) - 1);
         let unit = format!("good-{k}");
@@ -695,13 +619,9 @@ fn idle_and_half_sent_clients_hold_up_no_one() {
         sb.run(&["start", &unit, "--timeout", "5s"]).ok();
         sb.run(&["complete", &unit]).ok();
     }
-    // Blocked behind an idle client, they would wait for its idle timeout
-    // (a minute); merely slow (a loaded machine), a few seconds.
-    assert!(
-        began.elapsed() < Duration::from_secs(20),
-        "15 commands took {:?} while idle clients were connected",
-        began.elapsed()
-    );
+    // Blocked behind an idle client, they would have waited for its idle
+    // timeout (a minute), which drops it: the idle ones answer below, so
+    // no command waited for them.
     // The half-sent line completes, and is answered.
     partial.send(b"tial\",\"deps\":[\"good-4\"]}\n").unwrap();
     let answer = partial.line().unwrap().unwrap();
@@ -714,9 +634,10 @@ fn idle_and_half_sent_clients_hold_up_no_one() {
     assert!(answer.contains(r#""result":"started","waited":0.0"#), "{answer}");
     assert!(last.is_closed());
     // The idle ones were not dropped meanwhile.
-    let mut first = Conn { reader: BufReader::new(idle[0].try_clone().unwrap()) };
-    first.stream().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    assert!(first.ask(br#"{"op":"ping"}"#).contains("pong"));
+    for stream in &idle {
+        let mut conn = Conn::with(stream.try_clone().unwrap());
+        assert!(conn.ask(br#"{"op":"ping"}"#).contains("pong"), "an idle client was dropped");
+    }
     sb.run(&["status", "good-4", "--json"]).ok().stdout_has("\"status\": \"completed\"");
     sb.run(&["status", "partial", "--json"]).ok().stdout_has("\"status\": \"started\"");
     drop(idle);
@@ -766,7 +687,7 @@ fn a_client_that_never_reads_is_dropped_and_others_are_served() {
         sb.run(&["want", &format!("unit-{i:02}"), "dep-a", "dep-b"]).ok();
     }
     let before = units(&sb.socket());
-    let baseline = settled_threads(&server);
+    let earlier = connection_threads(server.pid());
     // Send list after list and read nothing, until neither the server's
     // answers nor our requests fit in the socket buffers any more.
     let stuck = UnixStream::connect(sb.socket()).unwrap();
@@ -782,23 +703,31 @@ fn a_client_that_never_reads_is_dropped_and_others_are_served() {
         }
         assert!(sent < 1_000_000, "the server kept reading without being read");
     };
+    // The one connection thread that came since is the stuck client's.
+    let now = connection_threads(server.pid());
+    let new: Vec<&String> = now.iter().filter(|t| !earlier.contains(t)).collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "connection threads before the stuck client {earlier:?}, after {now:?}"
+    );
+    let stuck_thread = new[0].clone();
     // Its thread is stuck writing; nobody else is.
     for _ in 0..20 {
-        let began = Instant::now();
         sb.run(&["ping"]).ok();
-        // Blocked behind the stuck writer, it would take its 10 s timeout.
-        assert!(began.elapsed() < Duration::from_secs(5), "a ping took {:?}", began.elapsed());
     }
     assert_eq!(units(&sb.socket()), before);
+    // Blocked behind the stuck writer, the pings would have waited until
+    // its write timeout ended that thread.
+    assert!(
+        connection_threads(server.pid()).contains(&stuck_thread),
+        "the pings were answered only once the stuck client was dropped"
+    );
     // After its write timeout (10 s) the server gives up on that client,
     // which still holds its end open.
-    let dropped = within(Duration::from_secs(20), || {
-        proc_status(server.pid(), "Threads").is_some_and(|n| n <= baseline)
+    eventually(&format!("the stuck client's thread ends ({sent} requests sent)"), || {
+        !connection_threads(server.pid()).contains(&stuck_thread)
     });
-    assert!(
-        dropped,
-        "the stuck client's thread still runs 20s after it stopped reading ({sent} requests sent)"
-    );
     let after = full.elapsed();
     assert!(
         after > Duration::from_secs(5),
@@ -831,8 +760,7 @@ fn a_flood_past_the_connection_cap_gets_busy_and_recovers() {
             .map(|i| {
                 let stream = UnixStream::connect(sb.socket())
                     .unwrap_or_else(|e| panic!("connection {i} of {count} failed: {e}"));
-                stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                Conn { reader: BufReader::new(stream) }
+                Conn::with(stream)
             })
             .collect();
         let mut answers = Vec::new();
@@ -870,10 +798,9 @@ fn a_flood_past_the_connection_cap_gets_busy_and_recovers() {
     assert_alive(&mut server, "with every connection slot taken");
     // Once they close, every slot is free again: all of them, not one less.
     drop(conns);
-    let freed = within(Duration::from_secs(10), || {
+    eventually("the connection threads of the clients that left end", || {
         proc_status(server.pid(), "Threads").is_some_and(|n| n <= baseline)
     });
-    assert!(freed, "connection threads still run 10s after their clients left");
     sb.run(&["ping"]).ok();
     let (conns, answers) = open_and_ping(MAX_CONNECTIONS + 1);
     let served = answers.iter().filter(|a| a.contains(r#""result":"pong""#)).count();
@@ -899,10 +826,12 @@ fn a_server_short_of_file_descriptors_says_busy_and_does_not_spin() {
     let mut server = sb.serve_via(&["prlimit", "--nofile=128:128"], Path::new(BIN), &[]);
     let mut conns: Vec<Conn> = (0..200).map(|_| Conn::open(&sb.socket())).collect();
     for conn in &mut conns {
-        conn.send(b"{\"op\":\"ping\"}\n").unwrap();
+        // A client told "busy" is closed at once, maybe before this write
+        // lands (a broken pipe); its busy line is there to read regardless.
+        let _ = conn.send(b"{\"op\":\"ping\"}\n");
     }
     let (mut pong, mut busy, mut silent) = (0, 0, 0);
-    let mut wait = Duration::from_secs(3);
+    let mut wait = PATIENCE;
     for conn in &mut conns {
         conn.stream().set_read_timeout(Some(wait)).unwrap();
         match conn.line() {
@@ -910,7 +839,7 @@ fn a_server_short_of_file_descriptors_says_busy_and_does_not_spin() {
             Ok(Some(answer)) if kind(&answer) == "busy" => busy += 1,
             _ => {
                 silent += 1;
-                // One silent client proves the point; do not wait 3s for each.
+                // One silent client fails the test; do not wait long for each.
                 wait = Duration::from_millis(10);
             }
         }
@@ -922,14 +851,20 @@ fn a_server_short_of_file_descriptors_says_busy_and_does_not_spin() {
         fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
             + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
     };
-    let spent = cpu(server.pid());
-    sleep(Duration::from_secs(1));
-    let ticks = cpu(server.pid()) - spent;
+    // Its CPU time while nothing happens, as a share of the time that
+    // passed: about nothing when it waits, a whole core's worth when it
+    // spins (less on a busy machine, still far above the bar).
+    let (began, spent) = (Instant::now(), cpu(server.pid()));
+    sleep(Duration::from_secs(2));
+    let ticks = cpu(server.pid()).saturating_sub(spent);
+    let percent = ticks as f64 * 10.0 / began.elapsed().as_millis() as f64 * 100.0;
     assert_alive(&mut server, "out of file descriptors");
     assert!(
-        silent == 0 && busy > 0 && ticks < 30,
+        silent == 0 && busy > 0 && percent < 20.0,
         "with RLIMIT_NOFILE 128 and 200 clients: {pong} served, {busy} told busy, {silent} got \
-         no answer at all; the server then used {ticks} CPU ticks (1/100 s) in one idle second"
+         no answer at all; the server then used {percent:.0}% of a CPU ({ticks} ticks of 1/100 s \
+         in {:?}) while idle",
+        began.elapsed()
     );
 }
 
@@ -1149,11 +1084,9 @@ fn clients_that_vanish_mid_answer_never_kill_the_server() {
             assert_alive(&mut server, "while clients vanished mid-answer");
         }
     }
-    assert!(
-        within(Duration::from_secs(10), || proc_status(server.pid(), "Threads")
-            .is_some_and(|n| n <= baseline)),
-        "connection threads of vanished clients linger"
-    );
+    eventually("the connection threads of vanished clients end", || {
+        proc_status(server.pid(), "Threads").is_some_and(|n| n <= baseline)
+    });
     assert_alive(&mut server, "after 900 vanished clients");
     assert_eq!(units(&sb.socket()), before);
     sb.run(&["ping"]).ok();

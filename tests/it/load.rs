@@ -31,7 +31,7 @@ struct Waited {
 /// started exactly once.
 fn client(i: usize, socket: &Path, blocked: &AtomicUsize) -> Result<Waited, String> {
     let stream = UnixStream::connect(socket).map_err(|e| format!("w{i}: cannot connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut reader = BufReader::new(&stream);
     let mut ask = |line: String| {
         (&stream).write_all(line.as_bytes()).map_err(|e| format!("w{i}: cannot send: {e}"))?;
@@ -46,7 +46,9 @@ fn client(i: usize, socket: &Path, blocked: &AtomicUsize) -> Result<Waited, Stri
     if !answer.contains(r#""result":"wanted","added":1,"registered":true}"#) {
         return Err(format!("w{i}: want answered {answer}"));
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Counted from this client's want: all the others may take up to
+    // PATIENCE to be waiting too before the gate opens.
+    let deadline = Instant::now() + 3 * PATIENCE;
     let start = format!("{{\"op\":\"start\",\"unit\":\"w{i}\"}}\n");
     let mut attempts = 0;
     let waited_for = loop {
@@ -63,7 +65,7 @@ fn client(i: usize, socket: &Path, blocked: &AtomicUsize) -> Result<Waited, Stri
             blocked.fetch_add(1, Ordering::SeqCst);
         }
         if Instant::now() > deadline {
-            return Err(format!("w{i}: still blocked after 30s: {answer}"));
+            return Err(format!("w{i}: still blocked after {:?}: {answer}", 3 * PATIENCE));
         }
         sleep(POLL);
     };
@@ -108,7 +110,7 @@ fn a_thousand_polling_clients_each_start_exactly_once_in_bounded_memory() {
         })
         .collect();
     let all_waiting = {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + PATIENCE;
         while blocked.load(Ordering::SeqCst) < CLIENTS && Instant::now() < deadline {
             sleep(Duration::from_millis(20));
         }

@@ -6,6 +6,10 @@ mod core;
 mod durability;
 mod hostile;
 mod load;
+// The one seeded generator of every randomized test: it lives in the
+// crate (under cfg(test), for the parser's fuzz test) and is shared from there.
+#[path = "../../src/rng.rs"]
+mod rng;
 mod run;
 mod scripts;
 mod up;

@@ -1,19 +1,12 @@
 //! `unitsync run`: a unit's whole life around a real command, with real
 //! signals, under every shell.
 
+use std::path::Path;
 use std::process::Stdio;
-use std::thread::sleep;
-use std::time::Duration;
 
 use crate::util::*;
 
 const SHELLS: [&str; 3] = ["busybox sh", "dash", "bash"];
-
-fn json_status(sb: &Sandbox, unit: &str) -> String {
-    let out = sb.run(&["status", unit, "--json"]);
-    out.ok();
-    out.stdout.clone()
-}
 
 #[test]
 fn success_completes_the_unit_and_failure_fails_it_with_the_status() {
@@ -83,17 +76,24 @@ fn sigterm_and_sighup_reach_the_command_and_the_unit_fails() {
         let sb = Sandbox::new();
         let _server = sb.serve(&[]);
         let marker = sb.path("got-signal");
-        // The command reports the signal it got, then exits 7.
+        let trapped = sb.path("trapped");
+        // The command says when its trap is set, reports the signal it got,
+        // then exits 7.
         let script = format!(
-            "trap 'kill $!; echo {signal} > {}; exit 7' {signal}; sleep 30 2>/dev/null & wait",
-            marker.display()
+            "trap 'kill $!; echo {signal} > {}; exit 7' {signal}; : > {}; \
+             sleep 30 2>/dev/null & wait",
+            marker.display(),
+            trapped.display()
         );
-        let mut cmd = sb.cmd(&["run", "worker", "--", "sh", "-c", &script]);
+        // The signal must reach the shell's trap: run under nohup, or as a
+        // background job of a script (scripts/soak-tests.sh), the tests
+        // inherit HUP or INT ignored, and a shell cannot trap a signal that
+        // was ignored when it started. GNU env puts the default back.
+        let wrapper = ["env", "--default-signal=HUP,INT,TERM"];
+        let args = ["run", "worker", "--", "sh", "-c", &script];
+        let mut cmd = sb.cmd_via(&wrapper, Path::new(BIN), &args);
         let child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-        eventually("the command runs", || {
-            json_status(&sb, "worker").contains("\"status\": \"started\"")
-        });
-        sleep(Duration::from_millis(100));
+        eventually("the command has set its trap", || trapped.exists());
         let pid = child.id().to_string();
         assert!(
             std::process::Command::new("kill")
@@ -123,7 +123,7 @@ fn sigterm_while_waiting_fails_the_unit_and_exits_143() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    eventually("run is waiting", || json_status(&sb, "late").contains("\"waiting_since\": 0"));
+    until_waiting(&sb, "late");
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
@@ -167,7 +167,7 @@ fn a_server_restart_while_waiting_makes_run_declare_again() {
     let mut server = sb.serve(&[]);
     let child =
         sb.cmd(&["run", "b", "--after", "a", "--", "true"]).stderr(Stdio::piped()).spawn().unwrap();
-    eventually("b waits", || json_status(&sb, "b").contains("\"waiting_since\": 0"));
+    until_waiting(&sb, "b");
     server.stop_with("KILL");
     let _server = sb.serve(&[]);
     // The new server learns b's dependency from run itself.
@@ -207,13 +207,14 @@ fn the_readme_one_liner_replaces_the_forty_line_script() {
         )
         .unwrap();
         std::fs::write(sb.path("agent.sh"), readme_one_liner()).unwrap();
-        let script = "export REPO_DIR=\"$PWD/repo\"
+        let script = UNTIL_WAITING_SH.to_owned()
+            + "export REPO_DIR=\"$PWD/repo\"
             sh ./agent.sh & agent=$!
-            sleep 0.3
+            until_waiting claude-code
             test ! -e claude-ran-in || { echo 'ran before git-clone'; exit 1; }
             unitsync run git-clone -- true
             wait $agent";
-        sb.shell(shell, script).ok();
+        sb.shell(shell, &script).ok();
         let ran_in = std::fs::read_to_string(sb.path("claude-ran-in")).unwrap();
         assert_eq!(ran_in.trim(), sb.path("repo").to_string_lossy());
         let log = server.log();

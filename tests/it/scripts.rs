@@ -24,6 +24,8 @@ fn the_demo_runs_under_busybox_dash_and_bash() {
         let log = &out.stderr;
         assert!(at(log, "pip-install started") >= at(log, "apt-install completed"), "{out}");
         assert!(at(log, "pip-install started") >= at(log, "git-clone completed"), "{out}");
-        assert!(at(log, "agent started") < at(log, "apt-install completed"), "{out}");
+        // That the agent need not wait for apt-install shows in the demo's
+        // output; the demo's pauses cannot prove it on a loaded machine
+        // (core.rs's seed scenario does, by events).
     }
 }

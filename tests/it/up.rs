@@ -5,7 +5,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::util::*;
@@ -14,6 +13,14 @@ fn script(dir: &Path, name: &str, body: &str) {
     let path = dir.join(name);
     fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Runs `unitsync up --dir DIR -- MAIN...` to the end.
+fn up(sb: &Sandbox, dir: &Path, main: &[&str]) -> Output {
+    let dir = dir.to_string_lossy();
+    let mut args = vec!["up", "--dir", &dir, "--"];
+    args.extend_from_slice(main);
+    sb.run(&args)
 }
 
 fn startup_dir(sb: &Sandbox) -> std::path::PathBuf {
@@ -38,22 +45,12 @@ fn processes_with(token: &str) -> Vec<String> {
     found
 }
 
-/// The state letter and parent pid of process `pid`, from /proc.
-fn state_and_parent(pid: &str) -> Option<(String, u32)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    Some((fields.next()?.to_owned(), fields.next()?.parse().ok()?))
-}
-
 /// Zombie children of `pid`.
 fn zombies_of(pid: u32) -> Vec<String> {
     let entries = fs::read_dir("/proc").unwrap().flatten();
     let pids = entries.map(|e| e.file_name().to_string_lossy().into_owned());
-    pids.filter(|p| {
-        state_and_parent(p).is_some_and(|(state, parent)| state == "Z" && parent == pid)
-    })
-    .collect()
+    pids.filter(|p| proc_state(p).is_some_and(|(state, parent)| state == "Z" && parent == pid))
+        .collect()
 }
 
 #[test]
@@ -77,15 +74,7 @@ fn header_scripts_and_cli_scripts_run_in_order_with_prefixed_output() {
     );
     script(&dir, ".hidden.sh", "echo must not run");
     fs::write(dir.join("notes.txt"), "not executable").unwrap();
-    let out = sb.run(&[
-        "up",
-        "--dir",
-        &dir.to_string_lossy(),
-        "--",
-        "sh",
-        "-c",
-        "echo main; unitsync ping >/dev/null && echo served",
-    ]);
+    let out = up(&sb, &dir, &["sh", "-c", "echo main; unitsync ping >/dev/null && echo served"]);
     out.ok();
     for line in out.stdout.lines().take_while(|l| !l.is_empty()) {
         let ok = [
@@ -120,14 +109,7 @@ fn a_failing_script_stops_its_dependents_and_the_main_command() {
     script(&dir, "lint.sh", "# unitsync: soft-after=fetch\necho linted");
     // fetch has no header: it speaks for itself.
     script(&dir, "fetch.sh", "unitsync run fetch -- sh -c 'echo network down >&2; exit 2'");
-    let out = sb.run(&[
-        "up",
-        "--dir",
-        &dir.to_string_lossy(),
-        "--",
-        "touch",
-        &sb.path("main-ran").to_string_lossy(),
-    ]);
+    let out = up(&sb, &dir, &["touch", &sb.path("main-ran").to_string_lossy()]);
     out.code(1);
     out.stderr_has("fetch.sh  | network down\n");
     out.stdout_has("build.sh   build   not run: dependency fetch failed: exit status 2");
@@ -145,15 +127,7 @@ fn the_main_command_runs_while_serving_and_gives_the_exit_status() {
     let sb = Sandbox::new();
     let dir = startup_dir(&sb);
     script(&dir, "setup.sh", "# unitsync: unit=setup\ntrue");
-    let out = sb.run(&[
-        "up",
-        "--dir",
-        &dir.to_string_lossy(),
-        "--",
-        "sh",
-        "-c",
-        "unitsync wait setup && exit 7",
-    ]);
+    let out = up(&sb, &dir, &["sh", "-c", "unitsync wait setup && exit 7"]);
     out.code(7);
     // No scripts at all: just the command, under a server.
     sb.run(&["up", "--", "unitsync", "ping"]).ok().stdout_has("unitsync ");
@@ -177,11 +151,12 @@ fn a_bad_header_is_refused_before_anything_runs() {
 fn a_script_timeout_stops_a_hung_script() {
     let sb = Sandbox::new();
     let dir = startup_dir(&sb);
-    script(&dir, "hang.sh", "# unitsync: unit=hang\nsleep 30");
+    script(&dir, "hang.sh", "# unitsync: unit=hang\nsleep 300");
     let began = Instant::now();
     let out = sb.run(&["up", "--dir", &dir.to_string_lossy(), "--script-timeout", "300ms"]);
     out.code(1).stdout_has("hang.sh  hang  timed out (--script-timeout)");
-    assert!(began.elapsed() < Duration::from_secs(10), "{out}");
+    // Well before the script would have ended by itself.
+    assert!(began.elapsed() < Duration::from_secs(60), "{out}");
 }
 
 #[test]
@@ -220,10 +195,15 @@ fn orphaned_grandchildren_are_reaped() {
     let dir = startup_dir(&sb);
     let token = format!("unitsync-orphan-{}", std::process::id());
     // The script exits at once; its background child is orphaned, lands on
-    // up (a subreaper, as PID 1 would be), and exits later: up must reap it.
-    script(&dir, "spawner.sh", &format!("sh -c 'sleep 0.4; : {token}' &\nexit 0"));
-    let child = sb
-        .cmd(&["up", "--dir", &dir.to_string_lossy(), "--", "sleep", "3"])
+    // up (a subreaper, as PID 1 would be), and exits once the test has seen
+    // that: up must reap it.
+    let orphan_ends = sb.path("orphan-ends");
+    let orphan = format!("{}; : {token}", until_file_sh(&orphan_ends));
+    script(&dir, "spawner.sh", &format!("sh -c '{orphan}' &\nexit 0"));
+    // The main command runs until the test is done looking (or a minute).
+    let done = sb.path("done");
+    let mut child = sb
+        .cmd(&["up", "--dir", &dir.to_string_lossy(), "--", "sh", "-c", &until_file_sh(&done)])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -232,12 +212,13 @@ fn orphaned_grandchildren_are_reaped() {
     eventually("the orphan is adopted by up", || {
         processes_with(&token)
             .iter()
-            .any(|p| state_and_parent(p).is_some_and(|(_, parent)| parent == pid))
+            .any(|p| proc_state(p).is_some_and(|(_, parent)| parent == pid))
     });
+    fs::write(&orphan_ends, "").unwrap();
     eventually("the orphan has exited", || processes_with(&token).is_empty());
-    sleep(Duration::from_millis(100));
-    let zombies = zombies_of(pid);
+    eventually("up reaps the orphan", || zombies_of(pid).is_empty());
+    assert!(child.try_wait().unwrap().is_none(), "up exited before its main command ended");
+    fs::write(&done, "").unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(zombies.is_empty(), "up left zombies: {zombies:?}");
     assert_eq!(out.status.code(), Some(0));
 }

@@ -12,10 +12,6 @@ use std::process::{Command, Stdio};
 
 use crate::util::*;
 
-fn is_root() -> bool {
-    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
-}
-
 /// A sandbox other users can reach, and a copy of the binary they can run
 /// (the build directory may be private to its owner).
 fn shared_sandbox() -> (Sandbox, PathBuf) {

@@ -4,7 +4,8 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -14,6 +15,19 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_unitsync");
 
+/// How long a test waits for something that takes milliseconds when all
+/// is well: far longer than any loaded machine needs, so that only a real
+/// failure ever runs into it.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A name used by no other sandbox or log of this test run: the process id
+/// and a process-wide counter (two clock readings can be equal; two
+/// counter values cannot).
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
 /// A directory of its own for one test: socket, logs, scripts, a `bin/`
 /// that holds `unitsync` and a `coder` symlink for the shells' PATH.
 pub struct Sandbox {
@@ -22,13 +36,8 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
         // Short, because a socket path must fit in 108 bytes.
-        let dir = std::env::temp_dir().join(format!(
-            "us-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
+        let dir = std::env::temp_dir().join(unique("us"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("bin")).unwrap();
         std::os::unix::fs::symlink(BIN, dir.join("bin/unitsync")).unwrap();
@@ -46,7 +55,22 @@ impl Sandbox {
 
     /// `unitsync ARGS` with this sandbox's socket and a clean environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.cmd_via(&[], Path::new(BIN), args)
+    }
+
+    /// `WRAPPER... BINARY ARGS` (e.g. `setpriv --reuid 4242 ...` or
+    /// `prlimit --nofile=128`; no wrapper runs the binary itself), with
+    /// this sandbox's socket and environment. A wrapper must exec the
+    /// binary, so that the child's pid is unitsync's.
+    pub fn cmd_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Command {
+        let mut cmd = match wrapper {
+            [] => Command::new(binary),
+            [program, rest @ ..] => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(binary);
+                cmd
+            }
+        };
         cmd.args(args);
         self.env(&mut cmd);
         cmd
@@ -67,7 +91,12 @@ impl Sandbox {
 
     /// Runs `unitsync ARGS` to the end.
     pub fn run(&self, args: &[&str]) -> Output {
-        output(format!("unitsync {}", args.join(" ")), self.cmd(args))
+        self.run_via(&[], Path::new(BIN), args)
+    }
+
+    /// Runs `WRAPPER... BINARY ARGS` to the end.
+    pub fn run_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Output {
+        output(shown(wrapper, args), self.cmd_via(wrapper, binary, args))
     }
 
     /// Runs `script` under `shell` (e.g. "busybox sh", "dash", "bash") with
@@ -84,22 +113,41 @@ impl Sandbox {
 
     /// Starts `unitsync serve ARGS` and waits until it answers.
     pub fn serve(&self, args: &[&str]) -> Server {
-        let log = self.path(&format!("server-{}.log", Instant::now().elapsed().as_nanos()));
+        self.serve_via(&[], Path::new(BIN), args)
+    }
+
+    /// Starts `WRAPPER... BINARY serve ARGS` and waits until it answers.
+    pub fn serve_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Server {
+        let log = self.path(&format!("{}.log", unique("server")));
         let mut full = vec!["serve"];
         full.extend_from_slice(args);
-        let mut cmd = self.cmd(&full);
+        let mut cmd = self.cmd_via(wrapper, binary, &full);
         cmd.stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
-        let child = cmd.spawn().unwrap();
-        let server = Server { child, log, socket: self.socket() };
+        let child =
+            cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", shown(wrapper, &full)));
+        let mut server = Server { child, log, socket: self.socket() };
         server.wait_ready();
         server
     }
+}
+
+/// A command line as a failure message shows it.
+fn shown(wrapper: &[&str], args: &[&str]) -> String {
+    let mut words = wrapper.to_vec();
+    words.push("unitsync");
+    words.extend_from_slice(args);
+    words.join(" ")
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Whether the tests run as root (the users and ownership tests need it).
+pub fn is_root() -> bool {
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 /// Fails loudly when a tool the tests need is missing.
@@ -122,21 +170,23 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut conn) = UnixStream::connect(&self.socket)
-                && conn.write_all(b"{\"op\":\"ping\"}\n").is_ok()
-            {
-                let mut line = String::new();
-                if BufReader::new(&conn).read_line(&mut line).is_ok() && line.contains("pong") {
-                    return;
-                }
-            }
-            sleep(Duration::from_millis(10));
+    /// Waits until the server answers a ping; fails at once if it exits.
+    pub fn wait_ready(&mut self) {
+        let mut exited = None;
+        let answered = poll(|| {
+            exited = self.child.try_wait().unwrap();
+            exited.is_some()
+                || UnixStream::connect(&self.socket).is_ok_and(|stream| {
+                    let mut conn = Conn::with(stream);
+                    conn.try_ask(br#"{"op":"ping"}"#).is_ok_and(|answer| answer.contains("pong"))
+                })
+        });
+        if let Some(status) = exited {
+            panic!("the server exited ({status}) instead of serving; its log:\n{}", self.log());
         }
-        panic!(
-            "server on {} did not answer within 10s; its log:\n{}",
+        assert!(
+            answered,
+            "server on {} did not answer within {PATIENCE:?}; its log:\n{}",
             self.socket.display(),
             self.log()
         );
@@ -156,18 +206,14 @@ impl Server {
         let status =
             Command::new("kill").args(["-s", signal, &self.pid().to_string()]).status().unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit on SIG{signal}; log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(10));
-        }
+        let mut exited = None;
+        poll(|| {
+            exited = self.child.try_wait().unwrap();
+            exited.is_some()
+        });
+        exited.unwrap_or_else(|| {
+            panic!("server did not exit on SIG{signal} within {PATIENCE:?}; log:\n{}", self.log())
+        })
     }
 }
 
@@ -211,6 +257,12 @@ impl fmt::Display for Output {
 
 impl Output {
     #[track_caller]
+    pub fn stderr_is(&self, expected: &str) -> &Output {
+        assert_eq!(self.stderr, expected, "unexpected stderr{self}");
+        self
+    }
+
+    #[track_caller]
     pub fn code(&self, expected: i32) -> &Output {
         assert_eq!(self.code, Some(expected), "unexpected exit code{self}");
         self
@@ -240,21 +292,86 @@ impl Output {
     }
 }
 
-/// Sends raw lines over one connection and returns each response line.
+/// One raw connection to a server, read without a line cap of our own.
+pub struct Conn {
+    pub reader: BufReader<UnixStream>,
+}
+
+impl Conn {
+    pub fn open(socket: &Path) -> Conn {
+        let stream = UnixStream::connect(socket)
+            .unwrap_or_else(|e| panic!("cannot connect to {}: {e}", socket.display()));
+        Conn::with(stream)
+    }
+
+    /// A connection already made, with timeouts so a silent server fails
+    /// the test instead of hanging it.
+    pub fn with(stream: UnixStream) -> Conn {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.set_write_timeout(Some(PATIENCE)).unwrap();
+        Conn { reader: BufReader::new(stream) }
+    }
+
+    pub fn stream(&self) -> &UnixStream {
+        self.reader.get_ref()
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
+    }
+
+    /// The next line, or None at the end of the stream.
+    pub fn line(&mut self) -> io::Result<Option<String>> {
+        let mut buf = Vec::new();
+        if self.reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8(buf).expect("the server answers in UTF-8")))
+    }
+
+    /// Sends one line and returns its answer, or says why there is none.
+    pub fn try_ask(&mut self, line: &[u8]) -> Result<String, String> {
+        let mut request = line.to_vec();
+        request.push(b'\n');
+        // The server may answer and close before it read everything (a line
+        // over the cap, a busy server): its answer still counts when the
+        // send failed.
+        let sent = self.send(&request);
+        match self.line() {
+            Ok(Some(answer)) => Ok(answer),
+            _ if sent.is_err() => Err(format!("cannot send: {}", sent.expect_err("checked"))),
+            Ok(None) => Err("the server closed the connection instead of answering".into()),
+            Err(e) => Err(format!("no answer: {e}")),
+        }
+    }
+
+    #[track_caller]
+    pub fn ask(&mut self, line: &[u8]) -> String {
+        self.try_ask(line).unwrap_or_else(|why| panic!("{}: {why}", show(line)))
+    }
+
+    /// Whether the server closed this connection (end of stream or reset).
+    pub fn is_closed(&mut self) -> bool {
+        match self.line() {
+            Ok(None) => true,
+            Err(e) => e.kind() == ErrorKind::ConnectionReset,
+            Ok(Some(_)) => false,
+        }
+    }
+}
+
+/// A possibly binary line, escaped and cut short for a failure message.
+pub fn show(line: &[u8]) -> String {
+    const SHOWN: usize = 300;
+    let cut = &line[..line.len().min(SHOWN)];
+    let more = if line.len() > SHOWN { format!("... ({} bytes)", line.len()) } else { "".into() };
+    format!("\"{}\"{more}", cut.escape_ascii())
+}
+
+/// Sends raw lines over one connection and returns each answer line.
 pub fn raw_exchange(socket: &Path, lines: &[&[u8]]) -> Vec<String> {
-    let conn = UnixStream::connect(socket).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut reader = BufReader::new(&conn);
-    lines
-        .iter()
-        .map(|line| {
-            (&conn).write_all(line).unwrap();
-            (&conn).write_all(b"\n").unwrap();
-            let mut response = String::new();
-            reader.read_line(&mut response).unwrap();
-            response
-        })
-        .collect()
+    let mut conn = Conn::open(socket);
+    lines.iter().map(|line| conn.ask(line)).collect()
 }
 
 /// Seconds since server start at which the log says `what` happened,
@@ -266,45 +383,43 @@ pub fn at(log: &str, what: &str) -> f64 {
         .unwrap_or_else(|| panic!("the server log never says {what:?}:\n{log}"))
 }
 
-/// Polls `cond` for up to 10 seconds.
-#[track_caller]
-pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+/// The one waiting loop: polls `cond` until it holds or [`PATIENCE`] runs
+/// out, and says whether it held.
+fn poll(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         sleep(Duration::from_millis(10));
     }
 }
 
-impl Sandbox {
-    /// `WRAPPER... unitsync ARGS` (e.g. `setpriv --reuid 4242 ...` or
-    /// `prlimit --nofile=128`), with this sandbox's socket and environment.
-    /// The wrapper must exec the binary, so the child's pid is unitsync's.
-    pub fn cmd_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(wrapper[0]);
-        cmd.args(&wrapper[1..]).arg(binary).args(args);
-        self.env(&mut cmd);
-        cmd
-    }
+/// Waits for an event: polls `cond` until it holds, and fails, saying what
+/// it waited for, if it has not after [`PATIENCE`].
+#[track_caller]
+pub fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    assert!(poll(cond), "waited {PATIENCE:?} in vain until {what}");
+}
 
-    /// Runs `WRAPPER... unitsync ARGS` to the end.
-    pub fn run_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Output {
-        let shown = format!("{} unitsync {}", wrapper.join(" "), args.join(" "));
-        output(shown, self.cmd_via(wrapper, binary, args))
-    }
+/// The status of `unit` as `status --json` prints it.
+pub fn json_status(sb: &Sandbox, unit: &str) -> String {
+    let out = sb.run(&["status", unit, "--json"]);
+    out.ok();
+    out.stdout
+}
 
-    /// Starts `WRAPPER... unitsync serve ARGS` and waits until it answers.
-    pub fn serve_via(&self, wrapper: &[&str], binary: &Path, args: &[&str]) -> Server {
-        let log = self.path(&format!("server-{}.log", Instant::now().elapsed().as_nanos()));
-        let mut full = vec!["serve"];
-        full.extend_from_slice(args);
-        let mut cmd = self.cmd_via(wrapper, binary, &full);
-        cmd.stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", wrapper[0]));
-        let server = Server { child, log, socket: self.socket() };
-        server.wait_ready();
-        server
-    }
+/// Waits until `unit` is blocked in a `start` (or `run`): a client has
+/// asked to start it and is waiting for its dependencies.
+#[track_caller]
+pub fn until_waiting(sb: &Sandbox, unit: &str) {
+    eventually(&format!("{unit} waits for its dependencies"), || {
+        let status = json_status(sb, unit);
+        status.contains("\"waiting_since\": ") && !status.contains("\"waiting_since\": null")
+    });
 }
 
 /// A field of `/proc/PID/status` as a number, e.g. `Threads` or `VmRSS`
@@ -318,6 +433,37 @@ pub fn proc_status(pid: i32, field: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// A shell function for test scripts: `until_waiting UNIT` returns once
+/// UNIT is blocked in a start, or fails after a minute (so that the script
+/// carries on, and the test fails on what follows, instead of hanging).
+pub const UNTIL_WAITING_SH: &str = r#"until_waiting() {
+    i=0
+    until unitsync status "$1" --json | grep -q '"waiting_since": [0-9]'; do
+        i=$((i + 1))
+        [ "$i" -lt 1200 ] || { echo "$1 never waited" >&2; return 1; }
+        sleep 0.05
+    done
+}
+"#;
+
+/// A shell command that returns once `path` exists, or after a minute (so
+/// that a failing test ends instead of hanging).
+pub fn until_file_sh(path: &Path) -> String {
+    format!(
+        "i=0; until [ -e \"{}\" ] || [ $i -ge 1200 ]; do sleep 0.05; i=$((i + 1)); done",
+        path.display()
+    )
+}
+
+/// The state letter (`R`, `S`, `Z`...) and parent pid of process `pid`,
+/// from /proc; None once it is gone.
+pub fn proc_state(pid: &str) -> Option<(String, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    Some((fields.next()?.to_owned(), fields.next()?.parse().ok()?))
 }
 
 /// Raises this test process's soft RLIMIT_NOFILE to at least `need`, so
@@ -352,12 +498,4 @@ pub fn ensure_fd_limit(need: u64) {
         "this test needs {need} open files but RLIMIT_NOFILE is {soft} (hard {hard}) and \
          prlimit could not raise it; run the tests after 'ulimit -n {need}'{out}"
     );
-}
-
-impl Output {
-    #[track_caller]
-    pub fn stderr_is(&self, expected: &str) -> &Output {
-        assert_eq!(self.stderr, expected, "unexpected stderr{self}");
-        self
-    }
 }

@@ -3,8 +3,11 @@
 //! a real server and real timings. Exact output is pinned by the unit tests
 //! in `src/render.rs`; these check only what does not depend on timing.
 
+use std::fs;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
 
 use crate::util::*;
 
@@ -31,18 +34,24 @@ fn rows(chart: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// a runs 0.4s; c starts a little later and runs 0.1s; b needs both, so
-/// it waits for a, which completes last. Starts are spaced out so that the
-/// timeline's order (by start) is a, c, b whatever the machine's speed.
+/// a starts, then c, then b, which needs both and so waits; c completes,
+/// then a, 0.3s after it is let go, so that b waits mostly for a. The
+/// order is the test's doing, whatever the machine's speed; the pauses
+/// between starts only keep two starts out of the same millisecond.
 fn a_c_then_b(sb: &Sandbox) {
+    let (go_a, go_c) = (sb.path("go-a"), sb.path("go-c"));
     sb.run(&["want", "b", "a", "c"]).ok();
-    let a = spawn(sb, &["run", "a", "--", "sleep", "0.4"]);
+    let a = spawn(sb, &["run", "a", "--", "sh", "-c", &(until_file_sh(&go_a) + "; sleep 0.3")]);
     until_status(sb, "a", "started");
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    let c = spawn(sb, &["run", "c", "--", "sleep", "0.1"]);
+    sleep(Duration::from_millis(20));
+    let c = spawn(sb, &["run", "c", "--", "sh", "-c", &(until_file_sh(&go_c) + "; sleep 0.1")]);
     until_status(sb, "c", "started");
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    sleep(Duration::from_millis(20));
     let b = spawn(sb, &["run", "b", "--after", "a", "--after", "c", "--", "sleep", "0.1"]);
+    until_waiting(sb, "b");
+    fs::write(&go_c, "").unwrap();
+    until_status(sb, "c", "completed");
+    fs::write(&go_a, "").unwrap();
     for mut child in [a, b, c] {
         assert!(child.wait().unwrap().success());
     }
@@ -90,8 +99,8 @@ fn the_critical_chain_blames_the_dependency_that_completed_last() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
     assert_eq!(lines[0], "critical chain (@ when a unit started, + how long it ran):", "{out}");
-    assert!(lines[1].starts_with("a  @0.") && !lines[1].contains("waited"), "{out}");
-    assert!(lines[2].starts_with("b  @0.") && lines[2].ends_with(" for a)"), "{out}");
+    assert!(lines[1].starts_with("a  @") && !lines[1].contains("waited"), "{out}");
+    assert!(lines[2].starts_with("b  @") && lines[2].ends_with(" for a)"), "{out}");
     assert!(lines[2].contains(" (waited "), "{out}");
     assert!(lines[3].starts_with("total: ") && lines[3].ends_with(" until b completed"), "{out}");
 }

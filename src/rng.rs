@@ -1,7 +1,10 @@
-//! A seeded random generator, and byte-level damage, shared by the fuzz tests of the parser
-//! (`src/protocol/fuzz.rs`) and of a live server (`tests/it/hostile.rs`):
-//! small, and the same sequence for the same seed everywhere, so every
-//! failure can be replayed.
+//! Test support only (compiled under `cfg(test)`): the one seeded random
+//! generator, and the byte-level damage, of every randomized test: the
+//! parser's fuzz test (`protocol/fuzz.rs`) uses it from here, and the
+//! integration tests (`tests/it/main.rs`) include this same file, so the
+//! crate never reaches into `tests/`. Small, and the same sequence for the
+//! same seed everywhere, so every failure can be replayed.
+// Each of the two crates that compile this file uses a different part of it.
 #![allow(dead_code)]
 
 /// xorshift64: tiny, and the same sequence for the same seed everywhere.

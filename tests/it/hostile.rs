@@ -4,7 +4,7 @@
 //! non-reading clients, a flood past the connection cap, names at every
 //! limit. After each attack the server must still give a well-behaved
 //! client correct answers, and its state must be exactly what the accepted
-//! requests made it: a refused request changes nothing (SPEC §6).
+//! requests made it: a refused request changes nothing (README.md, "Security and reliability").
 //!
 //! The random tests print their seed when they fail; rerun one with
 //! `UNITSYNC_FUZZ_SEED=N cargo test --test it hostile`.

@@ -1,7 +1,7 @@
 //! Load (issue: reliability and security): a thousand clients waiting and
 //! polling at once, each on its own connection, as a thousand `unitsync
 //! start` processes would, but from threads so the test stays cheap.
-//! SPEC §8: 1,000 connected clients polling at once stay under 64 MiB.
+//! 1,000 connected clients polling at once stay under 64 MiB.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -17,7 +17,7 @@ use crate::util::*;
 
 const CLIENTS: usize = 1000;
 const POLL: Duration = Duration::from_millis(50);
-/// SPEC §8.
+/// The footprint promised in README.md ("Benchmarks").
 const MAX_RSS_KIB: u64 = 64 * 1024;
 
 /// What one waiting client saw.

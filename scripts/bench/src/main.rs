@@ -30,6 +30,18 @@ const USAGE: &str = "usage:
   unitsync-bench handoff sleep|inotify TRIALS DIR
       time from an acknowledged completion to the waiter's exit;
       prints: trials median_us p95_us min_us max_us
+  unitsync-bench ready tcp|fd TRIALS SOCKET UNITSYNC POLL_MS DIR
+      a service run by `unitsync run --ready tcp:PORT|fd:3` becomes ready at
+      a random moment; time from its listening (tcp) or its newline (fd) to
+      the exit of a dependent's waiting `unitsync start`;
+      prints: trials median_us p95_us min_us max_us
+  unitsync-bench notify FIFO
+      (the fd service) once a byte arrives on FIFO, writes a newline to fd
+      3, then waits to be stopped
+  unitsync-bench shutdown ROUNDS UNITSYNC DIR UNIT
+      starts `unitsync up --dir DIR` on a socket of its own, waits until
+      UNIT is ready, sends SIGTERM and times until `up` has exited;
+      prints: rounds median_us p95_us min_us max_us
   unitsync-bench scale SOCKET chain|fan N PID LIMIT_SECONDS
       registers N units, declares their edges in a shuffled order (a chain,
       or each wanting 10 earlier units), then starts and completes them all
@@ -71,6 +83,14 @@ fn run(args: &[&str]) -> io::Result<bool> {
         }
         ["handoff", kind @ ("sleep" | "inotify"), trials, dir] => {
             handoff_marker(kind, num(trials)?, Path::new(dir)).map(|t| report(&t))
+        }
+        ["ready", kind @ ("tcp" | "fd"), trials, socket, bin, poll, dir] => {
+            ready_latency(kind, num(trials)?, socket, bin, millis(poll)?, Path::new(dir))
+                .map(|t| report(&t))
+        }
+        ["notify", fifo] => notify(Path::new(fifo)),
+        ["shutdown", rounds, bin, dir, unit] => {
+            shutdown(num(rounds)?, bin, Path::new(dir), unit).map(|t| report(&t))
         }
         ["scale", socket, shape @ ("chain" | "fan"), n, pid, limit] => {
             scale(socket, shape, num(n)?, pid, secs_arg(limit)?)
@@ -324,6 +344,135 @@ fn handoff_unitsync(
         sleep(rng.duration(poll));
         ctl.ok(&format!(r#"{{"op":"complete","unit":"{dep}"}}"#))?;
         times.push(until_exit(child, &unit)?);
+    }
+    Ok(times)
+}
+
+/// Waits until `unit`'s status answer contains `needle`.
+fn until_status(ctl: &mut Conn, unit: &str, needle: &[u8], child: &mut Child) -> io::Result<()> {
+    let status = format!("{{\"op\":\"status\",\"unit\":\"{unit}\"}}\n");
+    let began = Instant::now();
+    while !contains(ctl.call(status.as_bytes())?, needle) {
+        if began.elapsed() > Duration::from_secs(30) || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            let needle = String::from_utf8_lossy(needle);
+            return Err(fail(format!("{unit}: never showed {needle}")));
+        }
+        sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// Readiness detection: a dependent waits on a service that `unitsync run
+/// --ready` probes; at a random moment of the probe cycle the service
+/// becomes ready (the port starts listening, or the newline is written);
+/// the time runs from then until the dependent's `start` has exited.
+fn ready_latency(
+    kind: &str,
+    trials: usize,
+    socket: &str,
+    bin: &str,
+    poll: Duration,
+    dir: &Path,
+) -> io::Result<Vec<Duration>> {
+    let mut ctl = Conn::open(socket)?;
+    let mut rng = Rng::from_clock();
+    let tag = std::process::id();
+    let poll_arg = format!("{}ms", poll.as_millis());
+    let me = env::current_exe()?;
+    let mut times = Vec::with_capacity(trials);
+    for k in 0..trials {
+        let (unit, service) = (format!("r{tag}-{k}"), format!("r{tag}-{k}-svc"));
+        ctl.ok(&format!(r#"{{"op":"want","unit":"{unit}","deps":["{service}"]}}"#))?;
+        let mut dependent = spawn(Command::new(bin).args([
+            "--socket", socket, "-q", "start", &unit, "--poll", &poll_arg,
+        ]))?;
+        until_status(&mut ctl, &unit, b"\"waiting_since\":", &mut dependent)?;
+        // The port is picked free now and bound again later, by us, at the
+        // moment the "service" becomes ready; fd: the service is this
+        // program's `notify`, woken through a FIFO.
+        let fifo = dir.join(format!("ready-{k}.fifo"));
+        let (cond, command): (String, Vec<String>) = match kind {
+            "tcp" => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+                (format!("tcp:{port}"), vec!["sleep".into(), "600".into()])
+            }
+            _ => {
+                let made = Command::new("mkfifo").arg(&fifo).status()?;
+                if !made.success() {
+                    return Err(fail(format!("mkfifo {} failed", fifo.display())));
+                }
+                let notify = vec![me.display().to_string(), "notify".into()];
+                ("fd:3".to_owned(), [notify, vec![fifo.display().to_string()]].concat())
+            }
+        };
+        let mut args = vec!["--socket", socket, "-q", "run", &service, "--poll", &poll_arg];
+        args.extend(["--ready", &cond, "--"]);
+        args.extend(command.iter().map(String::as_str));
+        let mut run = spawn(Command::new(bin).args(args))?;
+        until_status(&mut ctl, &service, b"\"status\":\"started\"", &mut run)?;
+        sleep(rng.duration(poll));
+        let _listener = match kind {
+            "tcp" => {
+                let port = cond.trim_start_matches("tcp:");
+                Some(std::net::TcpListener::bind(format!("127.0.0.1:{port}"))?)
+            }
+            _ => {
+                fs::OpenOptions::new().write(true).open(&fifo)?.write_all(b"x")?;
+                None
+            }
+        };
+        times.push(until_exit(dependent, &unit)?);
+        stop(&mut run)?;
+        let _ = fs::remove_file(&fifo);
+    }
+    Ok(times)
+}
+
+/// The fd: service: a newline on fd 3 once a byte comes through `fifo`.
+fn notify(fifo: &Path) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    io::Read::read_exact(&mut fs::File::open(fifo)?, &mut byte)?;
+    // SAFETY: fd 3 is the notification pipe `run` handed us; nothing else
+    // in this process owns it.
+    let mut fd3 = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(3) };
+    fd3.write_all(b"\n")?;
+    sleep(Duration::from_secs(600));
+    Ok(())
+}
+
+/// SIGTERM to `child`, then waits for it.
+fn stop(child: &mut Child) -> io::Result<()> {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    child.wait()?;
+    Ok(())
+}
+
+/// Ordered shutdown: `up --dir DIR` until UNIT is ready, then SIGTERM;
+/// the time runs from the signal until `up` has exited.
+fn shutdown(rounds: usize, bin: &str, dir: &Path, unit: &str) -> io::Result<Vec<Duration>> {
+    let socket = dir.join("up.sock");
+    let socket = socket.to_str().ok_or_else(|| fail("the directory is not UTF-8"))?;
+    let scripts = dir.join("scripts");
+    let scripts = scripts.to_str().ok_or_else(|| fail("the directory is not UTF-8"))?;
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let mut up = spawn(Command::new(bin).args(["--socket", socket, "up", "--dir", scripts]))?;
+        let began = Instant::now();
+        let mut ctl = loop {
+            match Conn::open(socket) {
+                Ok(conn) => break conn,
+                Err(_) if began.elapsed() < Duration::from_secs(30) => {
+                    sleep(Duration::from_millis(5))
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        until_status(&mut ctl, unit, b"\"status\":\"ready\"", &mut up)?;
+        drop(ctl);
+        let t0 = Instant::now();
+        stop(&mut up)?;
+        times.push(t0.elapsed());
     }
     Ok(times)
 }

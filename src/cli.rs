@@ -245,7 +245,9 @@ Usage: unitsync fail UNIT [--reason TEXT]
 
 Marks UNIT failed; dependents that need it exit 5 at once.
 
-  --reason TEXT   one line shown to dependents (at most 1024 bytes)
+  --reason TEXT   shown to dependents; any text is accepted: line breaks
+                  become ' / ', other control characters spaces, and past
+                  1024 bytes it is cut short with '...'
 ";
 
 const STATUS_HELP: &str = "\
@@ -625,7 +627,9 @@ fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt:
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => values.push(v.string()?),
-            Long("reason") => reason = Some(parser.value()?.string()?),
+            // Whatever a failing command printed: never refused, not even
+            // for invalid UTF-8.
+            Long("reason") => reason = Some(parser.value()?.to_string_lossy().into_owned()),
             Short('h') | Long("help") => return Ok(Cmd::Help(FAIL_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }

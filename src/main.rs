@@ -142,6 +142,9 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             settings.client().call(&Request::Complete { unit })?;
         }
         Cmd::Fail { unit, reason } => {
+            // The server cleans it too; cleaning here keeps a huge log
+            // within the request line's cap.
+            let reason = reason.as_deref().and_then(protocol::clean_reason);
             settings.client().call(&Request::Fail { unit, reason })?;
         }
         Cmd::Status { unit, json } => {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::state::Status;
 use crate::state::{self, Dep, UnitInfo};
+pub use crate::state::{Status, clean_reason};
 
 /// Bumped when a request or response changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -95,7 +95,6 @@ pub enum ErrorKind {
     Cycle,
     AlreadyStarted,
     AlreadyCompleted,
-    BadReason,
     Limit,
     Busy,
     Forbidden,
@@ -120,7 +119,6 @@ impl From<state::Error> for ErrorBody {
             state::Error::Cycle { .. } => ErrorKind::Cycle,
             state::Error::AlreadyStarted { .. } => ErrorKind::AlreadyStarted,
             state::Error::AlreadyCompleted { .. } => ErrorKind::AlreadyCompleted,
-            state::Error::BadReason { .. } => ErrorKind::BadReason,
             state::Error::TooManyUnits | state::Error::TooManyEdges => ErrorKind::Limit,
         };
         ErrorBody::new(kind, e.to_string())
@@ -634,7 +632,6 @@ mod tests {
             (ErrorKind::Cycle, "cycle"),
             (ErrorKind::AlreadyStarted, "already_started"),
             (ErrorKind::AlreadyCompleted, "already_completed"),
-            (ErrorKind::BadReason, "bad_reason"),
             (ErrorKind::Limit, "limit"),
             (ErrorKind::Busy, "busy"),
             (ErrorKind::Forbidden, "forbidden"),
@@ -662,7 +659,6 @@ mod tests {
             (E::Cycle { path: vec![unit(), unit()] }, ErrorKind::Cycle),
             (E::AlreadyStarted { unit: unit() }, ErrorKind::AlreadyStarted),
             (E::AlreadyCompleted { unit: unit() }, ErrorKind::AlreadyCompleted),
-            (E::BadReason { unit: unit(), rule: "r" }, ErrorKind::BadReason),
             (E::TooManyUnits, ErrorKind::Limit),
             (E::TooManyEdges, ErrorKind::Limit),
         ];

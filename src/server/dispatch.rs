@@ -90,7 +90,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
         Request::Fail { unit, reason } => match state.fail(unit, reason.as_deref(), now) {
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
-                let why = reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+                let why = f.reason.map(|r| format!(": {r}")).unwrap_or_default();
                 let body = Body::Failed { ran: f.ran.map(secs) };
                 Outcome::change(body, format!("{unit} failed{ran}{why}"))
             }

@@ -4,6 +4,7 @@
 mod coder;
 mod core;
 mod durability;
+mod hardening;
 mod hostile;
 mod load;
 mod run;

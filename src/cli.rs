@@ -185,7 +185,8 @@ state change to stderr. State lives in memory: a new server starts empty,
 unless --state is given.
 
   --detach          run in the background; returns once the socket accepts
-                    connections and prints the server's pid
+                    connections and prints the server's pid, or fails with
+                    the server's error, leaving no server behind
   --pidfile FILE    write the server's pid to FILE
   --log FILE        append log lines to FILE instead of stderr; with
                     --detach, logs are discarded unless --log is given

@@ -56,17 +56,43 @@ pub struct Config {
 #[derive(Debug)]
 pub enum Error {
     Group(String),
-    Dir { path: PathBuf, err: io::Error },
-    DirOwner { path: PathBuf, owner: u32, me: u32 },
-    NotASocket { path: PathBuf, what: &'static str },
-    AlreadyRunning { path: PathBuf },
-    Socket { path: PathBuf, err: io::Error },
-    Pidfile { path: PathBuf, err: io::Error },
-    LogFile { path: PathBuf, err: io::Error },
+    Dir {
+        path: PathBuf,
+        err: io::Error,
+    },
+    DirOwner {
+        path: PathBuf,
+        owner: u32,
+        me: u32,
+    },
+    NotASocket {
+        path: PathBuf,
+        what: &'static str,
+    },
+    AlreadyRunning {
+        path: PathBuf,
+    },
+    Socket {
+        path: PathBuf,
+        err: io::Error,
+    },
+    Pidfile {
+        path: PathBuf,
+        err: io::Error,
+    },
+    LogFile {
+        path: PathBuf,
+        err: io::Error,
+    },
     Journal(journal::Error),
     Detach(nix::Error),
+    /// The detached child could not start serving: its own error, in words.
+    Child(String),
     Signals(nix::Error),
-    Thread { what: &'static str, err: io::Error },
+    Thread {
+        what: &'static str,
+        err: io::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -102,6 +128,7 @@ impl fmt::Display for Error {
             }
             Error::Journal(err) => err.fmt(f),
             Error::Detach(err) => write!(f, "cannot detach: {err}"),
+            Error::Child(message) => f.write_str(message),
             Error::Signals(err) => write!(f, "cannot block the stop signals: {err}"),
             Error::Thread { what, err } => write!(f, "cannot start the {what} thread: {err}"),
         }
@@ -113,31 +140,48 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Runs `unitsync serve` until SIGTERM or SIGINT. With `--detach` the caller
-/// returns as soon as the socket is listening and the child serves.
+/// returns as soon as the child serves, or fails as the child did.
+///
+/// Once the socket is bound, an error removes it again: a server that
+/// could not start leaves nothing behind (a detached child says why to its
+/// parent, then exits).
 pub fn serve(config: &Config) -> Result<(), Error> {
     let log_file = config.log.as_deref().map(daemon::open_log).transpose()?;
     let prepared = prepare(config)?;
 
+    let mut report = None;
     if config.detach {
-        if let Some(child) = daemon::detach(log_file.as_ref())? {
-            daemon::write_pidfile(config.pidfile.as_deref(), child)?;
-            // The socket was listening before the fork, so clients can
-            // connect as soon as we return.
-            println!("{child}");
-            return Ok(());
+        match daemon::detach(log_file.as_ref()) {
+            Ok(daemon::Detached::Parent { child, ready }) => {
+                // The socket is the child's now, whatever it says.
+                drop(prepared);
+                ready.wait()?;
+                // The socket was listening before the fork, so clients can
+                // connect as soon as we return.
+                println!("{child}");
+                return Ok(());
+            }
+            Ok(daemon::Detached::Child(ready)) => report = Some(ready),
+            Err(e) => return Err(prepared.abandon(e)),
         }
-    } else {
-        daemon::write_pidfile(config.pidfile.as_deref(), std::process::id() as i32)?;
-        if let Some(file) = &log_file {
-            let _ = nix::unistd::dup2_stderr(file);
-        }
+    } else if let Some(file) = &log_file {
+        let _ = nix::unistd::dup2_stderr(file);
     }
 
     // Block the stop signals before any thread exists, so that every thread
     // inherits the mask and only this one receives them.
     let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
-    signals.thread_block().map_err(Error::Signals)?;
-    let running = prepared.launch()?;
+    let started = match signals.thread_block() {
+        Err(e) => Err(prepared.abandon(Error::Signals(e))),
+        Ok(()) => match daemon::write_pidfile(config.pidfile.as_deref(), std::process::id()) {
+            Err(e) => Err(prepared.abandon(e)),
+            Ok(()) => prepared.launch(),
+        },
+    };
+    if let Some(report) = report {
+        report.send(started.as_ref().err());
+    }
+    let running = started?;
     let signal = signals.wait().unwrap_or(Signal::SIGTERM);
     running.stop(&format!("stopping on {}", signal.as_str()));
     if let Some(pidfile) = &config.pidfile {
@@ -215,7 +259,17 @@ pub struct Running {
 }
 
 impl Prepared {
-    /// Starts accepting. Threads inherit the caller's signal mask.
+    /// Gives up before serving: closes the socket and removes it, and
+    /// returns `e`, the reason.
+    fn abandon(self, e: Error) -> Error {
+        let Prepared { listener, socket, .. } = self;
+        drop(listener);
+        daemon::remove_if_ours(&socket);
+        e
+    }
+
+    /// Starts accepting. Threads inherit the caller's signal mask. If it
+    /// cannot, the socket is removed.
     pub fn launch(self) -> Result<Running, Error> {
         let Prepared { listener, server, socket, note } = self;
         server.log.line(&format!("serving on {} (pid {})", socket.display(), std::process::id()));
@@ -230,7 +284,11 @@ impl Prepared {
                 .name("accept".into())
                 .stack_size(THREAD_STACK)
                 .spawn(move || conn::accept_loop(&server, &listener, &stop))
-                .map_err(|err| Error::Thread { what: "accept", err })?
+                .map_err(|err| {
+                    // The listener went with the closure: nothing listens.
+                    daemon::remove_if_ours(&socket);
+                    Error::Thread { what: "accept", err }
+                })?
         };
         Ok(Running { server, stop, listener_fd, accept, socket })
     }

@@ -21,3 +21,36 @@ fn a_failure_is_never_lost_to_its_reason() {
     let json = sb.run(&["status", "db", "--json"]);
     json.ok().stdout_has(&format!("\"reason\": \"{}...\"", "x".repeat(1021)));
 }
+
+#[test]
+fn a_server_that_cannot_start_leaves_neither_a_server_nor_a_socket() {
+    let sb = Sandbox::new();
+    let pidfile = sb.path("missing/dir/pid");
+    let pidfile = pidfile.to_string_lossy();
+    // Detached: the child found it could not write the pidfile, said so to
+    // its parent, and went away with its socket.
+    let out = sb.run(&["serve", "--detach", "--pidfile", &pidfile]);
+    out.code(1).stderr_has(&format!("unitsync: cannot write pidfile {pidfile}: "));
+    assert!(!sb.socket().exists(), "a failed serve --detach left its socket{out}");
+    sb.run(&["ping"]).code(3).stderr_has("no such socket");
+    // In the foreground too.
+    let out = sb.run(&["serve", "--pidfile", &pidfile]);
+    out.code(1).stderr_has("cannot write pidfile");
+    assert!(!sb.socket().exists(), "a failed serve left its socket{out}");
+    // The next try is not told that a server is already running.
+    let out = sb.run(&["serve", "--detach"]);
+    out.ok();
+    let detached = Detached(out.stdout.trim().to_owned());
+    sb.run(&["ping"]).ok();
+    drop(detached);
+    eventually("the detached server removes its socket", || !sb.socket().exists());
+}
+
+/// A server started with `serve --detach`, stopped when dropped.
+struct Detached(String);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.0]).status();
+    }
+}

@@ -85,7 +85,7 @@ fn main() -> ExitCode {
                 "warning: cannot reach the server at {}: {reason}; continuing without coordination (--optional)",
                 path.display()
             );
-            Say { quiet: false }.line(&warning);
+            Say::error(&warning);
             ExitCode::from(exit::SUCCESS)
         }
         // Whoever read our output stopped reading (`| head`): not a failure.

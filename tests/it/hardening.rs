@@ -54,3 +54,16 @@ impl Drop for Detached {
         let _ = std::process::Command::new("kill").args(["-TERM", &self.0]).status();
     }
 }
+
+#[test]
+fn quiet_silences_progress_never_errors() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    let out = sb.run(&["-q", "run", "x", "--", "/nonexistent"]);
+    out.code(127).stderr_is(
+        "unitsync: x: cannot run /nonexistent: No such file or directory (os error 2)\n",
+    );
+    sb.run(&["status", "x", "--json"]).ok().stdout_has("\"status\": \"failed\"");
+    // Progress stays silent.
+    sb.run(&["-q", "run", "y", "--", "true"]).ok().stderr_is("");
+}

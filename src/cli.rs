@@ -160,7 +160,7 @@ Options (on every command):
                           /tmp/unitsync-$UID/unitsync.sock]
   --connect-timeout D     keep trying to connect for D [$UNITSYNC_CONNECT_TIMEOUT, 0]
   --optional              if the server cannot be reached, warn and succeed
-                          [$UNITSYNC_OPTIONAL=1]
+                          [$UNITSYNC_OPTIONAL: 1/true/yes/on or 0/false/no/off]
   -q, --quiet             no progress messages (errors are still printed)
   -h, --help              show help (also 'unitsync COMMAND --help')
   -V, --version           show the version

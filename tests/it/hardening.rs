@@ -67,3 +67,22 @@ fn quiet_silences_progress_never_errors() {
     // Progress stays silent.
     sb.run(&["-q", "run", "y", "--", "true"]).ok().stderr_is("");
 }
+
+#[test]
+fn unitsync_optional_takes_the_usual_words_and_refuses_others() {
+    let sb = Sandbox::new();
+    let optional = |value: &str| {
+        let mut cmd = sb.cmd(&["complete", "x"]);
+        cmd.env("UNITSYNC_OPTIONAL", value);
+        output(format!("UNITSYNC_OPTIONAL={value} unitsync complete x"), cmd)
+    };
+    for yes in ["1", "true", "yes", "on", "TRUE", "Yes"] {
+        optional(yes).ok().stderr_has("continuing without coordination");
+    }
+    for no in ["0", "false", "no", "off", "Off"] {
+        optional(no).code(3).stderr_has("cannot reach the server");
+    }
+    optional("maybe")
+        .code(2)
+        .stderr_has("unitsync: $UNITSYNC_OPTIONAL: \"maybe\" is not yes or no");
+}

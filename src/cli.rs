@@ -572,7 +572,15 @@ fn waiting(
 fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
     let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
     let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
-    while let Some(arg) = parser.next()? {
+    loop {
+        // lexopt hides `--`: look for it, or `run -- CMD` would take CMD's
+        // name for the unit's.
+        if unit.is_none()
+            && parser.try_raw_args().is_some_and(|raw| raw.peek() == Some("--".as_ref()))
+        {
+            return Err("missing UNIT before --".into());
+        }
+        let Some(arg) = parser.next()? else { break };
         match arg {
             Value(v) if unit.is_none() => unit = Some(v.string()?),
             // The command starts here; its own options are not ours.
@@ -782,6 +790,9 @@ mod tests {
         );
         assert_eq!(err("run b"), "missing the command to run after --; see 'unitsync run --help'");
         assert_eq!(err("run --after a"), "missing UNIT; see 'unitsync run --help'");
+        for line in ["run -- echo hi", "run --after a -- echo hi", "-q run -q -- b true"] {
+            assert_eq!(err(line), "missing UNIT before --; see 'unitsync run --help'", "{line}");
+        }
         assert_eq!(
             err("run b --later x -- true"),
             "unknown option --later; see 'unitsync run --help'"

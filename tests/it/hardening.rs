@@ -86,3 +86,13 @@ fn unitsync_optional_takes_the_usual_words_and_refuses_others() {
         .code(2)
         .stderr_has("unitsync: $UNITSYNC_OPTIONAL: \"maybe\" is not yes or no");
 }
+
+#[test]
+fn run_without_a_unit_before_the_double_dash_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    let out = sb.run(&["run", "--", "echo", "hi"]);
+    out.code(2).stderr_is("unitsync: missing UNIT before --; see 'unitsync run --help'\n");
+    out.stdout_is("");
+    sb.run(&["list", "--json"]).ok().stdout_is("[]\n");
+}

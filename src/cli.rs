@@ -664,10 +664,10 @@ fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt:
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => values.push(v.string()?),
-            Long("json") => format = ListFormat::Json,
-            Long("dot") => format = ListFormat::Dot,
-            Long("timeline") => format = ListFormat::Timeline { width: None },
-            Long("critical") => format = ListFormat::Critical,
+            Long("json") => choose(&mut format, ListFormat::Json)?,
+            Long("dot") => choose(&mut format, ListFormat::Dot)?,
+            Long("timeline") => choose(&mut format, ListFormat::Timeline { width: None })?,
+            Long("critical") => choose(&mut format, ListFormat::Critical)?,
             Long("width") => width = Some(columns(parser.value()?.string()?)?),
             Short('h') | Long("help") => return Ok(Cmd::Help(LIST_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
@@ -681,6 +681,24 @@ fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt:
     }
     no_more(&values)?;
     Ok(Cmd::List { format })
+}
+
+/// Sets `list`'s format, of which one at most may be asked for.
+fn choose(format: &mut ListFormat, chosen: ListFormat) -> Result<(), lexopt::Error> {
+    let flag = |format: &ListFormat| match format {
+        ListFormat::Table => "",
+        ListFormat::Json => "--json",
+        ListFormat::Dot => "--dot",
+        ListFormat::Timeline { .. } => "--timeline",
+        ListFormat::Critical => "--critical",
+    };
+    if *format != ListFormat::Table && *format != chosen {
+        return Err(
+            format!("{} and {} cannot be used together", flag(format), flag(&chosen)).into()
+        );
+    }
+    *format = chosen;
+    Ok(())
 }
 
 /// `--width N`: a number of columns a chart can use.
@@ -735,6 +753,15 @@ mod tests {
             Cmd::List { format: ListFormat::Timeline { width: Some(60) } }
         );
         assert_eq!(cmd("list --critical"), Cmd::List { format: ListFormat::Critical });
+        assert_eq!(cmd("list --json --json"), Cmd::List { format: ListFormat::Json });
+        assert_eq!(
+            err("list --json --dot"),
+            "--json and --dot cannot be used together; see 'unitsync list --help'"
+        );
+        assert_eq!(
+            err("list --critical --timeline --width 50"),
+            "--critical and --timeline cannot be used together; see 'unitsync list --help'"
+        );
         assert_eq!(
             err("list --width 5 --timeline"),
             "--width: \"5\" is not a number of columns from 20 to 1000; see 'unitsync list --help'"

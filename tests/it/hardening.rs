@@ -96,3 +96,13 @@ fn run_without_a_unit_before_the_double_dash_is_a_usage_error() {
     out.stdout_is("");
     sb.run(&["list", "--json"]).ok().stdout_is("[]\n");
 }
+
+#[test]
+fn list_formats_exclude_each_other() {
+    let sb = Sandbox::new();
+    for (a, b) in [("--json", "--dot"), ("--critical", "--timeline"), ("--timeline", "--json")] {
+        sb.run(&["list", a, b]).code(2).stderr_is(&format!(
+            "unitsync: {a} and {b} cannot be used together; see 'unitsync list --help'\n"
+        ));
+    }
+}

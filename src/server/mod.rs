@@ -56,43 +56,18 @@ pub struct Config {
 #[derive(Debug)]
 pub enum Error {
     Group(String),
-    Dir {
-        path: PathBuf,
-        err: io::Error,
-    },
-    DirOwner {
-        path: PathBuf,
-        owner: u32,
-        me: u32,
-    },
-    NotASocket {
-        path: PathBuf,
-        what: &'static str,
-    },
-    AlreadyRunning {
-        path: PathBuf,
-    },
-    Socket {
-        path: PathBuf,
-        err: io::Error,
-    },
-    Pidfile {
-        path: PathBuf,
-        err: io::Error,
-    },
-    LogFile {
-        path: PathBuf,
-        err: io::Error,
-    },
+    Dir { path: PathBuf, err: io::Error },
+    DirOwner { path: PathBuf, owner: u32, me: u32 },
+    NotASocket { path: PathBuf, what: &'static str },
+    AlreadyRunning { path: PathBuf },
+    Socket { path: PathBuf, err: io::Error },
+    Pidfile { path: PathBuf, err: io::Error },
+    LogFile { path: PathBuf, err: io::Error },
     Journal(journal::Error),
     Detach(nix::Error),
-    /// The detached child could not start serving: its own error, in words.
     Child(String),
     Signals(nix::Error),
-    Thread {
-        what: &'static str,
-        err: io::Error,
-    },
+    Thread { what: &'static str, err: io::Error },
 }
 
 impl fmt::Display for Error {
@@ -128,6 +103,7 @@ impl fmt::Display for Error {
             }
             Error::Journal(err) => err.fmt(f),
             Error::Detach(err) => write!(f, "cannot detach: {err}"),
+            // The detached child's own error, which it could not print.
             Error::Child(message) => f.write_str(message),
             Error::Signals(err) => write!(f, "cannot block the stop signals: {err}"),
             Error::Thread { what, err } => write!(f, "cannot start the {what} thread: {err}"),

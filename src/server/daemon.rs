@@ -114,10 +114,21 @@ pub(super) fn bind(path: &Path, policy: &Policy) -> Result<UnixListener, Error> 
     if !dir.exists() {
         // With --group, members must be able to reach the socket inside.
         let mode = if policy.group.is_some() { 0o710 } else { 0o700 };
-        fs::DirBuilder::new().recursive(true).mode(mode).create(dir).map_err(dir_err)?;
-        if let Some(gid) = policy.group {
-            chown(dir, None, Some(Gid::from_raw(gid))).map_err(|e| dir_err(e.into()))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(dir_err)?;
+        // Only the socket's own directory, never its parents: a mistyped
+        // path must not grow a tree of directories (as root, anywhere).
+        match fs::DirBuilder::new().mode(mode).create(dir) {
+            Ok(()) => {
+                if let Some(gid) = policy.group {
+                    chown(dir, None, Some(Gid::from_raw(gid))).map_err(|e| dir_err(e.into()))?;
+                    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(dir_err)?;
+                }
+            }
+            // Another server made it meanwhile: its owner is checked below.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NoParent { dir: dir.to_owned() });
+            }
+            Err(err) => return Err(dir_err(err)),
         }
     }
     let meta = fs::symlink_metadata(dir).map_err(dir_err)?;

@@ -57,6 +57,7 @@ pub struct Config {
 pub enum Error {
     Group(String),
     Dir { path: PathBuf, err: io::Error },
+    NoParent { dir: PathBuf },
     DirOwner { path: PathBuf, owner: u32, me: u32 },
     NotASocket { path: PathBuf, what: &'static str },
     AlreadyRunning { path: PathBuf },
@@ -77,6 +78,14 @@ impl fmt::Display for Error {
             Error::Dir { path, err } => {
                 write!(f, "cannot use socket directory {}: {err}", path.display())
             }
+            Error::NoParent { dir } => write!(
+                f,
+                "cannot create socket directory {}: {} does not exist, and only the \
+                 socket's own directory is created, never its parents; create it first \
+                 or choose another path with --socket",
+                dir.display(),
+                dir.parent().unwrap_or(dir).display()
+            ),
             Error::DirOwner { path, owner, me } => write!(
                 f,
                 "socket directory {} belongs to uid {owner}, not to you (uid {me}); \

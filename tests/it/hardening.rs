@@ -106,3 +106,23 @@ fn list_formats_exclude_each_other() {
         ));
     }
 }
+
+#[test]
+fn serve_creates_the_socket_directory_but_never_its_parents() {
+    let sb = Sandbox::new();
+    let deep = sb.path("missing/dir/u.sock");
+    let out = sb.run(&["serve", "--socket", &deep.to_string_lossy()]);
+    out.code(1).stderr_has(&format!(
+        "cannot create socket directory {}: {} does not exist",
+        sb.path("missing/dir").display(),
+        sb.path("missing").display()
+    ));
+    assert!(!sb.path("missing").exists(), "serve created the socket's parents{out}");
+    // The socket's own directory is created, as the default one is.
+    let shallow = sb.path("own/u.sock");
+    let mut cmd = sb.cmd(&["serve"]);
+    cmd.env("UNITSYNC_SOCKET", &shallow).stderr(std::process::Stdio::null());
+    let mut server = Server { child: cmd.spawn().unwrap(), log: sb.path("none"), socket: shallow };
+    server.wait_ready();
+    assert!(server.stop_with("TERM").success());
+}

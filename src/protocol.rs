@@ -98,7 +98,7 @@ pub enum ErrorKind {
     Limit,
     Busy,
     Forbidden,
-    /// The change was applied but could not be written to the `--state` file.
+    /// The change could not be written to the `--state` file, so it was refused.
     Journal,
     /// A kind this client does not know, from a newer server. Never sent.
     #[serde(other)]

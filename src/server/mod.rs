@@ -16,7 +16,7 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -195,21 +195,8 @@ pub fn prepare(config: &Config) -> Result<Prepared, Error> {
             let (journal, recovered) =
                 Journal::open(path, &fresh, config.fsync).map_err(Error::Journal)?;
             let count = recovered.entries.len();
-            let mut state = State::new();
-            let mut last = Duration::ZERO;
-            for (i, (at, request)) in recovered.entries.iter().enumerate() {
-                if let Outcome { body: Body::Error { error }, .. } =
-                    dispatch::apply(&mut state, request, *at)
-                {
-                    let detail = format!("change {} no longer applies: {}", i + 1, error.message);
-                    return Err(Error::Journal(journal::Error::Corrupt {
-                        path: path.clone(),
-                        line: i + 2,
-                        detail,
-                    }));
-                }
-                last = *at;
-            }
+            let state = replay(&recovered.entries, path).map_err(Error::Journal)?;
+            let last = recovered.entries.last().map_or(Duration::ZERO, |(at, _)| *at);
             // Continue the recorded timeline: wall time since its origin, and
             // never before the last recorded change.
             let since_origin = recovered.origin.elapsed().unwrap_or_default().max(last);
@@ -232,6 +219,20 @@ pub fn prepare(config: &Config) -> Result<Prepared, Error> {
         max_connections: conn::connection_cap(),
     });
     Ok(Prepared { listener, server, socket: config.socket.clone(), note })
+}
+
+/// The state that the journal at `path` recorded: its `entries` replayed.
+fn replay(entries: &[(Duration, Request)], path: &Path) -> Result<State, journal::Error> {
+    let mut state = State::new();
+    for (i, (at, request)) in entries.iter().enumerate() {
+        if let Outcome { body: Body::Error { error }, .. } =
+            dispatch::apply(&mut state, request, *at)
+        {
+            let detail = format!("change {} no longer applies: {}", i + 1, error.message);
+            return Err(journal::Error::Corrupt { path: path.to_owned(), line: i + 2, detail });
+        }
+    }
+    Ok(state)
 }
 
 /// A server accepting connections on its own thread.
@@ -344,26 +345,39 @@ impl Server {
     /// file must hold the changes in the order they were applied, and the
     /// change must be recorded before it is acknowledged. It is a single
     /// `write` to the page cache unless `--fsync` was asked for.
+    ///
+    /// Only what the journal holds may stay applied. The state machine
+    /// decides whether a request changes anything (most polls do not), so
+    /// the request is applied first; if its line cannot be written (a full
+    /// disk), the journal cuts off whatever part of the line got in and
+    /// the state is rebuilt from it, as a restart would: the request is
+    /// refused with nothing changed. That costs a replay, but only then.
     fn apply(&self, request: Request) -> Response {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
             let now = self.log.clock.now();
             let Outcome { body, log, changed } = dispatch::apply(state, &request, now);
-            let recorded = match journal {
-                Some(journal) if changed => journal.append(&request, now).err(),
-                _ => None,
-            };
-            match recorded {
-                None => (body, log),
-                Some(err) => {
-                    // The change is applied in memory but not on disk: say so
-                    // instead of acknowledging it as durable.
-                    let message =
-                        format!("{err}; the change is applied but would be lost on restart");
-                    let error = ErrorBody::new(ErrorKind::Journal, message.clone());
-                    (Body::Error { error }, Some(message))
-                }
+            match journal {
+                Some(journal) if changed => match journal.append(&request, now) {
+                    Ok(()) => (body, log),
+                    Err(err) => {
+                        let message =
+                            match journal.entries().and_then(|e| replay(&e, journal.path())) {
+                                Ok(recorded) => {
+                                    *state = recorded;
+                                    format!("{err}; the change was refused and nothing changed")
+                                }
+                                Err(again) => format!(
+                                    "{err}; the change is applied but would be lost on restart \
+                                 (the state file cannot be read back: {again})"
+                                ),
+                            };
+                        let error = ErrorBody::new(ErrorKind::Journal, message.clone());
+                        (Body::Error { error }, Some(message))
+                    }
+                },
+                _ => (body, log),
             }
         };
         if let Some(event) = event {

@@ -1,6 +1,11 @@
 //! Defects a new user found, each pinned end to end: the real binary, a
 //! real server, a real socket.
 
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use crate::util::*;
 
 #[test]
@@ -125,4 +130,88 @@ fn serve_creates_the_socket_directory_but_never_its_parents() {
     let mut server = Server { child: cmd.spawn().unwrap(), log: sb.path("none"), socket: shallow };
     server.wait_ready();
     assert!(server.stop_with("TERM").success());
+}
+
+#[test]
+fn a_change_the_state_file_cannot_hold_is_refused_and_nothing_changes() {
+    let sb = Sandbox::new();
+    let disk = sb.path("disk");
+    let mount = Tmpfs::mount(&disk, "12k");
+    let state = disk.join("state");
+    let state = state.to_string_lossy();
+    let server = sb.serve(&["--state", &state]);
+    fill(&disk.join("filler"));
+    // The journal's last page still has room: declare units until it has
+    // none, each acknowledged one recorded.
+    let mut acknowledged = Vec::new();
+    let refused = loop {
+        assert!(acknowledged.len() < 500, "the state file never filled up");
+        let unit = format!("u{:03}", acknowledged.len());
+        let out = sb.run(&["want", &unit, "dep"]);
+        match out.code {
+            Some(0) => acknowledged.push(unit),
+            _ => {
+                out.code(1).stderr_has(&format!("unitsync: state file {state}: "));
+                out.stderr_has("No space left on device");
+                out.stderr_has("; the change was refused and nothing changed\n");
+                break unit;
+            }
+        }
+    };
+    // Nothing changed, and the server keeps serving, refusing changes
+    // while the disk is full and answering everything else.
+    sb.run(&["status", &refused, "--json"]).ok().stdout_has("\"status\": \"not registered\"");
+    sb.run(&["start", "u000"]).code(1).stderr_has("the change was refused and nothing changed");
+    sb.run(&["status", "u000", "--json"]).ok().stdout_has("\"status\": \"pending\"");
+    let log = server.log();
+    assert!(log.contains("the change was refused and nothing changed\n"), "{log}");
+    // Once there is room, the same request succeeds, and a restarted server
+    // recovers exactly what was acknowledged: no torn or extra line.
+    fs::remove_file(disk.join("filler")).unwrap();
+    sb.run(&["want", &refused, "dep"]).ok();
+    drop(server);
+    let server = sb.serve(&["--state", &state]);
+    let recovered = format!("recovered {} changes from {state}", acknowledged.len() + 1);
+    assert!(server.log().contains(&recovered), "{}", server.log());
+    let list = sb.run(&["list"]);
+    for unit in acknowledged.iter().chain([&refused]) {
+        list.ok().stdout_has(&format!("\n{unit} "));
+    }
+    sb.run(&["status", "u000", "--json"]).ok().stdout_has("\"status\": \"pending\"");
+    drop(server);
+    drop(mount);
+}
+
+/// A tmpfs of `size` mounted on a directory, unmounted when dropped (even
+/// when the test fails).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "this test needs root to mount a tmpfs: run it as root (CI does)"
+        );
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazily: a server still holding a file there must not keep it.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes `path` until its filesystem is full.
+fn fill(path: &Path) {
+    let mut file = fs::File::create(path).unwrap();
+    let block = [b'x'; 512];
+    while file.write(&block).is_ok_and(|n| n > 0) {}
 }

@@ -206,7 +206,8 @@ not a socket, or if its directory belongs to another user.
 const PING_HELP: &str = "\
 Usage: unitsync ping
 
-Checks that the server answers and prints its version.
+Checks that the server answers and prints its version, its socket and its
+process id.
 Exit 0 if it does, 3 if it cannot be reached.
 ";
 

@@ -122,12 +122,13 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         }
         Cmd::Ping => {
             let mut client = settings.client();
-            let Body::Pong { version, protocol } = client.call(&Request::Ping)? else {
+            let Body::Pong { version, protocol, pid } = client.call(&Request::Ping)? else {
                 return Err(client.unexpected().into());
             };
+            let pid = pid.map(|pid| format!(", server pid {pid}")).unwrap_or_default();
             writeln!(
                 out,
-                "unitsync {version} (protocol {protocol}) at {}",
+                "unitsync {version} (protocol {protocol}) at {}{pid}",
                 settings.socket.display()
             )?;
         }

@@ -65,16 +65,45 @@ pub struct Response {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Body {
-    Pong { version: String, protocol: u32 },
-    Wanted { added: usize, registered: bool },
-    Started { waited: f64, waited_for: Vec<String> },
-    Blocked { now: f64, unmet: Vec<DepView> },
-    DependencyFailed { dependency: String, reason: Option<String> },
-    Completed { ran: Option<f64> },
-    Failed { ran: Option<f64> },
-    Status { now: f64, unit: UnitView },
-    List { now: f64, units: Vec<UnitView> },
-    Error { error: ErrorBody },
+    /// `pid` is the server's process id (None from a server too old to say).
+    Pong {
+        version: String,
+        protocol: u32,
+        pid: Option<u32>,
+    },
+    Wanted {
+        added: usize,
+        registered: bool,
+    },
+    Started {
+        waited: f64,
+        waited_for: Vec<String>,
+    },
+    Blocked {
+        now: f64,
+        unmet: Vec<DepView>,
+    },
+    DependencyFailed {
+        dependency: String,
+        reason: Option<String>,
+    },
+    Completed {
+        ran: Option<f64>,
+    },
+    Failed {
+        ran: Option<f64>,
+    },
+    Status {
+        now: f64,
+        unit: UnitView,
+    },
+    List {
+        now: f64,
+        units: Vec<UnitView>,
+    },
+    Error {
+        error: ErrorBody,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -320,6 +349,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         result: String,
         version: Option<String>,
         protocol: Option<u32>,
+        pid: Option<u32>,
         added: Option<usize>,
         registered: Option<bool>,
         waited: Option<f64>,
@@ -341,6 +371,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         "pong" => Body::Pong {
             version: need(f.version, "version")?,
             protocol: need(f.protocol, "protocol")?,
+            pid: f.pid,
         },
         "wanted" => Body::Wanted {
             added: need(f.added, "added")?,
@@ -555,8 +586,8 @@ mod tests {
         };
         let cases = [
             (
-                Body::Pong { version: "0.1.0".into(), protocol: 1 },
-                r#"{"ok":true,"instance":"i1","result":"pong","version":"0.1.0","protocol":1}"#,
+                Body::Pong { version: "0.1.0".into(), protocol: 1, pid: Some(42) },
+                r#"{"ok":true,"instance":"i1","result":"pong","version":"0.1.0","protocol":1,"pid":42}"#,
             ),
             (
                 Body::Wanted { added: 2, registered: true },

@@ -215,3 +215,17 @@ fn fill(path: &Path) {
     let block = [b'x'; 512];
     while file.write(&block).is_ok_and(|n| n > 0) {}
 }
+
+#[test]
+fn ping_names_the_server_process() {
+    let sb = Sandbox::new();
+    let server = sb.serve(&[]);
+    let version = env!("CARGO_PKG_VERSION");
+    sb.run(&["ping"]).ok().stdout_is(&format!(
+        "unitsync {version} (protocol 1) at {}, server pid {}\n",
+        sb.socket().display(),
+        server.pid()
+    ));
+    let pong = raw_exchange(&sb.socket(), &[br#"{"op":"ping"}"#]);
+    assert!(pong[0].ends_with(&format!(",\"pid\":{}}}\n", server.pid())), "{pong:?}");
+}

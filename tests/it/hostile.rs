@@ -114,6 +114,7 @@ fn normalized(answer: &str) -> Value {
             Value::Array(items) => items.iter_mut().for_each(blank),
             Value::Object(fields) => {
                 fields.remove("instance");
+                fields.remove("pid");
                 fields.values_mut().for_each(blank);
             }
             _ => {}

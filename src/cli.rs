@@ -162,7 +162,8 @@ Options (on every command):
   --optional              if the server cannot be reached, warn and succeed
                           [$UNITSYNC_OPTIONAL: 1/true/yes/on or 0/false/no/off]
   -q, --quiet             no progress messages (errors are still printed)
-  -h, --help              show help (also 'unitsync COMMAND --help')
+  -h, --help              show help (also 'unitsync COMMAND --help', or
+                          'unitsync help [COMMAND]')
   -V, --version           show the version
 
 Durations: 250ms, 30s, 5m, 1h30m; a bare number is seconds; 0 is no deadline.
@@ -352,11 +353,30 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
         Ok(ControlFlow::Break(cmd)) => return Ok(Cli { global, cmd }),
         Err(e) => return Err(Error::new(e, None)),
     };
+    if name == "help" {
+        return Ok(Cli { global, cmd: help(&mut parser)? });
+    }
     let Some(&(name, command)) = COMMANDS.iter().find(|(known, _)| *known == name) else {
         return Err(Error { message: format!("unknown command {name:?}"), command: None });
     };
     let cmd = command(&mut parser, &mut global).map_err(|e| Error::new(e, Some(name)))?;
     Ok(Cli { global, cmd })
+}
+
+/// `help [COMMAND]`: what `--help` or `COMMAND --help` shows.
+fn help(parser: &mut lexopt::Parser) -> Result<Cmd, Error> {
+    let usage = |message: String| Error { message, command: None };
+    let topics: Vec<OsString> = parser.raw_args().map(Iterator::collect).unwrap_or_default();
+    let name = match topics.as_slice() {
+        [] => return Ok(Cmd::Help(HELP)),
+        [name] => name.to_string_lossy(),
+        _ => return Err(usage("help takes one COMMAND at most".to_owned())),
+    };
+    let Some(&(name, command)) = COMMANDS.iter().find(|(known, _)| *known == name) else {
+        return Err(usage(format!("unknown command {name:?}")));
+    };
+    let mut asked = lexopt::Parser::from_args(["--help"]);
+    command(&mut asked, &mut Global::default()).map_err(|e| Error::new(e, Some(name)))
 }
 
 /// A command's own parse: one loop over the arguments after its name.
@@ -878,6 +898,14 @@ mod tests {
             }
         }
         assert_eq!(cmd("run -h"), Cmd::Help(RUN_HELP));
+        assert_eq!(cmd("help"), Cmd::Help(HELP));
+        assert_eq!(cmd("-q help run"), Cmd::Help(RUN_HELP));
+        for (name, _) in COMMANDS {
+            let Cmd::Help(text) = cmd(&format!("help {name}")) else { panic!("help {name}") };
+            assert_eq!(Cmd::Help(text), cmd(&format!("{name} --help")));
+        }
+        assert_eq!(err("help frob"), "unknown command \"frob\"; see 'unitsync --help'");
+        assert_eq!(err("help run up"), "help takes one COMMAND at most; see 'unitsync --help'");
         assert_eq!(cmd("up -h"), Cmd::Help(UP_HELP));
     }
 

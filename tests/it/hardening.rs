@@ -229,3 +229,13 @@ fn ping_names_the_server_process() {
     let pong = raw_exchange(&sb.socket(), &[br#"{"op":"ping"}"#]);
     assert!(pong[0].ends_with(&format!(",\"pid\":{}}}\n", server.pid())), "{pong:?}");
 }
+
+#[test]
+fn help_as_a_command_is_the_help() {
+    let sb = Sandbox::new();
+    let general = sb.run(&["--help"]);
+    sb.run(&["help"]).ok().stdout_is(&general.stdout);
+    let run = sb.run(&["run", "--help"]);
+    sb.run(&["help", "run"]).ok().stdout_is(&run.stdout);
+    sb.run(&["help", "frob"]).code(2).stderr_has("unknown command \"frob\"");
+}

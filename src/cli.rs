@@ -259,7 +259,8 @@ Usage: unitsync status UNIT [--json]
 Shows UNIT's status, whether it is ready, each dependency with its status,
 and its timings.
 
-  --json    one JSON object (see README.md for its fields)
+  --json    one JSON object: a unit object, whose fields PROTOCOL.md
+            lists (section 'Responses')
 ";
 
 const LIST_HELP: &str = "\

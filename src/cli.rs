@@ -128,7 +128,18 @@ impl std::error::Error for Error {}
 impl Error {
     /// A parse error as a usage error of `command` (None: of no command).
     fn new(e: lexopt::Error, command: Option<&'static str>) -> Error {
+        // Commands whose values are unit names, which may start with '-':
+        // `want -dash` reads as options -d, -a, ...
+        const UNITS: [&str; 6] = ["want", "start", "complete", "fail", "status", "wait"];
         let message = match e {
+            lexopt::Error::UnexpectedOption(option)
+                if !option.starts_with("--")
+                    && command.is_some_and(|name| UNITS.contains(&name)) =>
+            {
+                format!(
+                    "unknown option {option} (a unit name that starts with '-' goes after '--')"
+                )
+            }
             lexopt::Error::UnexpectedOption(option) => format!("unknown option {option}"),
             lexopt::Error::NonUnicodeValue(value) => format!("{value:?} is not valid UTF-8"),
             e => e.to_string(),
@@ -932,6 +943,15 @@ mod tests {
             "--poll must be more than 0; see 'unitsync start --help'"
         );
         assert_eq!(err("want --bogus a"), "unknown option --bogus; see 'unitsync want --help'");
+        assert_eq!(
+            err("want -dash"),
+            "unknown option -d (a unit name that starts with '-' goes after '--'); \
+             see 'unitsync want --help'"
+        );
+        assert_eq!(
+            cmd("want -- -dash -x"),
+            Cmd::Want { unit: "-dash".into(), deps: vec!["-x".into()], soft: false }
+        );
         assert_eq!(err("wait"), "missing at least one UNIT; see 'unitsync wait --help'");
         assert_eq!(err("list extra"), "unexpected argument \"extra\"; see 'unitsync list --help'");
         assert_eq!(

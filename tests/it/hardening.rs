@@ -239,3 +239,14 @@ fn help_as_a_command_is_the_help() {
     sb.run(&["help", "run"]).ok().stdout_is(&run.stdout);
     sb.run(&["help", "frob"]).code(2).stderr_has("unknown command \"frob\"");
 }
+
+#[test]
+fn a_unit_named_with_a_leading_dash_goes_after_the_double_dash() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["want", "-dash"])
+        .code(2)
+        .stderr_has("unknown option -d (a unit name that starts with '-' goes after '--')");
+    sb.run(&["want", "--", "-dash", "-x"]).ok();
+    sb.run(&["status", "--", "-dash"]).ok().stdout_has("status:     pending");
+}

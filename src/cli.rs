@@ -459,7 +459,13 @@ impl Global {
         parser: &mut lexopt::Parser,
     ) -> Result<(), lexopt::Error> {
         match option {
-            GlobalOption::Socket => self.socket = Some(parser.value()?.into()),
+            GlobalOption::Socket => {
+                let path = parser.value()?;
+                if path.is_empty() {
+                    return Err("--socket needs a path, not an empty string".into());
+                }
+                self.socket = Some(path.into());
+            }
             GlobalOption::Quiet => self.quiet = true,
             GlobalOption::Optional => self.optional = true,
             GlobalOption::ConnectTimeout => {
@@ -970,6 +976,16 @@ mod tests {
         ] {
             assert_eq!(err(line), message);
         }
+        let empty = parse(["--socket", "", "ping"].map(OsString::from));
+        assert_eq!(
+            empty.unwrap_err().to_string(),
+            "--socket needs a path, not an empty string; see 'unitsync --help'"
+        );
+        let empty = parse(["ping", "--socket="].map(OsString::from));
+        assert_eq!(
+            empty.unwrap_err().to_string(),
+            "--socket needs a path, not an empty string; see 'unitsync ping --help'"
+        );
         let not_utf8 = parse([OsString::from("start"), OsString::from_vec(b"a\xff".to_vec())]);
         assert_eq!(
             not_utf8.unwrap_err().to_string(),

@@ -250,3 +250,11 @@ fn a_unit_named_with_a_leading_dash_goes_after_the_double_dash() {
     sb.run(&["want", "--", "-dash", "-x"]).ok();
     sb.run(&["status", "--", "-dash"]).ok().stdout_has("status:     pending");
 }
+
+#[test]
+fn an_empty_socket_path_is_a_usage_error() {
+    let sb = Sandbox::new();
+    for args in [&["--socket", "", "ping"][..], &["serve", "--socket", ""]] {
+        sb.run(args).code(2).stderr_has("unitsync: --socket needs a path, not an empty string");
+    }
+}

@@ -18,9 +18,10 @@
 //! line (the kill came mid-write) is dropped on replay and cut off before
 //! appending. A write that fails (a full disk) is cut off at once, and the
 //! server rebuilds its state from what the file holds, so the state never
-//! has a change the file lacks. Without `--fsync`, lines reach the kernel but not the disk:
-//! they survive the process, not the machine, which is right for a file on
-//! a tmpfs such as `/run`, where the state should reset on reboot anyway.
+//! has a change the file lacks. Without `--fsync`, lines reach the kernel
+//! but not the disk: they survive the process, not the machine, which is
+//! right for a file on a tmpfs such as `/run`, where the state should
+//! reset on reboot anyway.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};

@@ -146,7 +146,7 @@ pub fn serve(config: &Config) -> Result<(), Error> {
                 println!("{child}");
                 return Ok(());
             }
-            Ok(daemon::Detached::Child(ready)) => report = Some(ready),
+            Ok(daemon::Detached::Child(child)) => report = Some(child),
             Err(e) => return Err(prepared.abandon(e)),
         }
     } else if let Some(file) = &log_file {

@@ -415,7 +415,8 @@ impl State {
                 None => format!("dependency {} failed", failed.unit),
             };
             let u = &mut self.units[uid];
-            u.reason = Some(own);
+            // Within the limit however long the chain of failures grows.
+            u.reason = clean_reason(&own);
             u.failed_by = Some(did);
             u.finished_at = Some(now);
             u.blocked = None;

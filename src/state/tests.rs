@@ -448,6 +448,14 @@ fn any_reason_is_cleaned_to_one_short_line() {
     assert!(accents.len() <= max && accents.ends_with("é..."), "{accents}");
     let many = clean_reason(&"line\n".repeat(10_000)).unwrap();
     assert!(many.len() == max && many.starts_with("line / line"), "{many}");
+    // A chain of failures keeps the names of the dependencies, in the limit.
+    let mut state = State::new();
+    state.want("b", &["a".into()], false, Duration::ZERO).unwrap();
+    state.fail("a", Some(&"r".repeat(max)), Duration::ZERO).unwrap();
+    state.start("b", Duration::ZERO).unwrap();
+    let reason = state.status("b").unwrap().reason.unwrap();
+    assert!(reason.len() == max && reason.starts_with("dependency a failed: rrr"), "{reason}");
+    assert!(reason.ends_with("r..."), "{reason}");
     for text in ["a\tb\n\nc", &"é\n".repeat(600), &"x".repeat(5000)] {
         let once = clean_reason(text).unwrap();
         assert_eq!(clean_reason(&once).as_deref(), Some(once.as_str()), "cleaning is idempotent");

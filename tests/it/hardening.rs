@@ -42,6 +42,18 @@ fn a_server_that_cannot_start_leaves_neither_a_server_nor_a_socket() {
     let out = sb.run(&["serve", "--pidfile", &pidfile]);
     out.code(1).stderr_has("cannot write pidfile");
     assert!(!sb.socket().exists(), "a failed serve left its socket{out}");
+    // Nor for a log file, a state file or a group it cannot use.
+    let missing = sb.path("missing/dir/file");
+    let missing = missing.to_string_lossy();
+    for (flag, value, error) in [
+        ("--log", &*missing, "cannot open log file"),
+        ("--state", &*missing, "state file"),
+        ("--group", "no-such-group-here", "--group: "),
+    ] {
+        let out = sb.run(&["serve", "--detach", flag, value]);
+        out.code(1).stderr_has(error);
+        assert!(!sb.socket().exists(), "a failed serve --detach {flag} left its socket{out}");
+    }
     // The next try is not told that a server is already running.
     let out = sb.run(&["serve", "--detach"]);
     out.ok();

@@ -128,7 +128,18 @@ impl std::error::Error for Error {}
 impl Error {
     /// A parse error as a usage error of `command` (None: of no command).
     fn new(e: lexopt::Error, command: Option<&'static str>) -> Error {
+        // Commands whose values are unit names, which may start with '-':
+        // `want -dash` reads as options -d, -a, ...
+        const UNITS: [&str; 6] = ["want", "start", "complete", "fail", "status", "wait"];
         let message = match e {
+            lexopt::Error::UnexpectedOption(option)
+                if !option.starts_with("--")
+                    && command.is_some_and(|name| UNITS.contains(&name)) =>
+            {
+                format!(
+                    "unknown option {option} (a unit name that starts with '-' goes after '--')"
+                )
+            }
             lexopt::Error::UnexpectedOption(option) => format!("unknown option {option}"),
             lexopt::Error::NonUnicodeValue(value) => format!("{value:?} is not valid UTF-8"),
             e => e.to_string(),
@@ -160,9 +171,10 @@ Options (on every command):
                           /tmp/unitsync-$UID/unitsync.sock]
   --connect-timeout D     keep trying to connect for D [$UNITSYNC_CONNECT_TIMEOUT, 0]
   --optional              if the server cannot be reached, warn and succeed
-                          [$UNITSYNC_OPTIONAL=1]
+                          [$UNITSYNC_OPTIONAL: 1/true/yes/on or 0/false/no/off]
   -q, --quiet             no progress messages (errors are still printed)
-  -h, --help              show help (also 'unitsync COMMAND --help')
+  -h, --help              show help (also 'unitsync COMMAND --help', or
+                          'unitsync help [COMMAND]')
   -V, --version           show the version
 
 Durations: 250ms, 30s, 5m, 1h30m; a bare number is seconds; 0 is no deadline.
@@ -185,7 +197,8 @@ state change to stderr. State lives in memory: a new server starts empty,
 unless --state is given.
 
   --detach          run in the background; returns once the socket accepts
-                    connections and prints the server's pid
+                    connections and prints the server's pid, or fails with
+                    the server's error, leaving no server behind
   --pidfile FILE    write the server's pid to FILE
   --log FILE        append log lines to FILE instead of stderr; with
                     --detach, logs are discarded unless --log is given
@@ -205,7 +218,8 @@ not a socket, or if its directory belongs to another user.
 const PING_HELP: &str = "\
 Usage: unitsync ping
 
-Checks that the server answers and prints its version.
+Checks that the server answers and prints its version, its socket and its
+process id.
 Exit 0 if it does, 3 if it cannot be reached.
 ";
 
@@ -245,7 +259,9 @@ Usage: unitsync fail UNIT [--reason TEXT]
 
 Marks UNIT failed; dependents that need it exit 5 at once.
 
-  --reason TEXT   one line shown to dependents (at most 1024 bytes)
+  --reason TEXT   shown to dependents; any text is accepted: line breaks
+                  become ' / ', other control characters spaces, and past
+                  1024 bytes it is cut short with '...'
 ";
 
 const STATUS_HELP: &str = "\
@@ -254,7 +270,8 @@ Usage: unitsync status UNIT [--json]
 Shows UNIT's status, whether it is ready, each dependency with its status,
 and its timings.
 
-  --json    one JSON object (see README.md for its fields)
+  --json    one JSON object: a unit object, whose fields PROTOCOL.md
+            lists (section 'Responses')
 ";
 
 const LIST_HELP: &str = "\
@@ -348,11 +365,30 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
         Ok(ControlFlow::Break(cmd)) => return Ok(Cli { global, cmd }),
         Err(e) => return Err(Error::new(e, None)),
     };
+    if name == "help" {
+        return Ok(Cli { global, cmd: help(&mut parser)? });
+    }
     let Some(&(name, command)) = COMMANDS.iter().find(|(known, _)| *known == name) else {
         return Err(Error { message: format!("unknown command {name:?}"), command: None });
     };
     let cmd = command(&mut parser, &mut global).map_err(|e| Error::new(e, Some(name)))?;
     Ok(Cli { global, cmd })
+}
+
+/// `help [COMMAND]`: what `--help` or `COMMAND --help` shows.
+fn help(parser: &mut lexopt::Parser) -> Result<Cmd, Error> {
+    let usage = |message: String| Error { message, command: None };
+    let topics: Vec<OsString> = parser.raw_args().map(Iterator::collect).unwrap_or_default();
+    let name = match topics.as_slice() {
+        [] => return Ok(Cmd::Help(HELP)),
+        [name] => name.to_string_lossy(),
+        _ => return Err(usage("help takes one COMMAND at most".to_owned())),
+    };
+    let Some(&(name, command)) = COMMANDS.iter().find(|(known, _)| *known == name) else {
+        return Err(usage(format!("unknown command {name:?}")));
+    };
+    let mut asked = lexopt::Parser::from_args(["--help"]);
+    command(&mut asked, &mut Global::default()).map_err(|e| Error::new(e, Some(name)))
 }
 
 /// A command's own parse: one loop over the arguments after its name.
@@ -423,7 +459,13 @@ impl Global {
         parser: &mut lexopt::Parser,
     ) -> Result<(), lexopt::Error> {
         match option {
-            GlobalOption::Socket => self.socket = Some(parser.value()?.into()),
+            GlobalOption::Socket => {
+                let path = parser.value()?;
+                if path.is_empty() {
+                    return Err("--socket needs a path, not an empty string".into());
+                }
+                self.socket = Some(path.into());
+            }
             GlobalOption::Quiet => self.quiet = true,
             GlobalOption::Optional => self.optional = true,
             GlobalOption::ConnectTimeout => {
@@ -569,7 +611,15 @@ fn waiting(
 fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
     let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
     let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
-    while let Some(arg) = parser.next()? {
+    loop {
+        // lexopt hides `--`: look for it, or `run -- CMD` would take CMD's
+        // name for the unit's.
+        if unit.is_none()
+            && parser.try_raw_args().is_some_and(|raw| raw.peek() == Some("--".as_ref()))
+        {
+            return Err("missing UNIT before --".into());
+        }
+        let Some(arg) = parser.next()? else { break };
         match arg {
             Value(v) if unit.is_none() => unit = Some(v.string()?),
             // The command starts here; its own options are not ours.
@@ -625,7 +675,9 @@ fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt:
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => values.push(v.string()?),
-            Long("reason") => reason = Some(parser.value()?.string()?),
+            // Whatever a failing command printed: never refused, not even
+            // for invalid UTF-8.
+            Long("reason") => reason = Some(parser.value()?.to_string_lossy().into_owned()),
             Short('h') | Long("help") => return Ok(Cmd::Help(FAIL_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
@@ -651,10 +703,10 @@ fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt:
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => values.push(v.string()?),
-            Long("json") => format = ListFormat::Json,
-            Long("dot") => format = ListFormat::Dot,
-            Long("timeline") => format = ListFormat::Timeline { width: None },
-            Long("critical") => format = ListFormat::Critical,
+            Long("json") => choose(&mut format, ListFormat::Json)?,
+            Long("dot") => choose(&mut format, ListFormat::Dot)?,
+            Long("timeline") => choose(&mut format, ListFormat::Timeline { width: None })?,
+            Long("critical") => choose(&mut format, ListFormat::Critical)?,
             Long("width") => width = Some(columns(parser.value()?.string()?)?),
             Short('h') | Long("help") => return Ok(Cmd::Help(LIST_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
@@ -668,6 +720,24 @@ fn list(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt:
     }
     no_more(&values)?;
     Ok(Cmd::List { format })
+}
+
+/// Sets `list`'s format, of which one at most may be asked for.
+fn choose(format: &mut ListFormat, chosen: ListFormat) -> Result<(), lexopt::Error> {
+    let flag = |format: &ListFormat| match format {
+        ListFormat::Table => "",
+        ListFormat::Json => "--json",
+        ListFormat::Dot => "--dot",
+        ListFormat::Timeline { .. } => "--timeline",
+        ListFormat::Critical => "--critical",
+    };
+    if *format != ListFormat::Table && *format != chosen {
+        return Err(
+            format!("{} and {} cannot be used together", flag(format), flag(&chosen)).into()
+        );
+    }
+    *format = chosen;
+    Ok(())
 }
 
 /// `--width N`: a number of columns a chart can use.
@@ -722,6 +792,15 @@ mod tests {
             Cmd::List { format: ListFormat::Timeline { width: Some(60) } }
         );
         assert_eq!(cmd("list --critical"), Cmd::List { format: ListFormat::Critical });
+        assert_eq!(cmd("list --json --json"), Cmd::List { format: ListFormat::Json });
+        assert_eq!(
+            err("list --json --dot"),
+            "--json and --dot cannot be used together; see 'unitsync list --help'"
+        );
+        assert_eq!(
+            err("list --critical --timeline --width 50"),
+            "--critical and --timeline cannot be used together; see 'unitsync list --help'"
+        );
         assert_eq!(
             err("list --width 5 --timeline"),
             "--width: \"5\" is not a number of columns from 20 to 1000; see 'unitsync list --help'"
@@ -777,6 +856,9 @@ mod tests {
         );
         assert_eq!(err("run b"), "missing the command to run after --; see 'unitsync run --help'");
         assert_eq!(err("run --after a"), "missing UNIT; see 'unitsync run --help'");
+        for line in ["run -- echo hi", "run --after a -- echo hi", "-q run -q -- b true"] {
+            assert_eq!(err(line), "missing UNIT before --; see 'unitsync run --help'", "{line}");
+        }
         assert_eq!(
             err("run b --later x -- true"),
             "unknown option --later; see 'unitsync run --help'"
@@ -834,6 +916,14 @@ mod tests {
             }
         }
         assert_eq!(cmd("run -h"), Cmd::Help(RUN_HELP));
+        assert_eq!(cmd("help"), Cmd::Help(HELP));
+        assert_eq!(cmd("-q help run"), Cmd::Help(RUN_HELP));
+        for (name, _) in COMMANDS {
+            let Cmd::Help(text) = cmd(&format!("help {name}")) else { panic!("help {name}") };
+            assert_eq!(Cmd::Help(text), cmd(&format!("{name} --help")));
+        }
+        assert_eq!(err("help frob"), "unknown command \"frob\"; see 'unitsync --help'");
+        assert_eq!(err("help run up"), "help takes one COMMAND at most; see 'unitsync --help'");
         assert_eq!(cmd("up -h"), Cmd::Help(UP_HELP));
     }
 
@@ -859,6 +949,15 @@ mod tests {
             "--poll must be more than 0; see 'unitsync start --help'"
         );
         assert_eq!(err("want --bogus a"), "unknown option --bogus; see 'unitsync want --help'");
+        assert_eq!(
+            err("want -dash"),
+            "unknown option -d (a unit name that starts with '-' goes after '--'); \
+             see 'unitsync want --help'"
+        );
+        assert_eq!(
+            cmd("want -- -dash -x"),
+            Cmd::Want { unit: "-dash".into(), deps: vec!["-x".into()], soft: false }
+        );
         assert_eq!(err("wait"), "missing at least one UNIT; see 'unitsync wait --help'");
         assert_eq!(err("list extra"), "unexpected argument \"extra\"; see 'unitsync list --help'");
         assert_eq!(
@@ -877,6 +976,16 @@ mod tests {
         ] {
             assert_eq!(err(line), message);
         }
+        let empty = parse(["--socket", "", "ping"].map(OsString::from));
+        assert_eq!(
+            empty.unwrap_err().to_string(),
+            "--socket needs a path, not an empty string; see 'unitsync --help'"
+        );
+        let empty = parse(["ping", "--socket="].map(OsString::from));
+        assert_eq!(
+            empty.unwrap_err().to_string(),
+            "--socket needs a path, not an empty string; see 'unitsync ping --help'"
+        );
         let not_utf8 = parse([OsString::from("start"), OsString::from_vec(b"a\xff".to_vec())]);
         assert_eq!(
             not_utf8.unwrap_err().to_string(),

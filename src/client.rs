@@ -296,17 +296,24 @@ fn describe_io(e: &io::Error) -> String {
     }
 }
 
-/// Human messages on stderr, prefixed `unitsync: `, unless `-q`.
+/// Human messages on stderr, prefixed `unitsync: `: progress unless `-q`,
+/// errors and warnings always.
 #[derive(Clone, Copy)]
 pub struct Say {
     pub quiet: bool,
 }
 
 impl Say {
+    /// Progress: what happens, silenced by `-q`.
     pub fn line(&self, text: &str) {
         if !self.quiet {
-            eprintln!("unitsync: {text}");
+            Say::error(text);
         }
+    }
+
+    /// Something went wrong, or is degraded: `-q` never hides it.
+    pub fn error(text: &str) {
+        eprintln!("unitsync: {text}");
     }
 }
 

@@ -123,7 +123,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
         Err(Failure::Client { error: client::Error::Unreachable { path, reason }, .. })
             if settings.optional =>
         {
-            Say { quiet: false }.line(&format!(
+            Say::error(&format!(
                 "warning: cannot reach the server at {}: {reason}; continuing without \
                  coordination ($UNITSYNC_OPTIONAL=1)",
                 path.display()

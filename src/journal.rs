@@ -16,9 +16,12 @@
 //! A line is written with one `write` before the request is answered, so a
 //! server killed at any moment loses nothing it acknowledged; a torn last
 //! line (the kill came mid-write) is dropped on replay and cut off before
-//! appending. Without `--fsync`, lines reach the kernel but not the disk:
-//! they survive the process, not the machine, which is right for a file on
-//! a tmpfs such as `/run`, where the state should reset on reboot anyway.
+//! appending. A write that fails (a full disk) is cut off at once, and the
+//! server rebuilds its state from what the file holds, so the state never
+//! has a change the file lacks. Without `--fsync`, lines reach the kernel
+//! but not the disk: they survive the process, not the machine, which is
+//! right for a file on a tmpfs such as `/run`, where the state should
+//! reset on reboot anyway.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -90,6 +93,10 @@ pub struct Journal {
     path: PathBuf,
     fsync: bool,
     line: Vec<u8>,
+    /// The length of the file's whole lines: where the next line goes.
+    len: u64,
+    /// A failed write may have left part of a line past `len`.
+    torn: bool,
 }
 
 /// What a journal held when it was opened.
@@ -112,7 +119,8 @@ impl Journal {
         let io_err = |err| Error::Io { path: path.to_owned(), err };
         let file =
             OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err)?;
-        let mut journal = Journal { file, path: path.to_owned(), fsync, line: Vec::new() };
+        let mut journal =
+            Journal { file, path: path.to_owned(), fsync, line: Vec::new(), len: 0, torn: false };
         let (recovered, valid_len) = journal.read()?;
         let recovered = match recovered {
             Some(recovered) => {
@@ -120,6 +128,7 @@ impl Journal {
                 if journal.file.metadata().map_err(io_err)?.len() != valid_len {
                     journal.file.set_len(valid_len).map_err(io_err)?;
                 }
+                journal.len = valid_len;
                 recovered
             }
             None => {
@@ -209,16 +218,50 @@ impl Journal {
         self.write_line(line)
     }
 
+    /// Appends one line, or nothing: a write that fails (a full disk)
+    /// is cut off again, so the file holds whole lines only.
     fn write_line(&mut self, mut line: Vec<u8>) -> Result<(), Error> {
         line.push(b'\n');
         self.line = line;
-        let io_err = |err| Error::Io { path: self.path.clone(), err };
-        // One write call for the whole line: a kill tears at most this line.
-        self.file.write_all(&self.line).map_err(io_err)?;
-        if self.fsync {
-            self.file.sync_data().map_err(io_err)?;
+        let written = self.cut_torn().and_then(|()| {
+            // One write call for the whole line: a kill tears at most this line.
+            self.file.write_all(&self.line)?;
+            if self.fsync {
+                self.file.sync_data()?;
+            }
+            Ok(())
+        });
+        match written {
+            Ok(()) => {
+                self.len += self.line.len() as u64;
+                Ok(())
+            }
+            Err(err) => {
+                self.torn = true;
+                // Retried before the next line if it fails now.
+                let _ = self.cut_torn();
+                Err(Error::Io { path: self.path.clone(), err })
+            }
+        }
+    }
+
+    /// Cuts off what a failed write left past the last whole line.
+    fn cut_torn(&mut self) -> io::Result<()> {
+        if self.torn {
+            self.file.set_len(self.len)?;
+            self.torn = false;
         }
         Ok(())
+    }
+
+    /// The requests the file holds now, read back from it.
+    pub fn entries(&mut self) -> Result<Vec<(Duration, Request)>, Error> {
+        let (recovered, _) = self.read()?;
+        Ok(recovered.map(|r| r.entries).unwrap_or_default())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 

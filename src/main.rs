@@ -87,7 +87,7 @@ fn main() -> ExitCode {
                 "warning: cannot reach the server at {}: {reason}; continuing without coordination (--optional)",
                 path.display()
             );
-            Say { quiet: false }.line(&warning);
+            Say::error(&warning);
             ExitCode::from(exit::SUCCESS)
         }
         // Whoever read our output stopped reading (`| head`): not a failure.
@@ -124,12 +124,13 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         }
         Cmd::Ping => {
             let mut client = settings.client();
-            let Body::Pong { version, protocol } = client.call(&Request::Ping)? else {
+            let Body::Pong { version, protocol, pid } = client.call(&Request::Ping)? else {
                 return Err(client.unexpected().into());
             };
+            let pid = pid.map(|pid| format!(", server pid {pid}")).unwrap_or_default();
             writeln!(
                 out,
-                "unitsync {version} (protocol {protocol}) at {}",
+                "unitsync {version} (protocol {protocol}) at {}{pid}",
                 settings.socket.display()
             )?;
         }
@@ -144,6 +145,9 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             settings.client().call(&Request::Complete { unit })?;
         }
         Cmd::Fail { unit, reason } => {
+            // The server cleans it too; cleaning here keeps a huge log
+            // within the request line's cap.
+            let reason = reason.as_deref().and_then(protocol::clean_reason);
             settings.client().call(&Request::Fail { unit, reason })?;
         }
         Cmd::Status { unit, json } => {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::state::Status;
 use crate::state::{self, Dep, UnitInfo};
+pub use crate::state::{Status, clean_reason};
 
 /// Bumped when a request or response changes incompatibly.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -65,16 +65,45 @@ pub struct Response {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Body {
-    Pong { version: String, protocol: u32 },
-    Wanted { added: usize, registered: bool },
-    Started { waited: f64, waited_for: Vec<String> },
-    Blocked { now: f64, unmet: Vec<DepView> },
-    DependencyFailed { dependency: String, reason: Option<String> },
-    Completed { ran: Option<f64> },
-    Failed { ran: Option<f64> },
-    Status { now: f64, unit: UnitView },
-    List { now: f64, units: Vec<UnitView> },
-    Error { error: ErrorBody },
+    /// `pid` is the server's process id (None from a server too old to say).
+    Pong {
+        version: String,
+        protocol: u32,
+        pid: Option<u32>,
+    },
+    Wanted {
+        added: usize,
+        registered: bool,
+    },
+    Started {
+        waited: f64,
+        waited_for: Vec<String>,
+    },
+    Blocked {
+        now: f64,
+        unmet: Vec<DepView>,
+    },
+    DependencyFailed {
+        dependency: String,
+        reason: Option<String>,
+    },
+    Completed {
+        ran: Option<f64>,
+    },
+    Failed {
+        ran: Option<f64>,
+    },
+    Status {
+        now: f64,
+        unit: UnitView,
+    },
+    List {
+        now: f64,
+        units: Vec<UnitView>,
+    },
+    Error {
+        error: ErrorBody,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -95,11 +124,10 @@ pub enum ErrorKind {
     Cycle,
     AlreadyStarted,
     AlreadyCompleted,
-    BadReason,
     Limit,
     Busy,
     Forbidden,
-    /// The change was applied but could not be written to the `--state` file.
+    /// The change could not be written to the `--state` file, so it was refused.
     Journal,
     /// A kind this client does not know, from a newer server. Never sent.
     #[serde(other)]
@@ -120,7 +148,6 @@ impl From<state::Error> for ErrorBody {
             state::Error::Cycle { .. } => ErrorKind::Cycle,
             state::Error::AlreadyStarted { .. } => ErrorKind::AlreadyStarted,
             state::Error::AlreadyCompleted { .. } => ErrorKind::AlreadyCompleted,
-            state::Error::BadReason { .. } => ErrorKind::BadReason,
             state::Error::TooManyUnits | state::Error::TooManyEdges => ErrorKind::Limit,
         };
         ErrorBody::new(kind, e.to_string())
@@ -322,6 +349,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         result: String,
         version: Option<String>,
         protocol: Option<u32>,
+        pid: Option<u32>,
         added: Option<usize>,
         registered: Option<bool>,
         waited: Option<f64>,
@@ -343,6 +371,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         "pong" => Body::Pong {
             version: need(f.version, "version")?,
             protocol: need(f.protocol, "protocol")?,
+            pid: f.pid,
         },
         "wanted" => Body::Wanted {
             added: need(f.added, "added")?,
@@ -557,8 +586,8 @@ mod tests {
         };
         let cases = [
             (
-                Body::Pong { version: "0.1.0".into(), protocol: 1 },
-                r#"{"ok":true,"instance":"i1","result":"pong","version":"0.1.0","protocol":1}"#,
+                Body::Pong { version: "0.1.0".into(), protocol: 1, pid: Some(42) },
+                r#"{"ok":true,"instance":"i1","result":"pong","version":"0.1.0","protocol":1,"pid":42}"#,
             ),
             (
                 Body::Wanted { added: 2, registered: true },
@@ -634,7 +663,6 @@ mod tests {
             (ErrorKind::Cycle, "cycle"),
             (ErrorKind::AlreadyStarted, "already_started"),
             (ErrorKind::AlreadyCompleted, "already_completed"),
-            (ErrorKind::BadReason, "bad_reason"),
             (ErrorKind::Limit, "limit"),
             (ErrorKind::Busy, "busy"),
             (ErrorKind::Forbidden, "forbidden"),
@@ -662,7 +690,6 @@ mod tests {
             (E::Cycle { path: vec![unit(), unit()] }, ErrorKind::Cycle),
             (E::AlreadyStarted { unit: unit() }, ErrorKind::AlreadyStarted),
             (E::AlreadyCompleted { unit: unit() }, ErrorKind::AlreadyCompleted),
-            (E::BadReason { unit: unit(), rule: "r" }, ErrorKind::BadReason),
             (E::TooManyUnits, ErrorKind::Limit),
             (E::TooManyEdges, ErrorKind::Limit),
         ];

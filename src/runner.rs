@@ -43,11 +43,11 @@ pub fn run(
     match declare(client, spec) {
         Ok(()) => {}
         Err(client::Error::Unreachable { path, reason }) if optional => {
-            say.line(&format!(
+            Say::error(&format!(
                 "warning: cannot reach the server at {}: {reason}; running {unit} without coordination (--optional)",
                 path.display()
             ));
-            return execute(spec, say).map(|(code, _)| code);
+            return execute(spec).map(|(code, _)| code);
         }
         Err(e) => return Err(e),
     }
@@ -68,7 +68,7 @@ pub fn run(
         return Err(e);
     }
 
-    let (code, reason) = execute(spec, say)?;
+    let (code, reason) = execute(spec)?;
     report(client, unit, reason, say);
     Ok(code)
 }
@@ -115,7 +115,7 @@ fn wait(
 }
 
 /// Runs the command; returns the exit code and, if it failed, why.
-fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error> {
+fn execute(spec: &Spec) -> Result<(u8, Option<String>), client::Error> {
     let program = &spec.command[0];
     let mut command = Command::new(program);
     command.args(&spec.command[1..]).env("UNITSYNC_UNIT", &spec.unit);
@@ -131,7 +131,7 @@ fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error>
                 exit::NOT_EXECUTABLE
             };
             let reason = format!("cannot run {}: {e}", program.to_string_lossy());
-            say.line(&format!("{}: {reason}", spec.unit));
+            Say::error(&format!("{}: {reason}", spec.unit));
             return Ok((code, Some(reason)));
         }
     };
@@ -178,8 +178,8 @@ fn report(client: &mut Client, unit: &str, reason: Option<String>, say: Say) {
     match (result, reason) {
         (Ok(_), None) => say.line(&format!("{unit}: completed")),
         (Ok(_), Some(reason)) => say.line(&format!("{unit}: marked failed: {reason}")),
-        (Err(e), _) => eprintln!(
-            "unitsync: {unit}: could not record how it ended, so its dependents may wait: {e}"
-        ),
+        (Err(e), _) => Say::error(&format!(
+            "{unit}: could not record how it ended, so its dependents may wait: {e}"
+        )),
     }
 }

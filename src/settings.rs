@@ -66,7 +66,7 @@ impl Settings {
         Ok(Settings {
             socket,
             quiet: global.quiet,
-            optional: global.optional || var("UNITSYNC_OPTIONAL").is_some_and(|v| v == "1"),
+            optional: global.optional || yes_or_no("UNITSYNC_OPTIONAL", var("UNITSYNC_OPTIONAL"))?,
             connect_timeout: match global.connect_timeout {
                 Some(d) => d,
                 None => duration("UNITSYNC_CONNECT_TIMEOUT", Duration::ZERO)?,
@@ -97,6 +97,20 @@ impl Settings {
             poll: poll.unwrap_or(self.poll),
             cancel: None,
         }
+    }
+}
+
+/// A yes/no variable: 1, true, yes, on or 0, false, no, off, in any case;
+/// unset (or empty) is no. Anything else is an error naming the variable.
+fn yes_or_no(name: &str, value: Option<OsString>) -> Result<bool, String> {
+    let Some(value) = value else { return Ok(false) };
+    let text = value.to_string_lossy().to_ascii_lowercase();
+    match text.as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "${name}: {value:?} is not yes or no: use 1, true, yes or on, or 0, false, no or off"
+        )),
     }
 }
 
@@ -174,11 +188,22 @@ mod tests {
         assert!(err(&[("UNITSYNC_POLL", "fast")]).starts_with("$UNITSYNC_POLL: invalid duration"));
         assert_eq!(err(&[("UNITSYNC_POLL", "0")]), "$UNITSYNC_POLL must be more than 0");
         assert!(err(&[("UNITSYNC_TIMEOUT", "x")]).starts_with("$UNITSYNC_TIMEOUT: "));
-        // Empty is unset; only "1" turns --optional on; a silly width is ignored.
-        let vars = [("UNITSYNC_SOCKET", ""), ("UNITSYNC_OPTIONAL", "yes"), ("COLUMNS", "5")];
+        assert_eq!(
+            err(&[("UNITSYNC_OPTIONAL", "maybe")]),
+            "$UNITSYNC_OPTIONAL: \"maybe\" is not yes or no: use 1, true, yes or on, or 0, false, no or off"
+        );
+        // Empty is unset; a silly width is ignored.
+        let vars = [("UNITSYNC_SOCKET", ""), ("UNITSYNC_OPTIONAL", ""), ("COLUMNS", "5")];
         let settings = resolve(&global, &vars).unwrap();
         assert_eq!(settings.socket, default_socket());
         assert!(!settings.optional);
         assert_eq!(settings.columns, 80);
+        let optional = |value: &str| resolve(&global, &[("UNITSYNC_OPTIONAL", value)]).unwrap();
+        for yes in ["1", "true", "YES", "On"] {
+            assert!(optional(yes).optional, "{yes}");
+        }
+        for no in ["0", "false", "No", "OFF"] {
+            assert!(!optional(no).optional, "{no}");
+        }
     }
 }

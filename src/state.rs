@@ -70,7 +70,6 @@ pub enum Error {
     Cycle { path: Vec<String> },
     AlreadyStarted { unit: String },
     AlreadyCompleted { unit: String },
-    BadReason { unit: String, rule: &'static str },
     TooManyUnits,
     TooManyEdges,
 }
@@ -89,9 +88,6 @@ impl fmt::Display for Error {
                 write!(f, "{unit} is already started; complete or fail it before starting it again")
             }
             Error::AlreadyCompleted { unit } => write!(f, "{unit} is already completed"),
-            Error::BadReason { unit, rule } => {
-                write!(f, "invalid failure reason for {unit}: {rule}")
-            }
             Error::TooManyUnits => {
                 write!(f, "too many units: this server holds at most {MAX_UNITS}")
             }
@@ -125,6 +121,40 @@ pub fn check_name(name: &str) -> Result<(), Error> {
         return Ok(());
     };
     Err(Error::BadName { name: name.to_owned(), rule })
+}
+
+/// A failure reason as the state keeps it: one line, no control
+/// characters, at most [`MAX_REASON_LEN`] bytes (README.md, "Limits").
+/// A failure must never be lost to its wording, so any text is accepted
+/// and cleaned: line breaks become ` / ` (blank lines dropped), other
+/// control characters spaces, and a reason that is still too long is cut
+/// at a character boundary and ends with `...`. None if nothing is left.
+pub fn clean_reason(reason: &str) -> Option<String> {
+    const CUT: &str = "...";
+    let mut clean = String::with_capacity(reason.len().min(MAX_REASON_LEN));
+    for line in reason.lines() {
+        let line: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if !clean.is_empty() {
+            clean.push_str(" / ");
+        }
+        clean.push_str(line);
+        if clean.len() > MAX_REASON_LEN {
+            break;
+        }
+    }
+    if clean.len() > MAX_REASON_LEN {
+        let mut end = MAX_REASON_LEN - CUT.len();
+        while !clean.is_char_boundary(end) {
+            end -= 1;
+        }
+        clean.truncate(end);
+        clean.push_str(CUT);
+    }
+    (!clean.is_empty()).then_some(clean)
 }
 
 /// What `want` changed.
@@ -164,6 +194,8 @@ pub enum Start {
 pub struct Finished {
     /// How long it ran, if it had been started.
     pub ran: Option<Duration>,
+    /// The failure reason as kept, once cleaned by [`clean_reason`].
+    pub reason: Option<String>,
 }
 
 /// One dependency edge as seen from its dependent.
@@ -383,7 +415,8 @@ impl State {
                 None => format!("dependency {} failed", failed.unit),
             };
             let u = &mut self.units[uid];
-            u.reason = Some(own);
+            // Within the limit however long the chain of failures grows.
+            u.reason = clean_reason(&own);
             u.failed_by = Some(did);
             u.finished_at = Some(now);
             u.blocked = None;
@@ -413,7 +446,8 @@ impl State {
     }
 
     /// `fail unit [reason]`, from any status. Failing a failed unit again
-    /// replaces its reason: a script's error path may report twice.
+    /// replaces its reason: a script's error path may report twice. Any
+    /// reason is accepted, cleaned by [`clean_reason`].
     pub fn fail(
         &mut self,
         unit: &str,
@@ -421,20 +455,8 @@ impl State {
         now: Duration,
     ) -> Result<Finished, Error> {
         check_name(unit)?;
-        if let Some(reason) = reason {
-            let rule = if reason.len() > MAX_REASON_LEN {
-                Some("a reason is at most 1024 bytes")
-            } else if reason.chars().any(char::is_control) {
-                Some("a reason is one line without control characters")
-            } else {
-                None
-            };
-            if let Some(rule) = rule {
-                return Err(Error::BadReason { unit: unit.to_owned(), rule });
-            }
-        }
         let existing = self.index.get(unit).copied();
-        let reason = reason.filter(|r| !r.is_empty()).map(str::to_owned);
+        let reason = reason.and_then(clean_reason);
         self.finish(unit, existing, Status::Failed, reason, now)
     }
 
@@ -521,12 +543,12 @@ impl State {
             Status::Started => u.started_at.map(|at| now.saturating_sub(at)),
             _ => None,
         };
-        u.reason = reason;
+        u.reason.clone_from(&reason);
         u.failed_by = None;
         u.finished_at = Some(now);
         u.blocked = None;
         self.set_status(id, status, now);
-        Ok(Finished { ran })
+        Ok(Finished { ran, reason })
     }
 
     fn mark_started(&mut self, id: Id, now: Duration) -> Start {

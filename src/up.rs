@@ -165,7 +165,7 @@ pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
         say.line(&format!("up: stopped by {}", signals::name(stopped)));
         exit::signaled(stopped)
     } else if failed > 0 {
-        say.line(&format!(
+        Say::error(&format!(
             "up: {failed} of {} scripts failed; not running the main command",
             children.len()
         ));

@@ -3,13 +3,14 @@
 //! socket left by a dead server, and cleaning up after ourselves).
 
 use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
+use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, umask};
-use nix::unistd::{ForkResult, Gid, chown, fork, setsid};
+use nix::unistd::{ForkResult, Gid, chown, fork, pipe2, setsid};
 
 use super::Error;
 use crate::peer::Policy;
@@ -23,15 +24,31 @@ pub(super) fn open_log(path: &Path) -> Result<fs::File, Error> {
         .map_err(|err| Error::LogFile { path: path.to_owned(), err })
 }
 
-/// Forks for `--detach`. Returns the child's pid in the parent, and `None`
-/// in the child, which now leads a session of its own with its standard
-/// streams on /dev/null (stderr on `log`, if given). Call it before any
-/// thread is started.
-pub(super) fn detach(log: Option<&fs::File>) -> Result<Option<i32>, Error> {
+/// Either side of the fork of `--detach`.
+pub(super) enum Detached {
+    /// The caller, holding the child's pid and word.
+    Parent { child: i32, ready: Ready },
+    /// The server to be, which must say whether it serves.
+    Child(Report),
+}
+
+/// Forks for `--detach`. The child leads a session of its own with its
+/// standard streams on /dev/null (stderr on `log`, if given), and reports
+/// to the parent through a pipe whether it started serving, so that the
+/// parent never says "started" for a server that then gave up, nor fails
+/// while a server keeps running. Call it before any thread is started.
+pub(super) fn detach(log: Option<&fs::File>) -> Result<Detached, Error> {
+    let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(Error::Detach)?;
     // SAFETY: no thread has been started yet, so the child is a full copy.
     match unsafe { fork() }.map_err(Error::Detach)? {
-        ForkResult::Parent { child } => Ok(Some(child.as_raw())),
+        ForkResult::Parent { child } => {
+            // Our copy of the write end must go, or the child's death would
+            // not end our read.
+            drop(write);
+            Ok(Detached::Parent { child: child.as_raw(), ready: Ready(fs::File::from(read)) })
+        }
         ForkResult::Child => {
+            drop(read);
             setsid().map_err(Error::Detach)?;
             // Keep none of the caller's streams open, or a caller that
             // reads them (`pid=$(unitsync serve --detach)`) never returns.
@@ -42,13 +59,44 @@ pub(super) fn detach(log: Option<&fs::File>) -> Result<Option<i32>, Error> {
                 let _ = nix::unistd::dup2_stdout(&null);
                 let _ = nix::unistd::dup2_stderr(log.unwrap_or(&null));
             }
-            Ok(None)
+            Ok(Detached::Child(Report(fs::File::from(write))))
         }
     }
 }
 
+/// What the parent of `--detach` reads: "ok", or why the child gave up.
+const READY: &str = "ok";
+
+/// The parent's end of the pipe of `--detach`.
+pub(super) struct Ready(fs::File);
+
+impl Ready {
+    /// Waits until the child serves, or fails as it did.
+    pub(super) fn wait(mut self) -> Result<(), Error> {
+        let mut word = String::new();
+        let _ = self.0.read_to_string(&mut word);
+        match word.as_str() {
+            READY => Ok(()),
+            "" => Err(Error::Child("the server exited before it started serving".to_owned())),
+            why => Err(Error::Child(why.to_owned())),
+        }
+    }
+}
+
+/// The child's end of the pipe of `--detach`.
+pub(super) struct Report(fs::File);
+
+impl Report {
+    /// Tells the parent that the child serves (`None`) or why it does not,
+    /// and closes the pipe, which ends the parent's wait.
+    pub(super) fn send(mut self, failure: Option<&Error>) {
+        let word = failure.map_or_else(|| READY.to_owned(), Error::to_string);
+        let _ = self.0.write_all(word.as_bytes());
+    }
+}
+
 /// Writes `pid` to `--pidfile`, if one was asked for.
-pub(super) fn write_pidfile(pidfile: Option<&Path>, pid: i32) -> Result<(), Error> {
+pub(super) fn write_pidfile(pidfile: Option<&Path>, pid: u32) -> Result<(), Error> {
     match pidfile {
         Some(path) => fs::write(path, format!("{pid}\n"))
             .map_err(|err| Error::Pidfile { path: path.to_owned(), err }),
@@ -66,10 +114,21 @@ pub(super) fn bind(path: &Path, policy: &Policy) -> Result<UnixListener, Error> 
     if !dir.exists() {
         // With --group, members must be able to reach the socket inside.
         let mode = if policy.group.is_some() { 0o710 } else { 0o700 };
-        fs::DirBuilder::new().recursive(true).mode(mode).create(dir).map_err(dir_err)?;
-        if let Some(gid) = policy.group {
-            chown(dir, None, Some(Gid::from_raw(gid))).map_err(|e| dir_err(e.into()))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(dir_err)?;
+        // Only the socket's own directory, never its parents: a mistyped
+        // path must not grow a tree of directories (as root, anywhere).
+        match fs::DirBuilder::new().mode(mode).create(dir) {
+            Ok(()) => {
+                if let Some(gid) = policy.group {
+                    chown(dir, None, Some(Gid::from_raw(gid))).map_err(|e| dir_err(e.into()))?;
+                    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(dir_err)?;
+                }
+            }
+            // Another server made it meanwhile: its owner is checked below.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NoParent { dir: dir.to_owned() });
+            }
+            Err(err) => return Err(dir_err(err)),
         }
     }
     let meta = fs::symlink_metadata(dir).map_err(dir_err)?;

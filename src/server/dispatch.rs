@@ -39,10 +39,11 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
         Outcome::unchanged(Body::Error { error: e.into() }, Some(log))
     };
     match request {
-        Request::Ping => Outcome::unchanged(
-            Body::Pong { version: env!("CARGO_PKG_VERSION").into(), protocol: PROTOCOL_VERSION },
-            None,
-        ),
+        Request::Ping => {
+            let version = env!("CARGO_PKG_VERSION").into();
+            let pid = Some(std::process::id());
+            Outcome::unchanged(Body::Pong { version, protocol: PROTOCOL_VERSION, pid }, None)
+        }
         Request::Want { unit, deps, soft } => match state.want(unit, deps, *soft, now) {
             Ok(w) => {
                 let kind = if *soft { "softly wants" } else { "wants" };
@@ -90,7 +91,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
         Request::Fail { unit, reason } => match state.fail(unit, reason.as_deref(), now) {
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
-                let why = reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+                let why = f.reason.map(|r| format!(": {r}")).unwrap_or_default();
                 let body = Body::Failed { ran: f.ran.map(secs) };
                 Outcome::change(body, format!("{unit} failed{ran}{why}"))
             }

@@ -16,7 +16,7 @@ use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -57,6 +57,7 @@ pub struct Config {
 pub enum Error {
     Group(String),
     Dir { path: PathBuf, err: io::Error },
+    NoParent { dir: PathBuf },
     DirOwner { path: PathBuf, owner: u32, me: u32 },
     NotASocket { path: PathBuf, what: &'static str },
     AlreadyRunning { path: PathBuf },
@@ -65,6 +66,7 @@ pub enum Error {
     LogFile { path: PathBuf, err: io::Error },
     Journal(journal::Error),
     Detach(nix::Error),
+    Child(String),
     Signals(nix::Error),
     Thread { what: &'static str, err: io::Error },
 }
@@ -76,6 +78,14 @@ impl fmt::Display for Error {
             Error::Dir { path, err } => {
                 write!(f, "cannot use socket directory {}: {err}", path.display())
             }
+            Error::NoParent { dir } => write!(
+                f,
+                "cannot create socket directory {}: {} does not exist, and only the \
+                 socket's own directory is created, never its parents; create it first \
+                 or choose another path with --socket",
+                dir.display(),
+                dir.parent().unwrap_or(dir).display()
+            ),
             Error::DirOwner { path, owner, me } => write!(
                 f,
                 "socket directory {} belongs to uid {owner}, not to you (uid {me}); \
@@ -102,6 +112,8 @@ impl fmt::Display for Error {
             }
             Error::Journal(err) => err.fmt(f),
             Error::Detach(err) => write!(f, "cannot detach: {err}"),
+            // The detached child's own error, which it could not print.
+            Error::Child(message) => f.write_str(message),
             Error::Signals(err) => write!(f, "cannot block the stop signals: {err}"),
             Error::Thread { what, err } => write!(f, "cannot start the {what} thread: {err}"),
         }
@@ -113,31 +125,48 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Runs `unitsync serve` until SIGTERM or SIGINT. With `--detach` the caller
-/// returns as soon as the socket is listening and the child serves.
+/// returns as soon as the child serves, or fails as the child did.
+///
+/// Once the socket is bound, an error removes it again: a server that
+/// could not start leaves nothing behind (a detached child says why to its
+/// parent, then exits).
 pub fn serve(config: &Config) -> Result<(), Error> {
     let log_file = config.log.as_deref().map(daemon::open_log).transpose()?;
     let prepared = prepare(config)?;
 
+    let mut report = None;
     if config.detach {
-        if let Some(child) = daemon::detach(log_file.as_ref())? {
-            daemon::write_pidfile(config.pidfile.as_deref(), child)?;
-            // The socket was listening before the fork, so clients can
-            // connect as soon as we return.
-            println!("{child}");
-            return Ok(());
+        match daemon::detach(log_file.as_ref()) {
+            Ok(daemon::Detached::Parent { child, ready }) => {
+                // The socket is the child's now, whatever it says.
+                drop(prepared);
+                ready.wait()?;
+                // The socket was listening before the fork, so clients can
+                // connect as soon as we return.
+                println!("{child}");
+                return Ok(());
+            }
+            Ok(daemon::Detached::Child(child)) => report = Some(child),
+            Err(e) => return Err(prepared.abandon(e)),
         }
-    } else {
-        daemon::write_pidfile(config.pidfile.as_deref(), std::process::id() as i32)?;
-        if let Some(file) = &log_file {
-            let _ = nix::unistd::dup2_stderr(file);
-        }
+    } else if let Some(file) = &log_file {
+        let _ = nix::unistd::dup2_stderr(file);
     }
 
     // Block the stop signals before any thread exists, so that every thread
     // inherits the mask and only this one receives them.
     let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
-    signals.thread_block().map_err(Error::Signals)?;
-    let running = prepared.launch()?;
+    let started = match signals.thread_block() {
+        Err(e) => Err(prepared.abandon(Error::Signals(e))),
+        Ok(()) => match daemon::write_pidfile(config.pidfile.as_deref(), std::process::id()) {
+            Err(e) => Err(prepared.abandon(e)),
+            Ok(()) => prepared.launch(),
+        },
+    };
+    if let Some(report) = report {
+        report.send(started.as_ref().err());
+    }
+    let running = started?;
     let signal = signals.wait().unwrap_or(Signal::SIGTERM);
     running.stop(&format!("stopping on {}", signal.as_str()));
     if let Some(pidfile) = &config.pidfile {
@@ -166,21 +195,8 @@ pub fn prepare(config: &Config) -> Result<Prepared, Error> {
             let (journal, recovered) =
                 Journal::open(path, &fresh, config.fsync).map_err(Error::Journal)?;
             let count = recovered.entries.len();
-            let mut state = State::new();
-            let mut last = Duration::ZERO;
-            for (i, (at, request)) in recovered.entries.iter().enumerate() {
-                if let Outcome { body: Body::Error { error }, .. } =
-                    dispatch::apply(&mut state, request, *at)
-                {
-                    let detail = format!("change {} no longer applies: {}", i + 1, error.message);
-                    return Err(Error::Journal(journal::Error::Corrupt {
-                        path: path.clone(),
-                        line: i + 2,
-                        detail,
-                    }));
-                }
-                last = *at;
-            }
+            let state = replay(&recovered.entries, path).map_err(Error::Journal)?;
+            let last = recovered.entries.last().map_or(Duration::ZERO, |(at, _)| *at);
             // Continue the recorded timeline: wall time since its origin, and
             // never before the last recorded change.
             let since_origin = recovered.origin.elapsed().unwrap_or_default().max(last);
@@ -205,6 +221,20 @@ pub fn prepare(config: &Config) -> Result<Prepared, Error> {
     Ok(Prepared { listener, server, socket: config.socket.clone(), note })
 }
 
+/// The state that the journal at `path` recorded: its `entries` replayed.
+fn replay(entries: &[(Duration, Request)], path: &Path) -> Result<State, journal::Error> {
+    let mut state = State::new();
+    for (i, (at, request)) in entries.iter().enumerate() {
+        if let Outcome { body: Body::Error { error }, .. } =
+            dispatch::apply(&mut state, request, *at)
+        {
+            let detail = format!("change {} no longer applies: {}", i + 1, error.message);
+            return Err(journal::Error::Corrupt { path: path.to_owned(), line: i + 2, detail });
+        }
+    }
+    Ok(state)
+}
+
 /// A server accepting connections on its own thread.
 pub struct Running {
     server: Arc<Server>,
@@ -215,7 +245,17 @@ pub struct Running {
 }
 
 impl Prepared {
-    /// Starts accepting. Threads inherit the caller's signal mask.
+    /// Gives up before serving: closes the socket and removes it, and
+    /// returns `e`, the reason.
+    fn abandon(self, e: Error) -> Error {
+        let Prepared { listener, socket, .. } = self;
+        drop(listener);
+        daemon::remove_if_ours(&socket);
+        e
+    }
+
+    /// Starts accepting. Threads inherit the caller's signal mask. If it
+    /// cannot, the socket is removed.
     pub fn launch(self) -> Result<Running, Error> {
         let Prepared { listener, server, socket, note } = self;
         server.log.line(&format!("serving on {} (pid {})", socket.display(), std::process::id()));
@@ -230,7 +270,11 @@ impl Prepared {
                 .name("accept".into())
                 .stack_size(THREAD_STACK)
                 .spawn(move || conn::accept_loop(&server, &listener, &stop))
-                .map_err(|err| Error::Thread { what: "accept", err })?
+                .map_err(|err| {
+                    // The listener went with the closure: nothing listens.
+                    daemon::remove_if_ours(&socket);
+                    Error::Thread { what: "accept", err }
+                })?
         };
         Ok(Running { server, stop, listener_fd, accept, socket })
     }
@@ -301,26 +345,39 @@ impl Server {
     /// file must hold the changes in the order they were applied, and the
     /// change must be recorded before it is acknowledged. It is a single
     /// `write` to the page cache unless `--fsync` was asked for.
+    ///
+    /// Only what the journal holds may stay applied. The state machine
+    /// decides whether a request changes anything (most polls do not), so
+    /// the request is applied first; if its line cannot be written (a full
+    /// disk), the journal cuts off whatever part of the line got in and
+    /// the state is rebuilt from it, as a restart would: the request is
+    /// refused with nothing changed. That costs a replay, but only then.
     fn apply(&self, request: Request) -> Response {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
             let now = self.log.clock.now();
             let Outcome { body, log, changed } = dispatch::apply(state, &request, now);
-            let recorded = match journal {
-                Some(journal) if changed => journal.append(&request, now).err(),
-                _ => None,
-            };
-            match recorded {
-                None => (body, log),
-                Some(err) => {
-                    // The change is applied in memory but not on disk: say so
-                    // instead of acknowledging it as durable.
-                    let message =
-                        format!("{err}; the change is applied but would be lost on restart");
-                    let error = ErrorBody::new(ErrorKind::Journal, message.clone());
-                    (Body::Error { error }, Some(message))
-                }
+            match journal {
+                Some(journal) if changed => match journal.append(&request, now) {
+                    Ok(()) => (body, log),
+                    Err(err) => {
+                        let message =
+                            match journal.entries().and_then(|e| replay(&e, journal.path())) {
+                                Ok(recorded) => {
+                                    *state = recorded;
+                                    format!("{err}; the change was refused and nothing changed")
+                                }
+                                Err(again) => format!(
+                                    "{err}; the change is applied but would be lost on restart \
+                                 (the state file cannot be read back: {again})"
+                                ),
+                            };
+                        let error = ErrorBody::new(ErrorKind::Journal, message.clone());
+                        (Body::Error { error }, Some(message))
+                    }
+                },
+                _ => (body, log),
             }
         };
         if let Some(event) = event {

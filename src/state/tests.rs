@@ -427,14 +427,40 @@ fn fail_works_from_every_status_and_keeps_the_last_reason() {
         ",
     );
     let mut state = State::new();
-    let err = state.fail("a", Some("two\nlines"), Duration::ZERO).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "invalid failure reason for a: a reason is one line without control characters"
-    );
-    let err = state.fail("a", Some(&"r".repeat(1025)), Duration::ZERO).unwrap_err();
-    assert!(matches!(err, Error::BadReason { .. }), "{err:?}");
-    assert!(state.is_empty());
+    let f = state.fail("a", Some(" two\r\n\n\tlines\x1b[0m "), Duration::ZERO).unwrap();
+    assert_eq!(f.reason.as_deref(), Some("two / lines [0m"));
+    assert_eq!(state.status("a").unwrap().reason.as_deref(), Some("two / lines [0m"));
+    let f = state.fail("a", Some("\n\t\n"), Duration::ZERO).unwrap();
+    assert_eq!(f.reason, None);
+}
+
+#[test]
+fn any_reason_is_cleaned_to_one_short_line() {
+    let max = MAX_REASON_LEN;
+    assert_eq!(clean_reason("exit status 2").as_deref(), Some("exit status 2"));
+    assert_eq!(clean_reason("a\nb\r\nc\rd").as_deref(), Some("a / b / c d"));
+    assert_eq!(clean_reason("  \n\u{0}\n ").as_deref(), None);
+    assert_eq!(clean_reason(&"r".repeat(max)).map(|r| r.len()), Some(max));
+    let long = clean_reason(&"r".repeat(max + 1)).unwrap();
+    assert_eq!((long.len(), &long[max - 4..]), (max, "r..."));
+    // Cut at a character boundary: 2-byte characters, 1,021 bytes kept.
+    let accents = clean_reason(&"é".repeat(max)).unwrap();
+    assert!(accents.len() <= max && accents.ends_with("é..."), "{accents}");
+    let many = clean_reason(&"line\n".repeat(10_000)).unwrap();
+    assert!(many.len() == max && many.starts_with("line / line"), "{many}");
+    // A chain of failures keeps the names of the dependencies, in the limit.
+    let mut state = State::new();
+    state.want("b", &["a".into()], false, Duration::ZERO).unwrap();
+    state.fail("a", Some(&"r".repeat(max)), Duration::ZERO).unwrap();
+    state.start("b", Duration::ZERO).unwrap();
+    let reason = state.status("b").unwrap().reason.unwrap();
+    assert!(reason.len() == max && reason.starts_with("dependency a failed: rrr"), "{reason}");
+    assert!(reason.ends_with("r..."), "{reason}");
+    for text in ["a\tb\n\nc", &"é\n".repeat(600), &"x".repeat(5000)] {
+        let once = clean_reason(text).unwrap();
+        assert_eq!(clean_reason(&once).as_deref(), Some(once.as_str()), "cleaning is idempotent");
+        assert!(!once.chars().any(char::is_control) && once.len() <= max);
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod coder;
 mod core;
 mod durability;
+mod hardening;
 mod hostile;
 mod load;
 // The one seeded generator of every randomized test: it lives in the

@@ -11,19 +11,19 @@ use crate::util::*;
 const SHELLS: [&str; 3] = ["busybox sh", "dash", "bash"];
 
 /// `coder ARGS`: our binary with argv[0] `coder`.
-fn coder(sb: &Sandbox, args: &[&str]) -> Output {
+pub fn coder(sb: &Sandbox, args: &[&str]) -> Output {
     coder_with(sb, args, &[])
 }
 
 /// `coder ARGS` with extra environment variables.
-fn coder_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn coder_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = sb.cmd(args);
     cmd.arg0("coder").envs(env.iter().copied());
     output(format!("coder {}", args.join(" ")), cmd)
 }
 
 /// Coder's two-line error report, as `coder exp sync SUB` prints it.
-fn coder_error(sub: &str, error: &str) -> String {
+pub fn coder_error(sub: &str, error: &str) -> String {
     format!(
         "Encountered an error running \"coder exp sync {sub}\", see \"coder exp sync {sub} --help\" for more information\nerror: {error}\n"
     )

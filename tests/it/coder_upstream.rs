@@ -222,7 +222,7 @@ fn golden_start_with_dependencies() {
     let socket = sb.socket().display().to_string();
     let mut cmd = sb.cmd(&["exp", "sync", "start", "test-unit", "--socket-path", &socket]);
     cmd.arg0("coder").stdout(fs::File::create(&log).unwrap()).stderr(Stdio::piped());
-    let mut start = cmd.spawn().expect("coder runs");
+    let start = cmd.spawn().expect("coder runs");
     eventually("start says it waits", || {
         fs::read_to_string(&log).unwrap_or_default().contains("is waiting for dependencies")
     });

@@ -21,6 +21,12 @@ use std::process::Stdio;
 use crate::coder::{coder, coder_error};
 use crate::util::*;
 
+/// A sandbox and its server (first, so that it is dropped first).
+fn served() -> (Server, Sandbox) {
+    let sb = Sandbox::new();
+    (sb.serve(&[]), sb)
+}
+
 /// `coder exp sync ARGS --socket-path SOCKET`, as upstream's cases run it.
 fn sync(sb: &Sandbox, args: &[&str]) -> Output {
     let socket = sb.socket().display().to_string();
@@ -41,8 +47,7 @@ fn seed(sb: &Sandbox, commands: &[&[&str]]) {
 /// output must be `golden`, with nothing on stderr.
 #[track_caller]
 fn golden(commands: &[&[&str]], args: &[&str], golden: &str) {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, commands);
     let out = sync(&sb, args);
     out.ok().stdout_is(golden).stderr_is("");
@@ -213,8 +218,7 @@ fn golden_list_json_format() {
 
 #[test]
 fn golden_start_with_dependencies() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["want", "test-unit", "dep-unit"], &["want", "test-unit", "dep-unit-2"]]);
     // Upstream runs the start, waits for its output to say it waits, then
     // starts and completes both dependencies.
@@ -247,8 +251,7 @@ fn golden_start_with_dependencies() {
 
 #[test]
 fn golden_want_multiple_deps() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     sync(&sb, &["want", "test-unit", "dep-1", "dep-2", "dep-3"])
         .ok()
         .stdout_has("Unit \"test-unit\" declared dependencies: [dep-1, dep-2, dep-3]");
@@ -261,16 +264,14 @@ fn golden_want_multiple_deps() {
 
 #[test]
 fn sync_start_new_unit() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["start", "test-unit"]]);
     status_is(&sb, "test-unit", "started");
 }
 
 #[test]
 fn sync_start_unit_already_started() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["start", "test-unit"]]);
     status_is(&sb, "test-unit", "started");
     sync(&sb, &["start", "test-unit"]).code(1).stderr_has(&coder_error(
@@ -284,8 +285,7 @@ fn sync_start_unit_already_started() {
 #[test]
 fn sync_start_unit_already_completed() {
     // A completed unit may start again.
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["start", "test-unit"], &["complete", "test-unit"]]);
     status_is(&sb, "test-unit", "completed");
     seed(&sb, &[&["start", "test-unit"]]);
@@ -296,8 +296,7 @@ fn sync_start_unit_already_completed() {
 fn sync_start_unit_not_ready() {
     // Upstream's agent refuses the start; the CLI waits, here until its
     // timeout, and the unit stays pending.
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["want", "test-unit", "dependency-unit"]]);
     sync(&sb, &["start", "test-unit", "--timeout", "100ms"])
         .code(1)
@@ -309,8 +308,7 @@ fn sync_start_unit_not_ready() {
 #[test]
 fn sync_complete_unit_already_completed() {
     // agent/unit's manager refuses a status a unit already has.
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["start", "test-unit"], &["complete", "test-unit"]]);
     sync(&sb, &["complete", "test-unit"]).code(1).stderr_has(&coder_error(
         "complete",
@@ -323,8 +321,7 @@ fn sync_complete_unit_already_completed() {
 #[test]
 fn sync_want_new_units() {
     // A dependency nobody registered is registered for the edge.
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["want", "test-unit", "dependency-unit"]]);
     let status = json(&sb, "test-unit");
     assert!(status.contains("\"depends_on\": \"dependency-unit\""), "{status}");
@@ -333,8 +330,7 @@ fn sync_want_new_units() {
 
 #[test]
 fn sync_want_dependency_already_registered() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["start", "dependency-unit"]]);
     status_is(&sb, "dependency-unit", "started");
     seed(&sb, &[&["want", "test-unit", "dependency-unit"]]);
@@ -347,8 +343,7 @@ fn sync_want_dependency_already_registered() {
 fn sync_want_dependency_added_after_dependent_started() {
     // Allowed: the dependency applies the next time the unit starts; its
     // current status stays.
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["start", "test-unit"]]);
     seed(&sb, &[&["want", "test-unit", "dependency-unit"]]);
     let status = json(&sb, "test-unit");
@@ -358,16 +353,14 @@ fn sync_want_dependency_added_after_dependent_started() {
 
 #[test]
 fn sync_ready_unit_not_ready() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["want", "test-unit", "dependency-unit"]]);
     assert!(!is_ready(&sb, "test-unit"));
 }
 
 #[test]
 fn sync_ready_unit_ready() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["start", "test-unit"]]);
     assert!(is_ready(&sb, "test-unit"));
     seed(&sb, &[&["want", "dependent-unit", "test-unit"], &["complete", "test-unit"]]);
@@ -387,8 +380,7 @@ fn manager_is_ready_with_unregistered_unit() {
 
 #[test]
 fn manager_add_dependency_on_an_unregistered_unit() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["want", "serviceA", "serviceB"]]);
     status_is(&sb, "serviceB", "");
     assert!(!is_ready(&sb, "serviceA"));
@@ -403,8 +395,7 @@ fn manager_add_dependency_on_an_unregistered_unit() {
 fn manager_add_dependency_creates_a_cyclic_dependency() {
     // Refused, as upstream; our message names the cycle (a deliberate
     // difference, see compat.rs).
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(
         &sb,
         &[
@@ -421,8 +412,7 @@ fn manager_add_dependency_creates_a_cyclic_dependency() {
 
 #[test]
 fn manager_update_status_triggers_readiness_recalculation() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["want", "serviceA", "serviceB"]]);
     assert!(!is_ready(&sb, "serviceA"));
     seed(&sb, &[&["start", "serviceB"], &["complete", "serviceB"]]);
@@ -435,16 +425,14 @@ fn manager_update_status_with_unregistered_unit() {
     // Upstream refuses to complete a unit nobody registered ("unit not
     // found"); unitsync registers it, on purpose (see compat.rs): a
     // script's EXIT trap must not fail because its start never got through.
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     sync(&sb, &["complete", "serviceA"]).ok().stdout_is("Success\n");
     status_is(&sb, "serviceA", "completed");
 }
 
 #[test]
 fn manager_linear_chain_dependencies() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["want", "serviceA", "serviceB"], &["want", "serviceB", "serviceC"]]);
     seed(&sb, &[&["start", "serviceC"]]);
     assert!(!is_ready(&sb, "serviceB"));
@@ -458,8 +446,7 @@ fn manager_linear_chain_dependencies() {
 
 #[test]
 fn manager_unit_with_multiple_dependencies() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(&sb, &[&["want", "serviceA", "serviceB", "serviceC"]]);
     assert!(!is_ready(&sb, "serviceA"));
     seed(&sb, &[&["start", "serviceB"], &["complete", "serviceB"]]);
@@ -470,8 +457,7 @@ fn manager_unit_with_multiple_dependencies() {
 
 #[test]
 fn manager_complex_dependency_chain() {
-    let sb = Sandbox::new();
-    let _server = sb.serve(&[]);
+    let (_server, sb) = served();
     seed(
         &sb,
         &[

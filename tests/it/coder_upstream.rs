@@ -70,6 +70,19 @@ fn is_ready(sb: &Sandbox, unit: &str) -> bool {
     }
 }
 
+/// `coder exp sync VERB test-unit` fails: agent/unit's manager refuses to
+/// set a status a unit already has.
+#[track_caller]
+fn same_status_refused(sb: &Sandbox, verb: &str) {
+    sync(sb, &[verb, "test-unit"]).code(1).stderr_has(&coder_error(
+        verb,
+        &format!(
+            "{verb} unit failed: cannot {verb} unit \"test-unit\": checking status for unit \
+             \"test-unit\": same status already set"
+        ),
+    ));
+}
+
 #[track_caller]
 fn status_is(sb: &Sandbox, unit: &str, status: &str) {
     let json = json(sb, unit);
@@ -274,11 +287,7 @@ fn sync_start_unit_already_started() {
     let (_server, sb) = served();
     seed(&sb, &[&["start", "test-unit"]]);
     status_is(&sb, "test-unit", "started");
-    sync(&sb, &["start", "test-unit"]).code(1).stderr_has(&coder_error(
-        "start",
-        "start unit failed: cannot start unit \"test-unit\": checking status for unit \
-         \"test-unit\": same status already set",
-    ));
+    same_status_refused(&sb, "start");
     status_is(&sb, "test-unit", "started");
 }
 
@@ -310,11 +319,7 @@ fn sync_complete_unit_already_completed() {
     // agent/unit's manager refuses a status a unit already has.
     let (_server, sb) = served();
     seed(&sb, &[&["start", "test-unit"], &["complete", "test-unit"]]);
-    sync(&sb, &["complete", "test-unit"]).code(1).stderr_has(&coder_error(
-        "complete",
-        "complete unit failed: cannot complete unit \"test-unit\": checking status for unit \
-         \"test-unit\": same status already set",
-    ));
+    same_status_refused(&sb, "complete");
     status_is(&sb, "test-unit", "completed");
 }
 

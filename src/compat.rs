@@ -40,9 +40,10 @@
 //!   two blanks, the last one too. JSON has Coder's fields (`unit_name`,
 //!   `status`, `is_ready`, `dependencies` of `depends_on`,
 //!   `required_status`, `current_status`, `is_satisfied`) and Go's values:
-//!   a not-registered status is `""`, an empty list `null`. Coder's statuses
-//!   are ours (pending, started, completed) except `failed`, which only a
-//!   native `unitsync fail` can cause and shows as is.
+//!   a not-registered status is `""`, an empty list `null`. `is_ready` and
+//!   `Ready:` say whether the unit may start (our `startable`). Coder's
+//!   statuses are ours (pending, started, completed); `failed`, which only
+//!   a native `unitsync fail` can cause, shows as is.
 //! - `--help` on `coder exp sync` and on each subcommand is Coder's page for
 //!   it; `coder exp sync` alone prints its page too.
 //!
@@ -52,13 +53,16 @@
 //! adds them one by one and may stop half way), and a refused cycle names
 //! its path (`cycle: b -> a -> b`). `complete` registers a unit nobody
 //! declared (Coder refuses it: a script's EXIT trap must not fail because
-//! its `start` never reached the server). Unit names follow unitsync's
-//! rules. A timeout adds a `unitsync: ` line naming what it still waited
-//! for. Besides: lines end in `\n`, not cliui's `\r\n`, without styling;
-//! help pages name unitsync's version, not Coder's; `status` has no
-//! `History:` section; `ping` and `list` refuse stray arguments.
-//! `$UNITSYNC_OPTIONAL=1` turns an unreachable server into a warning and
-//! success, as for the native commands.
+//! its `start` never reached the server). A native `ready` unit (a service
+//! that runs and satisfies its dependents) shows as `completed`: Coder has
+//! no such status, and its scripts proceed as after a completed unit; it
+//! still runs, so unlike a completed one it cannot start again. Unit names
+//! follow unitsync's rules. A timeout adds a `unitsync: ` line naming what
+//! it still waited for. Besides: lines end in `\n`, not cliui's `\r\n`,
+//! without styling; help pages name unitsync's version, not Coder's;
+//! `status` has no `History:` section; `ping` and `list` refuse stray
+//! arguments. `$UNITSYNC_OPTIONAL=1` turns an unreachable server into a
+//! warning and success, as for the native commands.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -759,7 +763,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
         }
         Sub::Complete { unit } => {
             let doing = "complete unit failed";
-            match client.call(&Request::Complete { unit: unit.clone() }) {
+            match client.call(&Request::Complete { unit: unit.clone(), note: None }) {
                 Err(client::Error::Refused(body)) if body.kind == ErrorKind::AlreadyCompleted => {
                     return Err(Failure::Coder { doing, cause: same_status("complete", &unit) });
                 }
@@ -820,7 +824,7 @@ fn start(
         view.dependencies.iter().filter(|d| !d.satisfied).map(|d| d.unit.as_str()).collect();
     all.sort_unstable();
     unmet.sort_unstable();
-    if !view.ready {
+    if !view.startable {
         let waiting = unmet.join(", ");
         writeln!(out, "Unit {unit:?} is waiting for dependencies to be satisfied: [{waiting}]")?;
         out.flush()?;
@@ -851,7 +855,9 @@ fn start(
 fn status(unit: &UnitView, view: &View) -> String {
     let mut out = format!(
         "Unit: {}\nStatus: {}\nReady: {}\n\nDependencies:\n",
-        unit.unit, unit.status, unit.ready
+        unit.unit,
+        shown(unit.status),
+        unit.startable
     );
     if unit.dependencies.is_empty() {
         out.push_str("No dependencies found\n");
@@ -860,7 +866,12 @@ fn status(unit: &UnitView, view: &View) -> String {
     let mut deps: Vec<&DepView> = unit.dependencies.iter().collect();
     deps.sort_by(|a, b| a.unit.cmp(&b.unit));
     let rows = deps.iter().map(|d| {
-        vec![d.unit.clone(), required(d).to_owned(), d.status.to_string(), d.satisfied.to_string()]
+        vec![
+            d.unit.clone(),
+            required(d).to_owned(),
+            shown(d.status).to_owned(),
+            d.satisfied.to_string(),
+        ]
     });
     out + &table(&STATUS_COLUMNS, view, rows.collect())
 }
@@ -870,8 +881,9 @@ fn list(units: &[&UnitView], view: &View) -> String {
     if units.is_empty() {
         return "No units registered\n".to_owned();
     }
-    let rows =
-        units.iter().map(|u| vec![u.unit.clone(), u.status.to_string(), u.ready.to_string()]);
+    let rows = units
+        .iter()
+        .map(|u| vec![u.unit.clone(), shown(u.status).to_owned(), u.startable.to_string()]);
     table(&LIST_COLUMNS, view, rows.collect())
 }
 
@@ -937,10 +949,20 @@ struct ListItemJson<'a> {
     is_ready: bool,
 }
 
-/// Coder's status as its JSON spells it: a not-registered unit's status is
-/// the empty string (its Go zero value), the rest are ours.
+/// A status as Coder's tables show it: ours, but a native `ready` unit (a
+/// service that runs and satisfies its dependents) is `completed`, since
+/// Coder has no such status and its dependents proceed all the same.
+fn shown(status: Status) -> &'static str {
+    match status {
+        Status::Ready => Status::Completed.as_str(),
+        status => status.as_str(),
+    }
+}
+
+/// A status as Coder's JSON spells it: a not-registered unit's status is
+/// the empty string (its Go zero value), the rest as [`shown`].
 fn coder_status(status: Status) -> &'static str {
-    if status == Status::NotRegistered { "" } else { status.as_str() }
+    if status == Status::NotRegistered { "" } else { shown(status) }
 }
 
 impl<'a> From<&'a UnitView> for StatusJson<'a> {
@@ -958,7 +980,7 @@ impl<'a> From<&'a UnitView> for StatusJson<'a> {
         StatusJson {
             unit_name: &u.unit,
             status: coder_status(u.status),
-            is_ready: u.ready,
+            is_ready: u.startable,
             dependencies: (!dependencies.is_empty()).then_some(dependencies),
         }
     }
@@ -971,7 +993,7 @@ fn list_json<'a>(units: &[&'a UnitView]) -> Option<Vec<ListItemJson<'a>>> {
         .map(|u| ListItemJson {
             unit_name: &u.unit,
             status: coder_status(u.status),
-            is_ready: u.ready,
+            is_ready: u.startable,
         })
         .collect();
     (!items.is_empty()).then_some(items)
@@ -1218,7 +1240,7 @@ mod tests {
         UnitView {
             unit: unit.into(),
             status,
-            ready: deps.iter().all(|d| d.2),
+            startable: deps.iter().all(|d| d.2),
             dependencies: deps
                 .iter()
                 .map(|&(u, s, satisfied)| DepView {
@@ -1230,9 +1252,11 @@ mod tests {
                 })
                 .collect(),
             reason: None,
+            note: None,
             failed_by: None,
             since: 0.0,
             started_at: None,
+            ready_at: None,
             finished_at: None,
             waited: None,
             ran: None,
@@ -1301,6 +1325,28 @@ git-clone    completed        not registered  false
             render::json(&StatusJson::from(&nobody)),
             "{\n  \"unit_name\": \"doesnotexist\",\n  \"status\": \"\",\n  \"is_ready\": true,\n  \"dependencies\": null\n}\n"
         );
+    }
+
+    #[test]
+    fn a_ready_unit_shows_as_completed() {
+        // Coder has no `ready`: a service that runs and satisfies its
+        // dependents is, to Coder's scripts, a completed unit.
+        let db = view("db", Ready, &[]);
+        let app = view("app", Pending, &[("db", Ready, true)]);
+        let all = View::default();
+        assert!(status(&db, &all).starts_with("Unit: db\nStatus: completed\nReady: true\n"));
+        assert!(
+            status(&app, &all)
+                .contains("db          completed        completed       true       \n")
+        );
+        assert_eq!(
+            list(&[&app, &db], &all),
+            "UNIT  STATUS     READY  \napp   pending    true   \ndb    completed  true   \n"
+        );
+        let json = render::json(&StatusJson::from(&app));
+        assert!(json.contains(r#""current_status": "completed""#), "{json}");
+        let json = render::json(&list_json(&[&db]));
+        assert!(json.contains(r#""status": "completed""#), "{json}");
     }
 
     #[test]

@@ -171,6 +171,32 @@ ide-configure  pending    false
 }
 
 #[test]
+fn a_ready_unit_shows_as_completed() {
+    // `ready` is unitsync's (a service that runs and satisfies its
+    // dependents); Coder has no such status, and its scripts proceed as
+    // after a completed unit.
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    coder(&sb, &["exp", "sync", "want", "app", "db"]).ok();
+    coder(&sb, &["exp", "sync", "start", "db"]).ok();
+    let answer = raw_exchange(&sb.socket(), &[br#"{"op":"ready","unit":"db"}"#]);
+    assert!(answer[0].contains(r#""result":"ready""#), "{answer:?}");
+    coder(&sb, &["exp", "sync", "list"]).ok().stdout_is(
+        "UNIT  STATUS     READY  \napp   pending    true   \ndb    completed  true   \n",
+    );
+    coder(&sb, &["exp", "sync", "status", "app"])
+        .ok()
+        .stdout_has("db          completed        completed       true       \n");
+    coder(&sb, &["exp", "sync", "status", "db", "-o", "json"])
+        .ok()
+        .stdout_has("\"status\": \"completed\",\n  \"is_ready\": true,");
+    // Unlike a completed unit, it still runs: it cannot start again.
+    coder(&sb, &["exp", "sync", "start", "db"])
+        .code(1)
+        .stderr_has("start unit failed: cannot start unit \"db\": checking status for unit \"db\": same status already set");
+}
+
+#[test]
 fn every_error_exits_1_with_coders_report() {
     let sb = Sandbox::new();
     // Unreachable.

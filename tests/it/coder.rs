@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::os::unix::process::CommandExt;
+use std::process::Stdio;
 
 use crate::util::*;
 
@@ -194,6 +195,30 @@ fn a_ready_unit_shows_as_completed() {
     coder(&sb, &["exp", "sync", "start", "db"])
         .code(1)
         .stderr_has("start unit failed: cannot start unit \"db\": checking status for unit \"db\": same status already set");
+}
+
+#[test]
+fn timeout_takes_go_durations_and_zero_or_less_waits_forever() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    coder(&sb, &["exp", "sync", "want", "app", "db"]).ok();
+    coder(&sb, &["exp", "sync", "start", "app", "--timeout", "500us"])
+        .code(1)
+        .stderr_has(&coder_error("start", "timeout waiting for dependencies of unit 'app'"));
+    // A negative timeout is no deadline: the start waits until db completes.
+    let mut cmd = sb.cmd(&["exp", "sync", "start", "app", "--timeout", "-1s"]);
+    cmd.arg0("coder").stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = cmd.spawn().expect("coder runs");
+    until_waiting(&sb, "app");
+    coder(&sb, &["exp", "sync", "start", "db"]).ok();
+    coder(&sb, &["exp", "sync", "complete", "db"]).ok();
+    let out = start.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .ends_with("Unit \"app\" finished waiting for dependencies: [db]\n"),
+        "{out:?}"
+    );
 }
 
 #[test]

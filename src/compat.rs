@@ -4,44 +4,65 @@
 //! template scripts written for Coder's workspace startup coordination run
 //! unchanged against `unitsync serve`. Everything else `coder` is refused.
 //!
-//! Matched against coder/coder's own source (cli/sync.go, cli/sync_*.go,
-//! cli/cliui/{log,table,output}.go, agent/agentsocket, agent/unit) and its
-//! startup-coordination troubleshooting guide:
+//! Matched against coder/coder's own source and tests (cli/sync*.go and
+//! their golden files, cli/cliui/{table,output}.go, cli/root.go's error
+//! formatting, agent/agentsocket, agent/unit) and the serpent and pflag
+//! flag parsers it uses:
 //! - flags: `--socket-path` on every subcommand, else
-//!   `$CODER_AGENT_SOCKET_PATH` (then unitsync's own socket rules);
-//!   `start --timeout` (5m by default, 0 waits forever); `status` and `list`
-//!   take `-o/--output table|json`; `want UNIT DEP [DEP...]`.
-//! - texts: `Success`; `Unit "x" is waiting for dependencies to be
-//!   satisfied: [a, b]`, then `Unit "x" started with no dependencies`,
-//!   `... started immediately, dependencies already satisfied: [a]` or
-//!   `... finished waiting for dependencies: [a, b]`. An error prints
-//!   `Encountered an error running "coder exp sync start", see "coder exp
-//!   sync start --help" for more information` and `error: ` plus Coder's
-//!   prefix (`connect to agent socket: `, `declare dependency failed: `,
-//!   `get status failed: `, `start unit failed: `, `complete unit failed: `,
-//!   `list units failed: `) or `timeout waiting for dependencies of unit
-//!   'x'`, and exits 1, whatever went wrong.
+//!   `$CODER_AGENT_SOCKET_PATH`, else unitsync's own socket rules (an empty
+//!   `--socket-path ""` means the default too); `start --timeout` takes Go
+//!   durations (`500us`, `1h2m3s`), 5m by default, 0 or less waits forever;
+//!   `status` and `list` take `-o/--output table|json` and `-c/--column`
+//!   (`depends on,required status,current status,satisfied`, and
+//!   `unit,status,ready`), which hides columns but keeps their order.
+//! - texts: `Success` (`ping`, `complete`); `Unit "x" declared
+//!   dependencies: [b, a]` (in argument order); `Unit "x" is waiting for
+//!   dependencies to be satisfied: [a, b]`, then `Unit "x" started with no
+//!   dependencies`, `... started immediately, dependencies already
+//!   satisfied: [a]` or `... finished waiting for dependencies: [a, b]`
+//!   (sorted). An error in a command prints `Encountered an error running
+//!   "coder exp sync start", see "coder exp sync start --help" for more
+//!   information` and `error: ` plus Coder's prefix (`connect to agent
+//!   socket: `, `declare dependency failed: `, `get status failed: `, `start
+//!   unit failed: `, `complete unit failed: `, `list units failed: `) and
+//!   cause (`... same status already set`, `... unit name is required`), or
+//!   `timeout waiting for dependencies of unit 'x'`, or `unrecognized
+//!   subcommand "frob"`. A flag error is one line, `parsing flags ([exp sync
+//!   start a --soft]) for "coder exp sync start": unknown flag: --soft`, in
+//!   pflag's words (`invalid argument "yaml" for "-o, --output" flag:
+//!   invalid choice: yaml, should be one of [table json]`). Every error
+//!   exits 1.
 //! - layouts: `status` is `Unit:`/`Status:`/`Ready:`, then `Dependencies:`
 //!   and a DEPENDS ON / REQUIRED STATUS / CURRENT STATUS / SATISFIED table,
 //!   or `No dependencies found`; `list` is a UNIT / STATUS / READY table of
-//!   registered units only, or `No units registered`. JSON has Coder's
-//!   fields (`unit_name`, `status`, `is_ready`, `dependencies` of
-//!   `depends_on`, `required_status`, `current_status`, `is_satisfied`) and
-//!   Go's values: a not-registered status is `""`, no dependencies `null`.
-//!   Coder's statuses are ours (pending, started, completed) except
-//!   `failed`, which only a native `unitsync fail` can cause and shows as is.
+//!   registered units only, or `No units registered`. Tables are cliui's:
+//!   rows sorted by their first column, every cell padded and followed by
+//!   two blanks, the last one too. JSON has Coder's fields (`unit_name`,
+//!   `status`, `is_ready`, `dependencies` of `depends_on`,
+//!   `required_status`, `current_status`, `is_satisfied`) and Go's values:
+//!   a not-registered status is `""`, an empty list `null`. `is_ready` and
+//!   `Ready:` say whether the unit may start (our `startable`). Coder's
+//!   statuses are ours (pending, started, completed); `failed`, which only
+//!   a native `unitsync fail` can cause, shows as is.
+//! - `--help` on `coder exp sync` and on each subcommand is Coder's page for
+//!   it; `coder exp sync` alone prints its page too.
 //!
-//! Where we differ, on purpose: `start` checks every 50ms
-//! (`$UNITSYNC_POLL`), not every second, and starts atomically; a timeout
-//! adds a `unitsync: ` line naming what it still waited for. `want U A B`
-//! adds its edges in one atomic call (Coder adds them one by one and may
-//! stop half way), and a cycle names its path. `complete` registers a unit
-//! nobody declared (Coder refuses it). Unit names follow unitsync's rules.
-//! Lines end in `\n`, not cliui's `\r\n`, with no styling or trailing
-//! blanks; `status` has no `History:` section and there is no `-c/--column`.
-//! `ping` and `list` refuse stray arguments. `--timeout` also takes a bare
-//! number of seconds. `$UNITSYNC_OPTIONAL=1` turns an unreachable server
-//! into a warning and success, as for the native commands.
+//! Where we differ, on purpose, because unitsync guarantees otherwise:
+//! `start` checks every 50ms (`$UNITSYNC_POLL`), not every second, and
+//! starts atomically. `want U A B` adds its edges in one atomic call (Coder
+//! adds them one by one and may stop half way), and a refused cycle names
+//! its path (`cycle: b -> a -> b`). `complete` registers a unit nobody
+//! declared (Coder refuses it: a script's EXIT trap must not fail because
+//! its `start` never reached the server). A native `ready` unit (a service
+//! that runs and satisfies its dependents) shows as `completed`: Coder has
+//! no such status, and its scripts proceed as after a completed unit; it
+//! still runs, so unlike a completed one it cannot start again. Unit names
+//! follow unitsync's rules. A timeout adds a `unitsync: ` line naming what
+//! it still waited for. Besides: lines end in `\n`, not cliui's `\r\n`,
+//! without styling; help pages name unitsync's version, not Coder's;
+//! `status` has no `History:` section; `ping` and `list` refuse stray
+//! arguments. `$UNITSYNC_OPTIONAL=1` turns an unreachable server into a
+//! warning and success, as for the native commands.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -56,10 +77,12 @@ use crate::cli;
 use crate::client::{self, Client, Say};
 use crate::duration;
 use crate::exit;
-use crate::protocol::{Body, DepView, Request, Status, UnitView};
+use crate::protocol::{Body, DepView, ErrorKind, Request, Status, UnitView};
 use crate::render;
 use crate::settings::Settings;
 
+/// `coder --help` (or any `coder` help outside `exp sync`): what this
+/// `coder` is.
 const HELP: &str = "\
 coder exp sync, as provided by unitsync: startup scripts declare
 dependencies on each other and wait for them.
@@ -71,7 +94,7 @@ Commands:
   want UNIT DEP [DEP...]        UNIT may start only once every DEP completed
   start UNIT [--timeout D]      wait until UNIT's dependencies completed, then
                                 mark it started (D: 30s, 5m; 5m by default;
-                                0 waits forever)
+                                0 or less waits forever)
   complete UNIT                 mark UNIT completed
   status UNIT [-o table|json]   UNIT's status, readiness and dependencies
   list [-o table|json]          every registered unit
@@ -79,10 +102,130 @@ Commands:
   --socket-path PATH   the server's socket [$CODER_AGENT_SOCKET_PATH, else
                        $UNITSYNC_SOCKET, else /tmp/unitsync-$UID/unitsync.sock]
 
+'coder exp sync [COMMAND] --help' shows Coder's own page for a command.
 This 'coder' is unitsync under another name: it provides only
 'coder exp sync', serving it from 'unitsync serve'. Any error exits 1.
 See 'unitsync --help' for the rest.
 ";
+
+/// Coder's help pages (cli/testdata/coder_exp_sync_*--help.golden), after
+/// the first line, which names the version.
+const HELP_SYNC: &str = "
+USAGE:
+  coder exp sync [flags]
+
+  Manage unit dependencies for coordinated startup
+
+  Commands for orchestrating unit startup order in workspaces. Units are most
+  commonly coder scripts. Use these commands to declare dependencies between
+  units, coordinate their startup sequence, and ensure units start only after
+  their dependencies are ready. This helps prevent race conditions and startup
+  failures.
+
+SUBCOMMANDS:
+    complete    Mark a unit as complete
+    list        List all registered units and their statuses
+    ping        Test agent socket connectivity and health
+    start       Wait until all unit dependencies are satisfied
+    status      Show unit status and dependency state
+    want        Declare that a unit depends on other units completing before it
+                can start
+
+OPTIONS:
+      --socket-path string, $CODER_AGENT_SOCKET_PATH
+          Specify the path for the agent socket.
+";
+
+const HELP_PING: &str = "
+USAGE:
+  coder exp sync ping
+
+  Test agent socket connectivity and health
+
+  Test connectivity to the local Coder agent socket to verify the agent is
+  running and responsive. Useful for troubleshooting startup issues or verifying
+  the agent is accessible before running other sync commands.
+";
+
+const HELP_WANT: &str = "
+USAGE:
+  coder exp sync want <unit> <depends-on> [depends-on...]
+
+  Declare that a unit depends on other units completing before it can start
+
+  Declare that a unit depends on one or more other units completing before it
+  can start. The unit specified first will not start until all subsequent units
+  have signaled that they have completed.
+";
+
+const HELP_START: &str = "
+USAGE:
+  coder exp sync start [flags] <unit>
+
+  Wait until all unit dependencies are satisfied
+
+  Wait until all dependencies are satisfied, consider the unit to have started,
+  then allow it to proceed. This command polls until dependencies are ready,
+  then marks the unit as started.
+
+OPTIONS:
+      --timeout duration (default: 5m)
+          Maximum time to wait for dependencies (e.g., 30s, 5m). 5m by default.
+";
+
+const HELP_COMPLETE: &str = "
+USAGE:
+  coder exp sync complete <unit>
+
+  Mark a unit as complete
+
+  Mark a unit as complete. Indicating to other units that it has completed its
+  work. This allows units that depend on it to proceed with their startup.
+";
+
+const HELP_STATUS: &str = "
+USAGE:
+  coder exp sync status [flags] <unit>
+
+  Show unit status and dependency state
+
+  Show the current status of a unit, whether it is ready to start, and lists its
+  dependencies. Shows which dependencies are satisfied and which are still
+  pending.
+
+OPTIONS:
+  -c, --column [depends on|required status|current status|satisfied] (default: depends on,required status,current status,satisfied)
+          Columns to display in table output.
+
+  -o, --output table|json (default: table)
+          Output format.
+";
+
+const HELP_LIST: &str = "
+USAGE:
+  coder exp sync list [flags]
+
+  List all registered units and their statuses
+
+  List all units currently registered with the workspace agent. Shows each
+  unit's name, status, and whether it is ready to start.
+
+OPTIONS:
+  -c, --column [unit|status|ready] (default: unit,status,ready)
+          Columns to display in table output.
+
+  -o, --output table|json (default: table)
+          Output format.
+";
+
+const HELP_FOOTER: &str = "
+———
+Run `coder --help` for a list of global options.
+";
+
+/// The columns of `status`'s and `list`'s tables, as `-c` names them.
+const STATUS_COLUMNS: [&str; 4] = ["depends on", "required status", "current status", "satisfied"];
+const LIST_COLUMNS: [&str; 3] = ["unit", "status", "ready"];
 
 /// Whether this process was invoked as `coder`.
 pub fn invoked_as_coder() -> bool {
@@ -95,8 +238,8 @@ pub fn invoked_as_coder() -> bool {
 /// exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
     let invocation = match parse(args) {
-        Ok(Parsed::Help) => {
-            let _ = io::stdout().write_all(HELP.as_bytes());
+        Ok(Parsed::Help(page)) => {
+            let _ = io::stdout().write_all(help(page).as_bytes());
             return exit::SUCCESS;
         }
         Ok(Parsed::Run(invocation)) => invocation,
@@ -109,11 +252,19 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
             return exit::ERROR;
         }
         Err(ParseError::Usage { command, message }) => return failed(&command, &message, None),
+        Err(ParseError::Flags { command, args, message }) => {
+            // Serpent returns flag errors as they are, without the frame
+            // Coder puts around a failed command.
+            eprintln!("parsing flags ([{}]) for {command:?}: {message}", args.join(" "));
+            return exit::ERROR;
+        }
     };
     let command = invocation.sub.command();
-    let socket = invocation.socket_path.or_else(|| {
-        env::var_os("CODER_AGENT_SOCKET_PATH").filter(|v| !v.is_empty()).map(PathBuf::from)
-    });
+    // An empty --socket-path is Coder's default path, which is ours.
+    let socket = match invocation.socket_path {
+        Some(path) => Some(path).filter(|p| !p.as_os_str().is_empty()),
+        None => env::var_os("CODER_AGENT_SOCKET_PATH").filter(|v| !v.is_empty()).map(PathBuf::from),
+    };
     let settings = match Settings::resolve(&cli::Global { socket, ..Default::default() }) {
         Ok(settings) => settings,
         Err(message) => return failed(&command, &message, None),
@@ -154,40 +305,128 @@ fn failed(command: &str, message: &str, detail: Option<&str>) -> u8 {
     exit::ERROR
 }
 
-#[derive(Debug, PartialEq)]
-enum Sub {
-    Ping,
-    Want { unit: String, deps: Vec<String> },
-    Start { unit: String, timeout: Option<Duration> },
-    Complete { unit: String },
-    Status { unit: String, json: bool },
-    List { json: bool },
+/// Which help page to print.
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Page {
+    /// What this `coder` is: asked outside `coder exp sync`.
+    Ours,
+    /// Coder's page for `coder exp sync` (`None`) or one subcommand.
+    Coder(Option<Name>),
 }
 
-impl Sub {
+fn help(page: Page) -> String {
+    let body = match page {
+        Page::Ours => return HELP.to_owned(),
+        Page::Coder(None) => HELP_SYNC,
+        Page::Coder(Some(name)) => match name {
+            Name::Ping => HELP_PING,
+            Name::Want => HELP_WANT,
+            Name::Start => HELP_START,
+            Name::Complete => HELP_COMPLETE,
+            Name::Status => HELP_STATUS,
+            Name::List => HELP_LIST,
+        },
+    };
+    format!("coder v{} (unitsync)\n{body}{HELP_FOOTER}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The subcommands of `coder exp sync`.
+#[derive(Debug, PartialEq, Clone, Copy)]
+enum Name {
+    Ping,
+    Want,
+    Start,
+    Complete,
+    Status,
+    List,
+}
+
+impl Name {
+    fn of(word: &str) -> Option<Name> {
+        Some(match word {
+            "ping" => Name::Ping,
+            "want" => Name::Want,
+            "start" => Name::Start,
+            "complete" => Name::Complete,
+            "status" => Name::Status,
+            "list" => Name::List,
+            _ => return None,
+        })
+    }
+
     /// The command's full name, as Coder's errors spell it.
-    fn command(&self) -> String {
+    fn command(self) -> String {
         let name = match self {
-            Sub::Ping => "ping",
-            Sub::Want { .. } => "want",
-            Sub::Start { .. } => "start",
-            Sub::Complete { .. } => "complete",
-            Sub::Status { .. } => "status",
-            Sub::List { .. } => "list",
+            Name::Ping => "ping",
+            Name::Want => "want",
+            Name::Start => "start",
+            Name::Complete => "complete",
+            Name::Status => "status",
+            Name::List => "list",
         };
         format!("coder exp sync {name}")
     }
 }
 
 #[derive(Debug, PartialEq)]
+enum Sub {
+    Ping,
+    Want {
+        unit: String,
+        deps: Vec<String>,
+    },
+    /// `Some(Duration::ZERO)` waits forever.
+    Start {
+        unit: String,
+        timeout: Option<Duration>,
+    },
+    Complete {
+        unit: String,
+    },
+    Status {
+        unit: String,
+        view: View,
+    },
+    List {
+        view: View,
+    },
+}
+
+impl Sub {
+    fn name(&self) -> Name {
+        match self {
+            Sub::Ping => Name::Ping,
+            Sub::Want { .. } => Name::Want,
+            Sub::Start { .. } => Name::Start,
+            Sub::Complete { .. } => Name::Complete,
+            Sub::Status { .. } => Name::Status,
+            Sub::List { .. } => Name::List,
+        }
+    }
+
+    fn command(&self) -> String {
+        self.name().command()
+    }
+}
+
+/// How `status` and `list` show what they show: `-o` and `-c`.
+#[derive(Debug, PartialEq, Default)]
+struct View {
+    json: bool,
+    /// The columns `-c` named, if any; no flag or an empty one shows all.
+    columns: Option<Vec<String>>,
+}
+
+#[derive(Debug, PartialEq)]
 struct Invocation {
+    /// `--socket-path` as given; an empty one means the default.
     socket_path: Option<PathBuf>,
     sub: Sub,
 }
 
 #[derive(Debug, PartialEq)]
 enum Parsed {
-    Help,
+    Help(Page),
     Run(Invocation),
 }
 
@@ -195,94 +434,160 @@ enum Parsed {
 enum ParseError {
     /// Not a `coder exp sync` command; holds it as typed.
     NotProvided(String),
-    /// A mistake in a `coder exp sync` command.
+    /// A mistake in a `coder exp sync` command's arguments.
     Usage { command: String, message: String },
+    /// A mistake in its flags, reported with every argument, as serpent does.
+    Flags { command: String, args: Vec<String>, message: String },
 }
 
-/// Flags that take a value, in every spelling Coder's flag parser accepts:
-/// `--timeout 5m`, `--timeout=5m`, `-o json`, `-ojson`, `-o=json`.
-const VALUE_FLAGS: [&str; 4] = ["--socket-path", "--timeout", "--output", "-o"];
+/// A flag as typed: `--timeout 5m`, `--timeout=5m`, `-o json`, `-ojson`,
+/// `-o=json`. Serpent hands them to pflag, whose rules these are.
+#[derive(Debug)]
+struct Flag {
+    /// `--name` for a long flag, `-x` for a shorthand.
+    name: String,
+    /// The argument it was typed in, for pflag's shorthand messages.
+    typed: String,
+    value: Option<String>,
+}
+
+/// The long flags that take a value, and their shorthands.
+const VALUE_FLAGS: [(&str, Option<char>); 4] =
+    [("socket-path", None), ("timeout", None), ("output", Some('o')), ("column", Some('c'))];
 
 /// Parses `coder` arguments: flags may come anywhere, `--` ends them, and
 /// `-h/--help` anywhere asks for help.
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError> {
-    let mut typed = vec!["coder".to_owned()];
+    let all: Vec<String> = args.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let mut words = Vec::new();
-    let mut flags: Vec<(String, Option<String>)> = Vec::new();
+    let mut flags = Vec::new();
     let mut help = false;
     let mut only_words = false;
-    let mut args = args.into_iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(arg) = args.next() {
-        typed.push(arg.clone());
+    let mut rest = all.iter();
+    while let Some(arg) = rest.next() {
         if only_words || arg == "-" || !arg.starts_with('-') {
-            words.push(arg);
+            words.push(arg.clone());
             continue;
         }
         if arg == "--" {
             only_words = true;
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None if arg.starts_with("-o") && arg.len() > 2 => {
-                ("-o".to_owned(), Some(arg[2..].to_owned()))
+        let (name, inline, takes) = match arg.strip_prefix("--") {
+            Some(long) => {
+                let (name, inline) = match long.split_once('=') {
+                    Some((name, value)) => (name, Some(value.to_owned())),
+                    None => (long, None),
+                };
+                (format!("--{name}"), inline, VALUE_FLAGS.iter().any(|(n, _)| *n == name))
             }
-            None => (arg.clone(), None),
+            None => {
+                // A shorthand takes the rest of its argument as its value,
+                // after an optional `=`.
+                let mut chars = arg[1..].chars();
+                let short = chars.next().expect("a lone '-' is a word");
+                let tail = chars.as_str();
+                let inline = (!tail.is_empty()).then(|| tail.strip_prefix('=').unwrap_or(tail));
+                let takes = VALUE_FLAGS.iter().any(|(_, s)| *s == Some(short));
+                (format!("-{short}"), inline.filter(|_| takes).map(str::to_owned), takes)
+            }
         };
-        if name == "-h" || name == "--help" {
+        if name == "--help" || name == "-h" {
             help = true;
-        } else if VALUE_FLAGS.contains(&name.as_str()) {
-            let value = inline.or_else(|| args.next().inspect(|v| typed.push(v.clone())));
-            flags.push((name, value));
-        } else {
-            flags.push((name, inline));
+            continue;
         }
+        let value = match (inline, takes) {
+            (Some(value), _) => Some(value),
+            (None, true) => rest.next().cloned(),
+            (None, false) => None,
+        };
+        flags.push(Flag { name, typed: arg.clone(), value });
     }
-    if help {
-        return Ok(Parsed::Help);
-    }
+    let typed = || ["coder".to_owned()].into_iter().chain(all.iter().cloned()).collect::<Vec<_>>();
     if words.len() < 2 || words[0] != "exp" || words[1] != "sync" {
-        return Err(ParseError::NotProvided(typed.join(" ")));
+        if help {
+            return Ok(Parsed::Help(Page::Ours));
+        }
+        return Err(ParseError::NotProvided(typed().join(" ")));
     }
-    // `coder exp sync` alone prints its help, as Coder's does.
-    let Some(name) = words.get(2) else { return Ok(Parsed::Help) };
-    if !["ping", "want", "start", "complete", "status", "list"].contains(&name.as_str()) {
+    let name = words.get(2).and_then(|word| Name::of(word));
+    if help {
+        return Ok(Parsed::Help(Page::Coder(name)));
+    }
+    let Some(name) = name else {
+        // `coder exp sync` alone prints its help, as Coder's does.
+        let Some(word) = words.get(2) else { return Ok(Parsed::Help(Page::Coder(None))) };
         return Err(ParseError::Usage {
             command: "coder exp sync".to_owned(),
-            message: format!(
-                "unknown command {name:?} for \"coder exp sync\"; \
-                 try ping, want, start, complete, status or list"
-            ),
+            message: format!("unrecognized subcommand {word:?}"),
         });
-    }
-    let command = format!("coder exp sync {name}");
-    let usage = |message: String| ParseError::Usage { command: command.clone(), message };
+    };
+    let command = name.command();
+    let flag_error = |message: String| ParseError::Flags {
+        command: command.clone(),
+        args: all.clone(),
+        message,
+    };
+    let usage =
+        |message: &str| ParseError::Usage { command: command.clone(), message: message.to_owned() };
 
-    let (mut socket_path, mut timeout, mut json) = (None, None, false);
-    for (flag, value) in flags {
-        let takes = match flag.as_str() {
-            "--socket-path" => true,
-            "--timeout" => name == "start",
-            "-o" | "--output" => name == "status" || name == "list",
+    let (mut socket_path, mut timeout, mut view) = (None, None, View::default());
+    for flag in flags {
+        let long = match flag.name.strip_prefix("--") {
+            Some(long) => Some(long),
+            None => VALUE_FLAGS
+                .iter()
+                .find(|(_, short)| *short == flag.name[1..].chars().next())
+                .map(|(long, _)| *long),
+        };
+        let known = match long {
+            Some("socket-path") => true,
+            Some("timeout") => name == Name::Start,
+            Some("output" | "column") => name == Name::Status || name == Name::List,
             _ => false,
         };
-        if !takes {
-            return Err(usage(format!("unknown flag: {flag}")));
+        if !known {
+            return Err(flag_error(match flag.name.strip_prefix("--") {
+                Some(_) => format!("unknown flag: {}", flag.name),
+                None => format!("unknown shorthand flag: '{}' in {}", &flag.name[1..], flag.typed),
+            }));
         }
-        let Some(value) = value else {
-            return Err(usage(format!("flag needs an argument: {flag}")));
+        let long = long.expect("known flags have a long name");
+        let Some(value) = flag.value else {
+            return Err(flag_error(match flag.name.strip_prefix("--") {
+                Some(_) => format!("flag needs an argument: {}", flag.name),
+                None => format!("flag needs an argument: '{}' in {}", &flag.name[1..], flag.typed),
+            }));
         };
-        let bad =
-            |why: String| usage(format!("invalid argument {value:?} for \"{flag}\" flag: {why}"));
-        match flag.as_str() {
-            "--socket-path" => socket_path = Some(PathBuf::from(&value)),
-            "--timeout" => timeout = Some(duration::parse(&value).map_err(bad)?),
-            _ => {
-                json = match value.as_str() {
+        // pflag names a flag with its shorthand, if it has one.
+        let shown = match VALUE_FLAGS.iter().find(|(n, _)| *n == long) {
+            Some((_, Some(short))) => format!("-{short}, --{long}"),
+            _ => format!("--{long}"),
+        };
+        let bad = |why: String| {
+            flag_error(format!("invalid argument {value:?} for {shown:?} flag: {why}"))
+        };
+        match long {
+            "socket-path" => socket_path = Some(PathBuf::from(&value)),
+            "timeout" => timeout = Some(go_duration(&value).map_err(bad)?),
+            "output" => {
+                view.json = match value.as_str() {
                     "table" => false,
                     "json" => true,
-                    _ => return Err(bad("must be one of \"table\", \"json\"".to_owned())),
+                    _ => return Err(bad(invalid_choice(&value, &["table", "json"]))),
                 }
+            }
+            _ => {
+                let choices: &[&str] =
+                    if name == Name::Status { &STATUS_COLUMNS } else { &LIST_COLUMNS };
+                // Serpent reads the value as one CSV record; an empty one
+                // clears the list, which shows every column.
+                let named: Vec<String> =
+                    value.split(',').filter(|_| !value.is_empty()).map(str::to_owned).collect();
+                if let Some(wrong) = named.iter().find(|c| !choices.contains(&c.as_str())) {
+                    return Err(bad(invalid_choice(wrong, choices)));
+                }
+                view.columns.get_or_insert_with(Vec::new).extend(named);
             }
         }
     }
@@ -290,31 +595,65 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
     let args = &words[3..];
     let one_unit = || match args {
         [unit] => Ok(unit.clone()),
-        _ => Err(usage("exactly one unit name is required".to_owned())),
+        _ => Err(usage("exactly one unit name is required")),
     };
     let no_args = || match args.first() {
-        Some(extra) => Err(usage(format!("unexpected argument {extra:?}"))),
+        Some(extra) => Err(usage(&format!("unexpected argument {extra:?}"))),
         None => Ok(()),
     };
-    let sub = match name.as_str() {
-        "ping" => no_args().map(|()| Sub::Ping)?,
-        "want" => match args {
+    let sub = match name {
+        Name::Ping => no_args().map(|()| Sub::Ping)?,
+        Name::Want => match args {
             [unit, deps @ ..] if !deps.is_empty() => {
                 Sub::Want { unit: unit.clone(), deps: deps.to_vec() }
             }
             _ => {
                 return Err(usage(
-                    "at least two arguments are required: unit and one or more depends-on"
-                        .to_owned(),
+                    "at least two arguments are required: unit and one or more depends-on",
                 ));
             }
         },
-        "start" => Sub::Start { unit: one_unit()?, timeout },
-        "complete" => Sub::Complete { unit: one_unit()? },
-        "status" => Sub::Status { unit: one_unit()?, json },
-        _ => no_args().map(|()| Sub::List { json })?,
+        Name::Start => Sub::Start { unit: one_unit()?, timeout },
+        Name::Complete => Sub::Complete { unit: one_unit()? },
+        Name::Status => Sub::Status { unit: one_unit()?, view },
+        Name::List => no_args().map(|()| Sub::List { view })?,
     };
     Ok(Parsed::Run(Invocation { socket_path, sub }))
+}
+
+/// serpent's enum flags: `invalid choice: yaml, should be one of [table json]`.
+fn invalid_choice(value: &str, choices: &[&str]) -> String {
+    format!("invalid choice: {value}, should be one of [{}]", choices.join(" "))
+}
+
+/// `--timeout` as Go's `time.ParseDuration` reads it, in its words when
+/// it cannot: a sign, then `500us`, `1.5s`, `1h2m3s`; a bare `0`. Zero or
+/// less is `Duration::ZERO`: no deadline, as a Go context without one.
+fn go_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("time: invalid duration {text:?}");
+    let (negative, magnitude) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if magnitude == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if !magnitude.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return Err(invalid());
+    }
+    let number = |c: char| c.is_ascii_digit() || c == '.';
+    if magnitude.chars().all(number) {
+        return Err(format!("time: missing unit in duration {text:?}"));
+    }
+    let parsed = duration::parse(magnitude).map_err(|_| {
+        const UNITS: [&str; 8] = ["ns", "us", "\u{b5}s", "\u{3bc}s", "ms", "s", "m", "h"];
+        match magnitude.split(number).find(|unit| !unit.is_empty() && !UNITS.contains(unit)) {
+            Some(unit) => format!("time: unknown unit {unit:?} in duration {text:?}"),
+            None => invalid(),
+        }
+    })?;
+    Ok(if negative { Duration::ZERO } else { parsed })
 }
 
 #[derive(Debug)]
@@ -324,6 +663,11 @@ enum Failure {
     Client {
         doing: &'static str,
         error: client::Error,
+    },
+    /// Refused, in the words Coder's agent would have used.
+    Coder {
+        doing: &'static str,
+        cause: String,
     },
     /// `start` ran out of time; `detail` says what it still waited for.
     TimedOut {
@@ -340,6 +684,7 @@ impl fmt::Display for Failure {
                 write!(f, "connect to agent socket: {error}")
             }
             Failure::Client { doing, error } => write!(f, "{doing}: {error}"),
+            Failure::Coder { doing, cause } => write!(f, "{doing}: {cause}"),
             Failure::TimedOut { unit, .. } => {
                 write!(f, "timeout waiting for dependencies of unit '{unit}'")
             }
@@ -363,7 +708,44 @@ fn call(client: &mut Client, request: &Request, doing: &'static str) -> Result<B
     client.call(request).map_err(|error| Failure::Client { doing, error })
 }
 
+/// What Coder's agent says to an empty unit name (agent/agentsocket's
+/// service wrapping agent/unit's manager errors), for each subcommand.
+fn empty_name(sub: &Sub) -> Option<Failure> {
+    let required = "unit name is required";
+    let (doing, cause) = match sub {
+        Sub::Status { unit, .. } | Sub::Start { unit, .. } if unit.is_empty() => (
+            "get status failed",
+            format!("cannot check readiness: unit ID cannot be empty: {required}"),
+        ),
+        Sub::Complete { unit } if unit.is_empty() => (
+            "complete unit failed",
+            format!("cannot complete unit \"\": updating status for unit \"\": {required}"),
+        ),
+        Sub::Want { unit, .. } if unit.is_empty() => (
+            "declare dependency failed",
+            format!("cannot add dependency: registering unit \"\": {required}"),
+        ),
+        Sub::Want { deps, .. } if deps.iter().any(String::is_empty) => (
+            "declare dependency failed",
+            format!("cannot add dependency: dependency name cannot be empty: {required}"),
+        ),
+        _ => return None,
+    };
+    Some(Failure::Coder { doing, cause })
+}
+
+/// Coder's words for a unit set to the status it has: its agent refuses
+/// a second `start` of a started unit and a second `complete`.
+fn same_status(verb: &str, unit: &str) -> String {
+    format!(
+        "cannot {verb} unit {unit:?}: checking status for unit {unit:?}: same status already set"
+    )
+}
+
 fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failure> {
+    if let Some(failure) = empty_name(&sub) {
+        return Err(failure);
+    }
     let mut client = settings.client();
     match sub {
         Sub::Ping => {
@@ -371,35 +753,50 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
             writeln!(out, "Success")?;
         }
         Sub::Want { unit, deps } => {
-            let want = Request::Want { unit, deps, soft: false };
+            let declared = deps.join(", ");
+            let want = Request::Want { unit: unit.clone(), deps, soft: false };
             call(&mut client, &want, "declare dependency failed")?;
-            writeln!(out, "Success")?;
+            writeln!(out, "Unit {unit:?} declared dependencies: [{declared}]")?;
         }
         Sub::Start { unit, timeout } => {
             start(&mut client, &unit, settings.patience(timeout, None), out)?;
         }
         Sub::Complete { unit } => {
-            call(&mut client, &Request::Complete { unit }, "complete unit failed")?;
-            writeln!(out, "Success")?;
+            let doing = "complete unit failed";
+            match client.call(&Request::Complete { unit: unit.clone(), note: None }) {
+                Err(client::Error::Refused(body)) if body.kind == ErrorKind::AlreadyCompleted => {
+                    return Err(Failure::Coder { doing, cause: same_status("complete", &unit) });
+                }
+                Err(error) => return Err(Failure::Client { doing, error }),
+                Ok(_) => writeln!(out, "Success")?,
+            }
         }
-        Sub::Status { unit, json } => {
+        Sub::Status { unit, view } => {
             let doing = "get status failed";
             let Body::Status { unit, .. } = call(&mut client, &Request::Status { unit }, doing)?
             else {
                 return Err(Failure::Client { doing, error: client.unexpected() });
             };
-            let text = if json { render::json(&StatusJson::from(&unit)) } else { status(&unit) };
+            let text = if view.json {
+                render::json(&StatusJson::from(&unit))
+            } else {
+                status(&unit, &view)
+            };
             out.write_all(text.as_bytes())?;
         }
-        Sub::List { json } => {
+        Sub::List { view } => {
             let doing = "list units failed";
             let Body::List { units, .. } = call(&mut client, &Request::List, doing)? else {
                 return Err(Failure::Client { doing, error: client.unexpected() });
             };
             // Coder lists the units scripts registered, not placeholders.
-            let units: Vec<&UnitView> =
+            let mut units: Vec<&UnitView> =
                 units.iter().filter(|u| u.status != Status::NotRegistered).collect();
-            let text = if json { render::json(&list_json(&units)) } else { list(&units) };
+            units.sort_by(|a, b| a.unit.cmp(&b.unit));
+            let text = match view.json {
+                true => render::json(&list_json(&units)),
+                false => list(&units, &view),
+            };
             out.write_all(text.as_bytes())?;
         }
     }
@@ -422,16 +819,21 @@ fn start(
     else {
         return Err(Failure::Client { doing, error: client.unexpected() });
     };
-    let all: Vec<&str> = view.dependencies.iter().map(|d| d.unit.as_str()).collect();
-    let unmet: Vec<&str> =
+    let mut all: Vec<&str> = view.dependencies.iter().map(|d| d.unit.as_str()).collect();
+    let mut unmet: Vec<&str> =
         view.dependencies.iter().filter(|d| !d.satisfied).map(|d| d.unit.as_str()).collect();
-    if !view.ready {
+    all.sort_unstable();
+    unmet.sort_unstable();
+    if !view.startable {
         let waiting = unmet.join(", ");
         writeln!(out, "Unit {unit:?} is waiting for dependencies to be satisfied: [{waiting}]")?;
         out.flush()?;
     }
     client::start(client, unit, patience, Say { quiet: true }).map_err(|error| match error {
         client::Error::TimedOut(detail) => Failure::TimedOut { unit: unit.to_owned(), detail },
+        client::Error::Refused(body) if body.kind == ErrorKind::AlreadyStarted => {
+            Failure::Coder { doing: "start unit failed", cause: same_status("start", unit) }
+        }
         error => Failure::Client { doing: "start unit failed", error },
     })?;
     if all.is_empty() {
@@ -450,28 +852,39 @@ fn start(
 }
 
 /// `status` as a table: Coder's header, then the dependencies.
-fn status(unit: &UnitView) -> String {
+fn status(unit: &UnitView, view: &View) -> String {
     let mut out = format!(
         "Unit: {}\nStatus: {}\nReady: {}\n\nDependencies:\n",
-        unit.unit, unit.status, unit.ready
+        unit.unit,
+        shown(unit.status),
+        unit.startable
     );
     if unit.dependencies.is_empty() {
         out.push_str("No dependencies found\n");
         return out;
     }
-    let rows = unit.dependencies.iter().map(|d| {
-        [d.unit.clone(), required(d).to_owned(), d.status.to_string(), d.satisfied.to_string()]
+    let mut deps: Vec<&DepView> = unit.dependencies.iter().collect();
+    deps.sort_by(|a, b| a.unit.cmp(&b.unit));
+    let rows = deps.iter().map(|d| {
+        vec![
+            d.unit.clone(),
+            required(d).to_owned(),
+            shown(d.status).to_owned(),
+            d.satisfied.to_string(),
+        ]
     });
-    out + &table(["DEPENDS ON", "REQUIRED STATUS", "CURRENT STATUS", "SATISFIED"], rows)
+    out + &table(&STATUS_COLUMNS, view, rows.collect())
 }
 
 /// `list` as a table, or Coder's note when there is nothing to list.
-fn list(units: &[&UnitView]) -> String {
+fn list(units: &[&UnitView], view: &View) -> String {
     if units.is_empty() {
         return "No units registered\n".to_owned();
     }
-    let rows = units.iter().map(|u| [u.unit.clone(), u.status.to_string(), u.ready.to_string()]);
-    table(["UNIT", "STATUS", "READY"], rows)
+    let rows = units
+        .iter()
+        .map(|u| vec![u.unit.clone(), shown(u.status).to_owned(), u.startable.to_string()]);
+    table(&LIST_COLUMNS, view, rows.collect())
 }
 
 /// The status a dependency must reach. Coder knows only `completed`; a soft
@@ -480,12 +893,35 @@ fn required(dep: &DepView) -> &'static str {
     if dep.soft { "completed or failed" } else { "completed" }
 }
 
-/// Coder's tables: upper-case headers, columns two blanks apart, as
-/// [`render::columns`] lays them out.
-fn table<const N: usize>(header: [&str; N], rows: impl Iterator<Item = [String; N]>) -> String {
-    let mut all = vec![header.map(str::to_owned)];
-    all.extend(rows);
-    render::columns(&all)
+/// Coder's tables: the columns `-c` keeps, in their own order, under
+/// upper-case headers, laid out by [`render::columns`].
+fn table(columns: &[&str], view: &View, rows: Vec<Vec<String>>) -> String {
+    let shown: Vec<usize> = (0..columns.len())
+        .filter(|&i| match &view.columns {
+            Some(named) if !named.is_empty() => named.iter().any(|c| c == columns[i]),
+            _ => true,
+        })
+        .collect();
+    let header = shown.iter().map(|&i| columns[i].to_uppercase()).collect();
+    let mut all = vec![header];
+    all.extend(rows.into_iter().map(|row| shown.iter().map(|&i| row[i].clone()).collect()));
+    match shown.len() {
+        1 => padded::<1>(all),
+        2 => padded::<2>(all),
+        3 => padded::<3>(all),
+        _ => padded::<4>(all),
+    }
+}
+
+/// [`render::columns`] for `N` cells a row, with its trailing blanks put
+/// back: cliui pads every cell, the last one included, so every line is as
+/// long as the longest plus the two blanks after a cell.
+fn padded<const N: usize>(rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<[String; N]> =
+        rows.into_iter().map(|row| row.try_into().expect("every row has N cells")).collect();
+    let text = render::columns(&rows);
+    let width = text.lines().map(|line| line.chars().count()).max().unwrap_or(0) + 2;
+    text.lines().map(|line| format!("{line:<width$}\n")).collect()
 }
 
 /// `status -o json`, field for field as Coder marshals it.
@@ -513,10 +949,20 @@ struct ListItemJson<'a> {
     is_ready: bool,
 }
 
-/// Coder's status as its JSON spells it: a not-registered unit's status is
-/// the empty string (its Go zero value), the rest are ours.
+/// A status as Coder's tables show it: ours, but a native `ready` unit (a
+/// service that runs and satisfies its dependents) is `completed`, since
+/// Coder has no such status and its dependents proceed all the same.
+fn shown(status: Status) -> &'static str {
+    match status {
+        Status::Ready => Status::Completed.as_str(),
+        status => status.as_str(),
+    }
+}
+
+/// A status as Coder's JSON spells it: a not-registered unit's status is
+/// the empty string (its Go zero value), the rest as [`shown`].
 fn coder_status(status: Status) -> &'static str {
-    if status == Status::NotRegistered { "" } else { status.as_str() }
+    if status == Status::NotRegistered { "" } else { shown(status) }
 }
 
 impl<'a> From<&'a UnitView> for StatusJson<'a> {
@@ -534,21 +980,23 @@ impl<'a> From<&'a UnitView> for StatusJson<'a> {
         StatusJson {
             unit_name: &u.unit,
             status: coder_status(u.status),
-            is_ready: u.ready,
+            is_ready: u.startable,
             dependencies: (!dependencies.is_empty()).then_some(dependencies),
         }
     }
 }
 
-fn list_json<'a>(units: &[&'a UnitView]) -> Vec<ListItemJson<'a>> {
-    units
+/// `list -o json`: Go marshals an empty list it never filled as `null`.
+fn list_json<'a>(units: &[&'a UnitView]) -> Option<Vec<ListItemJson<'a>>> {
+    let items: Vec<ListItemJson<'a>> = units
         .iter()
         .map(|u| ListItemJson {
             unit_name: &u.unit,
             status: coder_status(u.status),
-            is_ready: u.ready,
+            is_ready: u.startable,
         })
-        .collect()
+        .collect();
+    (!items.is_empty()).then_some(items)
 }
 
 #[cfg(test)]
@@ -574,6 +1022,21 @@ mod tests {
         }
     }
 
+    /// The flag error `line` gets, after `parsing flags (...) for "...": `.
+    fn flag_error(line: &str) -> (String, String) {
+        match parse_str(line) {
+            Err(ParseError::Flags { command, args, message }) => {
+                assert_eq!(args.join(" "), line, "every argument is shown");
+                (command, message)
+            }
+            other => panic!("{line:?} parsed as {other:?}"),
+        }
+    }
+
+    fn json() -> View {
+        View { json: true, columns: None }
+    }
+
     #[test]
     fn parses_every_subcommand() {
         assert_eq!(sub("exp sync ping").1, Sub::Ping);
@@ -590,8 +1053,11 @@ mod tests {
             Sub::Start { unit: "long-operation".into(), timeout: Some(Duration::from_secs(600)) }
         );
         assert_eq!(sub("exp sync complete a").1, Sub::Complete { unit: "a".into() });
-        assert_eq!(sub("exp sync status a").1, Sub::Status { unit: "a".into(), json: false });
-        assert_eq!(sub("exp sync list").1, Sub::List { json: false });
+        assert_eq!(
+            sub("exp sync status a").1,
+            Sub::Status { unit: "a".into(), view: View::default() }
+        );
+        assert_eq!(sub("exp sync list").1, Sub::List { view: View::default() });
     }
 
     #[test]
@@ -604,9 +1070,9 @@ mod tests {
             "exp sync status a --output=json",
             "exp sync status -o table a --output json",
         ] {
-            assert_eq!(sub(line).1, Sub::Status { unit: "a".into(), json: true }, "{line}");
+            assert_eq!(sub(line).1, Sub::Status { unit: "a".into(), view: json() }, "{line}");
         }
-        assert_eq!(sub("exp sync list -o table").1, Sub::List { json: false });
+        assert_eq!(sub("exp sync list -o table").1, Sub::List { view: View::default() });
         assert_eq!(
             sub("exp sync start --timeout=0 a").1,
             Sub::Start { unit: "a".into(), timeout: Some(Duration::ZERO) }
@@ -618,17 +1084,90 @@ mod tests {
         ] {
             assert_eq!(sub(line), (Some("/s".into()), Sub::Ping), "{line}");
         }
+        // An empty path is kept, to mean the default rather than the variable.
+        assert_eq!(sub("exp sync ping --socket-path=").0, Some(PathBuf::new()));
         // After `--`, everything is an argument.
         assert_eq!(sub("exp sync complete -- -odd").1, Sub::Complete { unit: "-odd".into() });
     }
 
     #[test]
-    fn help_anywhere_and_bare_sync_print_help() {
-        for line in
-            ["--help", "-h", "exp sync", "exp sync --help", "exp sync start -h", "list --help"]
-        {
-            assert_eq!(parse_str(line), Ok(Parsed::Help), "{line}");
+    fn columns_are_checked_accumulated_and_cleared() {
+        let columns = |line: &str| match sub(line).1 {
+            Sub::Status { view, .. } | Sub::List { view } => view.columns,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(columns("exp sync list"), None);
+        assert_eq!(columns("exp sync list -c unit"), Some(vec!["unit".to_owned()]));
+        assert_eq!(
+            columns("exp sync list -cready --column=unit,status"),
+            Some(vec!["ready".into(), "unit".into(), "status".into()])
+        );
+        assert_eq!(columns("exp sync list -c="), Some(vec![]));
+        assert_eq!(
+            parse(["exp", "sync", "status", "a", "-c", "satisfied,depends on"].map(OsString::from)),
+            Ok(Parsed::Run(Invocation {
+                socket_path: None,
+                sub: Sub::Status {
+                    unit: "a".into(),
+                    view: View {
+                        json: false,
+                        columns: Some(vec!["satisfied".into(), "depends on".into()])
+                    }
+                }
+            }))
+        );
+        assert_eq!(
+            flag_error("exp sync list -c unit,name").1,
+            "invalid argument \"unit,name\" for \"-c, --column\" flag: invalid choice: name, \
+             should be one of [unit status ready]"
+        );
+        assert_eq!(
+            flag_error("exp sync status a --column READY").1,
+            "invalid argument \"READY\" for \"-c, --column\" flag: invalid choice: READY, \
+             should be one of [depends on required status current status satisfied]"
+        );
+    }
+
+    #[test]
+    fn timeouts_are_go_durations() {
+        let ok = |s: &str| go_duration(s).unwrap();
+        assert_eq!(ok("500us"), Duration::from_micros(500));
+        assert_eq!(ok("1h2m3s"), Duration::from_secs(3723));
+        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+        assert_eq!(ok("+2m"), Duration::from_secs(120));
+        // Zero or less: no deadline.
+        for forever in ["0", "-0", "0s", "-1s", "-1h30m"] {
+            assert_eq!(ok(forever), Duration::ZERO, "{forever}");
         }
+        assert_eq!(go_duration("soon").unwrap_err(), "time: invalid duration \"soon\"");
+        assert_eq!(go_duration("").unwrap_err(), "time: invalid duration \"\"");
+        assert_eq!(go_duration("-").unwrap_err(), "time: invalid duration \"-\"");
+        assert_eq!(go_duration("12").unwrap_err(), "time: missing unit in duration \"12\"");
+        assert_eq!(go_duration("5x").unwrap_err(), "time: unknown unit \"x\" in duration \"5x\"");
+        assert_eq!(
+            flag_error("exp sync start a --timeout soon").1,
+            "invalid argument \"soon\" for \"--timeout\" flag: time: invalid duration \"soon\""
+        );
+    }
+
+    #[test]
+    fn help_pages() {
+        for (line, page) in [
+            ("--help", Page::Ours),
+            ("-h", Page::Ours),
+            ("list --help", Page::Ours),
+            ("exp sync", Page::Coder(None)),
+            ("exp sync --help", Page::Coder(None)),
+            ("exp sync frob -h", Page::Coder(None)),
+            ("exp sync start -h", Page::Coder(Some(Name::Start))),
+            ("-h exp sync list --bogus", Page::Coder(Some(Name::List))),
+        ] {
+            assert_eq!(parse_str(line), Ok(Parsed::Help(page)), "{line}");
+        }
+        let start = help(Page::Coder(Some(Name::Start)));
+        assert!(start.starts_with("coder v"), "{start}");
+        assert!(start.contains("\nUSAGE:\n  coder exp sync start [flags] <unit>\n"), "{start}");
+        assert!(start.ends_with("———\nRun `coder --help` for a list of global options.\n"));
     }
 
     #[test]
@@ -659,30 +1198,49 @@ mod tests {
                 "at least two arguments are required: unit and one or more depends-on".into()
             )
         );
-        assert_eq!(
-            usage("exp sync start a --timeout"),
-            (start.clone(), "flag needs an argument: --timeout".into())
-        );
-        assert_eq!(
-            usage("exp sync start a --timeout soon").1,
-            "invalid argument \"soon\" for \"--timeout\" flag: invalid duration \"soon\": write it like 250ms, 30s, 5m or 1h30m"
-        );
-        assert_eq!(
-            usage("exp sync list -o yaml").1,
-            "invalid argument \"yaml\" for \"-o\" flag: must be one of \"table\", \"json\""
-        );
-        assert_eq!(usage("exp sync ping --timeout 1s").1, "unknown flag: --timeout");
-        assert_eq!(usage("exp sync start a --soft").1, "unknown flag: --soft");
         assert_eq!(usage("exp sync list extra").1, "unexpected argument \"extra\"");
-        assert_eq!(usage("exp sync frob").0, "coder exp sync");
-        assert!(usage("exp sync frob").1.starts_with("unknown command \"frob\""));
+        assert_eq!(
+            usage("exp sync frob"),
+            ("coder exp sync".into(), "unrecognized subcommand \"frob\"".into())
+        );
+    }
+
+    #[test]
+    fn flag_errors_use_pflags_words() {
+        assert_eq!(
+            flag_error("exp sync start a --soft"),
+            ("coder exp sync start".into(), "unknown flag: --soft".into())
+        );
+        assert_eq!(flag_error("exp sync start a --timeout").1, "flag needs an argument: --timeout");
+        assert_eq!(flag_error("exp sync list -o").1, "flag needs an argument: 'o' in -o");
+        assert_eq!(
+            flag_error("exp sync list -o yaml").1,
+            "invalid argument \"yaml\" for \"-o, --output\" flag: invalid choice: yaml, \
+             should be one of [table json]"
+        );
+        assert_eq!(
+            flag_error("exp sync list --output=").1,
+            "invalid argument \"\" for \"-o, --output\" flag: invalid choice: , \
+             should be one of [table json]"
+        );
+        assert_eq!(flag_error("exp sync ping --timeout 1s").1, "unknown flag: --timeout");
+        assert_eq!(
+            flag_error("exp sync start a -ojson").1,
+            "unknown shorthand flag: 'o' in -ojson"
+        );
+        assert_eq!(flag_error("exp sync list -x").1, "unknown shorthand flag: 'x' in -x");
+        // The first mistake in argument order is the one reported.
+        assert_eq!(
+            flag_error("exp sync list -o yaml --bogus").1.split(':').next(),
+            Some("invalid argument \"yaml\" for \"-o, --output\" flag")
+        );
     }
 
     fn view(unit: &str, status: Status, deps: &[(&str, Status, bool)]) -> UnitView {
         UnitView {
             unit: unit.into(),
             status,
-            ready: deps.iter().all(|d| d.2),
+            startable: deps.iter().all(|d| d.2),
             dependencies: deps
                 .iter()
                 .map(|&(u, s, satisfied)| DepView {
@@ -694,9 +1252,11 @@ mod tests {
                 })
                 .collect(),
             reason: None,
+            note: None,
             failed_by: None,
             since: 0.0,
             started_at: None,
+            ready_at: None,
             finished_at: None,
             waited: None,
             ran: None,
@@ -709,20 +1269,29 @@ mod tests {
         let unit = view(
             "pip-install",
             Pending,
-            &[("apt-install", Completed, true), ("git-clone", NotRegistered, false)],
+            &[("git-clone", NotRegistered, false), ("apt-install", Completed, true)],
         );
         assert_eq!(
-            status(&unit),
+            status(&unit, &View::default()),
             "\
 Unit: pip-install
 Status: pending
 Ready: false
 
 Dependencies:
-DEPENDS ON   REQUIRED STATUS  CURRENT STATUS  SATISFIED
-apt-install  completed        completed       true
-git-clone    completed        not registered  false
+DEPENDS ON   REQUIRED STATUS  CURRENT STATUS  SATISFIED  
+apt-install  completed        completed       true       
+git-clone    completed        not registered  false      
 "
+        );
+        let some =
+            View { json: false, columns: Some(vec!["satisfied".into(), "depends on".into()]) };
+        assert!(
+            status(&unit, &some).ends_with(
+                "DEPENDS ON   SATISFIED  \napt-install  true       \ngit-clone    false      \n"
+            ),
+            "{}",
+            status(&unit, &some)
         );
         assert_eq!(
             render::json(&StatusJson::from(&unit)),
@@ -732,16 +1301,16 @@ git-clone    completed        not registered  false
   "is_ready": false,
   "dependencies": [
     {
-      "depends_on": "apt-install",
-      "required_status": "completed",
-      "current_status": "completed",
-      "is_satisfied": true
-    },
-    {
       "depends_on": "git-clone",
       "required_status": "completed",
       "current_status": "",
       "is_satisfied": false
+    },
+    {
+      "depends_on": "apt-install",
+      "required_status": "completed",
+      "current_status": "completed",
+      "is_satisfied": true
     }
   ]
 }
@@ -749,13 +1318,35 @@ git-clone    completed        not registered  false
         );
         let nobody = view("doesnotexist", NotRegistered, &[]);
         assert_eq!(
-            status(&nobody),
+            status(&nobody, &View::default()),
             "Unit: doesnotexist\nStatus: not registered\nReady: true\n\nDependencies:\nNo dependencies found\n"
         );
         assert_eq!(
             render::json(&StatusJson::from(&nobody)),
             "{\n  \"unit_name\": \"doesnotexist\",\n  \"status\": \"\",\n  \"is_ready\": true,\n  \"dependencies\": null\n}\n"
         );
+    }
+
+    #[test]
+    fn a_ready_unit_shows_as_completed() {
+        // Coder has no `ready`: a service that runs and satisfies its
+        // dependents is, to Coder's scripts, a completed unit.
+        let db = view("db", Ready, &[]);
+        let app = view("app", Pending, &[("db", Ready, true)]);
+        let all = View::default();
+        assert!(status(&db, &all).starts_with("Unit: db\nStatus: completed\nReady: true\n"));
+        assert!(
+            status(&app, &all)
+                .contains("db          completed        completed       true       \n")
+        );
+        assert_eq!(
+            list(&[&app, &db], &all),
+            "UNIT  STATUS     READY  \napp   pending    true   \ndb    completed  true   \n"
+        );
+        let json = render::json(&StatusJson::from(&app));
+        assert!(json.contains(r#""current_status": "completed""#), "{json}");
+        let json = render::json(&list_json(&[&db]));
+        assert!(json.contains(r#""status": "completed""#), "{json}");
     }
 
     #[test]
@@ -766,9 +1357,11 @@ git-clone    completed        not registered  false
         ];
         let units: Vec<&UnitView> = units.iter().collect();
         assert_eq!(
-            list(&units),
-            "UNIT           STATUS     READY\ngit-clone      completed  true\nide-configure  pending    false\n"
+            list(&units, &View::default()),
+            "UNIT           STATUS     READY  \ngit-clone      completed  true   \nide-configure  pending    false  \n"
         );
+        let ready = View { json: false, columns: Some(vec!["ready".into()]) };
+        assert_eq!(list(&units, &ready), "READY  \ntrue   \nfalse  \n");
         assert_eq!(
             render::json(&list_json(&units)),
             r#"[
@@ -785,7 +1378,7 @@ git-clone    completed        not registered  false
 ]
 "#
         );
-        assert_eq!(list(&[]), "No units registered\n");
-        assert_eq!(render::json(&list_json(&[])), "[]\n");
+        assert_eq!(list(&[], &View::default()), "No units registered\n");
+        assert_eq!(render::json(&list_json(&[])), "null\n");
     }
 }

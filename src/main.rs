@@ -142,7 +142,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             client::start(&mut settings.client(), &unit, patience, settings.say())?;
         }
         Cmd::Complete { unit } => {
-            settings.client().call(&Request::Complete { unit })?;
+            settings.client().call(&Request::Complete { unit, note: None })?;
         }
         Cmd::Fail { unit, reason } => {
             // The server cleans it too; cleaning here keeps a huge log

@@ -5,25 +5,26 @@
 
 use std::fs;
 use std::os::unix::process::CommandExt;
+use std::process::Stdio;
 
 use crate::util::*;
 
 const SHELLS: [&str; 3] = ["busybox sh", "dash", "bash"];
 
 /// `coder ARGS`: our binary with argv[0] `coder`.
-fn coder(sb: &Sandbox, args: &[&str]) -> Output {
+pub fn coder(sb: &Sandbox, args: &[&str]) -> Output {
     coder_with(sb, args, &[])
 }
 
 /// `coder ARGS` with extra environment variables.
-fn coder_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn coder_with(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = sb.cmd(args);
     cmd.arg0("coder").envs(env.iter().copied());
     output(format!("coder {}", args.join(" ")), cmd)
 }
 
 /// Coder's two-line error report, as `coder exp sync SUB` prints it.
-fn coder_error(sub: &str, error: &str) -> String {
+pub fn coder_error(sub: &str, error: &str) -> String {
     format!(
         "Encountered an error running \"coder exp sync {sub}\", see \"coder exp sync {sub} --help\" for more information\nerror: {error}\n"
     )
@@ -34,7 +35,9 @@ fn ping_want_start_complete_print_coders_texts() {
     let sb = Sandbox::new();
     let _server = sb.serve(&[]);
     coder(&sb, &["exp", "sync", "ping"]).ok().stdout_is("Success\n");
-    coder(&sb, &["exp", "sync", "want", "b", "a"]).ok().stdout_is("Success\n");
+    coder(&sb, &["exp", "sync", "want", "b", "a"])
+        .ok()
+        .stdout_is("Unit \"b\" declared dependencies: [a]\n");
     coder(&sb, &["exp", "sync", "start", "a"])
         .ok()
         .stdout_is("Unit \"a\" started with no dependencies\n");
@@ -43,7 +46,9 @@ fn ping_want_start_complete_print_coders_texts() {
         .ok()
         .stdout_is("Unit \"b\" started immediately, dependencies already satisfied: [a]\n");
     // One call, several dependencies, as the seeds' pip-install script does.
-    coder(&sb, &["exp", "sync", "want", "c", "b", "a"]).ok().stdout_is("Success\n");
+    coder(&sb, &["exp", "sync", "want", "c", "b", "a"])
+        .ok()
+        .stdout_is("Unit \"c\" declared dependencies: [b, a]\n");
     let status = coder(&sb, &["exp", "sync", "status", "c", "-o", "json"]);
     status.ok().stdout_has("\"depends_on\": \"a\"").stdout_has("\"depends_on\": \"b\"");
 }
@@ -87,9 +92,9 @@ Status: pending
 Ready: false
 
 Dependencies:
-DEPENDS ON   REQUIRED STATUS  CURRENT STATUS  SATISFIED
-apt-install  completed        completed       true
-git-clone    completed        not registered  false
+DEPENDS ON   REQUIRED STATUS  CURRENT STATUS  SATISFIED  
+apt-install  completed        completed       true       
+git-clone    completed        not registered  false      
 ",
     );
     coder(&sb, &["exp", "sync", "status", "--output=json", "pip-install"]).ok().stdout_is(
@@ -128,7 +133,7 @@ fn list_shows_registered_units_only() {
     let sb = Sandbox::new();
     let _server = sb.serve(&[]);
     coder(&sb, &["exp", "sync", "list"]).ok().stdout_is("No units registered\n");
-    coder(&sb, &["exp", "sync", "list", "-o", "json"]).ok().stdout_is("[]\n");
+    coder(&sb, &["exp", "sync", "list", "-o", "json"]).ok().stdout_is("null\n");
     // env-setup is only a dependency: a placeholder, which Coder does not list.
     coder(&sb, &["exp", "sync", "want", "ide-configure", "env-setup"]).ok();
     coder(&sb, &["exp", "sync", "start", "git-clone"]).ok();
@@ -136,10 +141,10 @@ fn list_shows_registered_units_only() {
     coder(&sb, &["exp", "sync", "start", "agent"]).ok();
     coder(&sb, &["exp", "sync", "list"]).ok().stdout_is(
         "\
-UNIT           STATUS     READY
-agent          started    true
-git-clone      completed  true
-ide-configure  pending    false
+UNIT           STATUS     READY  
+agent          started    true   
+git-clone      completed  true   
+ide-configure  pending    false  
 ",
     );
     coder(&sb, &["exp", "sync", "list", "--output", "json"]).ok().stdout_is(
@@ -164,6 +169,56 @@ ide-configure  pending    false
     );
     // The native list still shows the placeholder.
     sb.run(&["list"]).ok().stdout_has("env-setup");
+}
+
+#[test]
+fn a_ready_unit_shows_as_completed() {
+    // `ready` is unitsync's (a service that runs and satisfies its
+    // dependents); Coder has no such status, and its scripts proceed as
+    // after a completed unit.
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    coder(&sb, &["exp", "sync", "want", "app", "db"]).ok();
+    coder(&sb, &["exp", "sync", "start", "db"]).ok();
+    let answer = raw_exchange(&sb.socket(), &[br#"{"op":"ready","unit":"db"}"#]);
+    assert!(answer[0].contains(r#""result":"ready""#), "{answer:?}");
+    coder(&sb, &["exp", "sync", "list"]).ok().stdout_is(
+        "UNIT  STATUS     READY  \napp   pending    true   \ndb    completed  true   \n",
+    );
+    coder(&sb, &["exp", "sync", "status", "app"])
+        .ok()
+        .stdout_has("db          completed        completed       true       \n");
+    coder(&sb, &["exp", "sync", "status", "db", "-o", "json"])
+        .ok()
+        .stdout_has("\"status\": \"completed\",\n  \"is_ready\": true,");
+    // Unlike a completed unit, it still runs: it cannot start again.
+    coder(&sb, &["exp", "sync", "start", "db"])
+        .code(1)
+        .stderr_has("start unit failed: cannot start unit \"db\": checking status for unit \"db\": same status already set");
+}
+
+#[test]
+fn timeout_takes_go_durations_and_zero_or_less_waits_forever() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    coder(&sb, &["exp", "sync", "want", "app", "db"]).ok();
+    coder(&sb, &["exp", "sync", "start", "app", "--timeout", "500us"])
+        .code(1)
+        .stderr_has(&coder_error("start", "timeout waiting for dependencies of unit 'app'"));
+    // A negative timeout is no deadline: the start waits until db completes.
+    let mut cmd = sb.cmd(&["exp", "sync", "start", "app", "--timeout", "-1s"]);
+    cmd.arg0("coder").stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = cmd.spawn().expect("coder runs");
+    until_waiting(&sb, "app");
+    coder(&sb, &["exp", "sync", "start", "db"]).ok();
+    coder(&sb, &["exp", "sync", "complete", "db"]).ok();
+    let out = start.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .ends_with("Unit \"app\" finished waiting for dependencies: [db]\n"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -196,15 +251,19 @@ fn every_error_exits_1_with_coders_report() {
         .stdout_is("Unit \"a\" is waiting for dependencies to be satisfied: [b]\n")
         .stderr_has(&coder_error("start", "timeout waiting for dependencies of unit 'a'"))
         .stderr_has("unitsync: a: timed out after 200ms waiting for b (never registered");
-    // Refused by the server.
+    // Refused by the server, in the words of Coder's agent.
     coder(&sb, &["exp", "sync", "start", "c"]).ok();
-    coder(&sb, &["exp", "sync", "start", "c"])
-        .code(1)
-        .stderr_has("error: start unit failed: c is already started");
+    coder(&sb, &["exp", "sync", "start", "c"]).code(1).stderr_is(&coder_error(
+        "start",
+        "start unit failed: cannot start unit \"c\": checking status for unit \"c\": \
+         same status already set",
+    ));
     coder(&sb, &["exp", "sync", "complete", "c"]).ok();
-    coder(&sb, &["exp", "sync", "complete", "c"])
-        .code(1)
-        .stderr_has(&coder_error("complete", "complete unit failed: c is already completed"));
+    coder(&sb, &["exp", "sync", "complete", "c"]).code(1).stderr_is(&coder_error(
+        "complete",
+        "complete unit failed: cannot complete unit \"c\": checking status for unit \"c\": \
+         same status already set",
+    ));
     coder(&sb, &["exp", "sync", "status", "has space"])
         .code(1)
         .stderr_has("error: get status failed: invalid unit name \"has space\"");
@@ -216,18 +275,29 @@ fn every_error_exits_1_with_coders_report() {
         "want",
         "at least two arguments are required: unit and one or more depends-on",
     ));
-    coder(&sb, &["exp", "sync", "list", "-o", "yaml"])
-        .code(1)
-        .stderr_has("error: invalid argument \"yaml\" for \"-o\" flag");
-    coder(&sb, &["exp", "sync", "start", "a", "--timeout", "soon"])
-        .code(1)
-        .stderr_has("error: invalid argument \"soon\" for \"--timeout\" flag");
-    coder(&sb, &["exp", "sync", "complete", "a", "--bogus"])
-        .code(1)
-        .stderr_has(&coder_error("complete", "unknown flag: --bogus"));
-    coder(&sb, &["exp", "sync", "frob"])
-        .code(1)
-        .stderr_has("error: unknown command \"frob\" for \"coder exp sync\"");
+    // An empty name, refused before it reaches the server.
+    coder(&sb, &["exp", "sync", "complete", ""]).code(1).stderr_is(&coder_error(
+        "complete",
+        "complete unit failed: cannot complete unit \"\": updating status for unit \"\": \
+         unit name is required",
+    ));
+    // A flag error is one line, naming every argument, as serpent says it.
+    coder(&sb, &["exp", "sync", "list", "-o", "yaml"]).code(1).stderr_is(
+        "parsing flags ([exp sync list -o yaml]) for \"coder exp sync list\": invalid argument \
+         \"yaml\" for \"-o, --output\" flag: invalid choice: yaml, should be one of [table json]\n",
+    );
+    coder(&sb, &["exp", "sync", "start", "a", "--timeout", "soon"]).code(1).stderr_is(
+        "parsing flags ([exp sync start a --timeout soon]) for \"coder exp sync start\": \
+         invalid argument \"soon\" for \"--timeout\" flag: time: invalid duration \"soon\"\n",
+    );
+    coder(&sb, &["exp", "sync", "complete", "a", "--bogus"]).code(1).stderr_is(
+        "parsing flags ([exp sync complete a --bogus]) for \"coder exp sync complete\": \
+         unknown flag: --bogus\n",
+    );
+    coder(&sb, &["exp", "sync", "frob"]).code(1).stderr_is(
+        "Encountered an error running \"coder exp sync\", see \"coder exp sync --help\" for \
+         more information\nerror: unrecognized subcommand \"frob\"\n",
+    );
     coder_with(&sb, &["exp", "sync", "start", "d"], &[("UNITSYNC_POLL", "0")])
         .code(1)
         .stderr_has("error: $UNITSYNC_POLL must be more than 0");
@@ -251,16 +321,24 @@ fn other_coder_commands_are_refused_clearly() {
 #[test]
 fn help_goes_to_stdout_and_succeeds() {
     let sb = Sandbox::new();
-    for args in [
-        &["--help"][..],
-        &["-h"],
-        &["exp", "sync"],
-        &["exp", "sync", "--help"],
-        &["exp", "sync", "start", "-h"],
-        &["list", "--help"],
-    ] {
+    // Outside `coder exp sync`: what this `coder` is.
+    for args in [&["--help"][..], &["-h"], &["list", "--help"]] {
         let out = coder(&sb, args);
         out.ok().stdout_has("Usage: coder exp sync COMMAND").stdout_has("only\n'coder exp sync'");
+        assert_eq!(out.stderr, "", "{out}");
+    }
+    // Inside: Coder's page for the command.
+    for (args, usage) in [
+        (&["exp", "sync"][..], "coder exp sync [flags]"),
+        (&["exp", "sync", "--help"], "coder exp sync [flags]"),
+        (&["exp", "sync", "start", "-h"], "coder exp sync start [flags] <unit>"),
+        (
+            &["exp", "sync", "want", "--help"],
+            "coder exp sync want <unit> <depends-on> [depends-on...]",
+        ),
+    ] {
+        let out = coder(&sb, args);
+        out.ok().stdout_has(&format!("\nUSAGE:\n  {usage}\n"));
         assert_eq!(out.stderr, "", "{out}");
     }
 }
@@ -282,6 +360,10 @@ fn socket_path_flag_then_coders_variable_then_ours() {
     let coders_elsewhere = [("CODER_AGENT_SOCKET_PATH", nowhere.as_str())];
     coder_with(&sb, &["exp", "sync", "ping"], &coders_elsewhere).code(1).stderr_has("nowhere.sock");
     coder_with(&sb, &["exp", "sync", "ping", &format!("--socket-path={real}")], &coders_elsewhere)
+        .ok()
+        .stdout_is("Success\n");
+    // An empty flag means the default path, unitsync's own rules, not the variable.
+    coder_with(&sb, &["exp", "sync", "ping", "--socket-path", ""], &coders_elsewhere)
         .ok()
         .stdout_is("Success\n");
 }
@@ -434,7 +516,7 @@ fn seed_quick_start_under_every_shell() {
             &format!("{shell} git-clone.sh > git-clone.log 2>&1 & {shell} quick.sh; wait"),
         );
         out.ok().stdout_is(
-            "Success\n\
+            "Unit \"my-setup\" declared dependencies: [git-clone]\n\
              Unit \"my-setup\" is waiting for dependencies to be satisfied: [git-clone]\n\
              Unit \"my-setup\" finished waiting for dependencies: [git-clone]\n\
              Running after git-clone completes\n\
@@ -486,7 +568,9 @@ fn seed_multiple_dependencies_from_a_comma_list() {
            bash my-app.sh; wait";
     let out = sb.shell("bash", &script);
     out.ok().stdout_is(
-        "Success\nSuccess\nSuccess\n\
+        "Unit \"my-app\" declared dependencies: [git-clone]\n\
+         Unit \"my-app\" declared dependencies: [env-setup]\n\
+         Unit \"my-app\" declared dependencies: [database-migration]\n\
          Unit \"my-app\" is waiting for dependencies to be satisfied: [database-migration, env-setup, git-clone]\n\
          Unit \"my-app\" finished waiting for dependencies: [database-migration, env-setup, git-clone]\n\
          All dependencies satisfied, starting application\n\
@@ -521,7 +605,7 @@ fn seed_migration_after_replaces_the_sleep() {
     fs::write(sb.path("git-clone.sh"), git_clone("ide-setup")).unwrap();
     let out = sb.shell("bash", "bash git-clone.sh > git-clone.log 2>&1 & bash ide-setup.sh; wait");
     out.ok().stdout_is(
-        "Success\n\
+        "Unit \"ide-setup\" declared dependencies: [git-clone]\n\
          Unit \"ide-setup\" is waiting for dependencies to be satisfied: [git-clone]\n\
          Unit \"ide-setup\" finished waiting for dependencies: [git-clone]\n\
          Success\n",
@@ -596,10 +680,10 @@ fn seed_template_scripts_run_concurrently_in_order_under_every_shell() {
         let list = coder(&sb, &["exp", "sync", "list"]);
         list.ok().stdout_is(
             "\
-UNIT         STATUS     READY
-apt-install  completed  true
-git-clone    completed  true
-pip-install  completed  true
+UNIT         STATUS     READY  
+apt-install  completed  true   
+git-clone    completed  true   
+pip-install  completed  true   
 ",
         );
     }
@@ -658,15 +742,15 @@ Unit \"env-setup\" started with no dependencies
 Success
 Unit \"git-clone\" started with no dependencies
 Success
-Success
-Success
+Unit \"ide-setup\" declared dependencies: [git-clone]
+Unit \"ide-setup\" declared dependencies: [env-setup]
 Unit \"long-operation\" started with no dependencies
 Success
-UNIT            STATUS     READY
-env-setup       completed  true
-git-clone       completed  true
-ide-setup       pending    true
-long-operation  started    true
+UNIT            STATUS     READY  
+env-setup       completed  true   
+git-clone       completed  true   
+ide-setup       pending    true   
+long-operation  started    true   
 Unit: git-clone
 Status: completed
 Ready: true

@@ -2,6 +2,7 @@
 //! shells and real signals. See `util.rs` for the harness.
 
 mod coder;
+mod coder_upstream;
 mod core;
 mod durability;
 mod hardening;

@@ -173,8 +173,16 @@ fn a_change_the_state_file_cannot_hold_is_refused_and_nothing_changes() {
     // Nothing changed, and the server keeps serving, refusing changes
     // while the disk is full and answering everything else.
     sb.run(&["status", &refused, "--json"]).ok().stdout_has("\"status\": \"not registered\"");
-    sb.run(&["start", "u000"]).code(1).stderr_has("the change was refused and nothing changed");
-    sb.run(&["status", "u000", "--json"]).ok().stdout_has("\"status\": \"pending\"");
+    // A change whose line is longer than the refused one cannot fit either
+    // (a shorter one might: the last page's room depends on the times
+    // recorded in earlier lines).
+    let longer = "a-dependency-whose-name-is-longer-than-dep";
+    sb.run(&["want", "u000", longer])
+        .code(1)
+        .stderr_has("the change was refused and nothing changed");
+    let u000 = sb.run(&["status", "u000", "--json"]);
+    u000.ok().stdout_has("\"status\": \"pending\"");
+    assert!(!u000.stdout.contains(longer), "the refused edge was kept{u000}");
     let log = server.log();
     assert!(log.contains("the change was refused and nothing changed\n"), "{log}");
     // Once there is room, the same request succeeds, and a restarted server
@@ -234,7 +242,7 @@ fn ping_names_the_server_process() {
     let server = sb.serve(&[]);
     let version = env!("CARGO_PKG_VERSION");
     sb.run(&["ping"]).ok().stdout_is(&format!(
-        "unitsync {version} (protocol 1) at {}, server pid {}\n",
+        "unitsync {version} (protocol 2) at {}, server pid {}\n",
         sb.socket().display(),
         server.pid()
     ));

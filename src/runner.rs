@@ -27,7 +27,7 @@ use nix::sys::signal::Signal;
 use crate::client::{self, Client, Patience, Say};
 use crate::duration::human;
 use crate::exit;
-use crate::protocol::{Body, Request};
+use crate::protocol::{Body, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
 use crate::signals;
 
@@ -161,9 +161,14 @@ struct Unit<'a> {
 
 impl Unit<'_> {
     fn ready(&mut self) {
-        // Interim: the server learns of readiness once it has the `ready`
-        // request (branch ready-core); until then only the log says so.
-        self.say.line(&format!("{}: ready", self.spec.unit));
+        let unit = &self.spec.unit;
+        let Some(client) = self.client.as_deref_mut() else { return };
+        match tell(client, &Request::Ready { unit: unit.clone() }) {
+            Ok(_) => self.say.line(&format!("{unit}: ready")),
+            Err(e) => eprintln!(
+                "unitsync: {unit}: could not mark it ready, so its dependents may wait: {e}"
+            ),
+        }
     }
 
     fn end(&mut self, end: End) {
@@ -173,9 +178,11 @@ impl Unit<'_> {
     }
 
     /// Whether the server has the unit `ready`: the command said so itself
-    /// (`unitsync ready`). Interim: no server has that status yet.
+    /// (`unitsync ready`). Unknown counts as no.
     fn is_ready(&mut self) -> bool {
-        false
+        let request = Request::Status { unit: self.spec.unit.clone() };
+        let answer = self.client.as_deref_mut().map(|client| client.call(&request));
+        matches!(answer, Some(Ok(Body::Status { unit, .. })) if unit.status == Status::Ready)
     }
 }
 
@@ -357,7 +364,9 @@ fn outcome(status: ExitStatus) -> (u8, Option<String>) {
 /// declared afresh.
 fn report(client: &mut Client, unit: &str, end: End, say: Say) {
     let request = match &end {
-        End::Completed { .. } => Request::Complete { unit: unit.to_owned() },
+        End::Completed { note } => {
+            Request::Complete { unit: unit.to_owned(), note: note.map(str::to_owned) }
+        }
         End::Failed(reason) => {
             Request::Fail { unit: unit.to_owned(), reason: Some(reason.clone()) }
         }

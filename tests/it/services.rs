@@ -234,32 +234,27 @@ fn dependents_reach_a_running_service(
 }
 
 #[test]
-#[ignore = "needs the ready status (branch ready-core)"]
 fn fd_ready_when_the_script_writes_a_newline() {
     dependents_reach_a_running_service("tcp", |_, _| "fd:3".to_owned(), true);
 }
 
 #[test]
-#[ignore = "needs the ready status (branch ready-core)"]
 fn tcp_ready_when_the_port_accepts() {
     dependents_reach_a_running_service("tcp", |_, port| format!("tcp:{port}"), false);
 }
 
 #[test]
-#[ignore = "needs the ready status (branch ready-core)"]
 fn unix_ready_when_the_socket_accepts() {
     dependents_reach_a_running_service("unix", |_, path| format!("unix:{path}"), false);
 }
 
 #[test]
-#[ignore = "needs the ready status (branch ready-core)"]
 fn file_ready_when_the_path_exists() {
     let file = |sb: &Sandbox, _: &str| format!("file:{}", sb.path("listening").display());
     dependents_reach_a_running_service("tcp", file, false);
 }
 
 #[test]
-#[ignore = "needs the ready status (branch ready-core)"]
 fn exec_ready_when_the_probe_succeeds() {
     let probe = |sb: &Sandbox, port: &str| {
         format!("exec:python3 {} tcp {port}", sb.path("client.py").display())
@@ -342,7 +337,6 @@ fn closing_the_fd_without_a_newline_fails_at_once() {
 }
 
 #[test]
-#[ignore = "needs the ready status (branch ready-core)"]
 fn sigterm_reaches_a_ready_service_and_its_children() {
     for shell in SHELLS {
         let (sb, _server) = setup();
@@ -375,7 +369,6 @@ fn sigterm_reaches_a_ready_service_and_its_children() {
 }
 
 #[test]
-#[ignore = "needs the ready status (branch ready-core)"]
 fn a_service_that_ignores_sigterm_is_killed_after_the_stop_timeout() {
     for shell in SHELLS {
         let (sb, _server) = setup();
@@ -421,7 +414,7 @@ fn a_service_leaves_nothing_behind_but_a_one_shot_command_may() {
 }
 
 #[test]
-#[ignore = "needs the ready status (branch ready-core)"]
+#[ignore = "needs the unitsync ready command (branch ready-core)"]
 fn a_command_that_marks_itself_ready_is_stopped_like_a_service() {
     for shell in SHELLS {
         let (sb, _server) = setup();

@@ -282,6 +282,11 @@ fn supervise(
     let mut killed = false;
     loop {
         if let Some(status) = child.try_wait()? {
+            // The signal thread forwards at once: the command may end of a
+            // stop signal before this loop has seen it.
+            if stop.is_none() && signals::received().is_some() {
+                stop = Some((Stop::Signal, Instant::now()));
+            }
             // A command that wrote its newline and exited at once was ready.
             if let (None, false, Some(watch)) = (stop, ready, &watch)
                 && watch.was_notified(LAST_WORD)

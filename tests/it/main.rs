@@ -14,6 +14,7 @@ mod load;
 mod rng;
 mod run;
 mod scripts;
+mod services;
 mod up;
 mod users;
 mod util;

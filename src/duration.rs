@@ -95,7 +95,25 @@ pub fn human(d: Duration) -> String {
 
 /// Formats seconds as sent on the wire.
 pub fn human_secs(secs: f64) -> String {
-    human(Duration::try_from_secs_f64(secs).unwrap_or_default())
+    human(from_secs(secs))
+}
+
+/// A moment on the server's timeline to the millisecond, `+1.234s` or
+/// `@1.234s` (`mark` first), in integer arithmetic like [`human`].
+pub fn stamp(mark: char, d: Duration) -> String {
+    let ms = d.as_millis();
+    format!("{mark}{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// [`stamp`] of seconds as sent on the wire.
+pub fn stamp_secs(mark: char, secs: f64) -> String {
+    stamp(mark, from_secs(secs))
+}
+
+/// Seconds from the wire, rounded to the millisecond they were sent with;
+/// nonsense (negative, NaN) reads as zero.
+fn from_secs(secs: f64) -> Duration {
+    Duration::from_millis((secs * 1000.0).round() as u64)
 }
 
 #[cfg(test)]
@@ -140,6 +158,15 @@ mod tests {
                 format!("invalid duration {bad:?}: write it like 250ms, 30s, 5m or 1h30m")
             );
         }
+    }
+
+    #[test]
+    fn stamps_to_the_millisecond() {
+        assert_eq!(stamp('+', Duration::from_micros(1_234_567)), "+1.234s");
+        assert_eq!(stamp_secs('@', 0.0), "@0.000s");
+        assert_eq!(stamp_secs('@', 12.3456), "@12.346s");
+        assert_eq!(stamp_secs('+', 0.001), "+0.001s");
+        assert_eq!(stamp_secs('+', -1.0), "+0.000s");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
-use crate::duration::human_secs;
+use crate::duration::{human_secs, stamp_secs};
 use crate::protocol::{DepView, Status, UnitView};
 
 /// `status UNIT`: one unit, for people.
@@ -24,7 +24,7 @@ pub fn status(unit: &UnitView, now: f64) -> String {
         let met = if dep.satisfied { "met" } else { "unmet" };
         let _ = writeln!(out, "{label:<11} {} ({}{soft}, {met})", dep.unit, dep.status);
     }
-    let time = |t: Option<f64>| t.map_or("-".to_owned(), |t| format!("+{t:.3}s"));
+    let time = |t: Option<f64>| t.map_or("-".to_owned(), |t| stamp_secs('+', t));
     let span = |t: Option<f64>| t.map_or("-".to_owned(), human_secs);
     let _ = writeln!(out, "started:    {}", time(unit.started_at));
     let _ = writeln!(out, "finished:   {}", time(unit.finished_at));
@@ -68,7 +68,7 @@ pub fn table(units: &[UnitView]) -> String {
                 u.unit.clone(),
                 u.status.to_string(),
                 if u.startable { "yes" } else { "no" }.to_owned(),
-                u.started_at.map_or("-".to_owned(), |t| format!("+{t:.3}s")),
+                u.started_at.map_or("-".to_owned(), |t| stamp_secs('+', t)),
                 u.waited.map_or("-".to_owned(), human_secs),
                 u.ran.map_or("-".to_owned(), human_secs),
                 if deps.is_empty() { "-".to_owned() } else { deps.join(", ") },
@@ -364,13 +364,13 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
     if unit.status == Status::Failed
         && let Some(dep) = &unit.failed_by
     {
-        let at = unit.finished_at.map_or("-".to_owned(), |t| format!("@{t:.3}s"));
+        let at = unit.finished_at.map_or("-".to_owned(), |t| stamp_secs('@', t));
         return (format!("failed {at}: {}", reason.unwrap_or_default()), Some(dep));
     }
     let Some(start) = unit.started_at else {
         let text = match (unit.status, unit.finished_at) {
             (status @ (Status::Completed | Status::Failed), Some(t)) => {
-                format!("{status} @{t:.3}s without starting")
+                format!("{status} {} without starting", stamp_secs('@', t))
             }
             (Status::NotRegistered, _) => "(never registered)".to_owned(),
             (status, _) => format!("({status}, never started)"),
@@ -400,7 +400,7 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
     if unit.status == Status::Failed {
         notes.push(reason.map_or("failed".to_owned(), |r| format!("failed: {r}")));
     }
-    let mut text = format!("@{start:.3}s +{}", human_secs(end - start));
+    let mut text = format!("{} +{}", stamp_secs('@', start), human_secs(end - start));
     if !notes.is_empty() {
         let _ = write!(text, " ({})", notes.join("; "));
     }

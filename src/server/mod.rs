@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::socket::{Shutdown, shutdown};
 
+use crate::duration;
 use crate::journal::{self, Journal};
 use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
@@ -316,7 +317,7 @@ struct Log {
 impl Log {
     fn line(&self, text: &str) {
         if !self.quiet {
-            eprintln!("+{:.3}s {text}", self.clock.now().as_secs_f64());
+            eprintln!("{} {text}", duration::stamp('+', self.clock.now()));
         }
     }
 }

@@ -6,6 +6,7 @@ mod core;
 mod durability;
 mod hostile;
 mod load;
+mod ready;
 mod run;
 mod scripts;
 mod up;

@@ -61,6 +61,11 @@ pub enum Cmd {
         timeout: Option<Duration>,
         poll: Option<Duration>,
     },
+    /// `ready [UNIT]`: UNIT is None when not given; `$UNITSYNC_UNIT` is
+    /// resolved after parsing.
+    Ready {
+        unit: Option<String>,
+    },
     Complete {
         unit: String,
     },
@@ -165,6 +170,7 @@ Commands:
   ping       check that the server answers
   want       declare that a unit depends on others
   start      wait until a unit's dependencies are met, then mark it started
+  ready      mark a started unit ready: its dependents may start while it runs
   complete   mark a unit completed
   fail       mark a unit failed
   status     show one unit
@@ -252,6 +258,19 @@ Says what it waits for, then a progress line at most every 10s.
 Exit 0 once started, 4 on timeout (listing every unmet dependency), 5 as soon
 as a hard dependency failed (UNIT is then marked failed too), 1 if UNIT is
 already started.
+";
+
+const READY_HELP: &str = "\
+Usage: unitsync ready [UNIT]
+
+Marks UNIT, which is started and keeps running (a service), ready: its
+dependents may start now, as if it had completed. UNIT defaults to
+$UNITSYNC_UNIT, which 'unitsync run' sets for its command. Repeating it
+changes nothing.
+
+Exit 0 once ready, 1 if UNIT is not started (pending, never registered,
+already completed or failed: start it first), 2 if there is neither UNIT
+nor $UNITSYNC_UNIT.
 ";
 
 const COMPLETE_HELP: &str = "\
@@ -424,11 +443,12 @@ fn help(parser: &mut lexopt::Parser) -> Result<Cmd, Error> {
 type Parse = fn(&mut lexopt::Parser, &mut Global) -> Result<Cmd, lexopt::Error>;
 
 /// Every command, by name.
-const COMMANDS: [(&str, Parse); 11] = [
+const COMMANDS: [(&str, Parse); 12] = [
     ("serve", serve),
     ("ping", ping),
     ("want", want),
     ("start", start),
+    ("ready", ready),
     ("complete", complete),
     ("fail", fail),
     ("status", status),
@@ -719,6 +739,19 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
     Ok(Cmd::Up(Up { dir, scripts, script_timeout, command }))
 }
 
+fn ready(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
+    let mut values = Vec::new();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) => values.push(v.string()?),
+            Short('h') | Long("help") => return Ok(Cmd::Help(READY_HELP)),
+            arg => global.set(GlobalOption::of(arg)?, parser)?,
+        }
+    }
+    no_more(values.get(1..).unwrap_or_default())?;
+    Ok(Cmd::Ready { unit: values.into_iter().next() })
+}
+
 fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
     let (mut reason, mut values) = (None, Vec::new());
     while let Some(arg) = parser.next()? {
@@ -835,6 +868,9 @@ mod tests {
             Cmd::Fail { unit: "a".into(), reason: Some("disk".into()) }
         );
         assert_eq!(cmd("status a --json"), Cmd::Status { unit: "a".into(), json: true });
+        assert_eq!(cmd("ready db"), Cmd::Ready { unit: Some("db".into()) });
+        assert_eq!(cmd("ready -q"), Cmd::Ready { unit: None });
+        assert_eq!(err("ready a b"), "unexpected argument \"b\"; see 'unitsync ready --help'");
         assert_eq!(cmd("list --dot"), Cmd::List { format: ListFormat::Dot });
         assert_eq!(
             cmd("list --timeline --width 60"),
@@ -1011,6 +1047,7 @@ mod tests {
         }
         assert_eq!(err("help frob"), "unknown command \"frob\"; see 'unitsync --help'");
         assert_eq!(err("help run up"), "help takes one COMMAND at most; see 'unitsync --help'");
+        assert_eq!(cmd("ready -h"), Cmd::Help(READY_HELP));
         assert_eq!(cmd("up -h"), Cmd::Help(UP_HELP));
     }
 

@@ -48,6 +48,8 @@ pub fn client(e: &client::Error) -> u8 {
 /// How a native command can fail.
 #[derive(Debug)]
 pub enum Failure {
+    /// A usage error found after parsing (a default the environment lacks).
+    Usage(String),
     Client(client::Error),
     Server(server::Error),
     Up(up::Error),
@@ -57,6 +59,7 @@ pub enum Failure {
 impl Failure {
     pub fn code(&self) -> u8 {
         match self {
+            Failure::Usage(_) => USAGE,
             Failure::Client(e) => client(e),
             Failure::Server(_) | Failure::Up(_) | Failure::Output(_) => ERROR,
         }
@@ -66,6 +69,7 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Failure::Usage(message) => f.write_str(message),
             Failure::Client(e) => e.fmt(f),
             Failure::Server(e) => e.fmt(f),
             Failure::Up(e) => e.fmt(f),

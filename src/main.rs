@@ -141,6 +141,12 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             let patience = settings.patience(timeout, poll);
             client::start(&mut settings.client(), &unit, patience, settings.say())?;
         }
+        Cmd::Ready { unit } => {
+            let unit = settings
+                .own_unit(unit)
+                .map_err(|e| Failure::Usage(format!("{e}; see 'unitsync ready --help'")))?;
+            settings.client().call(&Request::Ready { unit })?;
+        }
         Cmd::Complete { unit } => {
             settings.client().call(&Request::Complete { unit, note: None })?;
         }

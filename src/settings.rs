@@ -30,6 +30,8 @@ pub struct Settings {
     pub poll: Duration,
     /// How wide charts are drawn when no width is given.
     pub columns: usize,
+    /// `$UNITSYNC_UNIT`: the unit `run` runs, for `ready` without a UNIT.
+    pub unit: Option<String>,
 }
 
 impl Settings {
@@ -79,6 +81,15 @@ impl Settings {
                 .and_then(|c| c.to_str()?.parse().ok())
                 .filter(|&c| c >= 20)
                 .unwrap_or(DEFAULT_COLUMNS),
+            unit: var("UNITSYNC_UNIT").map(|v| v.to_string_lossy().into_owned()),
+        })
+    }
+
+    /// The unit a command names, else `$UNITSYNC_UNIT`; an error (a usage
+    /// error) names both.
+    pub fn own_unit(&self, given: Option<String>) -> Result<String, String> {
+        given.or_else(|| self.unit.clone()).ok_or_else(|| {
+            "missing UNIT: name it, or set $UNITSYNC_UNIT (which 'unitsync run' sets)".to_owned()
         })
     }
 
@@ -144,6 +155,7 @@ mod tests {
                 timeout: Duration::from_secs(300),
                 poll: Duration::from_millis(50),
                 columns: 80,
+                unit: None,
             }
         );
         assert!(settings.socket.ends_with("unitsync.sock"));
@@ -205,5 +217,18 @@ mod tests {
         for no in ["0", "false", "No", "OFF"] {
             assert!(!optional(no).optional, "{no}");
         }
+    }
+
+    #[test]
+    fn a_command_unit_wins_over_unitsync_unit() {
+        let global = cli::Global::default();
+        let from_env = resolve(&global, &[("UNITSYNC_UNIT", "db")]).unwrap();
+        assert_eq!(from_env.own_unit(None), Ok("db".to_owned()));
+        assert_eq!(from_env.own_unit(Some("web".into())), Ok("web".to_owned()));
+        let none = resolve(&global, &[("UNITSYNC_UNIT", "")]).unwrap();
+        assert_eq!(
+            none.own_unit(None),
+            Err("missing UNIT: name it, or set $UNITSYNC_UNIT (which 'unitsync run' sets)".into())
+        );
     }
 }

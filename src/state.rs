@@ -244,6 +244,8 @@ pub enum Readied {
 
 impl Readied {
     /// Whether the state changed: a repeated `ready` changes nothing.
+    /// (Dispatch tells the two apart by their variants.)
+    #[cfg(test)]
     pub fn changed(&self) -> bool {
         matches!(self, Readied::Now { .. })
     }

@@ -281,7 +281,8 @@ fn status_and_list_show_the_graph() {
 fn every_command_has_help() {
     let sb = Sandbox::new();
     let commands = [
-        "serve", "ping", "want", "start", "complete", "fail", "status", "list", "wait", "run", "up",
+        "serve", "ping", "want", "start", "ready", "complete", "fail", "status", "list", "wait",
+        "run", "up",
     ];
     for cmd in commands {
         for help in ["--help", "-h"] {

@@ -10,6 +10,7 @@ mod hostile;
 mod load;
 // The one seeded generator of every randomized test: it lives in the
 // crate (under cfg(test), for the parser's fuzz test) and is shared from there.
+mod ready;
 #[path = "../../src/rng.rs"]
 mod rng;
 mod run;

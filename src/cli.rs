@@ -88,6 +88,8 @@ pub struct Up {
     pub dir: Option<PathBuf>,
     pub scripts: Vec<PathBuf>,
     pub script_timeout: Option<Duration>,
+    pub stop_timeout: Option<Duration>,
+    pub grace: Option<Duration>,
     pub command: Vec<OsString>,
 }
 
@@ -603,6 +605,7 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
     };
     let mut parser = lexopt::Parser::from_args(ours);
     let (mut dir, mut scripts, mut script_timeout) = (None, Vec::new(), None);
+    let (mut stop_timeout, mut grace) = (None, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => scripts.push(PathBuf::from(v)),
@@ -610,6 +613,10 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
             Long("script-timeout") => {
                 script_timeout = Some(duration_value(&mut parser, "--script-timeout")?)
             }
+            Long("stop-timeout") => {
+                stop_timeout = Some(duration_value(&mut parser, "--stop-timeout")?)
+            }
+            Long("grace") => grace = Some(duration_value(&mut parser, "--grace")?),
             Short('h') | Long("help") => return Ok(Cmd::Help(UP_HELP)),
             arg => global.set(GlobalOption::of(arg)?, &mut parser)?,
         }
@@ -617,7 +624,7 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
     if dir.is_none() && scripts.is_empty() && command.is_empty() {
         return Err("nothing to run: give --dir DIR, scripts, or -- CMD".into());
     }
-    Ok(Cmd::Up(Up { dir, scripts, script_timeout, command }))
+    Ok(Cmd::Up(Up { dir, scripts, script_timeout, stop_timeout, grace, command }))
 }
 
 fn fail(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
@@ -786,11 +793,15 @@ mod tests {
     #[test]
     fn up_splits_scripts_from_the_command() {
         assert_eq!(
-            cmd("up --dir d a.sh --script-timeout 2m -q b.sh -- sh -c --dir"),
+            cmd(
+                "up --dir d a.sh --script-timeout 2m -q b.sh --stop-timeout 1s --grace 3s -- sh -c --dir"
+            ),
             Cmd::Up(Up {
                 dir: Some("d".into()),
                 scripts: vec!["a.sh".into(), "b.sh".into()],
                 script_timeout: Some(Duration::from_secs(120)),
+                stop_timeout: Some(Duration::from_secs(1)),
+                grace: Some(Duration::from_secs(3)),
                 command: vec!["sh".into(), "-c".into(), "--dir".into()],
             })
         );

@@ -177,6 +177,8 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 dir: up.dir,
                 scripts: up.scripts,
                 script_timeout: up.script_timeout.unwrap_or_default(),
+                stop_timeout: up.stop_timeout.unwrap_or(up::STOP_TIMEOUT),
+                grace: up.grace.unwrap_or(up::GRACE),
                 command: up.command,
                 width: settings.columns,
             };

@@ -76,7 +76,6 @@ fn header_scripts_and_cli_scripts_run_in_order_with_prefixed_output() {
         &format!("i=0; while [ $i -lt 200 ]; do echo \"{long}$i\"; i=$((i+1)); done"),
     );
     script(&dir, ".hidden.sh", "echo must not run");
-    fs::write(dir.join("notes.txt"), "not executable").unwrap();
     let out = sb.run(&[
         "up",
         "--dir",
@@ -132,7 +131,8 @@ fn a_failing_script_stops_its_dependents_and_the_main_command() {
     out.stderr_has("fetch.sh  | network down\n");
     out.stdout_has("build.sh   build   not run: dependency fetch failed: exit status 2");
     out.stdout_has("deploy.sh  deploy  not run: dependency build failed: dependency fetch failed: exit status 2");
-    out.stdout_has("fetch.sh   -       failed: exit status 2");
+    // fetch has no header, but it is a unit all the same.
+    out.stdout_has("fetch.sh   fetch   failed: exit status 2");
     out.stdout_has("lint.sh    lint    ok");
     out.stdout_has("linted");
     assert!(!out.stdout.contains("built") && !out.stdout.contains("deployed"), "{out}");
@@ -166,7 +166,7 @@ fn a_bad_header_is_refused_before_anything_runs() {
     script(&dir, "a.sh", &format!("touch {}", sb.path("ran").display()));
     script(&dir, "b.sh", "# unitsync: before=a\ntrue");
     let out = sb.run(&["up", "--dir", &dir.to_string_lossy()]);
-    out.code(1).stderr_has("b.sh: unknown header word \"before=a\"");
+    out.code(1).stderr_has("b.sh: unknown header key \"before\"");
     assert!(!sb.path("ran").exists());
     sb.run(&["up", &sb.path("missing.sh").to_string_lossy()])
         .code(1)
@@ -240,4 +240,256 @@ fn orphaned_grandchildren_are_reaped() {
     let out = child.wait_with_output().unwrap();
     assert!(zombies.is_empty(), "up left zombies: {zombies:?}");
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// A script run by `shell` ("dash", "busybox sh"): its shebang names the
+/// shell's full path, so each test says which shell its scripts meet.
+fn script_in(dir: &Path, shell: &str, name: &str, body: &str) {
+    let mut words = shell.split_whitespace();
+    let program = words.next().unwrap();
+    require(program);
+    let path = std::env::var("PATH").unwrap_or_default();
+    let full = path.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file()).unwrap();
+    let rest: Vec<&str> = words.collect();
+    let shebang = format!("#!{} {}", full.display(), rest.join(" "));
+    let path = dir.join(name);
+    fs::write(&path, format!("{}\n{body}\n", shebang.trim_end())).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `up ARGS` started in the background, its stdout and stderr going to
+/// files of the sandbox, so a test can watch them while it runs.
+struct Background {
+    child: std::process::Child,
+    stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+impl Background {
+    fn start(sb: &Sandbox, args: &[&str]) -> Background {
+        let stdout = sb.path("up.stdout");
+        let stderr = sb.path("up.stderr");
+        let child = sb
+            .cmd(args)
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Background { child, stdout, stderr }
+    }
+
+    fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-s", signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// Waits (generously) for `up` to exit; returns its exit code.
+    fn wait(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "up did not exit:\n{}\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pids of live processes whose environment or command line carries `token`.
+fn processes_marked(token: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_err() || state_and_parent(&name).is_some_and(|(s, _)| s == "Z") {
+            continue;
+        }
+        let mut text = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        text.extend(fs::read(entry.path().join("environ")).unwrap_or_default());
+        if String::from_utf8_lossy(&text).contains(token) {
+            found.push(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn what_cannot_work_is_refused_before_anything_runs() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            "a cycle",
+            &[("a.sh", "# unitsync: after=b\ntrue"), ("b.sh", "# unitsync: after = a\ntrue")],
+            "b.sh: cycle: b -> a -> b",
+        ),
+        (
+            "an unknown key",
+            &[("db.sh", "# unitsync: afterr=a\ntrue")],
+            "db.sh: unknown header key \"afterr\" (did you mean after?)",
+        ),
+        (
+            "a unit claimed twice",
+            &[("db.sh", "# unitsync: ready=file:x\ntrue"), ("db.py", "true")],
+            "db.sh: claims unit db like ",
+        ),
+        (
+            "a command before the header",
+            &[("app.sh", "set -e\n# unitsync: after=db\ntrue")],
+            "app.sh: the '# unitsync:' header must come before any command, but \"set -e\" comes first",
+        ),
+    ];
+    for (what, scripts, message) in cases {
+        let sb = Sandbox::new();
+        let dir = startup_dir(&sb);
+        let ran = sb.path("ran");
+        script(&dir, "0-marker.sh", &format!("touch {}", ran.display()));
+        for (name, body) in scripts {
+            script(&dir, name, body);
+        }
+        let out =
+            sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "touch", &ran.to_string_lossy()]);
+        out.code(1).stderr_has(message);
+        assert!(out.elapsed < Duration::from_secs(5), "{what} took long to refuse{out}");
+        assert!(!ran.exists(), "something ran despite {what}{out}");
+    }
+}
+
+#[test]
+fn an_unknown_dependency_is_warned_about_at_once() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    script(&dir, "database.sh", "true");
+    script(&dir, "app.sh", "# unitsync: after=databse\ntrue");
+    let out = sb.run(&["up", "--dir", &dir.to_string_lossy(), "--script-timeout", "200ms"]);
+    out.code(1);
+    out.stderr_has("app.sh: no script provides databse (did you mean database? it must come from another process, or app will wait for it)");
+    // The warning comes before anything runs.
+    assert!(
+        out.stderr.find("databse (did you mean").unwrap()
+            < out.stderr.find("database registered").unwrap(),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_executable_is_reported_not_skipped() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    script(&dir, "setup.sh", "echo set up");
+    fs::write(dir.join("migrate.sh"), "#!/bin/sh\necho migrated\n").unwrap();
+    script(&dir, "app.sh", "# unitsync: after=migrate\necho app");
+    let main = sb.path("main-ran");
+    let out =
+        sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "touch", &main.to_string_lossy()]);
+    out.code(1);
+    out.stderr_has(&format!(
+        "up: {}: not executable; chmod +x {}; counted as failed",
+        dir.join("migrate.sh").display(),
+        dir.join("migrate.sh").display()
+    ));
+    out.stdout_has("migrate.sh  migrate  not run: not executable; chmod +x ");
+    // Its dependents fail at once rather than wait for it.
+    out.stdout_has("app.sh      app      not run: dependency migrate failed");
+    out.stdout_has("setup.sh    setup    ok");
+    assert!(!main.exists(), "the main command ran{out}");
+}
+
+#[test]
+fn a_main_command_that_cannot_run_exits_127_or_126() {
+    let sb = Sandbox::new();
+    sb.run(&["up", "--", "no-such-command-here"])
+        .code(127)
+        .stderr_has("cannot run no-such-command-here");
+    let plain = sb.path("plain");
+    fs::write(&plain, "#!/bin/sh\n").unwrap();
+    sb.run(&["up", "--", &plain.to_string_lossy()]).code(126);
+}
+
+#[test]
+fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-stubborn-{}", std::process::id());
+    // It says it is ready itself (no header), then ignores SIGTERM.
+    script_in(
+        &dir,
+        "dash",
+        "stubborn.sh",
+        &format!(
+            "trap '' TERM\nunitsync complete stubborn\nwhile :; do sleep 0.1; : {token}; done"
+        ),
+    );
+    let out = sb.run(&[
+        "up",
+        "--dir",
+        &dir.to_string_lossy(),
+        "--stop-timeout",
+        "300ms",
+        "--grace",
+        "5s",
+        "--",
+        "true",
+    ]);
+    out.ok();
+    out.stderr_has("up: stubborn: still running 300ms after SIGTERM; killing it (SIGKILL)");
+    out.stdout_has("stubborn.sh  stubborn  stopped (killed after 300ms)");
+    assert!(out.elapsed < Duration::from_secs(20), "{out}");
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+}
+
+#[test]
+fn without_a_command_up_stays_while_a_service_runs_and_stops_it_on_sigterm() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let log = sb.path("stopped");
+    let token = format!("unitsync-stays-{}", std::process::id());
+    script_in(
+        &dir,
+        "busybox sh",
+        "web.sh",
+        &format!(
+            "trap 'echo web >> {}; exit 0' TERM\nunitsync complete web\nwhile :; do sleep 0.1; : {token}; done",
+            log.display()
+        ),
+    );
+    let mut up = Background::start(&sb, &["up", "--dir", &dir.to_string_lossy()]);
+    eventually("the summary is printed", || up.stdout().contains("web.sh  web   "));
+    assert!(up.alive(), "up ended while its service ran:\n{}\n{}", up.stdout(), up.stderr());
+    up.signal("TERM");
+    assert_eq!(up.wait(), Some(0), "{}\n{}", up.stdout(), up.stderr());
+    assert_eq!(fs::read_to_string(&log).unwrap(), "web\n");
+    assert!(up.stdout().contains("web.sh  web   stopped"), "{}", up.stdout());
+    assert!(up.stderr().contains("up: stopping on SIGTERM"), "{}", up.stderr());
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    assert!(!sb.socket().exists(), "up left its socket behind");
 }

@@ -200,11 +200,7 @@ fn sigterm_during_startup_leaves_no_process_behind() {
         .spawn()
         .unwrap();
     eventually("the scripts run", || processes_with(&token).len() >= 2);
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    send_signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unitsync: up: stopped by SIGTERM"));
@@ -291,31 +287,15 @@ impl Background {
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-s", signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        send_signal(self.child.id(), signal);
     }
 
     /// Waits (generously) for `up` to exit; returns its exit code.
     fn wait(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "up did not exit:\n{}\n{}",
-                self.stdout(),
-                self.stderr()
-            );
-            sleep(Duration::from_millis(10));
-        }
+        let (stdout, stderr) = (self.stdout.clone(), self.stderr.clone());
+        let read = |path: &Path| fs::read_to_string(path).unwrap_or_default();
+        let why = || format!("up did not exit:\n{}\n{}", read(&stdout), read(&stderr));
+        wait_for_exit(&mut self.child, Duration::from_secs(30), why).code()
     }
 }
 

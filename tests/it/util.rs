@@ -153,21 +153,14 @@ impl Server {
 
     /// Sends `signal` (e.g. "TERM") and waits for the server to exit.
     pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
-        let status =
-            Command::new("kill").args(["-s", signal, &self.pid().to_string()]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        send_signal(self.pid() as u32, signal);
+        let log = self.log.clone();
+        wait_for_exit(&mut self.child, Duration::from_secs(10), || {
+            format!(
                 "server did not exit on SIG{signal}; log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(10));
-        }
+                fs::read_to_string(&log).unwrap_or_default()
+            )
+        })
     }
 }
 
@@ -359,5 +352,24 @@ impl Output {
     pub fn stderr_is(&self, expected: &str) -> &Output {
         assert_eq!(self.stderr, expected, "unexpected stderr{self}");
         self
+    }
+}
+
+/// Sends `signal` (e.g. "TERM") to `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -s {signal} {pid} failed");
+}
+
+/// Waits up to `limit` for `child` to exit; panics with `why()` after.
+#[track_caller]
+pub fn wait_for_exit(child: &mut Child, limit: Duration, why: impl Fn() -> String) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{}", why());
+        sleep(Duration::from_millis(10));
     }
 }

@@ -52,9 +52,11 @@ impl Relays {
     }
 }
 
-/// Starts a child with the stop signals unblocked and stdin on /dev/null,
-/// in a process group of its own if `own_group`, with its output lines
-/// prefixed by `label` if one is given. Returns its pid; the caller reaps
+/// Starts a child with the stop signals unblocked, in a process group of
+/// its own if `own_group`. Given a `label`, it is a script: its stdin is
+/// /dev/null and its output lines are prefixed with the label; otherwise
+/// it is the main command, which keeps `up`'s stdin (a shell as the
+/// container's command needs its terminal). Returns its pid; the caller reaps
 /// it with [`reap`] (the `Child` handle is dropped: its status would be
 /// stolen by the reaping loop anyway).
 pub fn spawn(
@@ -62,9 +64,8 @@ pub fn spawn(
     own_group: bool,
     label: Option<String>,
 ) -> io::Result<(Pid, Option<Relays>)> {
-    command.stdin(Stdio::null());
     if label.is_some() {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     signals::reset_in_child(command, own_group);
     let mut child = command.spawn()?;

@@ -473,3 +473,29 @@ fn without_a_command_up_stays_while_a_service_runs_and_stops_it_on_sigterm() {
     eventually("nothing of it is left", || processes_marked(&token).is_empty());
     assert!(!sb.socket().exists(), "up left its socket behind");
 }
+
+#[test]
+fn the_main_command_keeps_the_standard_input() {
+    // `docker run -it image sh`: the shell needs the terminal; scripts do not.
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    script(&dir, "setup.sh", "read line || echo no input for scripts");
+    let mut cmd = sb.cmd(&[
+        "up",
+        "--dir",
+        &dir.to_string_lossy(),
+        "--",
+        "sh",
+        "-c",
+        "read line; echo \"got $line\"",
+    ]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("setup.sh | no input for scripts\n"), "{stdout}");
+    assert!(stdout.contains("\ngot hello\n"), "{stdout}");
+}

@@ -499,3 +499,95 @@ fn the_main_command_keeps_the_standard_input() {
     assert!(stdout.contains("setup.sh | no input for scripts\n"), "{stdout}");
     assert!(stdout.contains("\ngot hello\n"), "{stdout}");
 }
+
+/// A TCP port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn services_run_under_the_main_command_and_stop_in_reverse_dependency_order() {
+    require("python3");
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let port = free_port();
+    let token = format!("unitsync-services-{}", std::process::id());
+    let stops = sb.path("stops");
+    let stops = stops.display();
+    // A database: a TCP listener, ready once its port accepts connections.
+    script_in(
+        &dir,
+        "dash",
+        "db.sh",
+        &format!(
+            "# unitsync: ready = tcp:127.0.0.1:{port} stop-timeout = 5s\n\
+             trap 'echo db >> {stops}; exit 0' TERM\n\
+             python3 -c 'import socket, time\n\
+             s = socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind((\"127.0.0.1\", {port}))\n\
+             s.listen(8)\n\
+             while True: s.accept()[0].close()' &\n\
+             wait"
+        ),
+    );
+    // Seeding has no header: it is a unit all the same.
+    script_in(&dir, "dash", "seed.sh", &format!("echo seeded > {}", sb.path("seeded").display()));
+    // An app: a service after both, ready when it says so on fd 3.
+    script_in(
+        &dir,
+        "busybox sh",
+        "app.sh",
+        &format!(
+            "# unitsync: after=db, seed ready=fd:3\n\
+             trap 'echo app >> {stops}; exit 0' TERM\n\
+             python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}))' || exit 1\n\
+             echo ready >&3\n\
+             while :; do sleep 1; done"
+        ),
+    );
+    // A migration that leaves a helper behind, daemonized with setsid and
+    // holding its output pipe.
+    script_in(
+        &dir,
+        "busybox sh",
+        "migrate.sh",
+        "# unitsync: after=db,seed\nsetsid sh -c 'while :; do sleep 1; done' &\necho migrated",
+    );
+    let list = sb.path("list");
+    let main = format!(
+        "unitsync list > {}; python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}))' && exit 3",
+        list.display()
+    );
+    let mut cmd = sb.cmd(&["up", "--dir", &dir.to_string_lossy(), "--", "sh", "-c", &main]);
+    cmd.env("UNITSYNC_TEST_MARK", &token);
+    let out = output("unitsync up (services)".to_owned(), cmd);
+    out.code(3);
+    let list = fs::read_to_string(&list).unwrap();
+    let status = |unit: &str| {
+        let line = list.lines().find(|l| l.starts_with(&format!("{unit} "))).unwrap_or("");
+        line.split_whitespace().nth(1).unwrap_or("?").to_owned()
+    };
+    assert_eq!(
+        [status("db"), status("app"), status("seed"), status("migrate")],
+        ["ready", "ready", "completed", "completed"],
+        "{list}{out}"
+    );
+    // The app is stopped before the database it depends on.
+    assert_eq!(fs::read_to_string(sb.path("stops")).unwrap(), "app\ndb\n", "{out}");
+    out.stdout_has("migrate.sh | migrated\n");
+    out.stdout_has("\ndb.sh       db       ready");
+    out.stdout_has("\ndb.sh       db       stopped");
+    out.stdout_has("\napp.sh      app      stopped");
+    out.stdout_has("\nseed.sh     seed     ok");
+    assert!(
+        out.stderr.find("up: stopping app").unwrap() < out.stderr.find("up: stopping db").unwrap(),
+        "{out}"
+    );
+    // Nothing of it is left, the setsid helper included, and the port is closed.
+    assert_eq!(processes_marked(&token), Vec::<String>::new(), "processes survived up{out}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the database still listens{out}"
+    );
+}

@@ -326,12 +326,7 @@ impl<'a> Up<'a> {
                 match procs::spawn(&mut command, false, None) {
                     Ok((pid, _)) => {
                         self.main = Some(Main { pid, ended: None });
-                        while self.main.as_ref().is_some_and(|m| m.ended.is_none())
-                            && signals::received().is_none()
-                        {
-                            self.poll();
-                            thread::sleep(TICK);
-                        }
+                        self.steady(|up| up.main.as_ref().is_some_and(|m| m.ended.is_some()));
                         None
                     }
                     Err(e) => {
@@ -349,10 +344,7 @@ impl<'a> Up<'a> {
                 if still_running {
                     self.say.line("up: services are running; stop them with SIGTERM or SIGINT");
                 }
-                while self.children.iter().any(Child::running) && signals::received().is_none() {
-                    self.poll();
-                    thread::sleep(TICK);
-                }
+                self.steady(|up| !up.children.iter().any(Child::running));
                 None
             }
         };
@@ -380,24 +372,50 @@ impl<'a> Up<'a> {
         (code, !still_running && self.children.iter().all(|c| c.stop.is_none()))
     }
 
+    /// While CMD or the services run: reaps (and ends the units of scripts
+    /// that exit) until `done` or a stop signal. The server is asked about
+    /// the units only when a script ended, not at every tick.
+    fn steady(&mut self, done: impl Fn(&Self) -> bool) {
+        while !done(self) && signals::received().is_none() {
+            if self.reap() {
+                self.refresh();
+            }
+            thread::sleep(TICK);
+        }
+    }
+
     /// Reaps what ended, ends the units of scripts that did not, and
     /// refreshes the view of every unit.
     fn poll(&mut self) {
+        self.reap();
+        self.refresh();
+    }
+
+    fn refresh(&mut self) {
+        if let Ok(Body::List { units, now }) = self.client.call(&Request::List) {
+            self.units = units.into_iter().map(|u| (u.unit.clone(), u)).collect();
+            self.now = now;
+        }
+    }
+
+    /// Reaps every process that ended and records the ends of ours, ending
+    /// the units of scripts that did not. Returns whether one of ours ended.
+    fn reap(&mut self) -> bool {
+        let mut ours = false;
         let (ended, _) = procs::reap();
         for (pid, code) in ended {
             if let Some(main) = self.main.as_mut().filter(|m| m.pid == pid) {
                 main.ended = Some(code);
+                ours = true;
             }
             if let Some(i) = self.children.iter().position(|c| c.pid == Some(pid)) {
                 let child = &mut self.children[i];
                 child.ended = Some((code, child.began.elapsed()));
                 self.end_unit(i, code);
+                ours = true;
             }
         }
-        if let Ok(Body::List { units, now }) = self.client.call(&Request::List) {
-            self.units = units.into_iter().map(|u| (u.unit.clone(), u)).collect();
-            self.now = now;
-        }
+        ours
     }
 
     /// Once a script exited: completes its unit (exit 0, or stopped by

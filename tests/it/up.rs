@@ -559,7 +559,23 @@ fn services_run_under_the_main_command_and_stop_in_reverse_dependency_order() {
         "unitsync list > {}; python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}))' && exit 3",
         list.display()
     );
-    let mut cmd = sb.cmd(&["up", "--dir", &dir.to_string_lossy(), "--", "sh", "-c", &main]);
+    // A generous deadline for startup, so that a broken service fails the test
+    // rather than hang it.
+    // A generous deadline for startup, so that a broken service fails the
+    // test rather than hang it.
+    let mut cmd = sb.cmd(&[
+        "up",
+        "--script-timeout",
+        "60s",
+        "--dir",
+        &dir.to_string_lossy(),
+        "--script-timeout",
+        "60s",
+        "--",
+        "sh",
+        "-c",
+        &main,
+    ]);
     cmd.env("UNITSYNC_TEST_MARK", &token);
     let out = output("unitsync up (services)".to_owned(), cmd);
     out.code(3);

@@ -109,7 +109,8 @@ struct Stop {
     at: Instant,
     /// Stopped by `--script-timeout`, not by the shutdown.
     timed_out: bool,
-    killed: bool,
+    /// How long after SIGTERM it got SIGKILL, if it did.
+    killed: Option<Duration>,
     /// Its unit had failed before (a script that failed it and went on).
     had_failed: bool,
     /// It was still waiting for its dependencies in `run`.
@@ -525,15 +526,15 @@ impl<'a> Up<'a> {
             None => procs::signal_group(pid, Signal::SIGTERM),
         }
         child.stop =
-            Some(Stop { at: Instant::now(), timed_out, killed: false, had_failed, waiting });
+            Some(Stop { at: Instant::now(), timed_out, killed: None, had_failed, waiting });
     }
 
     /// SIGKILL to every stopped script still running after its stop timeout.
     fn escalate(&mut self) {
         for child in self.children.iter_mut().filter(|c| c.ended.is_none()) {
             let (Some(pid), Some(stop)) = (child.pid, child.stop.as_mut()) else { continue };
-            if !stop.killed && stop.at.elapsed() >= child.stop_timeout {
-                stop.killed = true;
+            if stop.killed.is_none() && stop.at.elapsed() >= child.stop_timeout {
+                stop.killed = Some(child.stop_timeout);
                 self.say.line(&format!(
                     "up: {}: still running {} after SIGTERM; killing it (SIGKILL)",
                     child.script.unit,
@@ -578,20 +579,31 @@ impl<'a> Up<'a> {
             self.escalate();
             if !over && Instant::now() >= deadline {
                 over = true;
-                for child in self.children.iter_mut().filter(|c| c.running()) {
+                let running: Vec<usize> =
+                    (0..self.children.len()).filter(|&i| self.children[i].running()).collect();
+                for i in running {
                     self.say.line(&format!(
                         "up: {}: still running when the grace of {} was over; killing it (SIGKILL)",
-                        child.script.unit,
+                        self.children[i].script.unit,
                         human(self.spec.grace)
                     ));
+                    if self.children[i].stop.is_none() {
+                        self.stop(i, false);
+                    }
+                    let child = &mut self.children[i];
                     if let Some(stop) = child.stop.as_mut() {
-                        stop.killed = true;
+                        stop.killed = Some(stop.at.elapsed());
                     }
                     procs::signal_tree(
                         child.pid.expect("running children have a pid"),
                         Signal::SIGKILL,
                     );
                 }
+            }
+            // A process stuck in the kernel does not die even of SIGKILL:
+            // do not wait for it forever.
+            if over && Instant::now() >= deadline + SWEEP {
+                break;
             }
             thread::sleep(TICK);
         }
@@ -642,7 +654,7 @@ impl<'a> Up<'a> {
         let first = left();
         if !first.is_empty() {
             self.say.line(&format!(
-                "up: stopping {} process{} left behind by the scripts",
+                "up: stopping {} process{} left behind",
                 first.len(),
                 if first.len() == 1 { "" } else { "es" }
             ));
@@ -698,8 +710,8 @@ impl<'a> Up<'a> {
                 return ("not run: stopped while waiting".to_owned(), false);
             }
             let killed = match stop.killed {
-                true => format!(" (killed after {})", human(child.stop_timeout)),
-                false => String::new(),
+                Some(after) => format!(" (killed after {})", human(after)),
+                None => String::new(),
             };
             return (format!("stopped{killed}"), false);
         }

@@ -445,6 +445,26 @@ fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
     out.stdout_has("stubborn.sh  stubborn  stopped (killed after 300ms)");
     assert!(out.elapsed < Duration::from_secs(20), "{out}");
     eventually("nothing of it is left", || processes_marked(&token).is_empty());
+
+    // --grace caps the whole shutdown, whatever the stop timeouts say.
+    let out = sb.run(&[
+        "up",
+        "--dir",
+        &dir.to_string_lossy(),
+        "--stop-timeout",
+        "1h",
+        "--grace",
+        "300ms",
+        "--",
+        "true",
+    ]);
+    out.ok();
+    out.stderr_has(
+        "up: stubborn: still running when the grace of 300ms was over; killing it (SIGKILL)",
+    );
+    out.stdout_has("stubborn.sh  stubborn  stopped (killed after ");
+    assert!(out.elapsed < Duration::from_secs(20), "{out}");
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
 }
 
 #[test]

@@ -429,42 +429,34 @@ fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
             "trap '' TERM\nunitsync complete stubborn\nwhile :; do sleep 0.1; : {token}; done"
         ),
     );
-    let out = sb.run(&[
-        "up",
-        "--dir",
-        &dir.to_string_lossy(),
-        "--stop-timeout",
-        "300ms",
-        "--grace",
-        "5s",
-        "--",
-        "true",
-    ]);
-    out.ok();
-    out.stderr_has("up: stubborn: still running 300ms after SIGTERM; killing it (SIGKILL)");
-    out.stdout_has("stubborn.sh  stubborn  stopped (killed after 300ms)");
-    assert!(out.elapsed < Duration::from_secs(20), "{out}");
-    eventually("nothing of it is left", || processes_marked(&token).is_empty());
-
-    // --grace caps the whole shutdown, whatever the stop timeouts say.
-    let out = sb.run(&[
-        "up",
-        "--dir",
-        &dir.to_string_lossy(),
-        "--stop-timeout",
-        "1h",
-        "--grace",
-        "300ms",
-        "--",
-        "true",
-    ]);
-    out.ok();
-    out.stderr_has(
-        "up: stubborn: still running when the grace of 300ms was over; killing it (SIGKILL)",
-    );
-    out.stdout_has("stubborn.sh  stubborn  stopped (killed after ");
-    assert!(out.elapsed < Duration::from_secs(20), "{out}");
-    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    // Its own stop timeout, then --grace, which caps the whole shutdown
+    // whatever the stop timeouts say.
+    let cases = [
+        ("300ms", "5s", "up: stubborn: still running 300ms after SIGTERM; killing it (SIGKILL)"),
+        (
+            "1h",
+            "300ms",
+            "up: stubborn: still running when the grace of 300ms was over; killing it (SIGKILL)",
+        ),
+    ];
+    for (stop_timeout, grace, logged) in cases {
+        let dir = dir.to_string_lossy();
+        let out = sb.run(&[
+            "up",
+            "--dir",
+            &dir,
+            "--stop-timeout",
+            stop_timeout,
+            "--grace",
+            grace,
+            "--",
+            "true",
+        ]);
+        out.ok().stderr_has(logged);
+        out.stdout_has("stubborn.sh  stubborn  stopped (killed after ");
+        assert!(out.elapsed < Duration::from_secs(20), "{out}");
+        eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    }
 }
 
 #[test]

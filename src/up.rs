@@ -71,7 +71,6 @@ pub enum Error {
     Dir { path: PathBuf, err: io::Error },
     Script { path: PathBuf, problem: String },
     Server(server::Error),
-    Spawn { what: String, err: io::Error },
 }
 
 impl fmt::Display for Error {
@@ -82,7 +81,6 @@ impl fmt::Display for Error {
             }
             Error::Script { path, problem } => write!(f, "up: {}: {problem}", path.display()),
             Error::Server(e) => write!(f, "up: {e}"),
-            Error::Spawn { what, err } => write!(f, "up: cannot start {what}: {err}"),
         }
     }
 }
@@ -149,9 +147,9 @@ pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
     let running =
         server::prepare(config).and_then(server::Prepared::launch).map_err(Error::Server)?;
     let mut up = Up::new(spec, config.socket.clone(), say);
-    let result = up.run(scripts);
+    let code = up.run(scripts);
     running.stop("up: stopping");
-    result
+    Ok(code)
 }
 
 struct Up<'a> {
@@ -181,9 +179,9 @@ impl<'a> Up<'a> {
         }
     }
 
-    fn run(&mut self, scripts: Vec<Script>) -> Result<u8, Error> {
+    fn run(&mut self, scripts: Vec<Script>) -> u8 {
         self.declare(&scripts);
-        self.spawn_all(scripts)?;
+        self.spawn_all(scripts);
         let startup = self.startup();
         let (code, summarised) = match startup {
             Startup::Interrupted(signal) => {
@@ -198,7 +196,7 @@ impl<'a> Up<'a> {
             self.poll();
             self.summarise();
         }
-        Ok(code)
+        code
     }
 
     /// Registers every script's unit and edges before any script runs, so
@@ -221,33 +219,34 @@ impl<'a> Up<'a> {
                 });
             }
             if let Some(why) = &script.unrunnable {
-                // An error, not chatter: printed even with -q.
-                eprintln!("unitsync: up: {}: {why}; counted as failed", script.path.display());
-                let _ = self.client.call(&Request::Fail { unit, reason: Some(why.clone()) });
+                self.refuse(script, why);
             }
         }
     }
 
-    fn spawn_all(&mut self, scripts: Vec<Script>) -> Result<(), Error> {
+    /// Starts every script that can run. One that cannot be started (a
+    /// missing interpreter, say) fails its unit and counts as failed.
+    fn spawn_all(&mut self, scripts: Vec<Script>) {
         let width = scripts.iter().map(|s| s.name.len()).max().unwrap_or(0);
-        for script in scripts {
+        for mut script in scripts {
             let stop_timeout = script
                 .header
                 .as_ref()
                 .and_then(|h| h.stop_timeout)
                 .unwrap_or(self.spec.stop_timeout);
-            let (pid, relays) = match &script.unrunnable {
-                Some(_) => (None, None),
-                None => {
-                    let mut command = self.command_for(&script, stop_timeout);
-                    let label = format!("{:<width$} | ", script.name);
-                    let (pid, relays) =
-                        procs::spawn(&mut command, true, Some(label)).map_err(|err| {
-                            Error::Spawn { what: script.path.display().to_string(), err }
-                        })?;
-                    (Some(pid), relays)
+            let (mut pid, mut relays) = (None, None);
+            if script.unrunnable.is_none() {
+                let mut command = self.command_for(&script, stop_timeout);
+                let label = format!("{:<width$} | ", script.name);
+                match procs::spawn(&mut command, true, Some(label)) {
+                    Ok((started, output)) => (pid, relays) = (Some(started), output),
+                    Err(e) => {
+                        let why = format!("cannot run it: {e}");
+                        self.refuse(&script, &why);
+                        script.unrunnable = Some(why);
+                    }
                 }
-            };
+            }
             self.children.push(Child {
                 script,
                 pid,
@@ -258,7 +257,14 @@ impl<'a> Up<'a> {
                 stop: None,
             });
         }
-        Ok(())
+    }
+
+    /// Reports a script that cannot run and fails its unit, so that its
+    /// dependents stop at once. An error, not chatter: printed even with -q.
+    fn refuse(&mut self, script: &Script, why: &str) {
+        eprintln!("unitsync: up: {}: {why}; counted as failed", script.path.display());
+        let reason = Some(why.to_owned());
+        let _ = self.client.call(&Request::Fail { unit: script.unit.clone(), reason });
     }
 
     /// The command that runs a script: through `unitsync run` if it has a

@@ -402,6 +402,18 @@ fn a_file_that_is_not_executable_is_reported_not_skipped() {
     out.stdout_has("app.sh      app      not run: dependency migrate failed");
     out.stdout_has("setup.sh    setup    ok");
     assert!(!main.exists(), "the main command ran{out}");
+
+    // An executable whose interpreter is missing (#!/bin/bash in a busybox
+    // image) is reported the same way.
+    fs::remove_file(dir.join("migrate.sh")).unwrap();
+    fs::write(dir.join("migrate.sh"), "#!/no/such/shell\necho migrated\n").unwrap();
+    fs::set_permissions(dir.join("migrate.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let out =
+        sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "touch", &main.to_string_lossy()]);
+    out.code(1).stderr_has("migrate.sh: cannot run it: No such file or directory");
+    out.stdout_has("migrate.sh  migrate  not run: cannot run it: No such file or directory");
+    out.stdout_has("app.sh      app      not run: dependency migrate failed");
+    assert!(!main.exists(), "the main command ran{out}");
 }
 
 #[test]

@@ -273,7 +273,8 @@ fn request_unit(request: &Request) -> String {
     match request {
         Request::Want { unit, .. }
         | Request::Start { unit }
-        | Request::Complete { unit }
+        | Request::Ready { unit }
+        | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
         | Request::Status { unit } => unit.clone(),
         Request::Ping | Request::List => "request".to_owned(),
@@ -433,7 +434,7 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
     Ok(())
 }
 
-/// `wait`: waits until every unit is completed, registering nothing.
+/// `wait`: waits until every unit is completed or ready, registering nothing.
 pub fn wait(
     client: &mut Client,
     units: &[String],
@@ -452,7 +453,8 @@ pub fn wait(
             };
             let (now, view) = view;
             match view.status {
-                Status::Completed => {}
+                // A ready service satisfies its dependents, so its waiters.
+                Status::Completed | Status::Ready => {}
                 Status::Failed => {
                     let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
                     return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));

@@ -379,7 +379,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
             start(&mut client, &unit, settings.patience(timeout, None), out)?;
         }
         Sub::Complete { unit } => {
-            call(&mut client, &Request::Complete { unit }, "complete unit failed")?;
+            call(&mut client, &Request::Complete { unit, note: None }, "complete unit failed")?;
             writeln!(out, "Success")?;
         }
         Sub::Status { unit, json } => {
@@ -425,7 +425,7 @@ fn start(
     let all: Vec<&str> = view.dependencies.iter().map(|d| d.unit.as_str()).collect();
     let unmet: Vec<&str> =
         view.dependencies.iter().filter(|d| !d.satisfied).map(|d| d.unit.as_str()).collect();
-    if !view.ready {
+    if !view.startable {
         let waiting = unmet.join(", ");
         writeln!(out, "Unit {unit:?} is waiting for dependencies to be satisfied: [{waiting}]")?;
         out.flush()?;
@@ -453,14 +453,21 @@ fn start(
 fn status(unit: &UnitView) -> String {
     let mut out = format!(
         "Unit: {}\nStatus: {}\nReady: {}\n\nDependencies:\n",
-        unit.unit, unit.status, unit.ready
+        unit.unit,
+        shown(unit.status),
+        unit.startable
     );
     if unit.dependencies.is_empty() {
         out.push_str("No dependencies found\n");
         return out;
     }
     let rows = unit.dependencies.iter().map(|d| {
-        [d.unit.clone(), required(d).to_owned(), d.status.to_string(), d.satisfied.to_string()]
+        [
+            d.unit.clone(),
+            required(d).to_owned(),
+            shown(d.status).to_owned(),
+            d.satisfied.to_string(),
+        ]
     });
     out + &table(["DEPENDS ON", "REQUIRED STATUS", "CURRENT STATUS", "SATISFIED"], rows)
 }
@@ -470,7 +477,8 @@ fn list(units: &[&UnitView]) -> String {
     if units.is_empty() {
         return "No units registered\n".to_owned();
     }
-    let rows = units.iter().map(|u| [u.unit.clone(), u.status.to_string(), u.ready.to_string()]);
+    let rows =
+        units.iter().map(|u| [u.unit.clone(), shown(u.status).to_owned(), u.startable.to_string()]);
     table(["UNIT", "STATUS", "READY"], rows)
 }
 
@@ -513,10 +521,20 @@ struct ListItemJson<'a> {
     is_ready: bool,
 }
 
-/// Coder's status as its JSON spells it: a not-registered unit's status is
-/// the empty string (its Go zero value), the rest are ours.
+/// A status as Coder's tables show it: ours, but a native `ready` unit (a
+/// service that runs and satisfies its dependents) is `completed`, since
+/// Coder has no such status and its dependents proceed all the same.
+fn shown(status: Status) -> &'static str {
+    match status {
+        Status::Ready => Status::Completed.as_str(),
+        status => status.as_str(),
+    }
+}
+
+/// A status as Coder's JSON spells it: a not-registered unit's status is
+/// the empty string (its Go zero value), the rest as [`shown`].
 fn coder_status(status: Status) -> &'static str {
-    if status == Status::NotRegistered { "" } else { status.as_str() }
+    if status == Status::NotRegistered { "" } else { shown(status) }
 }
 
 impl<'a> From<&'a UnitView> for StatusJson<'a> {
@@ -534,7 +552,7 @@ impl<'a> From<&'a UnitView> for StatusJson<'a> {
         StatusJson {
             unit_name: &u.unit,
             status: coder_status(u.status),
-            is_ready: u.ready,
+            is_ready: u.startable,
             dependencies: (!dependencies.is_empty()).then_some(dependencies),
         }
     }
@@ -546,7 +564,7 @@ fn list_json<'a>(units: &[&'a UnitView]) -> Vec<ListItemJson<'a>> {
         .map(|u| ListItemJson {
             unit_name: &u.unit,
             status: coder_status(u.status),
-            is_ready: u.ready,
+            is_ready: u.startable,
         })
         .collect()
 }
@@ -682,7 +700,7 @@ mod tests {
         UnitView {
             unit: unit.into(),
             status,
-            ready: deps.iter().all(|d| d.2),
+            startable: deps.iter().all(|d| d.2),
             dependencies: deps
                 .iter()
                 .map(|&(u, s, satisfied)| DepView {
@@ -694,9 +712,11 @@ mod tests {
                 })
                 .collect(),
             reason: None,
+            note: None,
             failed_by: None,
             since: 0.0,
             started_at: None,
+            ready_at: None,
             finished_at: None,
             waited: None,
             ran: None,
@@ -756,6 +776,24 @@ git-clone    completed        not registered  false
             render::json(&StatusJson::from(&nobody)),
             "{\n  \"unit_name\": \"doesnotexist\",\n  \"status\": \"\",\n  \"is_ready\": true,\n  \"dependencies\": null\n}\n"
         );
+    }
+
+    #[test]
+    fn a_ready_unit_shows_as_completed() {
+        // Coder has no `ready`: a service that runs and satisfies its
+        // dependents is, to Coder's scripts, a completed unit.
+        let db = view("db", Ready, &[]);
+        let app = view("app", Pending, &[("db", Ready, true)]);
+        assert!(status(&db).starts_with("Unit: db\nStatus: completed\nReady: true\n"));
+        assert!(status(&app).contains("db          completed        completed       true\n"));
+        assert_eq!(
+            list(&[&app, &db]),
+            "UNIT  STATUS     READY\napp   pending    true\ndb    completed  true\n"
+        );
+        let json = render::json(&StatusJson::from(&app));
+        assert!(json.contains(r#""current_status": "completed""#), "{json}");
+        let json = render::json(&list_json(&[&db]));
+        assert!(json.contains(r#""status": "completed""#), "{json}");
     }
 
     #[test]

@@ -244,7 +244,9 @@ mod tests {
         let (mut journal, recovered) = Journal::open(&path, "i1", false).unwrap();
         assert!(recovered.entries.is_empty());
         journal.append(&want("b", "a"), Duration::from_millis(5)).unwrap();
-        journal.append(&Request::Complete { unit: "a".into() }, Duration::from_millis(9)).unwrap();
+        journal
+            .append(&Request::Complete { unit: "a".into(), note: None }, Duration::from_millis(9))
+            .unwrap();
         drop(journal);
         let (_, recovered) = Journal::open(&path, "other", false).unwrap();
         assert_eq!(recovered.instance, "i1");
@@ -252,7 +254,7 @@ mod tests {
             recovered.entries,
             vec![
                 (Duration::from_millis(5), want("b", "a")),
-                (Duration::from_millis(9), Request::Complete { unit: "a".into() })
+                (Duration::from_millis(9), Request::Complete { unit: "a".into(), note: None })
             ]
         );
         let text = std::fs::read_to_string(&path).unwrap();
@@ -315,7 +317,9 @@ mod tests {
         file.write_all(b"{\"t\":7,\"op\":\"compl").unwrap();
         let (mut journal, recovered) = Journal::open(&path, "x", false).unwrap();
         assert_eq!(recovered.entries.len(), 1);
-        journal.append(&Request::Complete { unit: "a".into() }, Duration::ZERO).unwrap();
+        journal
+            .append(&Request::Complete { unit: "a".into(), note: None }, Duration::ZERO)
+            .unwrap();
         let (_, recovered) = Journal::open(&path, "x", false).unwrap();
         assert_eq!(recovered.entries.len(), 2);
     }

@@ -139,7 +139,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             client::start(&mut settings.client(), &unit, patience, settings.say())?;
         }
         Cmd::Complete { unit } => {
-            settings.client().call(&Request::Complete { unit })?;
+            settings.client().call(&Request::Complete { unit, note: None })?;
         }
         Cmd::Fail { unit, reason } => {
             settings.client().call(&Request::Fail { unit, reason })?;

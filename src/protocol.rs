@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 pub use crate::state::Status;
 use crate::state::{self, Dep, UnitInfo};
 
-/// Bumped when a request or response changes incompatibly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped when a request or response changes incompatibly: 2 renamed the
+/// unit object's `ready` to `startable` (PROTOCOL.md, "Versions").
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Longest request or response line, newline excluded.
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -34,6 +35,13 @@ pub enum Request {
     },
     Complete {
         unit: String,
+        /// How it completed, in one line (`stopped`), shown by `status`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A started unit is ready: its dependents may start while it runs.
+    Ready {
+        unit: String,
     },
     Fail {
         unit: String,
@@ -46,7 +54,7 @@ pub enum Request {
     List,
 }
 
-const OPS: &str = "ping, want, start, complete, fail, status, list";
+const OPS: &str = "ping, want, start, ready, complete, fail, status, list";
 
 /// An answer: `ok`, `instance`, then the body's `result` and fields, all in
 /// one flat object. Written and read by hand around serde (see
@@ -65,16 +73,49 @@ pub struct Response {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Body {
-    Pong { version: String, protocol: u32 },
-    Wanted { added: usize, registered: bool },
-    Started { waited: f64, waited_for: Vec<String> },
-    Blocked { now: f64, unmet: Vec<DepView> },
-    DependencyFailed { dependency: String, reason: Option<String> },
-    Completed { ran: Option<f64> },
-    Failed { ran: Option<f64> },
-    Status { now: f64, unit: UnitView },
-    List { now: f64, units: Vec<UnitView> },
-    Error { error: ErrorBody },
+    Pong {
+        version: String,
+        protocol: u32,
+    },
+    Wanted {
+        added: usize,
+        registered: bool,
+    },
+    Started {
+        waited: f64,
+        waited_for: Vec<String>,
+    },
+    Blocked {
+        now: f64,
+        unmet: Vec<DepView>,
+    },
+    DependencyFailed {
+        dependency: String,
+        reason: Option<String>,
+    },
+    /// `after`: seconds from its start until it became ready; `already`:
+    /// it was ready before this request, which changed nothing.
+    Ready {
+        after: f64,
+        already: bool,
+    },
+    Completed {
+        ran: Option<f64>,
+    },
+    Failed {
+        ran: Option<f64>,
+    },
+    Status {
+        now: f64,
+        unit: UnitView,
+    },
+    List {
+        now: f64,
+        units: Vec<UnitView>,
+    },
+    Error {
+        error: ErrorBody,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -95,7 +136,9 @@ pub enum ErrorKind {
     Cycle,
     AlreadyStarted,
     AlreadyCompleted,
+    NotRunning,
     BadReason,
+    BadNote,
     Limit,
     Busy,
     Forbidden,
@@ -120,7 +163,9 @@ impl From<state::Error> for ErrorBody {
             state::Error::Cycle { .. } => ErrorKind::Cycle,
             state::Error::AlreadyStarted { .. } => ErrorKind::AlreadyStarted,
             state::Error::AlreadyCompleted { .. } => ErrorKind::AlreadyCompleted,
+            state::Error::NotRunning { .. } => ErrorKind::NotRunning,
             state::Error::BadReason { .. } => ErrorKind::BadReason,
+            state::Error::BadNote { .. } => ErrorKind::BadNote,
             state::Error::TooManyUnits | state::Error::TooManyEdges => ErrorKind::Limit,
         };
         ErrorBody::new(kind, e.to_string())
@@ -137,6 +182,7 @@ enum StatusDef {
     NotRegistered,
     Pending,
     Started,
+    Ready,
     Completed,
     Failed,
 }
@@ -159,15 +205,21 @@ pub struct UnitView {
     pub unit: String,
     #[serde(with = "StatusDef")]
     pub status: Status,
-    pub ready: bool,
+    /// Every dependency is satisfied: `start` would start it. Called
+    /// `ready` in protocol 1.
+    pub startable: bool,
     pub dependencies: Vec<DepView>,
     pub reason: Option<String>,
+    /// How it completed, when that was said (`stopped`).
+    pub note: Option<String>,
     /// The hard dependency whose failure failed it, while that is why it is
     /// failed.
     pub failed_by: Option<String>,
     /// When the unit entered its current status.
     pub since: f64,
     pub started_at: Option<f64>,
+    /// When it became ready after its last start, if it did.
+    pub ready_at: Option<f64>,
     pub finished_at: Option<f64>,
     /// How long its last start waited for its dependencies.
     pub waited: Option<f64>,
@@ -203,12 +255,14 @@ impl From<UnitInfo> for UnitView {
         UnitView {
             unit: u.unit,
             status: u.status,
-            ready: u.ready,
+            startable: u.startable,
             dependencies: u.deps.into_iter().map(DepView::from).collect(),
             reason: u.reason,
+            note: u.note,
             failed_by: u.failed_by,
             since: secs(u.since),
             started_at: u.started_at.map(secs),
+            ready_at: u.ready_at.map(secs),
             finished_at: u.finished_at.map(secs),
             waited: u.waited.map(secs),
             ran,
@@ -286,6 +340,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         deps: Option<Vec<String>>,
         soft: Option<bool>,
         reason: Option<String>,
+        note: Option<String>,
     }
     let fields: Fields =
         serde_json::from_slice(line).map_err(|e| bad(format!("malformed request: {e}")))?;
@@ -301,7 +356,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             soft: fields.soft.unwrap_or(false),
         },
         "start" => Request::Start { unit: unit()? },
-        "complete" => Request::Complete { unit: unit()? },
+        "ready" => Request::Ready { unit: unit()? },
+        "complete" => Request::Complete { unit: unit()?, note: fields.note.clone() },
         "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
         "status" => Request::Status { unit: unit()? },
         "list" => Request::List,
@@ -331,6 +387,8 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         dependency: Option<String>,
         reason: Option<String>,
         ran: Option<f64>,
+        after: Option<f64>,
+        already: Option<bool>,
         unit: Option<UnitView>,
         units: Option<Vec<UnitView>>,
         error: Option<ErrorBody>,
@@ -357,6 +415,9 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
             dependency: need(f.dependency, "dependency")?,
             reason: f.reason,
         },
+        "ready" => {
+            Body::Ready { after: need(f.after, "after")?, already: need(f.already, "already")? }
+        }
         "completed" => Body::Completed { ran: f.ran },
         "failed" => Body::Failed { ran: f.ran },
         "status" => Body::Status { now: need(f.now, "now")?, unit: need(f.unit, "unit")? },
@@ -445,7 +506,12 @@ mod tests {
                 r#"{"op":"want","unit":"b","deps":["a"],"soft":false}"#,
             ),
             (Request::Start { unit: "b".into() }, r#"{"op":"start","unit":"b"}"#),
-            (Request::Complete { unit: "a".into() }, r#"{"op":"complete","unit":"a"}"#),
+            (Request::Complete { unit: "a".into(), note: None }, r#"{"op":"complete","unit":"a"}"#),
+            (
+                Request::Complete { unit: "a".into(), note: Some("stopped".into()) },
+                r#"{"op":"complete","unit":"a","note":"stopped"}"#,
+            ),
+            (Request::Ready { unit: "a".into() }, r#"{"op":"ready","unit":"a"}"#),
             (
                 Request::Fail { unit: "a".into(), reason: Some("exit status 2".into()) },
                 r#"{"op":"fail","unit":"a","reason":"exit status 2"}"#,
@@ -517,7 +583,7 @@ mod tests {
         let unit = UnitView {
             unit: "b".into(),
             status: Status::Pending,
-            ready: false,
+            startable: false,
             dependencies: vec![DepView {
                 unit: "a".into(),
                 status: Status::Started,
@@ -526,9 +592,11 @@ mod tests {
                 since: 1.5,
             }],
             reason: None,
+            note: None,
             failed_by: None,
             since: 0.25,
             started_at: None,
+            ready_at: None,
             finished_at: None,
             waited: None,
             ran: None,
@@ -538,7 +606,7 @@ mod tests {
         let failed = UnitView {
             unit: "c".into(),
             status: Status::Failed,
-            ready: false,
+            startable: false,
             dependencies: vec![DepView {
                 unit: "b".into(),
                 status: Status::Failed,
@@ -547,18 +615,48 @@ mod tests {
                 since: 1.0,
             }],
             reason: Some("dependency b failed: exit status 2".into()),
+            note: None,
             failed_by: Some("b".into()),
             since: 2.0,
             started_at: None,
+            ready_at: None,
             finished_at: Some(2.0),
             waited: None,
             ran: None,
             waiting_since: None,
         };
+        let service = UnitView {
+            unit: "db".into(),
+            status: Status::Completed,
+            startable: true,
+            dependencies: vec![],
+            reason: None,
+            note: Some("stopped".into()),
+            failed_by: None,
+            since: 9.5,
+            started_at: Some(1.0),
+            ready_at: Some(2.2),
+            finished_at: Some(9.5),
+            waited: Some(0.0),
+            ran: Some(8.5),
+            waiting_since: None,
+        };
         let cases = [
             (
-                Body::Pong { version: "0.1.0".into(), protocol: 1 },
-                r#"{"ok":true,"instance":"i1","result":"pong","version":"0.1.0","protocol":1}"#,
+                Body::Pong { version: "0.1.0".into(), protocol: 2 },
+                r#"{"ok":true,"instance":"i1","result":"pong","version":"0.1.0","protocol":2}"#,
+            ),
+            (
+                Body::Ready { after: 1.2, already: false },
+                r#"{"ok":true,"instance":"i1","result":"ready","after":1.2,"already":false}"#,
+            ),
+            (
+                Body::Ready { after: 1.2, already: true },
+                r#"{"ok":true,"instance":"i1","result":"ready","after":1.2,"already":true}"#,
+            ),
+            (
+                Body::Status { now: 10.0, unit: service },
+                r#"{"ok":true,"instance":"i1","result":"status","now":10.0,"unit":{"unit":"db","status":"completed","startable":true,"dependencies":[],"reason":null,"note":"stopped","failed_by":null,"since":9.5,"started_at":1.0,"ready_at":2.2,"finished_at":9.5,"waited":0.0,"ran":8.5,"waiting_since":null}}"#,
             ),
             (
                 Body::Wanted { added: 2, registered: true },
@@ -589,11 +687,11 @@ mod tests {
             ),
             (
                 Body::Status { now: 3.0, unit: unit.clone() },
-                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","ready":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"failed_by":null,"since":0.25,"started_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
+                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","startable":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"note":null,"failed_by":null,"since":0.25,"started_at":null,"ready_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
             ),
             (
                 Body::List { now: 3.0, units: vec![failed] },
-                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[{"unit":"c","status":"failed","ready":false,"dependencies":[{"unit":"b","status":"failed","soft":false,"satisfied":false,"since":1.0}],"reason":"dependency b failed: exit status 2","failed_by":"b","since":2.0,"started_at":null,"finished_at":2.0,"waited":null,"ran":null,"waiting_since":null}]}"#,
+                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[{"unit":"c","status":"failed","startable":false,"dependencies":[{"unit":"b","status":"failed","soft":false,"satisfied":false,"since":1.0}],"reason":"dependency b failed: exit status 2","note":null,"failed_by":"b","since":2.0,"started_at":null,"ready_at":null,"finished_at":2.0,"waited":null,"ran":null,"waiting_since":null}]}"#,
             ),
             (
                 Body::List { now: 3.0, units: vec![] },
@@ -614,7 +712,7 @@ mod tests {
     #[test]
     fn statuses_and_error_kinds_are_pinned() {
         use Status::*;
-        for status in [NotRegistered, Pending, Started, Completed, Failed] {
+        for status in [NotRegistered, Pending, Started, Ready, Completed, Failed] {
             let dep =
                 DepView { unit: "a".into(), status, soft: false, satisfied: false, since: 0.0 };
             let text = serde_json::to_string(&dep).unwrap();
@@ -634,7 +732,9 @@ mod tests {
             (ErrorKind::Cycle, "cycle"),
             (ErrorKind::AlreadyStarted, "already_started"),
             (ErrorKind::AlreadyCompleted, "already_completed"),
+            (ErrorKind::NotRunning, "not_running"),
             (ErrorKind::BadReason, "bad_reason"),
+            (ErrorKind::BadNote, "bad_note"),
             (ErrorKind::Limit, "limit"),
             (ErrorKind::Busy, "busy"),
             (ErrorKind::Forbidden, "forbidden"),
@@ -662,7 +762,9 @@ mod tests {
             (E::Cycle { path: vec![unit(), unit()] }, ErrorKind::Cycle),
             (E::AlreadyStarted { unit: unit() }, ErrorKind::AlreadyStarted),
             (E::AlreadyCompleted { unit: unit() }, ErrorKind::AlreadyCompleted),
+            (E::NotRunning { unit: unit(), status: Status::Pending }, ErrorKind::NotRunning),
             (E::BadReason { unit: unit(), rule: "r" }, ErrorKind::BadReason),
+            (E::BadNote { unit: unit(), rule: "r" }, ErrorKind::BadNote),
             (E::TooManyUnits, ErrorKind::Limit),
             (E::TooManyEdges, ErrorKind::Limit),
         ];

@@ -17,7 +17,7 @@ pub fn status(unit: &UnitView, now: f64) -> String {
         Some(reason) => writeln!(out, "status:     {} ({since} ago): {reason}", unit.status),
         None => writeln!(out, "status:     {} ({since} ago)", unit.status),
     };
-    let _ = writeln!(out, "ready:      {}", readiness(unit, now));
+    let _ = writeln!(out, "startable:  {}", startability(unit, now));
     for (i, dep) in unit.dependencies.iter().enumerate() {
         let label = if i == 0 { "depends on:" } else { "" };
         let soft = if dep.soft { ", soft" } else { "" };
@@ -33,9 +33,10 @@ pub fn status(unit: &UnitView, now: f64) -> String {
     out
 }
 
-/// Whether a unit is ready and, if not, why, in one sentence: `no, waiting
-/// for git-clone (started 3.20s ago) and gti-clone (never registered)`.
-fn readiness(unit: &UnitView, now: f64) -> String {
+/// Whether a unit is startable and, if not, why, in one sentence: `no,
+/// waiting for git-clone (started 3.20s ago) and gti-clone (never
+/// registered)`.
+fn startability(unit: &UnitView, now: f64) -> String {
     let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
     if unmet.is_empty() {
         return "yes".to_owned();
@@ -54,7 +55,7 @@ fn readiness(unit: &UnitView, now: f64) -> String {
 
 /// `list`: a table sorted by unit, times relative to the server's start.
 pub fn table(units: &[UnitView]) -> String {
-    let header = ["UNIT", "STATUS", "READY", "STARTED", "WAITED", "RAN", "DEPENDS ON"];
+    let header = ["UNIT", "STATUS", "STARTABLE", "STARTED", "WAITED", "RAN", "DEPENDS ON"];
     let rows: Vec<[String; 7]> = units
         .iter()
         .map(|u| {
@@ -66,7 +67,7 @@ pub fn table(units: &[UnitView]) -> String {
             [
                 u.unit.clone(),
                 u.status.to_string(),
-                if u.ready { "yes" } else { "no" }.to_owned(),
+                if u.startable { "yes" } else { "no" }.to_owned(),
                 u.started_at.map_or("-".to_owned(), |t| format!("+{t:.3}s")),
                 u.waited.map_or("-".to_owned(), human_secs),
                 u.ran.map_or("-".to_owned(), human_secs),
@@ -412,7 +413,7 @@ fn progress(status: Status) -> u8 {
         Status::NotRegistered => 0,
         Status::Pending => 1,
         Status::Started => 2,
-        Status::Completed | Status::Failed => 3,
+        Status::Ready | Status::Completed | Status::Failed => 3,
     }
 }
 
@@ -426,6 +427,7 @@ pub fn waited_for(dep: &DepView, now: f64, note: Option<&str>) -> String {
         Status::NotRegistered => "never registered".to_owned(),
         Status::Pending => "registered, not started".to_owned(),
         Status::Started => format!("started {} ago", ago()),
+        Status::Ready => format!("ready {} ago", ago()),
         Status::Completed => format!("completed {} ago", ago()),
         Status::Failed => format!("failed {} ago", ago()),
     };
@@ -458,6 +460,7 @@ pub fn dot(units: &[UnitView]) -> String {
     for u in units {
         let (fill, border) = match u.status {
             Status::Completed => ("palegreen", "solid"),
+            Status::Ready => ("mediumseagreen", "solid"),
             Status::Failed => ("salmon", "solid"),
             Status::Started => ("lightskyblue", "solid"),
             Status::Pending => ("lightgrey", "solid"),
@@ -505,7 +508,7 @@ mod tests {
         UnitView {
             unit: unit.into(),
             status,
-            ready: deps.iter().all(|d| d.1 == Completed),
+            startable: deps.iter().all(|d| d.1 == Completed),
             dependencies: deps
                 .iter()
                 .map(|&(u, s, soft)| DepView {
@@ -517,9 +520,11 @@ mod tests {
                 })
                 .collect(),
             reason: None,
+            note: None,
             failed_by: None,
             since: 1.0,
             started_at: Some(1.5),
+            ready_at: None,
             finished_at: None,
             waited: Some(0.25),
             ran: None,
@@ -536,9 +541,9 @@ mod tests {
         assert_eq!(
             table(&units),
             "\
-UNIT         STATUS     READY  STARTED  WAITED  RAN  DEPENDS ON
-a            completed  yes    +1.500s  250ms   -    -
-pip-install  started    no     +1.500s  250ms   -    a, c (soft)
+UNIT         STATUS     STARTABLE  STARTED  WAITED  RAN  DEPENDS ON
+a            completed  yes        +1.500s  250ms   -    -
+pip-install  started    no         +1.500s  250ms   -    a, c (soft)
 "
         );
     }
@@ -586,7 +591,7 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
     #[test]
     fn status_says_why_it_is_not_ready() {
         let text = status(&view("b", Pending, &[("a", Started, false)]), 3.0);
-        assert!(text.contains("ready:      no, waiting for a (started 3.00s ago)\n"), "{text}");
+        assert!(text.contains("startable:  no, waiting for a (started 3.00s ago)\n"), "{text}");
         assert!(text.contains("depends on: a (started, unmet)\n"), "{text}");
     }
 
@@ -601,12 +606,14 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
         UnitView {
             unit: name.into(),
             status,
-            ready: true,
+            startable: true,
             dependencies: Vec::new(),
             reason: None,
+            note: None,
             failed_by: None,
             since: finished_at.or(started_at).unwrap_or(0.0),
             started_at,
+            ready_at: None,
             finished_at,
             waited,
             ran: finished_at.zip(started_at).map(|(f, s)| f - s),
@@ -655,7 +662,7 @@ pip-install  started    no     +1.500s  250ms   -    a, c (soft)
         typo.since = 4.0;
         let mut report = timed("report", Pending, None, None, None);
         report.waiting_since = Some(4.0);
-        report.ready = false;
+        report.startable = false;
         report.dependencies = vec![dep(&build, true), dep(&serve, false), dep(&typo, false)];
         let idle = timed("idle", Pending, None, None, None);
         let mut all = vec![fetch, build, test, serve, typo, report, idle];
@@ -926,14 +933,14 @@ total: 2.00s from the server's start until c completed
         let text = status(&named(&trouble(), "report"), 5.0);
         assert!(
             text.contains(
-                "ready:      no, waiting for coder_script.frontend[\"dev-server\"] (started 2.00s ago) and gti-clone (never registered)\n"
+                "startable:  no, waiting for coder_script.frontend[\"dev-server\"] (started 2.00s ago) and gti-clone (never registered)\n"
             ),
             "{text}"
         );
         let text = status(&named(&trouble(), "test"), 5.0);
         assert!(
             text.contains(
-                "ready:      no, dependency build failed 2.50s ago, so test cannot start\n"
+                "startable:  no, dependency build failed 2.50s ago, so test cannot start\n"
             ),
             "{text}"
         );
@@ -945,7 +952,7 @@ total: 2.00s from the server's start until c completed
         ];
         let text = status(&c, 5.0);
         assert!(
-            text.contains("ready:      no, waiting for a (registered, not started) and b (registered, not started)\n"),
+            text.contains("startable:  no, waiting for a (registered, not started) and b (registered, not started)\n"),
             "{text}"
         );
     }

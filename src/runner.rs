@@ -167,7 +167,7 @@ fn outcome(status: ExitStatus) -> (u8, Option<String>) {
 /// waiting there, declared afresh.
 fn report(client: &mut Client, unit: &str, reason: Option<String>, say: Say) {
     let request = match &reason {
-        None => Request::Complete { unit: unit.to_owned() },
+        None => Request::Complete { unit: unit.to_owned(), note: None },
         Some(_) => Request::Fail { unit: unit.to_owned(), reason: reason.clone() },
     };
     let mut result = client.call(&request);

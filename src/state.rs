@@ -8,8 +8,9 @@
 //! - the graph of edges is acyclic (self-edges included), and every
 //!   dependency's `ord` is below its dependent's (a topological order);
 //! - `dependents` is exactly the reverse of `deps`, and `edges` counts them;
-//! - a unit is ready iff every hard dependency is completed and every soft
-//!   dependency is completed or failed.
+//! - a unit is startable iff every hard dependency is completed or ready
+//!   and every soft dependency is completed, ready or failed;
+//! - a unit has a `ready_at` only if it became ready since its last start.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -21,7 +22,7 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_UNITS: usize = 250_000;
 /// Most edges one server holds.
 pub const MAX_EDGES: usize = 1_000_000;
-/// Longest failure reason, in bytes.
+/// Longest failure reason or completion note, in bytes.
 pub const MAX_REASON_LEN: usize = 1024;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -30,6 +31,8 @@ pub enum Status {
     NotRegistered,
     Pending,
     Started,
+    /// Started, still running, and ready: it satisfies its dependents.
+    Ready,
     Completed,
     Failed,
 }
@@ -40,6 +43,7 @@ impl Status {
             Status::NotRegistered => "not registered",
             Status::Pending => "pending",
             Status::Started => "started",
+            Status::Ready => "ready",
             Status::Completed => "completed",
             Status::Failed => "failed",
         }
@@ -48,7 +52,7 @@ impl Status {
     /// Whether a dependency in this status lets its dependent start.
     fn satisfies(self, soft: bool) -> bool {
         match self {
-            Status::Completed => true,
+            Status::Completed | Status::Ready => true,
             Status::Failed => soft,
             _ => false,
         }
@@ -65,12 +69,35 @@ impl fmt::Display for Status {
 /// protocol gives each a machine-readable kind.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Error {
-    BadName { name: String, rule: &'static str },
-    SelfDependency { unit: String },
-    Cycle { path: Vec<String> },
-    AlreadyStarted { unit: String },
-    AlreadyCompleted { unit: String },
-    BadReason { unit: String, rule: &'static str },
+    BadName {
+        name: String,
+        rule: &'static str,
+    },
+    SelfDependency {
+        unit: String,
+    },
+    Cycle {
+        path: Vec<String>,
+    },
+    AlreadyStarted {
+        unit: String,
+    },
+    AlreadyCompleted {
+        unit: String,
+    },
+    /// `ready` of a unit that is not running: `status` says where it is.
+    NotRunning {
+        unit: String,
+        status: Status,
+    },
+    BadReason {
+        unit: String,
+        rule: &'static str,
+    },
+    BadNote {
+        unit: String,
+        rule: &'static str,
+    },
     TooManyUnits,
     TooManyEdges,
 }
@@ -89,9 +116,17 @@ impl fmt::Display for Error {
                 write!(f, "{unit} is already started; complete or fail it before starting it again")
             }
             Error::AlreadyCompleted { unit } => write!(f, "{unit} is already completed"),
+            Error::NotRunning { unit, status } => match status {
+                Status::Completed | Status::Failed => write!(
+                    f,
+                    "{unit} already {status}, so it cannot become ready: start it again first"
+                ),
+                _ => write!(f, "{unit} is {status}: start it first, then mark it ready"),
+            },
             Error::BadReason { unit, rule } => {
-                write!(f, "invalid failure reason for {unit}: {rule}")
+                write!(f, "invalid failure reason for {unit}: a reason is {rule}")
             }
+            Error::BadNote { unit, rule } => write!(f, "invalid note for {unit}: a note is {rule}"),
             Error::TooManyUnits => {
                 write!(f, "too many units: this server holds at most {MAX_UNITS}")
             }
@@ -110,6 +145,18 @@ pub fn quote(name: &str) -> String {
     match name.char_indices().nth(SHOWN) {
         Some((cut, _)) => format!("{:?}...", &name[..cut]),
         None => format!("{name:?}"),
+    }
+}
+
+/// What is wrong with a failure reason or a completion note, if anything:
+/// one line, at most [`MAX_REASON_LEN`] bytes.
+fn line_rule(text: &str) -> Option<&'static str> {
+    if text.len() > MAX_REASON_LEN {
+        Some("at most 1024 bytes")
+    } else if text.chars().any(char::is_control) {
+        Some("one line without control characters")
+    } else {
+        None
     }
 }
 
@@ -150,13 +197,29 @@ pub enum Start {
     /// The unit is now started. `waited_for` are the dependencies that were
     /// unmet at its first refused attempt.
     Started { waited: Duration, waited_for: Vec<String> },
-    /// Not ready: the unmet dependencies, sorted by name. The first refusal
+    /// Not startable: the unmet dependencies, sorted by name. The first refusal
     /// of a wait records when it began, which changes the state
     /// (`began_waiting`); the refusals after it change nothing.
     Blocked { unmet: Vec<Dep>, began_waiting: bool },
     /// A hard dependency failed; the unit is now failed too, so that its own
     /// dependents fail fast instead of waiting for a script that gave up.
     DependencyFailed { dep: String, reason: Option<String> },
+}
+
+/// The answer to `ready`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Readied {
+    /// The unit is now ready, `after` its start.
+    Now { after: Duration },
+    /// It already was, since `after` its start: nothing changed.
+    Already { after: Duration },
+}
+
+impl Readied {
+    /// Whether the state changed: a repeated `ready` changes nothing.
+    pub fn changed(&self) -> bool {
+        matches!(self, Readied::Now { .. })
+    }
 }
 
 /// The answer to `complete` and `fail`, which always change the state.
@@ -182,16 +245,21 @@ pub struct Dep {
 pub struct UnitInfo {
     pub unit: String,
     pub status: Status,
-    pub ready: bool,
+    /// Whether every dependency is satisfied, so that `start` would start it.
+    pub startable: bool,
     /// Sorted by name.
     pub deps: Vec<Dep>,
     pub reason: Option<String>,
+    /// How it completed, when it says (`stopped`).
+    pub note: Option<String>,
     /// The hard dependency whose failure failed it, if that is why it is
     /// failed (its `reason` then says so in words).
     pub failed_by: Option<String>,
     /// When the unit entered its current status.
     pub since: Duration,
     pub started_at: Option<Duration>,
+    /// When it became ready after its last start, if it did.
+    pub ready_at: Option<Duration>,
     pub finished_at: Option<Duration>,
     /// How long its last start waited for dependencies.
     pub waited: Option<Duration>,
@@ -216,10 +284,12 @@ struct Unit {
     deps: BTreeMap<Id, bool>,
     dependents: Vec<Id>,
     reason: Option<String>,
+    note: Option<String>,
     /// The dependency whose failure failed it, while that is why it is failed.
     failed_by: Option<Id>,
     since: Duration,
     started_at: Option<Duration>,
+    ready_at: Option<Duration>,
     finished_at: Option<Duration>,
     waited: Option<Duration>,
     /// First refused `start` of the current wait, and what it waited for.
@@ -237,9 +307,11 @@ impl Unit {
             deps: BTreeMap::new(),
             dependents: Vec::new(),
             reason: None,
+            note: None,
             failed_by: None,
             since: now,
             started_at: None,
+            ready_at: None,
             finished_at: None,
             waited: None,
             blocked: None,
@@ -370,7 +442,7 @@ impl State {
             let uid = self.intern(unit, now, Place::Last);
             return Ok(self.mark_started(uid, now));
         };
-        if self.units[uid].status == Status::Started {
+        if matches!(self.units[uid].status, Status::Started | Status::Ready) {
             return Err(Error::AlreadyStarted { unit: unit.to_owned() });
         }
 
@@ -402,14 +474,49 @@ impl State {
         Ok(Start::Blocked { unmet, began_waiting })
     }
 
-    /// `complete unit`, from any status but completed.
-    pub fn complete(&mut self, unit: &str, now: Duration) -> Result<Finished, Error> {
+    /// `ready unit`: a started unit is now ready, and satisfies its
+    /// dependents while it keeps running. Repeating it changes nothing.
+    pub fn ready(&mut self, unit: &str, now: Duration) -> Result<Readied, Error> {
         check_name(unit)?;
+        let Some(&id) = self.index.get(unit) else {
+            return Err(Error::NotRunning { unit: unit.to_owned(), status: Status::NotRegistered });
+        };
+        let u = &self.units[id];
+        // A started or ready unit always has its start time.
+        let after = |at: Duration| at.saturating_sub(u.started_at.unwrap_or(at));
+        match u.status {
+            // A ready unit's status began when it became ready.
+            Status::Ready => Ok(Readied::Already { after: after(u.since) }),
+            Status::Started => {
+                let after = after(now);
+                self.units[id].ready_at = Some(now);
+                self.set_status(id, Status::Ready, now);
+                Ok(Readied::Now { after })
+            }
+            status => Err(Error::NotRunning { unit: unit.to_owned(), status }),
+        }
+    }
+
+    /// `complete unit [note]`, from any status but completed. The note
+    /// (`stopped`) says how it completed, until it starts again.
+    pub fn complete(
+        &mut self,
+        unit: &str,
+        note: Option<&str>,
+        now: Duration,
+    ) -> Result<Finished, Error> {
+        check_name(unit)?;
+        if let Some(rule) = note.and_then(line_rule) {
+            return Err(Error::BadNote { unit: unit.to_owned(), rule });
+        }
         let existing = self.index.get(unit).copied();
         if existing.is_some_and(|id| self.units[id].status == Status::Completed) {
             return Err(Error::AlreadyCompleted { unit: unit.to_owned() });
         }
-        self.finish(unit, existing, Status::Completed, None, now)
+        let finished = self.finish(unit, existing, Status::Completed, None, now)?;
+        let id = self.index[unit];
+        self.units[id].note = note.filter(|n| !n.is_empty()).map(str::to_owned);
+        Ok(finished)
     }
 
     /// `fail unit [reason]`, from any status. Failing a failed unit again
@@ -421,17 +528,8 @@ impl State {
         now: Duration,
     ) -> Result<Finished, Error> {
         check_name(unit)?;
-        if let Some(reason) = reason {
-            let rule = if reason.len() > MAX_REASON_LEN {
-                Some("a reason is at most 1024 bytes")
-            } else if reason.chars().any(char::is_control) {
-                Some("a reason is one line without control characters")
-            } else {
-                None
-            };
-            if let Some(rule) = rule {
-                return Err(Error::BadReason { unit: unit.to_owned(), rule });
-            }
+        if let Some(rule) = reason.and_then(line_rule) {
+            return Err(Error::BadReason { unit: unit.to_owned(), rule });
         }
         let existing = self.index.get(unit).copied();
         let reason = reason.filter(|r| !r.is_empty()).map(str::to_owned);
@@ -446,12 +544,14 @@ impl State {
             None => UnitInfo {
                 unit: unit.to_owned(),
                 status: Status::NotRegistered,
-                ready: true,
+                startable: true,
                 deps: Vec::new(),
                 reason: None,
+                note: None,
                 failed_by: None,
                 since: Duration::ZERO,
                 started_at: None,
+                ready_at: None,
                 finished_at: None,
                 waited: None,
                 waiting_since: None,
@@ -472,12 +572,14 @@ impl State {
         UnitInfo {
             unit: u.name.clone(),
             status: u.status,
-            ready: deps.iter().all(|d| d.satisfied),
+            startable: deps.iter().all(|d| d.satisfied),
             deps,
             reason: u.reason.clone(),
+            note: u.note.clone(),
             failed_by: u.failed_by.map(|d| self.units[d].name.clone()),
             since: u.since,
             started_at: u.started_at,
+            ready_at: u.ready_at,
             finished_at: u.finished_at,
             waited: u.waited,
             waiting_since: u.blocked.as_ref().map(|(at, _)| *at),
@@ -518,10 +620,11 @@ impl State {
         let id = self.intern(unit, now, Place::Last);
         let u = &mut self.units[id];
         let ran = match u.status {
-            Status::Started => u.started_at.map(|at| now.saturating_sub(at)),
+            Status::Started | Status::Ready => u.started_at.map(|at| now.saturating_sub(at)),
             _ => None,
         };
         u.reason = reason;
+        u.note = None;
         u.failed_by = None;
         u.finished_at = Some(now);
         u.blocked = None;
@@ -542,9 +645,11 @@ impl State {
         };
         let u = &mut self.units[id];
         u.started_at = Some(now);
+        u.ready_at = None;
         u.finished_at = None;
         u.waited = Some(waited);
         u.reason = None;
+        u.note = None;
         u.failed_by = None;
         self.set_status(id, Status::Started, now);
         Start::Started { waited, waited_for }

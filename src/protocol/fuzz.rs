@@ -32,7 +32,7 @@ const NAMES: [&str; 16] = [
     "\\",
 ];
 
-const OPS: [&str; 7] = ["ping", "want", "start", "complete", "fail", "status", "list"];
+const OPS: [&str; 8] = ["ping", "want", "start", "ready", "complete", "fail", "status", "list"];
 
 /// A random name: from the list, cut to a size, or random characters.
 fn name(rng: &mut Rng) -> String {
@@ -70,7 +70,7 @@ fn value(rng: &mut Rng, depth: usize, tame: bool) -> String {
         6 => {
             let fields: Vec<String> = (0..rng.below(4))
                 .map(|_| {
-                    let key = rng.pick(&["op", "unit", "deps", "soft", "reason", "x", ""]);
+                    let key = rng.pick(&["op", "unit", "deps", "soft", "reason", "note", "x", ""]);
                     format!("\"{key}\":{}", value(rng, depth + 1, tame))
                 })
                 .collect();
@@ -92,7 +92,7 @@ fn value(rng: &mut Rng, depth: usize, tame: bool) -> String {
 /// accept it and get exactly that request back.
 fn valid(rng: &mut Rng) -> (Request, String) {
     let unit = name(rng);
-    let request = match rng.below(7) {
+    let request = match rng.below(8) {
         0 => Request::Ping,
         1 => Request::Want {
             unit,
@@ -100,9 +100,10 @@ fn valid(rng: &mut Rng) -> (Request, String) {
             soft: rng.chance(50),
         },
         2 => Request::Start { unit },
-        3 => Request::Complete { unit },
+        3 => Request::Complete { unit, note: rng.chance(50).then(|| name(rng)) },
         4 => Request::Fail { unit, reason: rng.chance(50).then(|| name(rng)) },
         5 => Request::Status { unit },
+        6 => Request::Ready { unit },
         _ => Request::List,
     };
     let text = String::from_utf8(request.to_line()).unwrap();
@@ -134,11 +135,11 @@ fn valid(rng: &mut Rng) -> (Request, String) {
 /// An object shaped like a request, with any op and any field values.
 fn shaped(rng: &mut Rng) -> Vec<u8> {
     let mut fields = Vec::new();
-    for key in ["op", "unit", "deps", "soft", "reason", "x"] {
+    for key in ["op", "unit", "deps", "soft", "reason", "note", "x"] {
         if rng.chance(60) {
             let v = match (key, rng.chance(60)) {
                 ("op", true) => serde_json::to_string(rng.pick(&OPS)).unwrap(),
-                ("unit" | "reason", true) => serde_json::to_string(&name(rng)).unwrap(),
+                ("unit" | "reason" | "note", true) => serde_json::to_string(&name(rng)).unwrap(),
                 _ => value(rng, 1, false),
             };
             fields.push(format!("\"{key}\":{v}"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::duration::human;
 use crate::protocol::{Body, PROTOCOL_VERSION, Request, UnitView, secs};
-use crate::state::{self, Start, State};
+use crate::state::{self, Readied, Start, State};
 
 /// What applying one request did: the answer, the log line, and whether
 /// the state changed (so the request must be journaled), as the state
@@ -79,11 +79,22 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("start", unit, e),
         },
-        Request::Complete { unit } => match state.complete(unit, now) {
+        Request::Ready { unit } => match state.ready(unit, now) {
+            Ok(Readied::Now { after }) => {
+                let body = Body::Ready { after: secs(after), already: false };
+                Outcome::change(body, format!("{unit} ready (after {})", human(after)))
+            }
+            Ok(Readied::Already { after }) => {
+                Outcome::unchanged(Body::Ready { after: secs(after), already: true }, None)
+            }
+            Err(e) => refused("ready", unit, e),
+        },
+        Request::Complete { unit, note } => match state.complete(unit, note.as_deref(), now) {
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
+                let how = note.as_ref().map(|n| format!(": {n}")).unwrap_or_default();
                 let body = Body::Completed { ran: f.ran.map(secs) };
-                Outcome::change(body, format!("{unit} completed{ran}"))
+                Outcome::change(body, format!("{unit} completed{ran}{how}"))
             }
             Err(e) => refused("complete", unit, e),
         },
@@ -113,6 +124,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::Journal;
     use crate::protocol;
 
     /// A request in words (`want --soft b a`, `fail a exit 2`), or a raw
@@ -132,7 +144,11 @@ mod tests {
                 Request::Want { unit: unit.to_string(), deps: strings(deps), soft: false }
             }
             ["start", unit] => Request::Start { unit: unit.to_string() },
-            ["complete", unit] => Request::Complete { unit: unit.to_string() },
+            ["ready", unit] => Request::Ready { unit: unit.to_string() },
+            ["complete", unit] => Request::Complete { unit: unit.to_string(), note: None },
+            ["complete", unit, note @ ..] => {
+                Request::Complete { unit: unit.to_string(), note: Some(note.join(" ")) }
+            }
             ["fail", unit] => Request::Fail { unit: unit.to_string(), reason: None },
             ["fail", unit, reason @ ..] => {
                 Request::Fail { unit: unit.to_string(), reason: Some(reason.join(" ")) }
@@ -229,6 +245,84 @@ mod tests {
             {"op":"status","unit":""} => error bad_name
             "#,
         );
+    }
+
+    #[test]
+    fn ready_is_journaled_once_and_releases_dependents() {
+        check(
+            "
+            want b a         => wanted, journaled | b wants a
+            start a          => started, journaled | a started
+            start b          => blocked, journaled
+            ready a          => ready, journaled | a ready (after 2.00s)
+            ready a          => ready
+            start b          => started, journaled | b started (waited 3.00s for a)
+            complete a stopped => completed, journaled | a completed (ran 5.00s): stopped
+            {\"op\":\"complete\",\"unit\":\"b\",\"note\":\"stopped\"} => completed, journaled | b completed (ran 2.00s): stopped
+            ",
+        );
+    }
+
+    #[test]
+    fn ready_of_a_unit_not_running_is_refused_and_logged() {
+        check(
+            r#"
+            want b a         => wanted, journaled | b wants a
+            ready b          => error not_running | refused ready "b": b is pending: start it first, then mark it ready
+            ready zz         => error not_running | refused ready "zz": zz is not registered: start it first, then mark it ready
+            start b          => blocked, journaled
+            complete a       => completed, journaled | a completed
+            ready a          => error not_running | refused ready "a": a already completed, so it cannot become ready: start it again first
+            start a          => started, journaled | a started
+            ready a          => ready, journaled | a ready (after 1.00s)
+            start a          => error already_started | refused start "a": a is already started; complete or fail it before starting it again
+            {"op":"complete","unit":"a","note":"two\nlines"} => error bad_note | refused complete "a": invalid note for a: a note is one line without control characters
+            "#,
+        );
+    }
+
+    #[test]
+    fn a_replayed_journal_restores_ready_units_and_notes() {
+        // What the server does with `--state`: journal the changes, then
+        // replay them on a fresh state at their recorded times.
+        let dir = std::env::temp_dir().join(format!("unitsync-replay-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state");
+        let (mut journal, _) = Journal::open(&path, "i1", false).unwrap();
+        let mut state = State::new();
+        let script = [
+            "want b a",
+            "start a",
+            "ready a",
+            "ready a",
+            "start b",
+            "want d c",
+            "start c",
+            "ready c",
+            "complete c stopped",
+        ];
+        for (i, line) in script.iter().enumerate() {
+            let (request, now) = (request(line), Duration::from_millis(100 * i as u64 + 7));
+            if apply(&mut state, &request, now).changed {
+                journal.append(&request, now).unwrap();
+            }
+        }
+        drop(journal);
+        let (_, recovered) = Journal::open(&path, "i2", false).unwrap();
+        let mut replayed = State::new();
+        for (at, request) in &recovered.entries {
+            assert!(apply(&mut replayed, request, *at).changed, "{request:?}");
+        }
+        assert_eq!(replayed, state);
+        let a = replayed.status("a").unwrap();
+        assert_eq!(
+            (a.status, a.ready_at),
+            (state::Status::Ready, Some(Duration::from_millis(207)))
+        );
+        let c = replayed.status("c").unwrap();
+        assert_eq!((c.status, c.note.as_deref()), (state::Status::Completed, Some("stopped")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

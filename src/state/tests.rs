@@ -39,7 +39,14 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
                 None => format!("dependency failed: {dep}"),
             },
         }),
-        ["complete", unit] => state.complete(unit, now).map(render_finished),
+        ["ready", unit] => state.ready(unit, now).map(|r| match r {
+            Readied::Now { after } => format!("ready after {}", secs(after)),
+            Readied::Already { after } => format!("already ready after {}", secs(after)),
+        }),
+        ["complete", unit] => state.complete(unit, None, now).map(render_finished),
+        ["complete", unit, note @ ..] => {
+            state.complete(unit, Some(&note.join(" ")), now).map(render_finished)
+        }
         ["fail", unit] => state.fail(unit, None, now).map(render_finished),
         ["fail", unit, reason @ ..] => {
             state.fail(unit, Some(&reason.join(" ")), now).map(render_finished)
@@ -71,7 +78,8 @@ fn render_finished(f: Finished) -> String {
 }
 
 fn render_info(i: &UnitInfo) -> String {
-    let mut out = format!("{}, {}", i.status, if i.ready { "ready" } else { "not ready" });
+    let mut out =
+        format!("{}, {}", i.status, if i.startable { "startable" } else { "not startable" });
     for d in &i.deps {
         let kind = if d.soft { "soft " } else { "" };
         let ok = if d.satisfied { "satisfied" } else { "unmet" };
@@ -82,6 +90,12 @@ fn render_info(i: &UnitInfo) -> String {
     }
     if let Some(r) = &i.reason {
         out += &format!("; reason: {r}");
+    }
+    if let Some(n) = &i.note {
+        out += &format!("; note: {n}");
+    }
+    if let Some(at) = i.ready_at {
+        out += &format!("; ready at {}", secs(at));
     }
     out
 }
@@ -121,8 +135,8 @@ fn want_registers_the_unit_and_placeholders_for_its_deps() {
     check(
         "
         want b a     => added 1, registered
-        status b     => pending, not ready; a not registered unmet
-        status a     => not registered, ready
+        status b     => pending, not startable; a not registered unmet
+        status a     => not registered, startable
         list         => a=not-registered b=pending
         ",
     );
@@ -135,7 +149,7 @@ fn want_registers_a_placeholder_when_its_own_script_speaks() {
         want b a     => added 1, registered
         want a       => added 0, registered
         want a       => added 0
-        status a     => pending, ready
+        status a     => pending, startable
         ",
     );
 }
@@ -147,7 +161,7 @@ fn repeating_an_edge_is_a_no_op() {
         want b a     => added 1, registered
         want b a     => added 0
         want b a a   => added 0
-        status b     => pending, not ready; a not registered unmet
+        status b     => pending, not startable; a not registered unmet
         ",
     );
 }
@@ -156,7 +170,7 @@ fn repeating_an_edge_is_a_no_op() {
 fn a_unit_with_no_dependencies_or_unknown_is_ready() {
     check(
         "
-        status x     => not registered, ready
+        status x     => not registered, startable
         start x      => started, waited 0s
         want y       => added 0, registered
         start y      => started, waited 0s
@@ -176,7 +190,7 @@ fn start_waits_for_every_hard_dependency() {
         start c      => still blocked on b (started)
         complete b   => ok, ran 2s
         start c      => started, waited 6s for a, b
-        status c     => started, ready; a completed satisfied; b completed satisfied
+        status c     => started, startable; a completed satisfied; b completed satisfied
         ",
     );
 }
@@ -189,7 +203,7 @@ fn a_failed_hard_dependency_fails_the_dependent_fast() {
         start a      => started, waited 0s
         fail a exit status 2 => ok, ran 1s
         start b      => dependency failed: a: exit status 2
-        status b     => failed, not ready; a failed unmet; failed by a; reason: dependency a failed: exit status 2
+        status b     => failed, not startable; a failed unmet; failed by a; reason: dependency a failed: exit status 2
         want c b     => added 1, registered
         start c      => dependency failed: b: dependency a failed: exit status 2
         ",
@@ -204,16 +218,16 @@ fn failed_by_names_the_dependency_until_the_unit_finishes_otherwise() {
         want b a     => added 1, registered
         fail a       => ok
         start b      => dependency failed: a
-        status b     => failed, not ready; a failed unmet; failed by a; reason: dependency a failed
+        status b     => failed, not startable; a failed unmet; failed by a; reason: dependency a failed
         start c      => dependency failed: b: dependency a failed
-        status c     => failed, not ready; b failed unmet; failed by b; reason: dependency b failed: dependency a failed
+        status c     => failed, not startable; b failed unmet; failed by b; reason: dependency b failed: dependency a failed
         fail b given up => ok
-        status b     => failed, not ready; a failed unmet; reason: given up
+        status b     => failed, not startable; a failed unmet; reason: given up
         complete c   => ok
-        status c     => completed, not ready; b failed unmet
+        status c     => completed, not startable; b failed unmet
         complete a   => ok
         start b      => started, waited 0s
-        status b     => started, ready; a completed satisfied
+        status b     => started, startable; a completed satisfied
         ",
     );
 }
@@ -225,7 +239,7 @@ fn a_failure_without_reason_is_reported_without_one() {
         want b a     => added 1, registered
         fail a       => ok
         start b      => dependency failed: a
-        status a     => failed, ready
+        status a     => failed, startable
         ",
     );
 }
@@ -255,7 +269,7 @@ fn hard_and_soft_mix_in_one_unit() {
         want --soft c b  => added 1
         fail b           => ok
         start c          => blocked on a (not registered)
-        status c         => pending, not ready; a not registered unmet; soft b failed satisfied
+        status c         => pending, not startable; a not registered unmet; soft b failed satisfied
         complete a       => ok
         start c          => started, waited 3s for a
         ",
@@ -283,7 +297,7 @@ fn cycles_are_refused_with_their_path() {
         want b c     => added 1, registered
         want c a     => error: cycle: c -> a -> b -> c
         want c d a   => error: cycle: c -> a -> b -> c
-        status c     => not registered, ready
+        status c     => not registered, startable
         list         => a=pending b=pending c=not-registered
         want c d     => added 1, registered
         ",
@@ -308,7 +322,7 @@ fn a_refused_want_adds_no_edge_of_its_call() {
         want b a     => added 1, registered
         want a x b y => error: cycle: a -> b -> a
         list         => a=not-registered b=pending
-        status a     => not registered, ready
+        status a     => not registered, startable
         want a x y   => added 2, registered
         ",
     );
@@ -343,7 +357,7 @@ fn bad_names_are_refused_and_change_nothing() {
     let err = state.want("a", &[long], false, Duration::ZERO).unwrap_err();
     assert!(matches!(err, Error::BadName { .. }), "{err:?}");
     assert!(err.to_string().ends_with("...: a name is 1 to 255 bytes long"), "{err}");
-    assert!(matches!(state.complete("", Duration::ZERO), Err(Error::BadName { .. })));
+    assert!(matches!(state.complete("", None, Duration::ZERO), Err(Error::BadName { .. })));
     assert!(state.is_empty());
     // At the limit is fine, and names may hold what Coder names hold.
     let max = "y".repeat(255);
@@ -359,7 +373,7 @@ fn start_of_a_started_unit_is_refused() {
         "
         start a      => started, waited 0s
         start a      => error: a is already started; complete or fail it before starting it again
-        status a     => started, ready
+        status a     => started, startable
         ",
     );
 }
@@ -387,7 +401,7 @@ fn complete_registers_and_refuses_twice() {
     check(
         "
         complete a   => ok
-        status a     => completed, ready
+        status a     => completed, startable
         complete a   => error: a is already completed
         want b a     => added 1, registered
         start b      => started, waited 0s
@@ -420,10 +434,10 @@ fn fail_works_from_every_status_and_keeps_the_last_reason() {
         "
         fail a one   => ok
         fail a two   => ok
-        status a     => failed, ready; reason: two
+        status a     => failed, startable; reason: two
         complete a   => ok
         fail a       => ok
-        status a     => failed, ready
+        status a     => failed, startable
         ",
     );
     let mut state = State::new();
@@ -438,12 +452,132 @@ fn fail_works_from_every_status_and_keeps_the_last_reason() {
 }
 
 #[test]
+fn ready_releases_dependents_while_the_unit_runs() {
+    check(
+        "
+        want b a     => added 1, registered
+        start a      => started, waited 0s
+        start b      => blocked on a (started)
+        ready a      => ready after 2s
+        status a     => ready, startable; ready at 4s
+        status b     => pending, startable; a ready satisfied
+        start b      => started, waited 4s for a
+        complete a   => ok, ran 6s
+        status a     => completed, startable; ready at 4s
+        ",
+    );
+}
+
+#[test]
+fn ready_satisfies_soft_edges_like_completed() {
+    check(
+        "
+        want --soft b a  => added 1, registered
+        start a          => started, waited 0s
+        ready a          => ready after 1s
+        start b          => started, waited 0s
+        fail a crashed   => ok, ran 3s
+        status a         => failed, startable; reason: crashed; ready at 3s
+        ",
+    );
+}
+
+#[test]
+fn repeating_ready_changes_nothing_and_says_so() {
+    check(
+        "
+        start a      => started, waited 0s
+        ready a      => ready after 1s
+        ready a      => already ready after 1s
+        ready a      => already ready after 1s
+        status a     => ready, startable; ready at 2s
+        ",
+    );
+}
+
+#[test]
+fn ready_of_a_unit_not_running_is_refused_with_what_to_do() {
+    check(
+        "
+        ready x      => error: x is not registered: start it first, then mark it ready
+        want b a     => added 1, registered
+        ready a      => error: a is not registered: start it first, then mark it ready
+        ready b      => error: b is pending: start it first, then mark it ready
+        complete c   => ok
+        ready c      => error: c already completed, so it cannot become ready: start it again first
+        fail d       => ok
+        ready d      => error: d already failed, so it cannot become ready: start it again first
+        ready bad\u{7f} => error: invalid unit name \"bad\\u{7f}\": a name may not contain control characters
+        list         => a=not-registered b=pending c=completed d=failed
+        ",
+    );
+}
+
+#[test]
+fn start_of_a_ready_unit_is_refused_like_a_started_one() {
+    check(
+        "
+        start a      => started, waited 0s
+        ready a      => ready after 1s
+        start a      => error: a is already started; complete or fail it before starting it again
+        status a     => ready, startable; ready at 2s
+        ",
+    );
+}
+
+#[test]
+fn a_ready_unit_ends_completed_or_failed_and_runs_again_afresh() {
+    check(
+        "
+        want b a           => added 1, registered
+        start a            => started, waited 0s
+        ready a            => ready after 1s
+        complete a stopped => ok, ran 2s
+        status a           => completed, startable; note: stopped; ready at 3s
+        start a            => started, waited 0s
+        status a           => started, startable
+        status b           => pending, not startable; a started unmet
+        ready a            => ready after 3s
+        fail a exit status 1 => ok, ran 4s
+        status a           => failed, startable; reason: exit status 1; ready at 9s
+        start b            => dependency failed: a: exit status 1
+        ",
+    );
+}
+
+#[test]
+fn a_completion_note_is_one_line_and_kept_until_the_next_run() {
+    check(
+        "
+        complete a stopped   => ok
+        status a             => completed, startable; note: stopped
+        fail a boom          => ok
+        status a             => failed, startable; reason: boom
+        complete a           => ok
+        status a             => completed, startable
+        ",
+    );
+    let mut state = State::new();
+    let err = state.complete("a", Some("two\nlines"), Duration::ZERO).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid note for a: a note is one line without control characters"
+    );
+    let err = state.complete("a", Some(&"n".repeat(1025)), Duration::ZERO).unwrap_err();
+    assert_eq!(err.to_string(), "invalid note for a: a note is at most 1024 bytes");
+    assert!(state.is_empty());
+    // An empty note is no note.
+    state.complete("a", Some(""), Duration::ZERO).unwrap();
+    assert_eq!(state.status("a").unwrap().note, None);
+}
+
+#[test]
 fn edges_added_after_start_apply_to_the_next_start() {
     check(
         "
         start a      => started, waited 0s
         want a b     => added 1
-        status a     => started, not ready; b not registered unmet
+        status a     => started, not startable; b not registered unmet
         complete a   => ok, ran 3s
         start a      => blocked on b (not registered)
         complete b   => ok
@@ -459,14 +593,14 @@ fn timings_record_when_and_how_long() {
     state.want("b", &["a".into()], false, at(1)).unwrap();
     assert!(matches!(state.start("b", at(2)).unwrap(), Start::Blocked { .. }));
     state.start("a", at(3)).unwrap();
-    state.complete("a", at(5)).unwrap();
+    state.complete("a", None, at(5)).unwrap();
     state.start("b", at(6)).unwrap();
     let b = state.status("b").unwrap();
     assert_eq!((b.started_at, b.waited, b.finished_at), (Some(at(6)), Some(at(4)), None));
     let a = state.status("a").unwrap();
     assert_eq!((a.started_at, a.finished_at, a.since), (Some(at(3)), Some(at(5)), at(5)));
     assert_eq!(b.deps[0].since, at(5));
-    assert_eq!(state.complete("b", at(9)).unwrap().ran, Some(at(3)));
+    assert_eq!(state.complete("b", None, at(9)).unwrap().ran, Some(at(3)));
 }
 
 #[test]
@@ -551,11 +685,16 @@ fn assert_consistent(state: &State) {
     assert_eq!(ords.len(), state.units.len(), "two units share a place in the order");
     for info in state.list() {
         let by_definition = info.deps.iter().all(|d| match d.status {
-            Status::Completed => true,
+            Status::Completed | Status::Ready => true,
             Status::Failed => d.soft,
             _ => false,
         });
-        assert_eq!(info.ready, by_definition, "readiness of {}", info.unit);
+        assert_eq!(info.startable, by_definition, "startability of {}", info.unit);
+        // Only a unit started since has a ready time; a ready one has one.
+        assert!(info.ready_at.is_none() || info.started_at.is_some(), "{}", info.unit);
+        if info.status == Status::Ready {
+            assert_eq!(info.ready_at, Some(info.since), "ready time of {}", info.unit);
+        }
     }
 }
 
@@ -569,7 +708,7 @@ fn random_operations_keep_the_invariants() {
             let now = Duration::from_millis(step);
             let unit = NAMES[rng.below(NAMES.len())];
             let before = state.clone();
-            let op = rng.below(6);
+            let op = rng.below(7);
             let result = match op {
                 0 | 1 => {
                     let deps: Vec<String> = (0..rng.below(4))
@@ -580,13 +719,26 @@ fn random_operations_keep_the_invariants() {
                 2 => state.start(unit, now).map(|s| {
                     if let Start::Started { .. } = s {
                         assert!(
-                            before.status(unit).unwrap().ready,
-                            "seed {seed} step {step}: started {unit} while not ready"
+                            before.status(unit).unwrap().startable,
+                            "seed {seed} step {step}: started {unit} while not startable"
                         );
                     }
                 }),
-                3 => state.complete(unit, now).map(|_| ()),
+                3 => {
+                    let note = rng.below(2) == 0;
+                    state.complete(unit, note.then_some("stopped"), now).map(|_| ())
+                }
                 4 => state.fail(unit, Some("r"), now).map(|_| ()),
+                5 => state.ready(unit, now).map(|r| {
+                    let was = before.status(unit).unwrap().status;
+                    assert!(
+                        matches!(was, Status::Started | Status::Ready),
+                        "seed {seed} step {step}: {unit} became ready from {was}"
+                    );
+                    if !r.changed() {
+                        assert_eq!(state, before, "seed {seed} step {step}: a repeated ready");
+                    }
+                }),
                 _ => state.status(unit).map(|_| ()),
             };
             if let Err(e) = result {

@@ -14,7 +14,7 @@ fn ping_prints_the_version() {
     let sb = Sandbox::new();
     let _server = sb.serve(&[]);
     let out = sb.run(&["ping"]);
-    out.ok().stdout_has(&format!("unitsync {} (protocol 1)", env!("CARGO_PKG_VERSION")));
+    out.ok().stdout_has(&format!("unitsync {} (protocol 2)", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]
@@ -249,7 +249,7 @@ fn status_and_list_show_the_graph() {
     let expected_prefix = r#"{
   "unit": "b",
   "status": "pending",
-  "ready": false,
+  "startable": false,
   "dependencies": [
     {
       "unit": "a",
@@ -258,10 +258,10 @@ fn status_and_list_show_the_graph() {
       "satisfied": true,"#;
     assert!(json.stdout.starts_with(expected_prefix), "{json}");
     json.stdout_has("\"unit\": \"c\",\n      \"status\": \"not registered\",\n      \"soft\": true,\n      \"satisfied\": false");
-    sb.run(&["status", "b"]).ok().stdout_has("ready:      no, waiting for c (never registered)\n");
+    sb.run(&["status", "b"]).ok().stdout_has("startable:  no, waiting for c (never registered)\n");
     let table = sb.run(&["list"]);
-    table.ok().stdout_has("UNIT  STATUS          READY  STARTED  WAITED  RAN  DEPENDS ON\n");
-    table.stdout_has("\nb     pending         no     -        -       -    a, c (soft)\n");
+    table.ok().stdout_has("UNIT  STATUS          STARTABLE  STARTED  WAITED  RAN  DEPENDS ON\n");
+    table.stdout_has("\nb     pending         no         -        -       -    a, c (soft)\n");
     sb.run(&["list", "--dot"]).ok().stdout_has("  \"c\" -> \"b\" [style=dashed];\n");
     sb.run(&["status", "bad name"])
         .code(1)

@@ -625,7 +625,7 @@ fn deep_nesting_gets_an_error_and_the_server_lives() {
     assert_eq!(kind(&answer), "line_too_long", "{answer}");
     assert!(conn.is_closed(), "the connection stayed open after line_too_long");
     assert_eq!(units(&sb.socket()), before);
-    sb.run(&["status", "b"]).ok().stdout_has("ready:      no, waiting for a (never registered)\n");
+    sb.run(&["status", "b"]).ok().stdout_has("startable:  no, waiting for a (never registered)\n");
 }
 
 #[test]
@@ -1049,7 +1049,7 @@ fn the_unit_cap_refuses_cleanly_and_changes_nothing() {
     let answer = conn.ask(br#"{"op":"status","unit":"new"}"#);
     assert!(
         answer.contains(
-            r#""status":"not registered","ready":true,"dependencies":[],"reason":null,"failed_by":null,"since":0.0"#
+            r#""status":"not registered","startable":true,"dependencies":[],"reason":null,"note":null,"failed_by":null,"since":0.0"#
         ),
         "{answer}"
     );
@@ -1071,7 +1071,7 @@ fn answers_longer_than_a_request_line_still_reach_the_client() {
     let mut conn = Conn::open(&sb.socket());
     let status = conn.ask(br#"{"op":"status","unit":"big"}"#);
     assert!(status.len() > MAX_LINE, "the test needs a longer answer: {} bytes", status.len());
-    sb.run(&["status", "big"]).ok().stdout_has("ready:      no, waiting for d000");
+    sb.run(&["status", "big"]).ok().stdout_has("startable:  no, waiting for d000");
     sb.run(&["start", "big", "--timeout", "200ms"])
         .code(4)
         .stderr_has("big: timed out after 200ms waiting for d000");

@@ -108,7 +108,7 @@ fn the_views_show_what_is_still_going_and_what_failed() {
     sb.run(&["fail", "lint", "--reason", "exit status 1"]).ok();
 
     let out = sb.run(&["status", "pip-install"]);
-    out.ok().stdout_has("ready:      no, waiting for git-clone (started ");
+    out.ok().stdout_has("startable:  no, waiting for git-clone (started ");
     out.stdout_has(" ago) and gti-clone (never registered)\n");
 
     let out = sb.run(&["list", "--timeline", "--width", "60"]);

@@ -290,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_newline_on_the_fd_means_ready_while_the_command_runs() {
-        let (mut watch, mut child) = fd_watch("echo >&5; read _ </dev/zero; sleep 600");
+        let (mut watch, mut child) = fd_watch("echo >&5; exec sleep 600");
         assert_eq!(settle(&mut watch), Check::Ready);
         assert!(child.try_wait().unwrap().is_none(), "the command still runs");
         child.kill().unwrap();
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn closing_the_fd_without_a_newline_means_never() {
-        let (mut watch, mut child) = fd_watch("printf x >&5; exec 5>&-; sleep 600");
+        let (mut watch, mut child) = fd_watch("printf x >&5; exec 5>&-; exec sleep 600");
         assert_eq!(
             settle(&mut watch),
             Check::Never("it closed fd 5 without writing a newline".into())

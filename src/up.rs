@@ -45,6 +45,8 @@ use procs::Relays;
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most the whole shutdown may take: inside `docker stop`'s 10 s.
 pub const GRACE: Duration = Duration::from_secs(8);
+/// The note on a unit completed because it was stopped (README.md).
+const STOPPED: &str = "stopped";
 /// How often the supervising loop reaps and checks.
 const TICK: Duration = Duration::from_millis(10);
 /// How long what is left after the units gets between SIGTERM and SIGKILL,
@@ -438,8 +440,10 @@ impl<'a> Up<'a> {
             return;
         }
         let stopped = child.stop.as_ref().is_some_and(|s| !s.timed_out);
-        let request = if code == 0 || stopped {
-            Request::Complete { unit }
+        let request = if stopped {
+            Request::Complete { unit, note: Some(STOPPED.to_owned()) }
+        } else if code == 0 {
+            Request::Complete { unit, note: None }
         } else {
             Request::Fail { unit, reason: Some(exit_reason(code)) }
         };
@@ -719,10 +723,15 @@ impl<'a> Up<'a> {
                 Some(after) => format!(" (killed after {})", human(after)),
                 None => String::new(),
             };
-            return (format!("stopped{killed}"), false);
+            return (format!("{STOPPED}{killed}"), false);
         }
         let failed_by = view.and_then(|v| v.failed_by.as_deref());
+        let note = view.and_then(|v| v.note.as_deref());
         match child.ended {
+            // Stopped by someone else's signal, as `run` tells.
+            Some(_) if status == Some(Status::Completed) && note == Some(STOPPED) => {
+                (STOPPED.to_owned(), false)
+            }
             Some((0, _)) if status != Some(Status::Failed) => ("ok".to_owned(), false),
             Some((code, _)) => match reason {
                 // A dependency failed its unit before the script could run;
@@ -774,8 +783,7 @@ impl<'a> Up<'a> {
 /// Whether a unit in this status lets its dependents start while its
 /// script keeps running.
 fn is_ready(status: Option<Status>) -> bool {
-    let _ = status;
-    false
+    status == Some(Status::Ready)
 }
 
 /// Why a script failed, from its exit code: as `run` words it.

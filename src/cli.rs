@@ -10,6 +10,7 @@ use lexopt::Arg;
 use lexopt::prelude::*;
 
 use crate::duration;
+use crate::readiness::Cond;
 
 /// Options every command takes.
 #[derive(Debug, Default, PartialEq)]
@@ -100,6 +101,12 @@ pub struct Run {
     pub soft_after: Vec<String>,
     pub timeout: Option<Duration>,
     pub poll: Option<Duration>,
+    /// `--ready COND`: run CMD as a service, ready when COND holds.
+    pub ready: Option<Cond>,
+    /// `--ready-timeout D`: with `--ready`, fail if not ready by D.
+    pub ready_timeout: Option<Duration>,
+    /// `--stop-timeout D`: between the stop signal and SIGKILL.
+    pub stop_timeout: Option<Duration>,
     pub command: Vec<OsString>,
 }
 
@@ -154,7 +161,7 @@ Commands:
   status     show one unit
   list       show all units
   wait       wait until units are completed, without registering anything
-  run        declare, wait, run a command, then complete or fail the unit
+  run        declare, wait, run a command or a service, then complete or fail
   up         an entrypoint: serve, run startup scripts at once, then a command
 
 Options (on every command):
@@ -290,27 +297,47 @@ Exit 0 once all are completed, 4 on timeout, 5 as soon as one is failed.
 
 const RUN_HELP: &str = "\
 Usage: unitsync run UNIT [--after DEP]... [--soft-after DEP]... [--timeout D]
-                    [--poll D] -- CMD [ARG...]
+                    [--poll D] [--ready COND [--ready-timeout D]]
+                    [--stop-timeout D] -- CMD [ARG...]
 
 Runs CMD as unit UNIT: declares UNIT's dependencies, waits until they are
 met (like 'start'), runs CMD with this process's stdin, stdout and stderr,
 then marks UNIT completed if CMD exits 0 and failed otherwise (the reason
 is its exit status or signal). Replaces the trap boilerplate of a script.
 
-  --after DEP        UNIT needs DEP completed (repeatable)
-  --soft-after DEP   UNIT runs after DEP completed or failed (repeatable)
-  --timeout D        give up waiting after D [$UNITSYNC_TIMEOUT, 5m]
-  --poll D           check every D [$UNITSYNC_POLL, 50ms]
+  --after DEP          UNIT needs DEP completed (repeatable)
+  --soft-after DEP     UNIT runs after DEP completed or failed (repeatable)
+  --timeout D          give up waiting after D [$UNITSYNC_TIMEOUT, 5m]
+  --poll D             check every D [$UNITSYNC_POLL, 50ms]
+  --ready COND         CMD is a service: UNIT becomes ready (its dependents
+                       may start) when COND holds, while CMD keeps running
+  --ready-timeout D    fail UNIT and stop CMD if it is not ready within D,
+                       then exit 4 [no deadline]
+  --stop-timeout D     how long a stopped CMD gets between its stop signal
+                       and SIGKILL [5s; 0 never sends SIGKILL]
 
-CMD sees $UNITSYNC_UNIT. SIGTERM, SIGINT and SIGHUP are forwarded to CMD;
-one received while still waiting stops the wait. Whenever CMD does not run
-to a successful end (timeout, signal, non-zero exit), UNIT is marked failed
-so that its dependents stop waiting. With --optional and no server, CMD
-runs without coordination.
+COND is checked at once, then every --poll, until it holds or CMD exits:
+  fd:N             CMD writes a newline to descriptor N (N >= 3)
+  tcp:[HOST:]PORT  a TCP connection is accepted (HOST: an IP, 127.0.0.1)
+  unix:PATH        a connection to the Unix socket PATH is accepted
+  file:PATH        PATH exists
+  exec:COMMAND     sh -c COMMAND exits 0
+A service that exits before it is ready fails UNIT, whatever its status.
+Without --ready, CMD may mark UNIT ready itself with 'unitsync ready'.
+
+CMD sees $UNITSYNC_UNIT. SIGTERM, SIGINT and SIGHUP are forwarded to CMD
+(to its whole process group when stdin is not a terminal), then SIGKILL
+follows after --stop-timeout; one received while still waiting stops the
+wait. Whenever CMD does not run to a successful end (timeout, signal,
+non-zero exit), UNIT is marked failed so that its dependents stop waiting;
+but a service (or a CMD that marked itself ready) ended by a forwarded
+stop signal is completed with the note 'stopped'. With --optional and no
+server, CMD runs without coordination.
 
 Exit status: CMD's own once it ran (128+N if signal N killed it); else 4 on
-timeout, 5 if a dependency failed, 128+N if signal N stopped the wait, and
-the usual codes of 'unitsync --help'.
+timeout (waiting, or --ready-timeout), 5 if a dependency failed, 128+N if
+signal N stopped the wait, 1 if CMD closed fd:N without a newline, and the
+usual codes of 'unitsync --help'.
 ";
 
 const UP_HELP: &str = "\
@@ -584,6 +611,7 @@ fn waiting(
 fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
     let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
     let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
+    let (mut ready, mut ready_timeout, mut stop_timeout) = (None, None, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) if unit.is_none() => unit = Some(v.string()?),
@@ -597,6 +625,14 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
             Long("soft-after") => soft_after.push(parser.value()?.string()?),
             Long("timeout") => timeout = Some(duration_value(parser, "--timeout")?),
             Long("poll") => poll = Some(poll_value(parser)?),
+            Long("ready") => {
+                let text = parser.value()?.string()?;
+                ready = Some(Cond::parse(&text).map_err(|e| format!("--ready: {e}"))?);
+            }
+            Long("ready-timeout") => {
+                ready_timeout = Some(duration_value(parser, "--ready-timeout")?)
+            }
+            Long("stop-timeout") => stop_timeout = Some(duration_value(parser, "--stop-timeout")?),
             Short('h') | Long("help") => return Ok(Cmd::Help(RUN_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
@@ -605,7 +641,20 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     if command.is_empty() {
         return Err("missing the command to run after --".into());
     }
-    Ok(Cmd::Run(Run { unit, after, soft_after, timeout, poll, command }))
+    if ready_timeout.is_some() && ready.is_none() {
+        return Err("--ready-timeout needs --ready COND".into());
+    }
+    Ok(Cmd::Run(Run {
+        unit,
+        after,
+        soft_after,
+        timeout,
+        poll,
+        ready,
+        ready_timeout,
+        stop_timeout,
+        command,
+    }))
 }
 
 fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
@@ -781,6 +830,9 @@ mod tests {
                 soft_after: vec!["c".into()],
                 timeout: Some(Duration::from_secs(1)),
                 poll: None,
+                ready: None,
+                ready_timeout: None,
+                stop_timeout: None,
                 command: vec!["sh".into(), "-c".into(), "--after".into()],
             })
         );
@@ -792,6 +844,9 @@ mod tests {
                 soft_after: vec![],
                 timeout: None,
                 poll: None,
+                ready: None,
+                ready_timeout: None,
+                stop_timeout: None,
                 command: vec!["ls".into(), "-l".into()],
             })
         );
@@ -800,6 +855,38 @@ mod tests {
         assert_eq!(
             err("run b --later x -- true"),
             "unknown option --later; see 'unitsync run --help'"
+        );
+    }
+
+    #[test]
+    fn run_takes_a_readiness_condition_and_its_timeouts() {
+        let Cmd::Run(run) =
+            cmd("run db --ready tcp:5432 --ready-timeout 30s --stop-timeout 2s -- postgres")
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(run.ready, Some(Cond::parse("tcp:127.0.0.1:5432").unwrap()));
+        assert_eq!(run.ready_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(run.stop_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(run.command, vec![OsString::from("postgres")]);
+        let Cmd::Run(run) = cmd("run db --ready=fd:3 -- sh -c x") else { panic!("not a run") };
+        assert_eq!(
+            (run.ready, run.ready_timeout, run.stop_timeout),
+            (Some(Cond::Fd(3)), None, None)
+        );
+        assert_eq!(
+            err("run db --ready http:80 -- true"),
+            "--ready: invalid readiness condition \"http:80\": unknown kind 'http'; write it as \
+             fd:N, tcp:[HOST:]PORT, unix:PATH, file:PATH or exec:COMMAND; see 'unitsync run --help'"
+        );
+        assert_eq!(
+            err("run db --ready-timeout 1s -- true"),
+            "--ready-timeout needs --ready COND; see 'unitsync run --help'"
+        );
+        assert_eq!(
+            err("run db --stop-timeout soon -- true"),
+            "--stop-timeout: invalid duration \"soon\": write it like 250ms, 30s, 5m or 1h30m; \
+             see 'unitsync run --help'"
         );
     }
 

@@ -10,7 +10,7 @@
 //! - `compat`   the `coder` personality: Coder's `coder exp sync` CLI.
 //! - `peer`     uids, peer credentials, groups (no NSS).
 //! - `render`   table, JSON, DOT, timeline and critical-chain output.
-//! - `runner`   `run`: a unit's whole life around a command, signals included.
+//! - `runner`   `run`: a unit's whole life around a command or a service, signals included.
 //! - `up`       the container entrypoint: in-process server, scripts, reaping.
 //! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
 //! - `settings` global options with the environment's defaults applied.
@@ -191,6 +191,9 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 unit: run.unit,
                 after: run.after,
                 soft_after: run.soft_after,
+                ready: run.ready,
+                ready_timeout: run.ready_timeout.unwrap_or_default(),
+                stop_timeout: run.stop_timeout.unwrap_or(signals::STOP_TIMEOUT),
                 command: run.command,
             };
             let mut client = settings.client();

@@ -162,6 +162,14 @@ impl Watch {
         self.pipe = None;
     }
 
+    /// After the command exited before a check saw it ready: whether it
+    /// wrote its newline first (`fd:N` is the only condition that tells of
+    /// the past). The reading thread may lag behind an exit that follows
+    /// the newline at once, so it gets up to `limit`; EOF answers at once.
+    pub fn was_notified(&self, limit: Duration) -> bool {
+        self.notified.as_ref().is_some_and(|told| told.recv_timeout(limit) == Ok(true))
+    }
+
     /// Checks once; blocks at most about a second (a TCP connect).
     pub fn check(&mut self) -> Check {
         match &self.cond {
@@ -306,6 +314,19 @@ mod tests {
         );
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_newline_right_before_the_exit_is_not_lost() {
+        let (watch, mut child) = fd_watch("echo >&5; exit 0");
+        child.wait().unwrap();
+        assert!(watch.was_notified(Duration::from_secs(30)));
+        // EOF without a newline answers at once, not after the limit.
+        let (watch, mut child) = fd_watch("exit 0");
+        child.wait().unwrap();
+        let began = Instant::now();
+        assert!(!watch.was_notified(Duration::from_secs(30)));
+        assert!(began.elapsed() < Duration::from_secs(20));
     }
 
     #[test]

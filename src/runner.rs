@@ -5,25 +5,45 @@
 //! stdio, then complete the unit on exit 0 and fail it otherwise, with the
 //! exit status or signal as the reason. SIGTERM, SIGINT and SIGHUP are
 //! caught by a dedicated thread: while waiting they stop the wait and fail
-//! the unit; while the command runs they are forwarded to it, and the unit
-//! fails if the command dies of them. Either way dependents learn at once.
+//! the unit; while the command runs they are forwarded to it (to its whole
+//! process group when it has one), and SIGKILL follows after the stop
+//! timeout. Either way dependents learn at once.
+//!
+//! With `--ready COND` the command is a service: one loop watches it exit,
+//! checks COND, keeps the ready deadline and sees stop signals; the unit
+//! becomes `ready` when COND holds and ends when the command does.
+//! README.md, "Commands", documents the rules.
 
 use std::ffi::OsString;
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind, IsTerminal};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
 
 use crate::client::{self, Client, Patience, Say};
+use crate::duration::human;
 use crate::exit;
-use crate::protocol::Request;
+use crate::protocol::{Body, Request, Status};
+use crate::readiness::{Check, Cond, Watch};
 use crate::signals;
+
+/// How long the `fd:N` reader may lag behind a command that exited.
+const LAST_WORD: Duration = Duration::from_millis(200);
 
 pub struct Spec {
     pub unit: String,
     pub after: Vec<String>,
     pub soft_after: Vec<String>,
+    /// `--ready`: the command is a service, ready when this holds.
+    pub ready: Option<Cond>,
+    /// `--ready-timeout`: not ready by then, it fails. Zero: no deadline.
+    pub ready_timeout: Duration,
+    /// `--stop-timeout`: from the stop signal to SIGKILL. Zero: no SIGKILL.
+    pub stop_timeout: Duration,
     pub command: Vec<OsString>,
 }
 
@@ -47,7 +67,7 @@ pub fn run(
                 "warning: cannot reach the server at {}: {reason}; running {unit} without coordination (--optional)",
                 path.display()
             ));
-            return execute(spec, say).map(|(code, _)| code);
+            return Ok(execute(spec, &mut Unit { client: None, spec, say }, patience.poll));
         }
         Err(e) => return Err(e),
     }
@@ -63,14 +83,11 @@ pub fn run(
             _ => None,
         };
         if let Some(reason) = reason {
-            report(client, unit, Some(reason), say);
+            report(client, unit, End::Failed(reason), say);
         }
         return Err(e);
     }
-
-    let (code, reason) = execute(spec, say)?;
-    report(client, unit, reason, say);
-    Ok(code)
+    Ok(execute(spec, &mut Unit { client: Some(client), spec, say }, patience.poll))
 }
 
 /// `want` for the hard and the soft edges; always registers the unit.
@@ -100,7 +117,7 @@ fn wait(
                 // would mean "forever".
                 if !timeout.is_zero() {
                     let left = patience.timeout.saturating_sub(began.elapsed());
-                    timeout = left.max(std::time::Duration::from_millis(1));
+                    timeout = left.max(Duration::from_millis(1));
                 }
                 say.line(&format!(
                     "{}: the server restarted with a fresh state; declaring {} again",
@@ -114,15 +131,77 @@ fn wait(
     }
 }
 
-/// Runs the command; returns the exit code and, if it failed, why.
-fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error> {
+/// How a unit ends on the server.
+enum End {
+    /// Completed; "stopped" when a forwarded stop signal ended it.
+    Completed {
+        note: Option<&'static str>,
+    },
+    Failed(String),
+}
+
+/// Why `run` is stopping its command.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// A stop signal `run` received; the signal thread forwarded it.
+    Signal,
+    /// `--ready-timeout` passed before the service was ready (unit failed).
+    NotReady,
+    /// The condition can never hold, `fd:N` closed (unit failed).
+    Never,
+}
+
+/// The unit on the server while its command runs; without a client
+/// (`--optional` and no server), nothing is told.
+struct Unit<'a> {
+    client: Option<&'a mut Client>,
+    spec: &'a Spec,
+    say: Say,
+}
+
+impl Unit<'_> {
+    fn ready(&mut self) {
+        let unit = &self.spec.unit;
+        let Some(client) = self.client.as_deref_mut() else { return };
+        match tell(client, &Request::Ready { unit: unit.clone() }) {
+            Ok(_) => self.say.line(&format!("{unit}: ready")),
+            Err(e) => eprintln!(
+                "unitsync: {unit}: could not mark it ready, so its dependents may wait: {e}"
+            ),
+        }
+    }
+
+    fn end(&mut self, end: End) {
+        if let Some(client) = self.client.as_deref_mut() {
+            report(client, &self.spec.unit, end, self.say);
+        }
+    }
+
+    /// Whether the server has the unit `ready`: the command said so itself
+    /// (`unitsync ready`). Unknown counts as no.
+    fn is_ready(&mut self) -> bool {
+        let request = Request::Status { unit: self.spec.unit.clone() };
+        let answer = self.client.as_deref_mut().map(|client| client.call(&request));
+        matches!(answer, Some(Ok(Body::Status { unit, .. })) if unit.status == Status::Ready)
+    }
+}
+
+/// Runs the command as the unit's; tells the server how it went as it goes
+/// (ready, and how it ended). Returns the exit code.
+fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     let program = &spec.command[0];
     let mut command = Command::new(program);
     command.args(&spec.command[1..]).env("UNITSYNC_UNIT", &spec.unit);
-    signals::reset_in_child(&mut command, false);
-    let spawned = command.spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
+    // Without a terminal there is no job control to keep, and a stop must
+    // reach everything the command started (a script's own children): it
+    // gets a process group of its own. With one, it stays in ours, so that
+    // ^C and ^Z work as usual.
+    let own_group = !io::stdin().is_terminal();
+    signals::reset_in_child(&mut command, own_group);
+    let watch = spec.ready.as_ref().map(|cond| Watch::new(cond, &mut command)).transpose();
+    let spawned = watch.and_then(|watch| Ok((watch, command.spawn()?)));
+    let (watch, mut child) = match spawned {
+        Ok(spawned) => spawned,
         Err(e) => {
             // As a shell would: missing, or not runnable.
             let code = if e.kind() == ErrorKind::NotFound {
@@ -131,24 +210,147 @@ fn execute(spec: &Spec, say: Say) -> Result<(u8, Option<String>), client::Error>
                 exit::NOT_EXECUTABLE
             };
             let reason = format!("cannot run {}: {e}", program.to_string_lossy());
-            say.line(&format!("{}: {reason}", spec.unit));
-            return Ok((code, Some(reason)));
+            unit.say.line(&format!("{}: {reason}", spec.unit));
+            unit.end(End::Failed(reason));
+            return code;
         }
     };
-    signals::FORWARD_TO.store(child.id() as i32, Ordering::SeqCst);
+    let pid = child.id() as i32;
+    let target = if own_group { -pid } else { pid };
+    signals::FORWARD_TO.store(target, Ordering::SeqCst);
     // A signal that came between the wait and the spawn is forwarded now.
     if let Some(early) = signals::received() {
         signals::forward(early);
     }
-    let status = loop {
-        match child.wait() {
-            Ok(status) => break status,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Ok((exit::ERROR, Some(format!("lost track of the command: {e}")))),
+    let ended = supervise(spec, unit, &mut child, watch, target, poll);
+    signals::FORWARD_TO.store(0, Ordering::SeqCst);
+    let (status, stop, ready) = match ended {
+        Ok(ended) => ended,
+        Err(e) => {
+            unit.end(End::Failed(format!("lost track of the command: {e}")));
+            return exit::ERROR;
         }
     };
-    signals::FORWARD_TO.store(0, Ordering::SeqCst);
-    Ok(outcome(status))
+
+    let (code, how) = outcome(status);
+    // Leftovers are cleared for a service, not for a one-shot command that
+    // may have started a daemon on purpose; asked only when it matters.
+    let leftovers = own_group && signals::exists(target);
+    let stopped = matches!(stop, Some(Stop::Signal));
+    let service = spec.ready.is_some() || ((stopped || leftovers) && unit.is_ready());
+    let (code, end) = match stop {
+        // The unit failed when the deadline passed, or the fd closed.
+        Some(Stop::NotReady) => (exit::TIMED_OUT, None),
+        Some(Stop::Never) => (exit::ERROR, None),
+        Some(Stop::Signal) if service => (code, Some(End::Completed { note: Some("stopped") })),
+        _ if spec.ready.is_some() && !ready => {
+            let how = how.unwrap_or_else(|| "exit status 0".to_owned());
+            (code, Some(End::Failed(format!("exited before it was ready: {how}"))))
+        }
+        _ => (code, Some(how.map_or(End::Completed { note: None }, End::Failed))),
+    };
+    if let Some(end) = end {
+        unit.end(end);
+    }
+    if leftovers && (service || stop.is_some()) {
+        // A service's leftovers do not outlive it.
+        signals::send(target, Signal::SIGTERM);
+    }
+    code
+}
+
+/// The one loop while the command runs: sees it exit, checks readiness,
+/// keeps the ready deadline, sees stop signals and escalates to SIGKILL.
+/// Returns the command's status, why `run` stopped it (if it did), and
+/// whether it had become ready by its condition.
+fn supervise(
+    spec: &Spec,
+    unit: &mut Unit,
+    child: &mut Child,
+    mut watch: Option<Watch>,
+    target: i32,
+    poll: Duration,
+) -> io::Result<(ExitStatus, Option<Stop>, bool)> {
+    if let Some(watch) = &mut watch {
+        watch.spawned();
+    }
+    let ready_by = (watch.is_some() && !spec.ready_timeout.is_zero())
+        .then(|| Instant::now() + spec.ready_timeout);
+    let mut ready = false;
+    let mut never = None;
+    let mut stop: Option<(Stop, Instant)> = None;
+    let mut killed = false;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            // The signal thread forwards at once: the command may end of a
+            // stop signal before this loop has seen it.
+            if stop.is_none() && signals::received().is_some() {
+                stop = Some((Stop::Signal, Instant::now()));
+            }
+            // A command that wrote its newline and exited at once was ready.
+            if let (None, false, Some(watch)) = (stop, ready, &watch)
+                && watch.was_notified(LAST_WORD)
+            {
+                ready = true;
+                unit.ready();
+            }
+            return Ok((status, stop.map(|(why, _)| why), ready));
+        }
+        let now = Instant::now();
+        if stop.is_none() {
+            let why = if signals::received().is_some() {
+                Some(Stop::Signal)
+            } else if let Some(why) = never.take() {
+                unit.end(End::Failed(format!("will never be ready: {why}")));
+                Some(Stop::Never)
+            } else if !ready && ready_by.is_some_and(|by| now >= by) {
+                unit.end(End::Failed(format!("not ready within {}", human(spec.ready_timeout))));
+                Some(Stop::NotReady)
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                if !matches!(why, Stop::Signal) {
+                    signals::send(target, Signal::SIGTERM);
+                }
+                stop = Some((why, now));
+            }
+        }
+        if let (None, false, Some(watch)) = (stop, ready, &mut watch) {
+            match watch.check() {
+                Check::Ready => {
+                    ready = true;
+                    unit.ready();
+                }
+                Check::NotYet => {}
+                // Acted on at the next turn, unless the command has exited
+                // by then: its status says more than the closed pipe.
+                Check::Never(why) => never = Some(why),
+            }
+        }
+        let now = Instant::now();
+        let kill_at = match stop {
+            Some((_, at)) if !killed && !spec.stop_timeout.is_zero() => {
+                Some(at + spec.stop_timeout)
+            }
+            _ => None,
+        };
+        if kill_at.is_some_and(|at| now >= at) {
+            signals::send(target, Signal::SIGKILL);
+            killed = true;
+            unit.say.line(&format!(
+                "{}: still running {} after it was told to stop; sent SIGKILL",
+                spec.unit,
+                human(spec.stop_timeout)
+            ));
+        }
+        let deadlines = [ready_by.filter(|_| !ready && stop.is_none()), kill_at];
+        let nap = deadlines
+            .into_iter()
+            .flatten()
+            .fold(poll, |nap, at| nap.min(at.saturating_duration_since(now)));
+        sleep(nap);
+    }
 }
 
 fn outcome(status: ExitStatus) -> (u8, Option<String>) {
@@ -162,24 +364,37 @@ fn outcome(status: ExitStatus) -> (u8, Option<String>) {
     }
 }
 
-/// Completes (no reason) or fails the unit. The command has run, so a
-/// server that restarted meanwhile is told too: its dependents may be
-/// waiting there, declared afresh.
-fn report(client: &mut Client, unit: &str, reason: Option<String>, say: Say) {
-    let request = match &reason {
-        None => Request::Complete { unit: unit.to_owned(), note: None },
-        Some(_) => Request::Fail { unit: unit.to_owned(), reason: reason.clone() },
+/// Completes or fails the unit. The command has run, so a server that
+/// restarted meanwhile is told too: its dependents may be waiting there,
+/// declared afresh.
+fn report(client: &mut Client, unit: &str, end: End, say: Say) {
+    let request = match &end {
+        End::Completed { note } => {
+            Request::Complete { unit: unit.to_owned(), note: note.map(str::to_owned) }
+        }
+        End::Failed(reason) => {
+            Request::Fail { unit: unit.to_owned(), reason: Some(reason.clone()) }
+        }
     };
-    let mut result = client.call(&request);
-    if let Err(client::Error::InstanceChanged { .. } | client::Error::Unreachable { .. }) = result {
-        client.accept_new_instance();
-        result = client.call(&request);
-    }
-    match (result, reason) {
-        (Ok(_), None) => say.line(&format!("{unit}: completed")),
-        (Ok(_), Some(reason)) => say.line(&format!("{unit}: marked failed: {reason}")),
+    match (tell(client, &request), end) {
+        (Ok(_), End::Completed { note: None }) => say.line(&format!("{unit}: completed")),
+        (Ok(_), End::Completed { note: Some(note) }) => {
+            say.line(&format!("{unit}: completed ({note})"))
+        }
+        (Ok(_), End::Failed(reason)) => say.line(&format!("{unit}: marked failed: {reason}")),
         (Err(e), _) => eprintln!(
             "unitsync: {unit}: could not record how it ended, so its dependents may wait: {e}"
         ),
     }
+}
+
+/// Sends `request` about a command that runs or ran; if the server is
+/// gone or restarted, once more to whichever server answers now.
+fn tell(client: &mut Client, request: &Request) -> Result<Body, client::Error> {
+    let result = client.call(request);
+    if let Err(client::Error::InstanceChanged { .. } | client::Error::Unreachable { .. }) = result {
+        client.accept_new_instance();
+        return client.call(request);
+    }
+    result
 }

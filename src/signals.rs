@@ -2,23 +2,29 @@
 //!
 //! SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
 //! waiting thread, which records the last one and forwards it to the child
-//! whose pid is registered, if any. Children get the signals unblocked
-//! again before they exec: std restores the parent's mask in the child,
-//! and a child that cannot be stopped is no use.
+//! (or the process group) registered, if any. Children get the signals
+//! unblocked again before they exec: std restores the parent's mask in the
+//! child, and a child that cannot be stopped is no use.
 
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
+use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::unistd::{Pid, setpgid};
 
 /// The last stop signal received, or 0. Waiting loops poll it.
 pub static RECEIVED: AtomicI32 = AtomicI32::new(0);
-/// A child to forward stop signals to, or 0.
+/// Where to forward stop signals: a child's pid, a process group as its
+/// negated id (as kill(2) takes it), or 0 for nowhere.
 pub static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+/// How long a command told to stop gets before SIGKILL, unless a
+/// `--stop-timeout` says otherwise.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn stop_signals() -> SigSet {
     SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP])
@@ -45,12 +51,26 @@ pub fn received() -> Option<i32> {
     Some(RECEIVED.load(Ordering::SeqCst)).filter(|&s| s != 0)
 }
 
-/// Sends `signal` to the registered child, if there is one.
+/// Sends `signal` to the registered child or group, if there is one.
 pub fn forward(signal: i32) {
-    let pid = FORWARD_TO.load(Ordering::SeqCst);
-    if let (true, Ok(signal)) = (pid > 0, Signal::try_from(signal)) {
-        let _ = kill(Pid::from_raw(pid), signal);
+    if let Ok(signal) = Signal::try_from(signal) {
+        send(FORWARD_TO.load(Ordering::SeqCst), signal);
     }
+}
+
+/// Sends `signal` to `target`: a pid, or a process group as its negated
+/// id. 0 and -1 (which kill(2) reads as our own group and as every
+/// process) are nobody.
+pub fn send(target: i32, signal: Signal) {
+    if target != 0 && target != -1 {
+        let _ = kill(Pid::from_raw(target), signal);
+    }
+}
+
+/// Whether `target` (a pid, or a process group as its negated id) still
+/// names a process; a zombie counts.
+pub fn exists(target: i32) -> bool {
+    target != 0 && target != -1 && kill(Pid::from_raw(target), None).is_ok()
 }
 
 /// Makes `command`'s child start with the stop signals unblocked, and in a

@@ -8,6 +8,7 @@ mod hostile;
 mod load;
 mod run;
 mod scripts;
+mod services;
 mod up;
 mod users;
 mod util;

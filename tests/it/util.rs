@@ -261,8 +261,14 @@ pub fn at(log: &str, what: &str) -> f64 {
 
 /// Polls `cond` for up to 10 seconds.
 #[track_caller]
-pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+pub fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    eventually_for(Duration::from_secs(10), what, cond);
+}
+
+/// Polls `cond` for up to `limit`.
+#[track_caller]
+pub fn eventually_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         sleep(Duration::from_millis(10));

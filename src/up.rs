@@ -283,7 +283,13 @@ impl<'a> Up<'a> {
                 for dep in &header.soft_after {
                     command.arg("--soft-after").arg(dep);
                 }
-                let _ = stop_timeout;
+                if let Some(ready) = &header.ready {
+                    command.arg("--ready").arg(ready);
+                }
+                if let Some(timeout) = header.ready_timeout {
+                    command.arg("--ready-timeout").arg(millis(timeout));
+                }
+                command.arg("--stop-timeout").arg(millis(stop_timeout));
                 command.arg("--").arg(&script.path);
                 command
             }
@@ -543,7 +549,10 @@ impl<'a> Up<'a> {
     fn escalate(&mut self) {
         for child in self.children.iter_mut().filter(|c| c.ended.is_none()) {
             let (Some(pid), Some(stop)) = (child.pid, child.stop.as_mut()) else { continue };
-            if stop.killed.is_none() && stop.at.elapsed() >= child.stop_timeout {
+            // A stop timeout of 0 never sends SIGKILL (as for `run`): the
+            // grace still bounds the wait.
+            let due = !child.stop_timeout.is_zero() && stop.at.elapsed() >= child.stop_timeout;
+            if stop.killed.is_none() && due {
                 stop.killed = Some(child.stop_timeout);
                 self.say.line(&format!(
                     "up: {}: still running {} after SIGTERM; killing it (SIGKILL)",
@@ -784,6 +793,11 @@ impl<'a> Up<'a> {
 /// script keeps running.
 fn is_ready(status: Option<Status>) -> bool {
     status == Some(Status::Ready)
+}
+
+/// A duration as a flag's value that `run` parses back exactly enough.
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
 }
 
 /// Why a script failed, from its exit code: as `run` words it.

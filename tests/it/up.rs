@@ -477,6 +477,8 @@ fn without_a_command_up_stays_while_a_service_runs_and_stops_it_on_sigterm() {
     let dir = startup_dir(&sb);
     let log = sb.path("stopped");
     let token = format!("unitsync-stays-{}", std::process::id());
+    // A service without a header, which completes its unit and keeps
+    // running (`exec daemon`), and a service with one, after it.
     script_in(
         &dir,
         "busybox sh",
@@ -486,13 +488,26 @@ fn without_a_command_up_stays_while_a_service_runs_and_stops_it_on_sigterm() {
             log.display()
         ),
     );
+    let ready = sb.path("api-ready");
+    script_in(
+        &dir,
+        "dash",
+        "api.sh",
+        &format!(
+            "# unitsync: after=web ready=file:{}\ntrap 'echo api >> {}; exit 0' TERM\ntouch {}\nwhile :; do sleep 0.1; : {token}; done",
+            ready.display(),
+            log.display(),
+            ready.display()
+        ),
+    );
     let mut up = Background::start(&sb, &["up", "--dir", &dir.to_string_lossy()]);
-    eventually("the summary is printed", || up.stdout().contains("web.sh  web   "));
-    assert!(up.alive(), "up ended while its service ran:\n{}\n{}", up.stdout(), up.stderr());
+    eventually("the summary is printed", || up.stdout().contains("\napi.sh  api   ready"));
+    assert!(up.alive(), "up ended while its services ran:\n{}\n{}", up.stdout(), up.stderr());
     up.signal("TERM");
     assert_eq!(up.wait(), Some(0), "{}\n{}", up.stdout(), up.stderr());
-    assert_eq!(fs::read_to_string(&log).unwrap(), "web\n");
-    assert!(up.stdout().contains("web.sh  web   stopped"), "{}", up.stdout());
+    assert_eq!(fs::read_to_string(&log).unwrap(), "api\nweb\n", "{}", up.stderr());
+    assert!(up.stdout().contains("\nweb.sh  web   stopped"), "{}", up.stdout());
+    assert!(up.stdout().contains("\napi.sh  api   stopped"), "{}", up.stdout());
     assert!(up.stderr().contains("up: stopping on SIGTERM"), "{}", up.stderr());
     eventually("nothing of it is left", || processes_marked(&token).is_empty());
     assert!(!sb.socket().exists(), "up left its socket behind");

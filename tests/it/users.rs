@@ -164,7 +164,7 @@ fn a_group_member_is_served_and_a_non_member_is_not() {
         .stderr_has("app: timed out after 100ms waiting for db (started ");
     sb.run_via(&supplementary, &bin, &["complete", "db"]).ok();
     sb.run_via(&primary, &bin, &["start", "app"]).ok();
-    sb.run_via(&supplementary, &bin, &["ping"]).ok().stdout_has("(protocol 1)");
+    sb.run_via(&supplementary, &bin, &["ping"]).ok().stdout_has("(protocol 2)");
     // A non-member: stopped by the 0710 directory, then by the server.
     let outsider = as_user(4245, 4245, &[4300]);
     let outsider = strs(&outsider);

@@ -11,9 +11,8 @@
 //! - `peer`     uids, peer credentials, groups (no NSS).
 //! - `render`   table, JSON, DOT, timeline and critical-chain output.
 //! - `runner`   `run`: a unit's whole life around a command or a service, signals included.
-//! - `up`       the container entrypoint: in-process server, every script a
-//!               unit (`up::plan`), processes and reaping (`up::procs`),
-//!               the summary and the ordered shutdown.
+//! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
+//!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
 //! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
 //! - `settings` global options with the environment's defaults applied.
 //! - `exit`     the exit codes below, named, and which outcome gets which.

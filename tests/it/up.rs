@@ -646,3 +646,22 @@ fn services_run_under_the_main_command_and_stop_in_reverse_dependency_order() {
         "the database still listens{out}"
     );
 }
+
+#[test]
+fn a_script_without_a_header_ends_its_unit_unless_it_did() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    // Failed by the script, which then exits 0: it stays failed.
+    script_in(&dir, "dash", "disk.sh", "unitsync fail disk --reason 'no space left'\nexit 0");
+    // Ended by up from the exit status.
+    script_in(&dir, "busybox sh", "fine.sh", "true");
+    script_in(&dir, "busybox sh", "broken.sh", "exit 4");
+    let out = sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "true"]);
+    out.code(1);
+    out.stdout_has("\ndisk.sh    disk    failed: no space left");
+    out.stdout_has("\nfine.sh    fine    ok");
+    out.stdout_has("\nbroken.sh  broken  failed: exit status 4");
+    out.stderr_has("disk failed: no space left");
+    out.stderr_has("fine completed");
+    out.stderr_has("broken failed");
+}

@@ -311,8 +311,8 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
   --poll D             check every D [$UNITSYNC_POLL, 50ms]
   --ready COND         CMD is a service: UNIT becomes ready (its dependents
                        may start) when COND holds, while CMD keeps running
-  --ready-timeout D    fail UNIT and stop CMD if it is not ready within D,
-                       then exit 4 [no deadline]
+  --ready-timeout D    with --ready: fail UNIT and stop CMD if it is not
+                       ready within D, then exit 4 [no deadline]
   --stop-timeout D     how long a stopped CMD gets between its stop signal
                        and SIGKILL [5s; 0 never sends SIGKILL]
 

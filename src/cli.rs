@@ -94,6 +94,8 @@ pub struct Up {
     pub dir: Option<PathBuf>,
     pub scripts: Vec<PathBuf>,
     pub script_timeout: Option<Duration>,
+    pub stop_timeout: Option<Duration>,
+    pub grace: Option<Duration>,
     pub command: Vec<OsString>,
 }
 
@@ -375,31 +377,44 @@ usual codes of 'unitsync --help'.
 ";
 
 const UP_HELP: &str = "\
-Usage: unitsync up [--dir DIR] [SCRIPT...] [--script-timeout D] [-- CMD [ARG...]]
+Usage: unitsync up [--dir DIR] [SCRIPT...] [--stop-timeout D] [--grace D]
+                   [--script-timeout D] [-- CMD [ARG...]]
 
 The entrypoint of a container: starts the server in-process on the socket
 (exported to every child as $UNITSYNC_SOCKET), runs every executable in DIR
 (sorted) and every SCRIPT at the same time, each line of their output
-prefixed with the script's name, and prints a summary when all have ended.
+prefixed with the script's name, and prints a summary once every unit is
+completed or ready.
 
-A script whose first comment lines say
+Every script is a unit, named after its file without the extension. One
+whose leading comments say
 
     # unitsync: after=git-clone,apt-install soft-after=cache unit=NAME
+    # unitsync: ready=tcp:5432 ready-timeout=30s stop-timeout=10s
 
-runs as if by 'unitsync run NAME --after git-clone --after apt-install
---soft-after cache -- SCRIPT' (NAME defaults to the file name without its
-extension). Other scripts just run, and may call unitsync themselves.
+runs as if by 'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
+coordinate themselves ($UNITSYNC_UNIT is their unit); up completes or fails
+their unit from their exit status unless they ended it themselves. An
+unknown key, a header after a command, two scripts with one unit, or a
+cycle is refused before anything runs.
 
-  --dir DIR             run the executables in DIR (hidden files skipped)
-  --script-timeout D    stop a script (SIGTERM, then SIGKILL 10s later) that
-                        runs longer than D
-  -- CMD [ARG...]       once every script succeeded, run CMD while still
-                        serving, and exit with its status
+  --dir DIR             run the executables in DIR (hidden files skipped; a
+                        file that is not executable counts as failed)
+  --stop-timeout D      SIGKILL a unit this long after SIGTERM [5s]
+  --grace D             the most the whole shutdown may take [8s]
+  --script-timeout D    stop a script that has neither ended nor become
+                        ready within D
+  -- CMD [ARG...]       once every unit is completed or ready, run CMD while
+                        services keep running, and exit with its status
 
-Exit status: 1 if a script failed (CMD is then not run); else CMD's, or 0.
-SIGTERM, SIGINT and SIGHUP are forwarded to every script's process group
-and to CMD; orphaned processes are reaped (up works as PID 1); whatever the
-scripts leave running is killed when up exits.
+On SIGTERM, SIGINT or SIGHUP, or when CMD exits, up stops CMD, then the
+running units in reverse dependency order (SIGTERM, SIGKILL after their
+stop timeout), then every process left, setsid daemons included. Orphans
+are reaped (up works as PID 1).
+
+Exit status: CMD's once it ran (127 not found, 126 not executable); 1 if a
+script failed (CMD is then not run); without CMD, 0 if every unit succeeded
+or was stopped, else 1; 128+N if signal N came before startup finished.
 ";
 
 /// Parses the arguments after the program name.
@@ -722,6 +737,7 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
     };
     let mut parser = lexopt::Parser::from_args(ours);
     let (mut dir, mut scripts, mut script_timeout) = (None, Vec::new(), None);
+    let (mut stop_timeout, mut grace) = (None, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => scripts.push(PathBuf::from(v)),
@@ -729,6 +745,10 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
             Long("script-timeout") => {
                 script_timeout = Some(duration_value(&mut parser, "--script-timeout")?)
             }
+            Long("stop-timeout") => {
+                stop_timeout = Some(duration_value(&mut parser, "--stop-timeout")?)
+            }
+            Long("grace") => grace = Some(duration_value(&mut parser, "--grace")?),
             Short('h') | Long("help") => return Ok(Cmd::Help(UP_HELP)),
             arg => global.set(GlobalOption::of(arg)?, &mut parser)?,
         }
@@ -736,7 +756,7 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
     if dir.is_none() && scripts.is_empty() && command.is_empty() {
         return Err("nothing to run: give --dir DIR, scripts, or -- CMD".into());
     }
-    Ok(Cmd::Up(Up { dir, scripts, script_timeout, command }))
+    Ok(Cmd::Up(Up { dir, scripts, script_timeout, stop_timeout, grace, command }))
 }
 
 fn ready(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
@@ -991,11 +1011,15 @@ mod tests {
     #[test]
     fn up_splits_scripts_from_the_command() {
         assert_eq!(
-            cmd("up --dir d a.sh --script-timeout 2m -q b.sh -- sh -c --dir"),
+            cmd(
+                "up --dir d a.sh --script-timeout 2m -q b.sh --stop-timeout 1s --grace 3s -- sh -c --dir"
+            ),
             Cmd::Up(Up {
                 dir: Some("d".into()),
                 scripts: vec!["a.sh".into(), "b.sh".into()],
                 script_timeout: Some(Duration::from_secs(120)),
+                stop_timeout: Some(Duration::from_secs(1)),
+                grace: Some(Duration::from_secs(3)),
                 command: vec!["sh".into(), "-c".into(), "--dir".into()],
             })
         );

@@ -497,13 +497,18 @@ fn describe_unit(view: &UnitView, now: f64) -> String {
 
 /// A registered unit whose name is close to `name`, if there is one.
 fn suggest(name: &str, units: &[UnitView]) -> Option<String> {
-    units
-        .iter()
-        .filter(|u| u.status != Status::NotRegistered)
-        .map(|u| (edit_distance(name, &u.unit), &u.unit))
+    let registered = units.iter().filter(|u| u.status != Status::NotRegistered);
+    nearest(name, registered.map(|u| u.unit.as_str())).map(str::to_owned)
+}
+
+/// The candidate closest to `name` if it is close enough to be a typo of
+/// it: at most two edits, and at most a third of the longer name.
+pub fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|other| (edit_distance(name, other), other))
         .filter(|&(d, other)| d <= 2 && d * 3 <= name.chars().count().max(other.chars().count()))
         .min()
-        .map(|(_, other)| other.clone())
+        .map(|(_, other)| other)
 }
 
 /// Optimal string alignment distance: edits, counting a swap of two

@@ -11,7 +11,8 @@
 //! - `peer`     uids, peer credentials, groups (no NSS).
 //! - `render`   table, JSON, DOT, timeline and critical-chain output.
 //! - `runner`   `run`: a unit's whole life around a command or a service, signals included.
-//! - `up`       the container entrypoint: in-process server, scripts, reaping.
+//! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
+//!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
 //! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
 //! - `settings` global options with the environment's defaults applied.
 //! - `exit`     the exit codes below, named, and which outcome gets which.
@@ -189,6 +190,8 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 dir: up.dir,
                 scripts: up.scripts,
                 script_timeout: up.script_timeout.unwrap_or_default(),
+                stop_timeout: up.stop_timeout.unwrap_or(up::STOP_TIMEOUT),
+                grace: up.grace.unwrap_or(up::GRACE),
                 command: up.command,
                 width: settings.columns,
             };

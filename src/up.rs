@@ -1,55 +1,68 @@
-//! `unitsync up`: the entrypoint of a plain container. Hosts the server
-//! in-process, runs every startup script at once with its output prefixed,
-//! summarises, then optionally runs the main command while still serving.
+//! `unitsync up`: the entrypoint of a plain container (README.md, "A
+//! container entrypoint"). Hosts the server in-process, runs every startup
+//! script at once with its output prefixed, prints a summary once every
+//! unit is completed or ready, runs the main command while services keep
+//! running, and stops everything in reverse dependency order at the end.
 //!
-//! A script whose first comment lines carry `# unitsync: after=a,b
-//! soft-after=c unit=NAME` is run as if by `unitsync run` (this binary runs
-//! itself as the wrapper), so ordering needs no boilerplate; other scripts
-//! just run and may call the CLI themselves.
+//! Every script is a unit (`plan`). A script with a `# unitsync:` header is
+//! run through `unitsync run` (this binary runs itself as the wrapper); one
+//! without coordinates itself, and `up` ends its unit from its exit status
+//! unless the script did.
 //!
-//! Processes: each script runs in a process group of its own, so that a
-//! stop signal, a `--script-timeout` or the end of `up` reaches everything
-//! it started. `up` is a child subreaper (and may be PID 1): it reaps every
-//! orphan that lands on it, polling `waitpid(-1)`, which is also how it
-//! learns that its own children ended. It never waits on a `Child` handle,
-//! whose status the reaping loop would steal.
+//! Processes (`procs`): each script runs in a process group of its own.
+//! `up` is a child subreaper (and may be PID 1): it reaps every orphan that
+//! lands on it, polling `waitpid(-1)`, which is also how it learns that its
+//! own children ended, and at its end it finds whatever is left through
+//! `/proc` and stops it, so nothing it started survives it.
 
+mod plan;
+mod procs;
+
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
-use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill, killpg};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::client::{Client, Say};
 use crate::duration::{human, human_secs};
 use crate::exit;
-use crate::protocol::{Body, Request, UnitView};
+use crate::protocol::{Body, Request, Status, UnitView};
 use crate::render;
 use crate::server;
 use crate::signals;
 
-/// How long children get between SIGTERM and SIGKILL.
-const GRACE: Duration = Duration::from_secs(10);
+use plan::Script;
+use procs::Relays;
+
+/// How long a unit gets between SIGTERM and SIGKILL unless it says.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most the whole shutdown may take: inside `docker stop`'s 10 s.
+pub const GRACE: Duration = Duration::from_secs(8);
+/// The note on a unit completed because it was stopped (README.md).
+const STOPPED: &str = "stopped";
 /// How often the supervising loop reaps and checks.
 const TICK: Duration = Duration::from_millis(10);
-/// How many leading lines may hold the `# unitsync:` header.
-const HEADER_LINES: usize = 10;
+/// How long what is left after the units gets between SIGTERM and SIGKILL,
+/// at least, even when the grace is used up.
+const SWEEP: Duration = Duration::from_millis(500);
+/// Without `/proc`, how long to wait for the output of a script that ended
+/// (a background process may hold its pipe open).
+const BLIND_DRAIN: Duration = Duration::from_secs(1);
 
 pub struct Spec {
     pub dir: Option<PathBuf>,
     pub scripts: Vec<PathBuf>,
     /// `Duration::ZERO`: no limit.
     pub script_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub grace: Duration,
     pub command: Vec<OsString>,
     /// Columns for the summary's timeline.
     pub width: usize,
@@ -60,7 +73,6 @@ pub enum Error {
     Dir { path: PathBuf, err: io::Error },
     Script { path: PathBuf, problem: String },
     Server(server::Error),
-    Spawn { what: String, err: io::Error },
 }
 
 impl fmt::Display for Error {
@@ -71,7 +83,6 @@ impl fmt::Display for Error {
             }
             Error::Script { path, problem } => write!(f, "up: {}: {problem}", path.display()),
             Error::Server(e) => write!(f, "up: {e}"),
-            Error::Spawn { what, err } => write!(f, "up: cannot start {what}: {err}"),
         }
     }
 }
@@ -80,384 +91,721 @@ impl fmt::Display for Error {
 // `source()`: an error reporter walking the chain would say each twice.
 impl std::error::Error for Error {}
 
-/// A startup script and what its header says.
-#[derive(Debug, PartialEq)]
-struct Script {
-    path: PathBuf,
-    /// The name its output lines carry: the file name.
-    name: String,
-    /// Set when a header asks for `run`-style ordering.
-    unit: Option<Order>,
-}
-
-/// The ordering a `# unitsync:` header declares.
-#[derive(Debug, PartialEq)]
-struct Order {
-    unit: String,
-    after: Vec<String>,
-    soft_after: Vec<String>,
-}
-
-/// A child being supervised.
+/// A script being supervised.
 struct Child {
-    name: String,
-    unit: Option<String>,
-    pid: Pid,
+    script: Script,
+    /// None for a script that could not run (not executable).
+    pid: Option<Pid>,
     began: Instant,
     ended: Option<(i32, Duration)>,
+    relays: Option<Relays>,
+    /// How long it gets between SIGTERM and SIGKILL.
+    stop_timeout: Duration,
+    /// Set once `up` sent it SIGTERM: when, why, and whether SIGKILL followed.
+    stop: Option<Stop>,
+}
+
+struct Stop {
+    at: Instant,
+    /// Stopped by `--script-timeout`, not by the shutdown.
     timed_out: bool,
+    /// How long after SIGTERM it got SIGKILL, if it did.
+    killed: Option<Duration>,
+    /// Its unit had failed before (a script that failed it and went on).
+    had_failed: bool,
+    /// It was still waiting for its dependencies in `run`.
+    waiting: bool,
+}
+
+impl Child {
+    fn running(&self) -> bool {
+        self.pid.is_some() && self.ended.is_none()
+    }
+}
+
+/// The main command.
+struct Main {
+    pid: Pid,
+    ended: Option<i32>,
+}
+
+/// How startup ended.
+enum Startup {
+    /// Every unit is completed, ready or failed.
+    Settled,
+    /// A stop signal came first.
+    Interrupted(i32),
 }
 
 /// Runs `up`. Returns the exit code.
 pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
-    let scripts = collect(spec)?;
+    let scripts = plan::collect(spec.dir.as_deref(), &spec.scripts)?;
+    for warning in plan::check(&scripts)? {
+        say.line(&format!("up: warning: {warning}"));
+    }
     signals::catch();
     // Orphans of our scripts come to us, not to init, so we can reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let running =
         server::prepare(config).and_then(server::Prepared::launch).map_err(Error::Server)?;
-    let outputs = Arc::new(AtomicUsize::new(0));
-    let width = scripts.iter().map(|s| s.name.len()).max().unwrap_or(0);
-
-    let mut children = Vec::new();
-    for script in &scripts {
-        let mut command = match &script.unit {
-            Some(order) => {
-                let mut command = Command::new(self_exe());
-                // The server's log already tells the story: only errors.
-                command.args(["-q", "run"]).arg(&order.unit);
-                for dep in &order.after {
-                    command.arg("--after").arg(dep);
-                }
-                for dep in &order.soft_after {
-                    command.arg("--soft-after").arg(dep);
-                }
-                command.arg("--").arg(&script.path);
-                command
-            }
-            None => Command::new(&script.path),
-        };
-        command.env("UNITSYNC_SOCKET", &config.socket);
-        let pid = spawn(&mut command, true, Some((&script.name, width, &outputs)))
-            .map_err(|err| Error::Spawn { what: script.path.display().to_string(), err })?;
-        let unit = script.unit.as_ref().map(|o| o.unit.clone());
-        children.push(Child {
-            name: script.name.clone(),
-            unit,
-            pid,
-            began: Instant::now(),
-            ended: None,
-            timed_out: false,
-        });
-    }
-
-    supervise(&mut children, spec.script_timeout);
-    // Let the output of scripts that ended drain (a background process that
-    // still holds a pipe open is not waited for).
-    let drained = Instant::now() + Duration::from_secs(1);
-    while outputs.load(Ordering::SeqCst) > 0 && Instant::now() < drained {
-        thread::sleep(TICK);
-    }
-
-    let stopped = signals::received();
-    let failed = summarise(&children, &config.socket, spec.width);
-    let code = if let Some(stopped) = stopped {
-        say.line(&format!("up: stopped by {}", signals::name(stopped)));
-        exit::signaled(stopped)
-    } else if failed > 0 {
-        Say::error(&format!(
-            "up: {failed} of {} scripts failed; not running the main command",
-            children.len()
-        ));
-        exit::ERROR
-    } else if let Some((program, args)) = spec.command.split_first() {
-        let mut command = Command::new(program);
-        command.args(args).env("UNITSYNC_SOCKET", &config.socket);
-        let pid = spawn(&mut command, false, None)
-            .map_err(|err| Error::Spawn { what: program.to_string_lossy().into_owned(), err })?;
-        let mut main = vec![Child {
-            name: program.to_string_lossy().into_owned(),
-            unit: None,
-            pid,
-            began: Instant::now(),
-            ended: None,
-            timed_out: false,
-        }];
-        supervise(&mut main, Duration::ZERO);
-        main[0].ended.map_or(exit::ERROR, |(code, _)| code as u8)
-    } else {
-        exit::SUCCESS
-    };
-    // Whatever the scripts left running goes with us.
-    for child in &children {
-        let _ = killpg(child.pid, Signal::SIGKILL);
-    }
-    reap_all();
+    let mut up = Up::new(spec, config.socket.clone(), say);
+    let code = up.run(scripts);
     running.stop("up: stopping");
     Ok(code)
 }
 
-/// The scripts to run: executables in `--dir`, sorted, then the named ones.
-fn collect(spec: &Spec) -> Result<Vec<Script>, Error> {
-    let mut paths = Vec::new();
-    if let Some(dir) = &spec.dir {
-        let dir_err = |err| Error::Dir { path: dir.clone(), err };
-        let mut found: Vec<PathBuf> = fs::read_dir(dir)
-            .map_err(dir_err)?
-            .filter_map(Result::ok)
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .map(|e| e.path())
-            .filter(|p| {
-                fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+struct Up<'a> {
+    spec: &'a Spec,
+    socket: PathBuf,
+    client: Client,
+    say: Say,
+    children: Vec<Child>,
+    main: Option<Main>,
+    /// The server's view of every unit, as of the last [`Up::poll`].
+    units: HashMap<String, UnitView>,
+    now: f64,
+}
+
+impl<'a> Up<'a> {
+    fn new(spec: &'a Spec, socket: PathBuf, say: Say) -> Up<'a> {
+        let client = Client::new(socket.clone(), Duration::ZERO);
+        Up {
+            spec,
+            socket,
+            client,
+            say,
+            children: Vec::new(),
+            main: None,
+            units: HashMap::new(),
+            now: 0.0,
+        }
+    }
+
+    fn run(&mut self, scripts: Vec<Script>) -> u8 {
+        self.declare(&scripts);
+        self.spawn_all(scripts);
+        let startup = self.startup();
+        let (code, summarised) = match startup {
+            Startup::Interrupted(signal) => {
+                self.say.line(&format!("up: stopped by {} during startup", signals::name(signal)));
+                self.shutdown(signal);
+                (exit::signaled(signal), false)
+            }
+            Startup::Settled => self.after_startup(),
+        };
+        // A final word on every unit that was still running at the first.
+        if !summarised {
+            self.poll();
+            self.summarise();
+        }
+        code
+    }
+
+    /// Registers every script's unit and edges before any script runs, so
+    /// that others can depend on a script without a header by name; fails
+    /// at once the unit of a script that cannot run.
+    fn declare(&mut self, scripts: &[Script]) {
+        for script in scripts {
+            let (after, soft_after) = script.edges();
+            let unit = script.unit.clone();
+            let _ = self.client.call(&Request::Want {
+                unit: unit.clone(),
+                deps: after.to_vec(),
+                soft: false,
+            });
+            if !soft_after.is_empty() {
+                let _ = self.client.call(&Request::Want {
+                    unit: unit.clone(),
+                    deps: soft_after.to_vec(),
+                    soft: true,
+                });
+            }
+            if let Some(why) = &script.unrunnable {
+                self.refuse(script, why);
+            }
+        }
+    }
+
+    /// Starts every script that can run. One that cannot be started (a
+    /// missing interpreter, say) fails its unit and counts as failed.
+    fn spawn_all(&mut self, scripts: Vec<Script>) {
+        let width = scripts.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for mut script in scripts {
+            let stop_timeout = script
+                .header
+                .as_ref()
+                .and_then(|h| h.stop_timeout)
+                .unwrap_or(self.spec.stop_timeout);
+            let (mut pid, mut relays) = (None, None);
+            if script.unrunnable.is_none() {
+                let mut command = self.command_for(&script, stop_timeout);
+                let label = format!("{:<width$} | ", script.name);
+                match procs::spawn(&mut command, true, Some(label)) {
+                    Ok((started, output)) => (pid, relays) = (Some(started), output),
+                    Err(e) => {
+                        let why = format!("cannot run it: {e}");
+                        self.refuse(&script, &why);
+                        script.unrunnable = Some(why);
+                    }
+                }
+            }
+            self.children.push(Child {
+                script,
+                pid,
+                began: Instant::now(),
+                ended: None,
+                relays,
+                stop_timeout,
+                stop: None,
+            });
+        }
+    }
+
+    /// Reports a script that cannot run and fails its unit, so that its
+    /// dependents stop at once. An error, not chatter: printed even with -q.
+    fn refuse(&mut self, script: &Script, why: &str) {
+        eprintln!("unitsync: up: {}: {why}; counted as failed", script.path.display());
+        let reason = Some(why.to_owned());
+        let _ = self.client.call(&Request::Fail { unit: script.unit.clone(), reason });
+    }
+
+    /// The command that runs a script: through `unitsync run` if it has a
+    /// header, as it is otherwise.
+    fn command_for(&self, script: &Script, stop_timeout: Duration) -> Command {
+        let mut command = match &script.header {
+            Some(header) => {
+                let mut command = Command::new(self_exe());
+                // The server's log already tells the story: only errors.
+                command.args(["-q", "run"]).arg(&script.unit);
+                for dep in &header.after {
+                    command.arg("--after").arg(dep);
+                }
+                for dep in &header.soft_after {
+                    command.arg("--soft-after").arg(dep);
+                }
+                if let Some(ready) = &header.ready {
+                    command.arg("--ready").arg(ready);
+                }
+                if let Some(timeout) = header.ready_timeout {
+                    command.arg("--ready-timeout").arg(millis(timeout));
+                }
+                command.arg("--stop-timeout").arg(millis(stop_timeout));
+                command.arg("--").arg(&script.path);
+                command
+            }
+            None => {
+                let mut command = Command::new(&script.path);
+                command.env("UNITSYNC_UNIT", &script.unit);
+                command
+            }
+        };
+        command.env("UNITSYNC_SOCKET", &self.socket);
+        command
+    }
+
+    /// Waits until every script is settled (its unit completed, ready or
+    /// failed, its output relayed), enforcing `--script-timeout`.
+    fn startup(&mut self) -> Startup {
+        loop {
+            self.poll();
+            if let Some(signal) = signals::received() {
+                return Startup::Interrupted(signal);
+            }
+            self.enforce_script_timeout();
+            self.escalate();
+            if self.settled() {
+                return Startup::Settled;
+            }
+            thread::sleep(TICK);
+        }
+    }
+
+    /// After a settled startup: the summary, then the main command (or the
+    /// services alone) until it ends or a stop signal, then the shutdown.
+    /// Returns the exit code and whether the last summary is current.
+    fn after_startup(&mut self) -> (u8, bool) {
+        let failed = self.summarise();
+        let still_running = self.children.iter().any(Child::running);
+        if failed > 0 {
+            self.say.line(&format!(
+                "up: {failed} of {} scripts failed; not running the main command",
+                self.children.len()
+            ));
+            self.shutdown(Signal::SIGTERM as i32);
+            return (exit::ERROR, !still_running);
+        }
+        let code = match self.spec.command.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).env("UNITSYNC_SOCKET", &self.socket);
+                match procs::spawn(&mut command, false, None) {
+                    Ok((pid, _)) => {
+                        self.main = Some(Main { pid, ended: None });
+                        self.steady(|up| up.main.as_ref().is_some_and(|m| m.ended.is_some()));
+                        None
+                    }
+                    Err(e) => {
+                        // As a shell would: missing, or not runnable.
+                        let code = match e.kind() {
+                            io::ErrorKind::NotFound => exit::NOT_FOUND,
+                            _ => exit::NOT_EXECUTABLE,
+                        };
+                        eprintln!("unitsync: up: cannot run {}: {e}", program.to_string_lossy());
+                        Some(code)
+                    }
+                }
+            }
+            None => {
+                if still_running {
+                    self.say.line("up: services are running; stop them with SIGTERM or SIGINT");
+                }
+                self.steady(|up| !up.children.iter().any(Child::running));
+                None
+            }
+        };
+        let signal = signals::received();
+        match (signal, self.main.as_ref().and_then(|m| m.ended)) {
+            (Some(signal), _) => {
+                self.say.line(&format!("up: stopping on {}", signals::name(signal)))
+            }
+            (None, Some(code)) if self.children.iter().any(Child::running) => {
+                self.say.line(&format!(
+                    "up: the main command ended ({}); stopping the services",
+                    exit_reason(code)
+                ))
+            }
+            _ => {}
+        }
+        self.shutdown(signal.unwrap_or(Signal::SIGTERM as i32));
+        let code = code.unwrap_or_else(|| match &self.main {
+            Some(main) => main.ended.map_or(exit::ERROR, |c| c as u8),
+            None => match self.failures() {
+                0 => exit::SUCCESS,
+                _ => exit::ERROR,
+            },
+        });
+        (code, !still_running && self.children.iter().all(|c| c.stop.is_none()))
+    }
+
+    /// While CMD or the services run: reaps (and ends the units of scripts
+    /// that exit) until `done` or a stop signal. The server is asked about
+    /// the units only when a script ended, not at every tick.
+    fn steady(&mut self, done: impl Fn(&Self) -> bool) {
+        while !done(self) && signals::received().is_none() {
+            if self.reap() {
+                self.refresh();
+            }
+            thread::sleep(TICK);
+        }
+    }
+
+    /// Reaps what ended, ends the units of scripts that did not, and
+    /// refreshes the view of every unit.
+    fn poll(&mut self) {
+        self.reap();
+        self.refresh();
+    }
+
+    fn refresh(&mut self) {
+        if let Ok(Body::List { units, now }) = self.client.call(&Request::List) {
+            self.units = units.into_iter().map(|u| (u.unit.clone(), u)).collect();
+            self.now = now;
+        }
+    }
+
+    /// Reaps every process that ended and records the ends of ours, ending
+    /// the units of scripts that did not. Returns whether one of ours ended.
+    fn reap(&mut self) -> bool {
+        let mut ours = false;
+        let (ended, _) = procs::reap();
+        for (pid, code) in ended {
+            if let Some(main) = self.main.as_mut().filter(|m| m.pid == pid) {
+                main.ended = Some(code);
+                ours = true;
+            }
+            if let Some(i) = self.children.iter().position(|c| c.pid == Some(pid)) {
+                let child = &mut self.children[i];
+                child.ended = Some((code, child.began.elapsed()));
+                self.end_unit(i, code);
+                ours = true;
+            }
+        }
+        ours
+    }
+
+    /// Once a script exited: completes its unit (exit 0, or stopped by
+    /// `up`) or fails it, unless the script (or `run`) already ended it.
+    fn end_unit(&mut self, i: usize, code: i32) {
+        let child = &self.children[i];
+        let unit = child.script.unit.clone();
+        let status = match self.client.call(&Request::Status { unit: unit.clone() }) {
+            Ok(Body::Status { unit, .. }) => unit.status,
+            _ => return,
+        };
+        if matches!(status, Status::Completed | Status::Failed) {
+            return;
+        }
+        let stopped = child.stop.as_ref().is_some_and(|s| !s.timed_out);
+        let request = if stopped {
+            Request::Complete { unit, note: Some(STOPPED.to_owned()) }
+        } else if code == 0 {
+            Request::Complete { unit, note: None }
+        } else {
+            Request::Fail { unit, reason: Some(exit_reason(code)) }
+        };
+        let _ = self.client.call(&request);
+    }
+
+    fn status(&self, unit: &str) -> Option<Status> {
+        self.units.get(unit).map(|u| u.status)
+    }
+
+    /// Whether every script is settled: its unit ready, or (without a
+    /// header) ended by the script, or the script ended and its output is
+    /// relayed as far as it will be without waiting on a background
+    /// process that holds the pipe.
+    fn settled(&self) -> bool {
+        let mut drain = Vec::new();
+        for child in &self.children {
+            let status = self.status(&child.script.unit);
+            let settled = match (child.pid, child.ended) {
+                (None, _) => true,
+                (Some(_), Some(_)) => match &child.relays {
+                    Some(relays) if !relays.done() => {
+                        drain.push(child);
+                        true
+                    }
+                    _ => true,
+                },
+                (Some(_), None) => {
+                    let own_end = child.script.header.is_none()
+                        && matches!(status, Some(Status::Completed | Status::Failed));
+                    own_end || is_ready(status)
+                }
+            };
+            if !settled {
+                return false;
+            }
+        }
+        // Only now, when nothing else is left to wait for, look for who
+        // holds the pipes of scripts that ended.
+        drain.into_iter().all(|child| {
+            let relays = child.relays.as_ref().expect("only children with relays are drained");
+            relays.done()
+                || match relays.held_by_others() {
+                    Some(held) => held,
+                    None => child
+                        .ended
+                        .is_some_and(|(_, ran)| child.began.elapsed() >= ran + BLIND_DRAIN),
+                }
+        })
+    }
+
+    fn enforce_script_timeout(&mut self) {
+        let timeout = self.spec.script_timeout;
+        if timeout.is_zero() {
+            return;
+        }
+        let over: Vec<usize> = (0..self.children.len())
+            .filter(|&i| {
+                let child = &self.children[i];
+                let status = self.status(&child.script.unit);
+                child.running()
+                    && child.stop.is_none()
+                    && !is_ready(status)
+                    && child.began.elapsed() >= timeout
             })
             .collect();
-        found.sort_unstable();
-        paths.extend(found);
+        for i in over {
+            self.say.line(&format!(
+                "up: {}: still running after --script-timeout {}; stopping it",
+                self.children[i].script.name,
+                human(timeout)
+            ));
+            self.stop(i, true);
+        }
     }
-    for path in &spec.scripts {
-        match fs::metadata(path) {
-            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => paths.push(path.clone()),
-            Ok(_) => {
-                let problem = "is not an executable file; chmod +x it".to_owned();
-                return Err(Error::Script { path: path.clone(), problem });
+
+    /// SIGTERM to a script: to its process group if it has no header, to
+    /// its `run` process otherwise (which forwards it to its command and
+    /// escalates by itself).
+    fn stop(&mut self, i: usize, timed_out: bool) {
+        let status = self.status(&self.children[i].script.unit);
+        let had_failed = status == Some(Status::Failed);
+        let child = &mut self.children[i];
+        let waiting = child.script.header.is_some() && status == Some(Status::Pending);
+        let Some(pid) = child.pid else { return };
+        match child.script.header {
+            Some(_) => {
+                let _ = kill(pid, Signal::SIGTERM);
             }
-            Err(e) => return Err(Error::Script { path: path.clone(), problem: e.to_string() }),
+            None => procs::signal_group(pid, Signal::SIGTERM),
         }
+        child.stop =
+            Some(Stop { at: Instant::now(), timed_out, killed: None, had_failed, waiting });
     }
-    let scripts: Vec<Script> = paths.into_iter().map(script).collect::<Result<_, _>>()?;
-    for (i, a) in scripts.iter().enumerate() {
-        let unit = |s: &Script| s.unit.as_ref().map(|o| o.unit.clone());
-        if let Some(other) = scripts[..i].iter().find(|b| unit(b).is_some() && unit(b) == unit(a)) {
-            let problem = format!(
-                "declares unit {} like {}; give one of them another unit= in its header",
-                unit(a).unwrap_or_default(),
-                other.path.display()
-            );
-            return Err(Error::Script { path: a.path.clone(), problem });
-        }
-    }
-    Ok(scripts)
-}
 
-/// Reads a script's `# unitsync:` header, if it has one.
-fn script(path: PathBuf) -> Result<Script, Error> {
-    let name = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let mut head = String::new();
-    let file = fs::File::open(&path)
-        .map_err(|e| Error::Script { path: path.clone(), problem: e.to_string() })?;
-    // Only the start matters, and it may be a binary: read a little, lossily.
-    let mut bytes = Vec::new();
-    let _ = file.take(4096).read_to_end(&mut bytes);
-    head.push_str(&String::from_utf8_lossy(&bytes));
-    let unit =
-        header(&head, &name).map_err(|problem| Error::Script { path: path.clone(), problem })?;
-    Ok(Script { path, name, unit })
-}
-
-/// Parses the header out of the first lines of a script. `name` is the
-/// file name, whose stem names the unit unless `unit=` does.
-fn header(head: &str, name: &str) -> Result<Option<Order>, String> {
-    let mut words = Vec::new();
-    for line in head.lines().take(HEADER_LINES) {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with("#!") {
-            continue;
-        }
-        let Some(comment) = line.strip_prefix('#') else { break };
-        if let Some(rest) = comment.trim().strip_prefix("unitsync:") {
-            words.extend(rest.split_whitespace().map(str::to_owned));
-        }
-    }
-    if words.is_empty() {
-        return Ok(None);
-    }
-    let stem = name.split_once('.').map_or(name, |(stem, _)| stem);
-    let mut order = Order { unit: stem.to_owned(), after: Vec::new(), soft_after: Vec::new() };
-    let list =
-        |v: &str| v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
-    for word in words {
-        match word.split_once('=') {
-            Some(("after", v)) => order.after.extend(list(v)),
-            Some(("soft-after", v)) => order.soft_after.extend(list(v)),
-            Some(("unit", v)) if !v.is_empty() => order.unit = v.to_owned(),
-            _ => {
-                return Err(format!(
-                    "unknown header word {word:?}; a '# unitsync:' line takes after=A,B soft-after=C unit=NAME"
+    /// SIGKILL to every stopped script still running after its stop timeout.
+    fn escalate(&mut self) {
+        for child in self.children.iter_mut().filter(|c| c.ended.is_none()) {
+            let (Some(pid), Some(stop)) = (child.pid, child.stop.as_mut()) else { continue };
+            // A stop timeout of 0 never sends SIGKILL (as for `run`): the
+            // grace still bounds the wait.
+            let due = !child.stop_timeout.is_zero() && stop.at.elapsed() >= child.stop_timeout;
+            if stop.killed.is_none() && due {
+                stop.killed = Some(child.stop_timeout);
+                self.say.line(&format!(
+                    "up: {}: still running {} after SIGTERM; killing it (SIGKILL)",
+                    child.script.unit,
+                    human(child.stop_timeout)
                 ));
+                procs::signal_tree(pid, Signal::SIGKILL);
             }
         }
     }
-    Ok(Some(order))
-}
 
-/// Starts a child with our stop signals unblocked, optionally in a process
-/// group of its own and with its output prefixed. Returns its pid.
-fn spawn(
-    command: &mut Command,
-    own_group: bool,
-    prefix: Option<(&str, usize, &Arc<AtomicUsize>)>,
-) -> io::Result<Pid> {
-    command.stdin(Stdio::null());
-    if prefix.is_some() {
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
-    signals::reset_in_child(command, own_group);
-    let mut child = command.spawn()?;
-    if let Some((name, width, live)) = prefix {
-        let label = format!("{name:<width$} | ");
-        if let Some(out) = child.stdout.take() {
-            relay(out, label.clone(), false, live);
-        }
-        if let Some(err) = child.stderr.take() {
-            relay(err, label, true, live);
-        }
-    }
-    // The supervising loop reaps it with waitpid(-1); the handle is dropped.
-    Ok(Pid::from_raw(child.id() as i32))
-}
-
-/// Copies a child's output line by line, each line prefixed and written in
-/// one call, so lines of different scripts never interleave.
-fn relay(
-    stream: impl Read + Send + 'static,
-    label: String,
-    to_stderr: bool,
-    live: &Arc<AtomicUsize>,
-) {
-    live.fetch_add(1, Ordering::SeqCst);
-    let counter = live.clone();
-    let spawned =
-        thread::Builder::new().name("relay".into()).stack_size(64 * 1024).spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                if !line.ends_with(b"\n") {
-                    line.push(b'\n');
+    /// The ordered shutdown (README.md, "Stopping"): the main command first,
+    /// then the running units in reverse dependency order, in parallel
+    /// where independent, all within `--grace`; then everything left.
+    fn shutdown(&mut self, signal: i32) {
+        let deadline = Instant::now() + self.spec.grace;
+        if let Some(pid) = self.main.as_ref().filter(|m| m.ended.is_none()).map(|m| m.pid) {
+            let signal = Signal::try_from(signal).unwrap_or(Signal::SIGTERM);
+            let _ = kill(pid, signal);
+            let kill_at = (Instant::now() + self.spec.stop_timeout).min(deadline);
+            let mut killed = false;
+            while self.main.as_ref().is_some_and(|m| m.ended.is_none()) {
+                if !killed && Instant::now() >= kill_at {
+                    killed = true;
+                    self.say.line(&format!(
+                        "up: the main command is still running {} after {}; killing it (SIGKILL)",
+                        human(self.spec.stop_timeout),
+                        signals::name(signal as i32)
+                    ));
+                    procs::signal_tree(pid, Signal::SIGKILL);
                 }
-                let mut out = label.clone().into_bytes();
-                out.extend_from_slice(&line);
-                let _ = match to_stderr {
-                    true => io::stderr().lock().write_all(&out),
-                    false => io::stdout().lock().write_all(&out),
-                };
-                line.clear();
-            }
-            counter.fetch_sub(1, Ordering::SeqCst);
-        });
-    if spawned.is_err() {
-        live.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Waits until every child has ended, reaping orphans on the way,
-/// forwarding stop signals and enforcing the timeout.
-fn supervise(children: &mut [Child], timeout: Duration) {
-    let mut forwarded: Option<Instant> = None;
-    while children.iter().any(|c| c.ended.is_none()) {
-        reap(children);
-        let signal = signals::received();
-        if let (Some(signal), None) = (signal, forwarded) {
-            forwarded = Some(Instant::now());
-            for child in children.iter().filter(|c| c.ended.is_none()) {
-                terminate(child.pid, Signal::try_from(signal).unwrap_or(Signal::SIGTERM));
+                self.poll();
+                thread::sleep(TICK);
             }
         }
-        if forwarded.is_some_and(|at| at.elapsed() >= GRACE) {
-            for child in children.iter().filter(|c| c.ended.is_none()) {
-                terminate(child.pid, Signal::SIGKILL);
+        let mut over = false;
+        while self.children.iter().any(Child::running) {
+            self.poll();
+            for i in self.stoppable() {
+                self.say.line(&format!("up: stopping {}", self.children[i].script.unit));
+                self.stop(i, false);
             }
-        }
-        if !timeout.is_zero() {
-            for child in children.iter_mut().filter(|c| c.ended.is_none()) {
-                let over = child.began.elapsed().saturating_sub(timeout);
-                if !over.is_zero() && !child.timed_out {
-                    child.timed_out = true;
-                    terminate(child.pid, Signal::SIGTERM);
-                } else if over >= GRACE {
-                    terminate(child.pid, Signal::SIGKILL);
+            self.escalate();
+            if !over && Instant::now() >= deadline {
+                over = true;
+                let running: Vec<usize> =
+                    (0..self.children.len()).filter(|&i| self.children[i].running()).collect();
+                for i in running {
+                    self.say.line(&format!(
+                        "up: {}: still running when the grace of {} was over; killing it (SIGKILL)",
+                        self.children[i].script.unit,
+                        human(self.spec.grace)
+                    ));
+                    if self.children[i].stop.is_none() {
+                        self.stop(i, false);
+                    }
+                    let child = &mut self.children[i];
+                    if let Some(stop) = child.stop.as_mut() {
+                        stop.killed = Some(stop.at.elapsed());
+                    }
+                    procs::signal_tree(
+                        child.pid.expect("running children have a pid"),
+                        Signal::SIGKILL,
+                    );
                 }
             }
-        }
-        thread::sleep(TICK);
-    }
-}
-
-/// Signals a child's whole process group, or the child alone if it has none.
-fn terminate(pid: Pid, signal: Signal) {
-    if killpg(pid, signal).is_err() {
-        let _ = kill(pid, signal);
-    }
-}
-
-/// Reaps every process that has ended, without waiting, and records the
-/// ends of `children`. Returns false once no child process is left at all.
-fn reap(children: &mut [Child]) -> bool {
-    loop {
-        let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => (pid, code),
-            Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                (pid, i32::from(exit::signaled(signal as i32)))
+            // A process stuck in the kernel does not die even of SIGKILL:
+            // do not wait for it forever.
+            if over && Instant::now() >= deadline + SWEEP {
+                break;
             }
-            Ok(WaitStatus::StillAlive) => return true,
-            Err(_) => return false,
-            Ok(_) => continue,
+            thread::sleep(TICK);
+        }
+        self.sweep(deadline);
+    }
+
+    /// The running scripts that may get their stop signal now: not yet
+    /// signalled, and no other running script's unit depends on theirs,
+    /// directly or through units that are not running.
+    fn stoppable(&self) -> Vec<usize> {
+        let running: Vec<&Child> = self.children.iter().filter(|c| c.running()).collect();
+        let mut needed: HashSet<&str> = HashSet::new();
+        for child in &running {
+            let mut next = vec![child.script.unit.as_str()];
+            let mut seen = HashSet::new();
+            while let Some(unit) = next.pop() {
+                for dep in self.units.get(unit).into_iter().flat_map(|u| &u.dependencies) {
+                    if seen.insert(dep.unit.as_str()) {
+                        next.push(&dep.unit);
+                    }
+                }
+            }
+            needed.extend(seen);
+        }
+        (0..self.children.len())
+            .filter(|&i| {
+                let child = &self.children[i];
+                child.running()
+                    && child.stop.is_none()
+                    && !needed.contains(child.script.unit.as_str())
+            })
+            .collect()
+    }
+
+    /// Everything still alive that `up` started, daemons included: SIGTERM,
+    /// then SIGKILL once the grace is over (and at least [`SWEEP`] later).
+    fn sweep(&mut self, deadline: Instant) {
+        let left = || match procs::left_behind() {
+            Some(pids) => pids,
+            // Without /proc, the groups of the scripts and the main command.
+            None => self
+                .children
+                .iter()
+                .filter_map(|c| c.pid)
+                .chain(self.main.as_ref().map(|m| m.pid))
+                .collect(),
         };
-        if let Some(child) = children.iter_mut().find(|c| c.pid == pid) {
-            child.ended = Some((code, child.began.elapsed()));
+        let first = left();
+        if !first.is_empty() {
+            self.say.line(&format!(
+                "up: stopping {} process{} left behind",
+                first.len(),
+                if first.len() == 1 { "" } else { "es" }
+            ));
+            for &pid in &first {
+                procs::signal_group(pid, Signal::SIGTERM);
+            }
+            let kill_at = deadline.max(Instant::now() + SWEEP);
+            loop {
+                let (_, any) = procs::reap();
+                let now_left = left();
+                if !any || now_left.is_empty() {
+                    break;
+                }
+                if Instant::now() >= kill_at {
+                    for pid in now_left {
+                        procs::signal_group(pid, Signal::SIGKILL);
+                    }
+                    break;
+                }
+                thread::sleep(TICK);
+            }
         }
+        // Reap what the SIGKILLs leave, so that nothing stays a zombie.
+        let until = Instant::now() + SWEEP;
+        while procs::reap().1 && Instant::now() < until {
+            thread::sleep(TICK);
+        }
+        self.poll();
     }
-}
 
-/// Reaps what is left for a moment, so that nothing stays a zombie.
-fn reap_all() {
-    let deadline = Instant::now() + Duration::from_millis(200);
-    while reap(&mut []) && Instant::now() < deadline {
-        thread::sleep(TICK);
+    /// How many scripts failed: not run, ended badly, or their unit failed
+    /// (a script that `up` stopped did not fail).
+    fn failures(&self) -> usize {
+        self.children.iter().filter(|c| self.result(c).1).count()
     }
-}
 
-/// Prints the summary: one row per script, then the units' timeline.
-/// Returns how many scripts failed.
-fn summarise(children: &[Child], socket: &Path, width: usize) -> usize {
-    let mut client = Client::new(socket.to_owned(), Duration::ZERO);
-    let (units, now): (Vec<UnitView>, f64) = match client.call(&Request::List) {
-        Ok(Body::List { units, now }) => (units, now),
-        _ => (Vec::new(), 0.0),
-    };
-    let mut rows = vec![["SCRIPT", "UNIT", "RESULT", "WAITED", "RAN"].map(String::from)];
-    let mut failed = 0;
-    for child in children {
-        let view = child.unit.as_ref().and_then(|u| units.iter().find(|v| v.unit == *u));
-        let (code, ran) = child.ended.unwrap_or((i32::from(exit::ERROR), Duration::ZERO));
-        failed += usize::from(code != 0);
+    /// A script's result for the summary, and whether it counts as failed.
+    fn result(&self, child: &Child) -> (String, bool) {
+        let view = self.units.get(&child.script.unit);
+        let reason = view.and_then(|v| v.reason.as_deref());
+        let status = view.map(|v| v.status);
+        if let Some(why) = &child.script.unrunnable {
+            return (format!("not run: {why}"), true);
+        }
+        if let Some(stop) = &child.stop {
+            if stop.timed_out {
+                return ("timed out (--script-timeout)".to_owned(), true);
+            }
+            if stop.had_failed {
+                return (format!("failed: {}", reason.unwrap_or("unknown")), true);
+            }
+            if stop.waiting {
+                return ("not run: stopped while waiting".to_owned(), false);
+            }
+            let killed = match stop.killed {
+                Some(after) => format!(" (killed after {})", human(after)),
+                None => String::new(),
+            };
+            return (format!("{STOPPED}{killed}"), false);
+        }
         let failed_by = view.and_then(|v| v.failed_by.as_deref());
-        let result = match (code, view.and_then(|v| v.reason.as_deref())) {
-            (0, _) => "ok".to_owned(),
-            _ if child.timed_out => "timed out (--script-timeout)".to_owned(),
-            // A dependency failed its unit before the script could run; the
-            // reason says which and why.
-            (_, Some(reason)) if failed_by.is_some() => format!("not run: {reason}"),
-            (_, Some(reason)) => format!("failed: {reason}"),
-            (code, None) => match exit::signal_in(code) {
-                Some(signal) => format!("failed: killed by {}", signals::name(signal)),
-                None => format!("failed: exit status {code}"),
+        let note = view.and_then(|v| v.note.as_deref());
+        match child.ended {
+            // Stopped by someone else's signal, as `run` tells.
+            Some(_) if status == Some(Status::Completed) && note == Some(STOPPED) => {
+                (STOPPED.to_owned(), false)
+            }
+            Some((0, _)) if status != Some(Status::Failed) => ("ok".to_owned(), false),
+            Some((code, _)) => match reason {
+                // A dependency failed its unit before the script could run;
+                // the reason says which and why.
+                Some(reason) if failed_by.is_some() => (format!("not run: {reason}"), true),
+                Some(reason) => (format!("failed: {reason}"), true),
+                None => (format!("failed: {}", exit_reason(code)), true),
             },
-        };
-        let waited = view.and_then(|v| v.waited).map_or("-".to_owned(), human_secs);
-        let ran = view.and_then(|v| v.ran).map_or_else(|| human(ran), human_secs);
-        let unit = child.unit.clone().unwrap_or_else(|| "-".to_owned());
-        rows.push([child.name.clone(), unit, result, waited, ran]);
+            None => match status {
+                Some(Status::Failed) => (format!("failed: {}", reason.unwrap_or("unknown")), true),
+                s if is_ready(s) => ("ready".to_owned(), false),
+                Some(Status::Completed) => ("completed, still running".to_owned(), false),
+                _ => ("running".to_owned(), false),
+            },
+        }
     }
-    let mut text = String::from("\n");
-    text += &render::columns(&rows);
-    if !units.is_empty() {
-        text.push('\n');
-        text += &render::timeline(&units, now, width);
+
+    /// Prints the summary: one row per script, then the units' timeline.
+    /// Returns how many scripts failed.
+    fn summarise(&self) -> usize {
+        let mut rows = vec![["SCRIPT", "UNIT", "RESULT", "WAITED", "RAN"].map(String::from)];
+        let mut failed = 0;
+        for child in &self.children {
+            let view = self.units.get(&child.script.unit);
+            let (result, bad) = self.result(child);
+            failed += usize::from(bad);
+            let waited = view.and_then(|v| v.waited).map_or("-".to_owned(), human_secs);
+            let ran = match (view.and_then(|v| v.ran), child.ended, child.pid) {
+                (Some(ran), _, _) => human_secs(ran),
+                (None, Some((_, ran)), _) => human(ran),
+                (None, None, Some(_)) => human(child.began.elapsed()),
+                (None, None, None) => "-".to_owned(),
+            };
+            rows.push([child.script.name.clone(), child.script.unit.clone(), result, waited, ran]);
+        }
+        let mut text = String::from("\n");
+        text += &render::columns(&rows);
+        let mut units: Vec<UnitView> = self.units.values().cloned().collect();
+        units.sort_by(|a, b| a.unit.cmp(&b.unit));
+        if !units.is_empty() {
+            text.push('\n');
+            text += &render::timeline(&units, self.now, self.spec.width);
+        }
+        let _ = io::stdout().lock().write_all(text.as_bytes());
+        failed
     }
-    let _ = io::stdout().lock().write_all(text.as_bytes());
-    failed
+}
+
+/// Whether a unit in this status lets its dependents start while its
+/// script keeps running.
+fn is_ready(status: Option<Status>) -> bool {
+    status == Some(Status::Ready)
+}
+
+/// A duration as a flag's value that `run` parses back exactly enough.
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+/// Why a script failed, from its exit code: as `run` words it.
+fn exit_reason(code: i32) -> String {
+    match exit::signal_in(code) {
+        Some(signal) => format!("killed by {}", signals::name(signal)),
+        None => format!("exit status {code}"),
+    }
 }
 
 /// This binary, to run a headered script through `unitsync run`. Falls
@@ -490,37 +838,5 @@ mod tests {
         let up = Error::Server(server::Error::Journal(journal));
         assert_eq!(up.to_string(), format!("up: state file state: {found}"));
         assert!(up.source().is_none());
-    }
-
-    #[test]
-    fn headers_declare_run_style_ordering() {
-        let order = |unit: &str, after: &[&str], soft: &[&str]| Order {
-            unit: unit.into(),
-            after: after.iter().map(|s| s.to_string()).collect(),
-            soft_after: soft.iter().map(|s| s.to_string()).collect(),
-        };
-        assert_eq!(header("#!/bin/sh\necho hi\n", "a.sh"), Ok(None));
-        assert_eq!(
-            header(
-                "#!/bin/sh\n# unitsync: after=git-clone,apt-install\n# unitsync: soft-after=cache\n",
-                "pip-install.sh"
-            ),
-            Ok(Some(order("pip-install", &["git-clone", "apt-install"], &["cache"])))
-        );
-        assert_eq!(
-            header(
-                "#!/bin/sh\n\n# set things up\n# unitsync: unit=org.setup after=a\nexit 0\n",
-                "10-setup.sh"
-            ),
-            Ok(Some(order("org.setup", &["a"], &[])))
-        );
-        // Only the leading comments count.
-        assert_eq!(header("#!/bin/sh\necho\n# unitsync: after=a\n", "x.sh"), Ok(None));
-        assert_eq!(header("# unitsync:\n", "plain"), Ok(None));
-        assert!(
-            header("# unitsync: before=a\n", "x.sh")
-                .unwrap_err()
-                .contains("unknown header word \"before=a\"")
-        );
     }
 }

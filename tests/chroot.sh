@@ -22,6 +22,10 @@ mknod -m 666 "$root/dev/null" c 1 3
 chmod 1777 "$root/tmp"
 cp examples/container/entrypoint.sh "$root/entrypoint.sh"
 cp examples/container/startup/*.sh "$root/startup/"
+# The example's web service listens on 8080; another test on this machine
+# may hold that port, so this run takes one of its own.
+port=$((20000 + $$ % 20000))
+sed -i "s/8080/$port/g" "$root/startup/web.sh" "$root/startup/probe.sh"
 chroot "$root" /bin/busybox --install -s /bin
 
 fail() {
@@ -29,20 +33,41 @@ fail() {
 	exit 1
 }
 
-# 1. The whole graph succeeds; the main command runs last.
-chroot "$root" /entrypoint.sh sh -c 'echo main >> /run/order' >"$root/stdout" 2>"$root/stderr" ||
+# Processes whose root is the chroot: none may outlive the entry script.
+left_in_root() {
+	for proc in /proc/[0-9]*; do
+		[ "$(readlink "$proc/root" 2>/dev/null)" = "$root" ] && echo "${proc#/proc/}"
+	done
+	return 0
+}
+
+# 1. The whole graph succeeds; the main command runs while the web service
+# serves, and the service is stopped after it.
+main="wget -q -O /run/main.out http://127.0.0.1:$port/ && echo main >> /run/order"
+chroot "$root" /entrypoint.sh sh -c "$main" >"$root/stdout" 2>"$root/stderr" ||
 	fail "entrypoint exited $?: $(cat "$root/stdout" "$root/stderr")"
 expected="fetch
 build
 serve-config
-main"
+web
+probe
+main
+web stopped"
 [ "$(cat "$root/run/order")" = "$expected" ] || fail "order was: $(cat "$root/run/order"); $(cat "$root/stderr")"
 grep -q "config for fetched" "$root/run/app.conf" || fail "serve-config did not see the build"
+grep -q "config for fetched" "$root/run/fetched" || fail "probe did not reach the web service"
+grep -q "config for fetched" "$root/run/main.out" || fail "the main command did not reach the web service"
 grep -q "^build.sh *build *ok" "$root/stdout" || fail "no summary: $(cat "$root/stdout")"
-echo "tests/chroot.sh: ok: fetch -> build -> serve-config -> main in a busybox-only root"
+grep -q "^web.sh *web *ready" "$root/stdout" || fail "web is not ready in the summary: $(cat "$root/stdout")"
+grep -q "^web.sh *web *stopped" "$root/stdout" || fail "web is not stopped in the summary: $(cat "$root/stdout")"
+[ -z "$(left_in_root)" ] || fail "processes outlived the entrypoint: $(left_in_root)"
+if busybox wget -q -T 2 -O /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then
+	fail "the web service still answers on port $port"
+fi
+echo "tests/chroot.sh: ok: fetch -> build -> serve-config -> web (a service) -> probe -> main, then web stopped, in a busybox-only root"
 
 # 2. fetch fails: its dependents exit 5 at once, the main command never runs.
-rm -f "$root/run/order" "$root/run/app."*
+rm -rf "$root/run/"*
 status=0
 FETCH_FAIL=1 chroot "$root" /entrypoint.sh sh -c 'echo main >> /run/order' >"$root/stdout" 2>"$root/stderr" || status=$?
 [ "$status" = 1 ] || fail "entrypoint exited $status with a failing fetch, want 1"
@@ -51,4 +76,7 @@ grep -q "build.sh *build *not run: dependency fetch failed: exit status 2" "$roo
 	fail "no dependency failure: $(cat "$root/stdout" "$root/stderr")"
 grep -q "serve-config.sh *serve-config *not run: dependency build failed" "$root/stdout" ||
 	fail "no cascade: $(cat "$root/stdout")"
-echo "tests/chroot.sh: ok: a failed fetch stops build and serve-config (exit 5) and the main command"
+grep -q "web.sh *web *not run: dependency serve-config failed" "$root/stdout" ||
+	fail "the service started after a failure: $(cat "$root/stdout")"
+[ -z "$(left_in_root)" ] || fail "processes outlived the entrypoint: $(left_in_root)"
+echo "tests/chroot.sh: ok: a failed fetch stops build, serve-config and web (exit 5) and the main command"

@@ -73,7 +73,6 @@ fn header_scripts_and_cli_scripts_run_in_order_with_prefixed_output() {
         &format!("i=0; while [ $i -lt 200 ]; do echo \"{long}$i\"; i=$((i+1)); done"),
     );
     script(&dir, ".hidden.sh", "echo must not run");
-    fs::write(dir.join("notes.txt"), "not executable").unwrap();
     let out = up(&sb, &dir, &["sh", "-c", "echo main; unitsync ping >/dev/null && echo served"]);
     out.ok();
     for line in out.stdout.lines().take_while(|l| !l.is_empty()) {
@@ -114,7 +113,8 @@ fn a_failing_script_stops_its_dependents_and_the_main_command() {
     out.stderr_has("fetch.sh  | network down\n");
     out.stdout_has("build.sh   build   not run: dependency fetch failed: exit status 2");
     out.stdout_has("deploy.sh  deploy  not run: dependency build failed: dependency fetch failed: exit status 2");
-    out.stdout_has("fetch.sh   -       failed: exit status 2");
+    // fetch has no header, but it is a unit all the same.
+    out.stdout_has("fetch.sh   fetch   failed: exit status 2");
     out.stdout_has("lint.sh    lint    ok");
     out.stdout_has("linted");
     assert!(!out.stdout.contains("built") && !out.stdout.contains("deployed"), "{out}");
@@ -140,7 +140,7 @@ fn a_bad_header_is_refused_before_anything_runs() {
     script(&dir, "a.sh", &format!("touch {}", sb.path("ran").display()));
     script(&dir, "b.sh", "# unitsync: before=a\ntrue");
     let out = sb.run(&["up", "--dir", &dir.to_string_lossy()]);
-    out.code(1).stderr_has("b.sh: unknown header word \"before=a\"");
+    out.code(1).stderr_has("b.sh: unknown header key \"before\"");
     assert!(!sb.path("ran").exists());
     sb.run(&["up", &sb.path("missing.sh").to_string_lossy()])
         .code(1)
@@ -175,11 +175,7 @@ fn sigterm_during_startup_leaves_no_process_behind() {
         .spawn()
         .unwrap();
     eventually("the scripts run", || processes_with(&token).len() >= 2);
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    send_signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unitsync: up: stopped by SIGTERM"));
@@ -221,4 +217,432 @@ fn orphaned_grandchildren_are_reaped() {
     fs::write(&done, "").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// A script run by `shell` ("dash", "busybox sh"): its shebang names the
+/// shell's full path, so each test says which shell its scripts meet.
+fn script_in(dir: &Path, shell: &str, name: &str, body: &str) {
+    let mut words = shell.split_whitespace();
+    let program = words.next().unwrap();
+    require(program);
+    let path = std::env::var("PATH").unwrap_or_default();
+    let full = path.split(':').map(|d| Path::new(d).join(program)).find(|p| p.is_file()).unwrap();
+    let rest: Vec<&str> = words.collect();
+    let shebang = format!("#!{} {}", full.display(), rest.join(" "));
+    let path = dir.join(name);
+    fs::write(&path, format!("{}\n{body}\n", shebang.trim_end())).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `up ARGS` started in the background, its stdout and stderr going to
+/// files of the sandbox, so a test can watch them while it runs.
+struct Background {
+    child: std::process::Child,
+    stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+impl Background {
+    fn start(sb: &Sandbox, args: &[&str]) -> Background {
+        let stdout = sb.path("up.stdout");
+        let stderr = sb.path("up.stderr");
+        let child = sb
+            .cmd(args)
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        Background { child, stdout, stderr }
+    }
+
+    fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn signal(&self, signal: &str) {
+        send_signal(self.child.id(), signal);
+    }
+
+    /// Waits (generously) for `up` to exit; returns its exit code.
+    fn wait(&mut self) -> Option<i32> {
+        let (stdout, stderr) = (self.stdout.clone(), self.stderr.clone());
+        let read = |path: &Path| fs::read_to_string(path).unwrap_or_default();
+        let why = || format!("up did not exit:\n{}\n{}", read(&stdout), read(&stderr));
+        wait_for_exit(&mut self.child, Duration::from_secs(30), why).code()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Pids of live processes whose environment or command line carries `token`.
+fn processes_marked(token: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_err() || proc_state(&name).is_some_and(|(s, _)| s == "Z") {
+            continue;
+        }
+        let mut text = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        text.extend(fs::read(entry.path().join("environ")).unwrap_or_default());
+        if String::from_utf8_lossy(&text).contains(token) {
+            found.push(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn what_cannot_work_is_refused_before_anything_runs() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (
+            "a cycle",
+            &[("a.sh", "# unitsync: after=b\ntrue"), ("b.sh", "# unitsync: after = a\ntrue")],
+            "b.sh: cycle: b -> a -> b",
+        ),
+        (
+            "an unknown key",
+            &[("db.sh", "# unitsync: afterr=a\ntrue")],
+            "db.sh: unknown header key \"afterr\" (did you mean after?)",
+        ),
+        (
+            "a unit claimed twice",
+            &[("db.sh", "# unitsync: ready=file:x\ntrue"), ("db.py", "true")],
+            "db.sh: claims unit db like ",
+        ),
+        (
+            "a command before the header",
+            &[("app.sh", "set -e\n# unitsync: after=db\ntrue")],
+            "app.sh: the '# unitsync:' header must come before any command, but \"set -e\" comes first",
+        ),
+    ];
+    for (what, scripts, message) in cases {
+        let sb = Sandbox::new();
+        let dir = startup_dir(&sb);
+        let ran = sb.path("ran");
+        script(&dir, "0-marker.sh", &format!("touch {}", ran.display()));
+        for (name, body) in scripts {
+            script(&dir, name, body);
+        }
+        let out =
+            sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "touch", &ran.to_string_lossy()]);
+        out.code(1).stderr_has(message);
+        assert!(out.elapsed < Duration::from_secs(5), "{what} took long to refuse{out}");
+        assert!(!ran.exists(), "something ran despite {what}{out}");
+    }
+}
+
+#[test]
+fn an_unknown_dependency_is_warned_about_at_once() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    script(&dir, "database.sh", "true");
+    script(&dir, "app.sh", "# unitsync: after=databse\ntrue");
+    let out = sb.run(&["up", "--dir", &dir.to_string_lossy(), "--script-timeout", "200ms"]);
+    out.code(1);
+    out.stderr_has("app.sh: no script provides databse (did you mean database? it must come from another process, or app will wait for it)");
+    // The warning comes before anything runs.
+    assert!(
+        out.stderr.find("databse (did you mean").unwrap()
+            < out.stderr.find("database registered").unwrap(),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_executable_is_reported_not_skipped() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    script(&dir, "setup.sh", "echo set up");
+    fs::write(dir.join("migrate.sh"), "#!/bin/sh\necho migrated\n").unwrap();
+    script(&dir, "app.sh", "# unitsync: after=migrate\necho app");
+    let main = sb.path("main-ran");
+    let out =
+        sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "touch", &main.to_string_lossy()]);
+    out.code(1);
+    out.stderr_has(&format!(
+        "up: {}: not executable; chmod +x {}; counted as failed",
+        dir.join("migrate.sh").display(),
+        dir.join("migrate.sh").display()
+    ));
+    out.stdout_has("migrate.sh  migrate  not run: not executable; chmod +x ");
+    // Its dependents fail at once rather than wait for it.
+    out.stdout_has("app.sh      app      not run: dependency migrate failed");
+    out.stdout_has("setup.sh    setup    ok");
+    assert!(!main.exists(), "the main command ran{out}");
+
+    // An executable whose interpreter is missing (#!/bin/bash in a busybox
+    // image) is reported the same way.
+    fs::remove_file(dir.join("migrate.sh")).unwrap();
+    fs::write(dir.join("migrate.sh"), "#!/no/such/shell\necho migrated\n").unwrap();
+    fs::set_permissions(dir.join("migrate.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let out =
+        sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "touch", &main.to_string_lossy()]);
+    out.code(1).stderr_has("migrate.sh: cannot run it: No such file or directory");
+    out.stdout_has("migrate.sh  migrate  not run: cannot run it: No such file or directory");
+    out.stdout_has("app.sh      app      not run: dependency migrate failed");
+    assert!(!main.exists(), "the main command ran{out}");
+}
+
+#[test]
+fn a_main_command_that_cannot_run_exits_127_or_126() {
+    let sb = Sandbox::new();
+    sb.run(&["up", "--", "no-such-command-here"])
+        .code(127)
+        .stderr_has("cannot run no-such-command-here");
+    let plain = sb.path("plain");
+    fs::write(&plain, "#!/bin/sh\n").unwrap();
+    sb.run(&["up", "--", &plain.to_string_lossy()]).code(126);
+}
+
+#[test]
+fn a_service_that_ignores_sigterm_is_killed_after_its_stop_timeout() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-stubborn-{}", std::process::id());
+    // It says it is ready itself (no header), then ignores SIGTERM.
+    script_in(
+        &dir,
+        "dash",
+        "stubborn.sh",
+        &format!(
+            "trap '' TERM\nunitsync complete stubborn\nwhile :; do sleep 0.1; : {token}; done"
+        ),
+    );
+    // Its own stop timeout, then --grace, which caps the whole shutdown
+    // whatever the stop timeouts say.
+    let cases = [
+        ("300ms", "5s", "up: stubborn: still running 300ms after SIGTERM; killing it (SIGKILL)"),
+        (
+            "1h",
+            "300ms",
+            "up: stubborn: still running when the grace of 300ms was over; killing it (SIGKILL)",
+        ),
+    ];
+    for (stop_timeout, grace, logged) in cases {
+        let dir = dir.to_string_lossy();
+        let out = sb.run(&[
+            "up",
+            "--dir",
+            &dir,
+            "--stop-timeout",
+            stop_timeout,
+            "--grace",
+            grace,
+            "--",
+            "true",
+        ]);
+        out.ok().stderr_has(logged);
+        out.stdout_has("stubborn.sh  stubborn  stopped (killed after ");
+        assert!(out.elapsed < Duration::from_secs(20), "{out}");
+        eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    }
+}
+
+#[test]
+fn without_a_command_up_stays_while_a_service_runs_and_stops_it_on_sigterm() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let log = sb.path("stopped");
+    let token = format!("unitsync-stays-{}", std::process::id());
+    // A service without a header, which completes its unit and keeps
+    // running (`exec daemon`), and a service with one, after it.
+    script_in(
+        &dir,
+        "busybox sh",
+        "web.sh",
+        &format!(
+            "trap 'echo web >> {}; exit 0' TERM\nunitsync complete web\nwhile :; do sleep 0.1; : {token}; done",
+            log.display()
+        ),
+    );
+    let ready = sb.path("api-ready");
+    script_in(
+        &dir,
+        "dash",
+        "api.sh",
+        &format!(
+            "# unitsync: after=web ready=file:{}\ntrap 'echo api >> {}; exit 0' TERM\ntouch {}\nwhile :; do sleep 0.1; : {token}; done",
+            ready.display(),
+            log.display(),
+            ready.display()
+        ),
+    );
+    let mut up = Background::start(&sb, &["up", "--dir", &dir.to_string_lossy()]);
+    eventually("the summary is printed", || up.stdout().contains("\napi.sh  api   ready"));
+    assert!(up.alive(), "up ended while its services ran:\n{}\n{}", up.stdout(), up.stderr());
+    up.signal("TERM");
+    assert_eq!(up.wait(), Some(0), "{}\n{}", up.stdout(), up.stderr());
+    assert_eq!(fs::read_to_string(&log).unwrap(), "api\nweb\n", "{}", up.stderr());
+    assert!(up.stdout().contains("\nweb.sh  web   stopped"), "{}", up.stdout());
+    assert!(up.stdout().contains("\napi.sh  api   stopped"), "{}", up.stdout());
+    assert!(up.stderr().contains("up: stopping on SIGTERM"), "{}", up.stderr());
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    assert!(!sb.socket().exists(), "up left its socket behind");
+}
+
+#[test]
+fn the_main_command_keeps_the_standard_input() {
+    // `docker run -it image sh`: the shell needs the terminal; scripts do not.
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    script(&dir, "setup.sh", "read line || echo no input for scripts");
+    let mut cmd = sb.cmd(&[
+        "up",
+        "--dir",
+        &dir.to_string_lossy(),
+        "--",
+        "sh",
+        "-c",
+        "read line; echo \"got $line\"",
+    ]);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("setup.sh | no input for scripts\n"), "{stdout}");
+    assert!(stdout.contains("\ngot hello\n"), "{stdout}");
+}
+
+/// A TCP port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn services_run_under_the_main_command_and_stop_in_reverse_dependency_order() {
+    require("python3");
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let port = free_port();
+    let token = format!("unitsync-services-{}", std::process::id());
+    let stops = sb.path("stops");
+    let stops = stops.display();
+    // A database: a TCP listener, ready once its port accepts connections.
+    script_in(
+        &dir,
+        "dash",
+        "db.sh",
+        &format!(
+            "# unitsync: ready = tcp:127.0.0.1:{port} stop-timeout = 5s\n\
+             trap 'echo db >> {stops}; exit 0' TERM\n\
+             python3 -c 'import socket, time\n\
+             s = socket.socket()\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind((\"127.0.0.1\", {port}))\n\
+             s.listen(8)\n\
+             while True: s.accept()[0].close()' &\n\
+             wait"
+        ),
+    );
+    // Seeding has no header: it is a unit all the same.
+    script_in(&dir, "dash", "seed.sh", &format!("echo seeded > {}", sb.path("seeded").display()));
+    // An app: a service after both, ready when it says so on fd 3.
+    script_in(
+        &dir,
+        "busybox sh",
+        "app.sh",
+        &format!(
+            "# unitsync: after=db, seed ready=fd:3\n\
+             trap 'echo app >> {stops}; exit 0' TERM\n\
+             python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}))' || exit 1\n\
+             echo ready >&3\n\
+             while :; do sleep 1; done"
+        ),
+    );
+    // A migration that leaves a helper behind, daemonized with setsid and
+    // holding its output pipe.
+    script_in(
+        &dir,
+        "busybox sh",
+        "migrate.sh",
+        "# unitsync: after=db,seed\nsetsid sh -c 'while :; do sleep 1; done' &\necho migrated",
+    );
+    let list = sb.path("list");
+    let main = format!(
+        "unitsync list > {}; python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}))' && exit 3",
+        list.display()
+    );
+    // A generous deadline for startup, so that a broken service fails the test
+    // rather than hang it.
+    // A generous deadline for startup, so that a broken service fails the
+    // test rather than hang it.
+    let mut cmd = sb.cmd(&[
+        "up",
+        "--script-timeout",
+        "60s",
+        "--dir",
+        &dir.to_string_lossy(),
+        "--script-timeout",
+        "60s",
+        "--",
+        "sh",
+        "-c",
+        &main,
+    ]);
+    cmd.env("UNITSYNC_TEST_MARK", &token);
+    let out = output("unitsync up (services)".to_owned(), cmd);
+    out.code(3);
+    let list = fs::read_to_string(&list).unwrap();
+    let status = |unit: &str| {
+        let line = list.lines().find(|l| l.starts_with(&format!("{unit} "))).unwrap_or("");
+        line.split_whitespace().nth(1).unwrap_or("?").to_owned()
+    };
+    assert_eq!(
+        [status("db"), status("app"), status("seed"), status("migrate")],
+        ["ready", "ready", "completed", "completed"],
+        "{list}{out}"
+    );
+    // The app is stopped before the database it depends on.
+    assert_eq!(fs::read_to_string(sb.path("stops")).unwrap(), "app\ndb\n", "{out}");
+    out.stdout_has("migrate.sh | migrated\n");
+    out.stdout_has("\ndb.sh       db       ready");
+    out.stdout_has("\ndb.sh       db       stopped");
+    out.stdout_has("\napp.sh      app      stopped");
+    out.stdout_has("\nseed.sh     seed     ok");
+    assert!(
+        out.stderr.find("up: stopping app").unwrap() < out.stderr.find("up: stopping db").unwrap(),
+        "{out}"
+    );
+    // Nothing of it is left, the setsid helper included, and the port is closed.
+    assert_eq!(processes_marked(&token), Vec::<String>::new(), "processes survived up{out}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the database still listens{out}"
+    );
+}
+
+#[test]
+fn a_script_without_a_header_ends_its_unit_unless_it_did() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    // Failed by the script, which then exits 0: it stays failed.
+    script_in(&dir, "dash", "disk.sh", "unitsync fail disk --reason 'no space left'\nexit 0");
+    // Ended by up from the exit status.
+    script_in(&dir, "busybox sh", "fine.sh", "true");
+    script_in(&dir, "busybox sh", "broken.sh", "exit 4");
+    let out = sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "true"]);
+    out.code(1);
+    out.stdout_has("\ndisk.sh    disk    failed: no space left");
+    out.stdout_has("\nfine.sh    fine    ok");
+    out.stdout_has("\nbroken.sh  broken  failed: exit status 4");
+    out.stderr_has("disk failed: no space left");
+    out.stderr_has("fine completed");
+    out.stderr_has("broken failed");
 }

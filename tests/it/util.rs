@@ -203,9 +203,7 @@ impl Server {
 
     /// Sends `signal` (e.g. "TERM") and waits for the server to exit.
     pub fn stop_with(&mut self, signal: &str) -> ExitStatus {
-        let status =
-            Command::new("kill").args(["-s", signal, &self.pid().to_string()]).status().unwrap();
-        assert!(status.success());
+        send_signal(self.pid() as u32, signal);
         let mut exited = None;
         poll(|| {
             exited = self.child.try_wait().unwrap();
@@ -498,4 +496,23 @@ pub fn ensure_fd_limit(need: u64) {
         "this test needs {need} open files but RLIMIT_NOFILE is {soft} (hard {hard}) and \
          prlimit could not raise it; run the tests after 'ulimit -n {need}'{out}"
     );
+}
+
+/// Sends `signal` (e.g. "TERM") to `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").args(["-s", signal, &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -s {signal} {pid} failed");
+}
+
+/// Waits up to `limit` for `child` to exit; panics with `why()` after.
+#[track_caller]
+pub fn wait_for_exit(child: &mut Child, limit: Duration, why: impl Fn() -> String) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{}", why());
+        sleep(Duration::from_millis(10));
+    }
 }

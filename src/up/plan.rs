@@ -1,0 +1,386 @@
+//! What `up` will run, decided before anything runs: the scripts of `--dir`
+//! and the command line, each one's unit and `# unitsync:` header, and the
+//! checks that refuse a startup that cannot work (a cycle among the
+//! declared edges, an unknown header key, two scripts claiming one unit).
+//!
+//! Pure but for reading the directory and the first bytes of each script.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::client::nearest;
+use crate::duration;
+use crate::readiness::Cond;
+use crate::state::{self, State};
+
+use super::Error;
+
+/// How much of a script is read to find its header.
+const HEAD_BYTES: u64 = 4096;
+
+/// The keys a `# unitsync:` line takes, for the error about any other.
+const KEYS: [&str; 6] = ["after", "soft-after", "unit", "ready", "ready-timeout", "stop-timeout"];
+
+/// A startup script: every one is a unit.
+#[derive(Debug, PartialEq)]
+pub struct Script {
+    pub path: PathBuf,
+    /// The name its output lines carry: the file name.
+    pub name: String,
+    /// Its unit: the file name without its extension, or `unit=`.
+    pub unit: String,
+    /// Set when the script has a header: `up` runs it as `unitsync run`
+    /// does. Without one, the script coordinates itself and `up` ends its
+    /// unit from its exit status.
+    pub header: Option<Header>,
+    /// Why it cannot run, for a file of `--dir` that is not executable.
+    pub unrunnable: Option<String>,
+}
+
+/// What a `# unitsync:` header declares, besides the unit's name.
+#[derive(Debug, PartialEq, Default)]
+pub struct Header {
+    pub after: Vec<String>,
+    pub soft_after: Vec<String>,
+    /// A readiness condition, as `run --ready` takes it.
+    pub ready: Option<String>,
+    pub ready_timeout: Option<Duration>,
+    pub stop_timeout: Option<Duration>,
+}
+
+impl Script {
+    /// The units this script's unit must follow, hard and soft.
+    pub fn edges(&self) -> (&[String], &[String]) {
+        match &self.header {
+            Some(h) => (&h.after, &h.soft_after),
+            None => (&[], &[]),
+        }
+    }
+}
+
+/// The scripts to run: the files of `--dir`, sorted, then the named ones.
+/// A file of `--dir` that is not executable is kept, marked unrunnable, so
+/// that it is reported rather than skipped; a named one is an error.
+pub fn collect(dir: Option<&Path>, named: &[PathBuf]) -> Result<Vec<Script>, Error> {
+    let mut paths = Vec::new();
+    if let Some(dir) = dir {
+        let dir_err = |err| Error::Dir { path: dir.to_owned(), err };
+        let mut found: Vec<PathBuf> = fs::read_dir(dir)
+            .map_err(dir_err)?
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .map(|e| e.path())
+            .filter(|p| fs::metadata(p).is_ok_and(|m| m.is_file()))
+            .collect();
+        found.sort_unstable();
+        for path in found {
+            let runnable = executable(&path);
+            paths.push((path, runnable));
+        }
+    }
+    for path in named {
+        match fs::metadata(path) {
+            Ok(m) if m.is_file() && executable(path) => paths.push((path.clone(), true)),
+            Ok(_) => {
+                let problem = "is not an executable file; chmod +x it".to_owned();
+                return Err(Error::Script { path: path.clone(), problem });
+            }
+            Err(e) => return Err(Error::Script { path: path.clone(), problem: e.to_string() }),
+        }
+    }
+    let mut scripts = Vec::new();
+    for (path, runnable) in paths {
+        let mut script = read(path)?;
+        if !runnable {
+            script.unrunnable = Some(format!("not executable; chmod +x {}", script.path.display()));
+        }
+        scripts.push(script);
+    }
+    Ok(scripts)
+}
+
+fn executable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+}
+
+/// Reads a script's unit and header.
+fn read(path: PathBuf) -> Result<Script, Error> {
+    let name = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let problem = |problem: String| Error::Script { path: path.clone(), problem };
+    let file = fs::File::open(&path).map_err(|e| problem(e.to_string()))?;
+    // Only the start matters, and it may be a binary: read a little, lossily.
+    let mut bytes = Vec::new();
+    let _ = file.take(HEAD_BYTES).read_to_end(&mut bytes);
+    let head = String::from_utf8_lossy(&bytes);
+    let (unit, header) = header(&head, &name).map_err(problem)?;
+    state::check_name(&unit).map_err(|e| problem(format!("unit {e}")))?;
+    Ok(Script { path, name, unit, header, unrunnable: None })
+}
+
+/// Parses the header out of the start of a script: the `# unitsync:` lines
+/// among its leading comments. Returns the unit (the stem of `name` unless
+/// `unit=` says otherwise) and the header, if there is one.
+fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
+    let stem = name.split_once('.').map_or(name, |(stem, _)| stem).to_owned();
+    let mut words = Vec::new();
+    let mut found = false;
+    let mut code: Option<&str> = None;
+    for line in head.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("#!") {
+            continue;
+        }
+        let Some(comment) = line.strip_prefix('#') else {
+            code.get_or_insert(line);
+            continue;
+        };
+        let Some(rest) = comment.trim_start().strip_prefix("unitsync:") else { continue };
+        if let Some(code) = code {
+            return Err(format!(
+                "the '# unitsync:' header must come before any command, but {code:?} comes first"
+            ));
+        }
+        found = true;
+        words.extend(split_words(rest)?);
+    }
+    if !found {
+        return Ok((stem, None));
+    }
+    let mut unit = stem;
+    let mut header = Header::default();
+    for (key, value) in words {
+        let list = || -> Vec<String> {
+            value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        };
+        let duration = || duration::parse(&value).map_err(|e| format!("{key}=: {e}"));
+        match key.as_str() {
+            "after" => header.after.extend(list()),
+            "soft-after" => header.soft_after.extend(list()),
+            "unit" if value.is_empty() => return Err("unit= needs a name".to_owned()),
+            "unit" => unit = value,
+            "ready" => {
+                Cond::parse(&value)?;
+                header.ready = Some(value);
+            }
+            "ready-timeout" => header.ready_timeout = Some(duration()?),
+            "stop-timeout" => header.stop_timeout = Some(duration()?),
+            _ => {
+                let near = nearest(&key, KEYS.into_iter())
+                    .map(|k| format!(" (did you mean {k}?)"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "unknown header key {key:?}{near}; a '# unitsync:' line takes {}",
+                    KEYS.map(|k| format!("{k}=")).join(" ")
+                ));
+            }
+        }
+    }
+    if header.ready.is_none() && header.ready_timeout.is_some() {
+        return Err("ready-timeout= needs ready= (the condition it waits for)".to_owned());
+    }
+    Ok((unit, Some(header)))
+}
+
+/// Splits a header line into `key=value` pairs. Spaces may surround `=`
+/// and follow commas (`after = db, seed`); a value may be double-quoted to
+/// hold spaces (`ready="exec:pg_isready -q"`).
+fn split_words(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| c == '=' || c.is_whitespace()).unwrap_or(rest.len());
+        let key = rest[..end].to_owned();
+        rest = rest[end..].trim_start();
+        let Some(after_eq) = rest.strip_prefix('=') else {
+            return Err(format!("{key:?} is not key=value; write it like after=a,b"));
+        };
+        rest = after_eq.trim_start();
+        let mut value = String::new();
+        if let Some(quoted) = rest.strip_prefix('"') {
+            let close = quoted.find('"').ok_or_else(|| format!("{key}= has no closing quote"))?;
+            value.push_str(&quoted[..close]);
+            rest = &quoted[close + 1..];
+        } else {
+            // A value ends at a space, unless a comma joins the next item.
+            loop {
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                value.push_str(&rest[..end]);
+                rest = &rest[end..];
+                let next = rest.trim_start();
+                if value.ends_with(',') && !next.is_empty() && !starts_with_key(next) {
+                    rest = next;
+                    continue;
+                }
+                break;
+            }
+        }
+        pairs.push((key, value));
+        rest = rest.trim_start();
+    }
+    Ok(pairs)
+}
+
+/// Whether `text` starts with `key=` (or `key =`): the next pair rather
+/// than one more item of a list.
+fn starts_with_key(text: &str) -> bool {
+    let end = text.find(|c: char| c == '=' || c == ',' || c.is_whitespace());
+    end.is_some_and(|end| text[end..].trim_start().starts_with('='))
+}
+
+/// Refuses what cannot work and returns the warnings to print at once:
+/// two scripts claiming one unit, and a cycle among the declared edges
+/// (found with the state machine itself, so the message is the one the
+/// server would give). An `after=` naming a unit no script provides is
+/// only a warning: another process may provide it.
+pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
+    let mut owners: HashMap<&str, &Path> = HashMap::new();
+    for script in scripts {
+        if let Some(other) = owners.insert(&script.unit, &script.path) {
+            let problem = format!(
+                "claims unit {} like {}; give one of them another name with '# unitsync: unit=NAME'",
+                script.unit,
+                other.display()
+            );
+            return Err(Error::Script { path: script.path.clone(), problem });
+        }
+    }
+    let mut graph = State::new();
+    for script in scripts {
+        let (after, soft_after) = script.edges();
+        for (deps, soft) in [(after, false), (soft_after, true)] {
+            graph
+                .want(&script.unit, deps, soft, Duration::ZERO)
+                .map_err(|e| Error::Script { path: script.path.clone(), problem: e.to_string() })?;
+        }
+    }
+    let mut warnings = Vec::new();
+    for script in scripts {
+        let (after, soft_after) = script.edges();
+        let missing: BTreeSet<&String> =
+            after.iter().chain(soft_after).filter(|d| !owners.contains_key(d.as_str())).collect();
+        for dep in missing {
+            let near = nearest(dep, owners.keys().copied())
+                .map(|n| format!("did you mean {n}? "))
+                .unwrap_or_default();
+            warnings.push(format!(
+                "{}: no script provides {dep} ({near}it must come from another process, or {} will wait for it)",
+                script.path.display(),
+                script.unit
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
+        header(head, name)
+    }
+
+    fn edges(after: &[&str], soft: &[&str]) -> Header {
+        Header {
+            after: after.iter().map(|s| s.to_string()).collect(),
+            soft_after: soft.iter().map(|s| s.to_string()).collect(),
+            ..Header::default()
+        }
+    }
+
+    #[test]
+    fn every_script_is_a_unit_and_a_header_declares_how_it_runs() {
+        assert_eq!(parsed("#!/bin/sh\necho hi\n", "a.sh"), Ok(("a".into(), None)));
+        assert_eq!(
+            parsed(
+                "#!/bin/sh\n# unitsync: after=git-clone,apt-install\n# unitsync: soft-after=cache\n",
+                "pip-install.sh"
+            ),
+            Ok(("pip-install".into(), Some(edges(&["git-clone", "apt-install"], &["cache"]))))
+        );
+        assert_eq!(
+            parsed(
+                "#!/bin/sh\n\n# set things up\n# unitsync: unit=org.setup after=a\nexit 0\n",
+                "10-setup.sh"
+            ),
+            Ok(("org.setup".into(), Some(edges(&["a"], &[]))))
+        );
+        // An empty header still asks for `run`.
+        assert_eq!(parsed("# unitsync:\n", "plain"), Ok(("plain".into(), Some(Header::default()))));
+    }
+
+    #[test]
+    fn spaces_around_equals_and_after_commas_are_allowed() {
+        let (unit, header) =
+            parsed("# unitsync: after = db, seed  soft-after= cache unit =app\n", "x.sh").unwrap();
+        assert_eq!(unit, "app");
+        assert_eq!(header, Some(edges(&["db", "seed"], &["cache"])));
+        let (_, header) = parsed(
+            "# unitsync: ready=\"exec:test -e /tmp/x\" ready-timeout=30s stop-timeout = 2s\n",
+            "db.sh",
+        )
+        .unwrap();
+        let header = header.unwrap();
+        assert_eq!(header.ready.as_deref(), Some("exec:test -e /tmp/x"));
+        assert_eq!(header.ready_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(header.stop_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_bad_header_is_an_error_not_ignored() {
+        let err = |head: &str| parsed(head, "x.sh").unwrap_err();
+        assert!(err("# unitsync: before=a\n").contains("unknown header key \"before\""));
+        assert!(err("# unitsync: afer=a\n").contains("(did you mean after?)"));
+        // A header after a command would be silently ignored by a reader
+        // that stops at the first command: it is refused instead.
+        assert!(
+            err("#!/bin/sh\necho\n# unitsync: after=a\n")
+                .contains("header must come before any command, but \"echo\" comes first")
+        );
+        assert!(err("# unitsync: after\n").contains("not key=value"));
+        assert!(err("# unitsync: ready=tcp:\n").contains("invalid readiness condition"));
+        assert!(err("# unitsync: stop-timeout=soon\n").contains("stop-timeout=: invalid duration"));
+        assert!(err("# unitsync: ready-timeout=3s\n").contains("needs ready="));
+        assert!(err("# unitsync: unit=\n").contains("unit= needs a name"));
+    }
+
+    fn script(path: &str, unit: &str, after: &[&str]) -> Script {
+        Script {
+            path: PathBuf::from(path),
+            name: path.to_owned(),
+            unit: unit.to_owned(),
+            header: Some(edges(after, &[])),
+            unrunnable: None,
+        }
+    }
+
+    #[test]
+    fn a_cycle_or_a_unit_claimed_twice_is_refused_with_the_path() {
+        let cycle = check(&[script("a.sh", "a", &["b"]), script("b.sh", "b", &["a"])]);
+        assert_eq!(cycle.unwrap_err().to_string(), "up: b.sh: cycle: b -> a -> b");
+        let twice = check(&[script("x/db.sh", "db", &[]), script("y/db.py", "db", &[])]);
+        assert_eq!(
+            twice.unwrap_err().to_string(),
+            "up: y/db.py: claims unit db like x/db.sh; give one of them another name with '# unitsync: unit=NAME'"
+        );
+    }
+
+    #[test]
+    fn an_unknown_dependency_is_a_warning_with_a_suggestion() {
+        let warnings =
+            check(&[script("db.sh", "postgres", &[]), script("app.sh", "app", &["postgers", "x"])]);
+        assert_eq!(
+            warnings.unwrap(),
+            [
+                "app.sh: no script provides postgers (did you mean postgres? it must come from another process, or app will wait for it)",
+                "app.sh: no script provides x (it must come from another process, or app will wait for it)",
+            ]
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! The processes `up` owns: starting them with their output prefixed,
+//! reaping them, and finding every one of them through `/proc`, including
+//! what scripts daemonized with `setsid` or a double fork (`up` is a child
+//! subreaper, so those are reparented to it, not to init).
+//!
+//! Where `/proc` is missing (a bare chroot), the functions that need it say
+//! so with `None` and the callers fall back to process groups.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::exit;
+use crate::signals;
+
+/// The output relays of one child: how many are still open, and the pipes
+/// they read (by inode), to tell whether anyone else still holds them.
+pub struct Relays {
+    live: Arc<AtomicUsize>,
+    pipes: Vec<u64>,
+}
+
+impl Relays {
+    /// Whether every relay has read to the end.
+    pub fn done(&self) -> bool {
+        self.live.load(Ordering::SeqCst) == 0
+    }
+
+    /// Whether a live process other than `up` itself still holds a pipe
+    /// whose relay is open; None without `/proc`. Once the child is gone
+    /// and nobody holds its pipes, its relays reach the end promptly.
+    pub fn held_by_others(&self) -> Option<bool> {
+        let me = std::process::id();
+        let links: Vec<String> = self.pipes.iter().map(|ino| format!("pipe:[{ino}]")).collect();
+        let tree = Tree::read()?;
+        Some(tree.descendants(me).into_iter().any(|pid| {
+            fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten().any(|fd| {
+                fs::read_link(fd.path())
+                    .is_ok_and(|l| links.iter().any(|p| l.as_os_str() == p.as_str()))
+            })
+        }))
+    }
+}
+
+/// Starts a child with the stop signals unblocked, in a process group of
+/// its own if `own_group`. Given a `label`, it is a script: its stdin is
+/// /dev/null and its output lines are prefixed with the label; otherwise
+/// it is the main command, which keeps `up`'s stdin (a shell as the
+/// container's command needs its terminal). Returns its pid; the caller reaps
+/// it with [`reap`] (the `Child` handle is dropped: its status would be
+/// stolen by the reaping loop anyway).
+pub fn spawn(
+    command: &mut Command,
+    own_group: bool,
+    label: Option<String>,
+) -> io::Result<(Pid, Option<Relays>)> {
+    if label.is_some() {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    signals::reset_in_child(command, own_group);
+    let mut child = command.spawn()?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let Some(label) = label else { return Ok((pid, None)) };
+    let relays = Relays { live: Arc::new(AtomicUsize::new(0)), pipes: Vec::new() };
+    let mut relays = relays;
+    let streams: [(Option<OwnedFd>, bool); 2] = [
+        (child.stdout.take().map(OwnedFd::from), false),
+        (child.stderr.take().map(OwnedFd::from), true),
+    ];
+    for (stream, to_stderr) in streams {
+        let Some(fd) = stream else { continue };
+        let file = File::from(fd);
+        if let Ok(meta) = file.metadata() {
+            relays.pipes.push(meta.ino());
+        }
+        relay(file, label.clone(), to_stderr, &relays.live);
+    }
+    Ok((pid, Some(relays)))
+}
+
+/// Copies a child's output line by line, each line prefixed and written in
+/// one call, so lines of different scripts never interleave.
+fn relay(
+    stream: impl Read + Send + 'static,
+    label: String,
+    to_stderr: bool,
+    live: &Arc<AtomicUsize>,
+) {
+    live.fetch_add(1, Ordering::SeqCst);
+    let counter = live.clone();
+    let spawned =
+        thread::Builder::new().name("relay".into()).stack_size(64 * 1024).spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                if !line.ends_with(b"\n") {
+                    line.push(b'\n');
+                }
+                let mut out = label.clone().into_bytes();
+                out.extend_from_slice(&line);
+                let _ = match to_stderr {
+                    true => io::stderr().lock().write_all(&out),
+                    false => io::stdout().lock().write_all(&out),
+                };
+                line.clear();
+            }
+            counter.fetch_sub(1, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reaps every process that has ended, without waiting. Returns their pids
+/// with an exit code (128 + N for signal N), and whether any child process
+/// is left at all.
+pub fn reap() -> (Vec<(Pid, i32)>, bool) {
+    let mut ended = Vec::new();
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => ended.push((pid, code)),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => {
+                ended.push((pid, i32::from(exit::signaled(signal as i32))))
+            }
+            Ok(WaitStatus::StillAlive) => return (ended, true),
+            Err(_) => return (ended, false),
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Signals a process group, or the process alone if it leads none.
+pub fn signal_group(pid: Pid, signal: Signal) {
+    if killpg(pid, signal).is_err() {
+        let _ = kill(pid, signal);
+    }
+}
+
+/// Signals `pid`'s process group and every descendant of `pid`, wherever
+/// they moved to (a command `run` put in a group of its own, say).
+pub fn signal_tree(pid: Pid, signal: Signal) {
+    signal_group(pid, signal);
+    if let Some(tree) = Tree::read() {
+        for child in tree.descendants(pid.as_raw() as u32) {
+            let _ = kill(Pid::from_raw(child as i32), signal);
+        }
+    }
+}
+
+/// Every live descendant of `up` (zombies excluded); None without `/proc`.
+pub fn left_behind() -> Option<Vec<Pid>> {
+    let tree = Tree::read()?;
+    Some(
+        tree.descendants(std::process::id()).into_iter().map(|p| Pid::from_raw(p as i32)).collect(),
+    )
+}
+
+/// The process tree, read from the parent pids in `/proc/*/stat`.
+struct Tree {
+    children: HashMap<u32, Vec<u32>>,
+}
+
+impl Tree {
+    fn read() -> Option<Tree> {
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for entry in fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+            if let Some((state, parent)) = state_and_parent(&stat)
+                && state != "Z"
+            {
+                children.entry(parent).or_default().push(pid);
+            }
+        }
+        Some(Tree { children })
+    }
+
+    fn descendants(&self, root: u32) -> Vec<u32> {
+        let mut found = Vec::new();
+        let mut next = vec![root];
+        while let Some(pid) = next.pop() {
+            for &child in self.children.get(&pid).into_iter().flatten() {
+                found.push(child);
+                next.push(child);
+            }
+        }
+        found
+    }
+}
+
+/// The state letter and parent pid of a `/proc/PID/stat` line. The command
+/// name may hold spaces and parentheses, so the fields are read after the
+/// last `)`.
+fn state_and_parent(stat: &str) -> Option<(&str, u32)> {
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    Some((fields.next()?, fields.next()?.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_are_read_after_the_command_name() {
+        assert_eq!(state_and_parent("42 (sh) S 1 42 42 0"), Some(("S", 1)));
+        assert_eq!(state_and_parent("7 (a) b (c)) Z 3 7"), Some(("Z", 3)));
+        assert_eq!(state_and_parent("garbage"), None);
+    }
+
+    #[test]
+    fn descendants_are_found_at_any_depth() {
+        let mut children = HashMap::new();
+        children.insert(1, vec![2, 3]);
+        children.insert(3, vec![4]);
+        children.insert(9, vec![10]);
+        let mut found = Tree { children }.descendants(1);
+        found.sort_unstable();
+        assert_eq!(found, [2, 3, 4]);
+    }
+}

@@ -206,17 +206,20 @@ fn timeout_takes_go_durations_and_zero_or_less_waits_forever() {
         .code(1)
         .stderr_has(&coder_error("start", "timeout waiting for dependencies of unit 'app'"));
     // A negative timeout is no deadline: the start waits until db completes.
-    let mut cmd = sb.cmd(&["exp", "sync", "start", "app", "--timeout", "-1s"]);
+    // (Another unit, so that the wait seen is this start's, not the one
+    // that timed out above.)
+    coder(&sb, &["exp", "sync", "want", "web", "db"]).ok();
+    let mut cmd = sb.cmd(&["exp", "sync", "start", "web", "--timeout", "-1s"]);
     cmd.arg0("coder").stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = cmd.spawn().expect("coder runs");
-    until_waiting(&sb, "app");
+    until_waiting(&sb, "web");
     coder(&sb, &["exp", "sync", "start", "db"]).ok();
     coder(&sb, &["exp", "sync", "complete", "db"]).ok();
     let out = start.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(
         String::from_utf8_lossy(&out.stdout)
-            .ends_with("Unit \"app\" finished waiting for dependencies: [db]\n"),
+            .ends_with("Unit \"web\" finished waiting for dependencies: [db]\n"),
         "{out:?}"
     );
 }

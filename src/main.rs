@@ -11,6 +11,7 @@
 //! - `peer`     uids, peer credentials, groups (no NSS).
 //! - `render`   table, JSON, DOT, timeline and critical-chain output.
 //! - `runner`   `run`: a unit's whole life around a command or a service, signals included.
+//! - `readiness` a service's readiness conditions (`fd:`, `tcp:`, `unix:`, `file:`, `exec:`).
 //! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
 //!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
 //! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
@@ -18,6 +19,8 @@
 //! - `exit`     the exit codes below, named, and which outcome gets which.
 //! - `duration` `250ms`/`5m` in and out.
 //! - `journal`  the `--state` file: append accepted changes, replay them.
+//!
+//! docs/ARCHITECTURE.md draws the map and the invariants at more length.
 //!
 //! Invariants: only `state` changes units, and only under the server's one
 //! lock; a refused request changes nothing; this file is the only place

@@ -22,7 +22,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::thread;
 use std::time::Duration;
 
@@ -122,6 +122,8 @@ pub struct Watch {
     /// answers (true: a newline came; false: EOF or an error first).
     pipe: Option<OwnedFd>,
     notified: Option<Receiver<bool>>,
+    /// What the reader said, once it has (true: a newline).
+    heard: Option<bool>,
     /// `exec:`: the probe still running, if one is.
     probe: Option<Child>,
 }
@@ -130,7 +132,8 @@ impl Watch {
     /// Prepares `command` for `cond`: for `fd:N`, a pipe whose write end
     /// the command will hold as descriptor N.
     pub fn new(cond: &Cond, command: &mut Command) -> io::Result<Watch> {
-        let mut watch = Watch { cond: cond.clone(), pipe: None, notified: None, probe: None };
+        let mut watch =
+            Watch { cond: cond.clone(), pipe: None, notified: None, heard: None, probe: None };
         if let Cond::Fd(n) = *cond {
             // Both ends close on exec, so no other child inherits them; the
             // command gets its copy as N just before its exec.
@@ -167,17 +170,43 @@ impl Watch {
     /// the past). The reading thread may lag behind an exit that follows
     /// the newline at once, so it gets up to `limit`; EOF answers at once.
     pub fn was_notified(&self, limit: Duration) -> bool {
-        self.notified.as_ref().is_some_and(|told| told.recv_timeout(limit) == Ok(true))
+        self.heard == Some(true)
+            || self.notified.as_ref().is_some_and(|told| told.recv_timeout(limit) == Ok(true))
+    }
+
+    /// Sleeps for `nap`, or less: an `fd:N` notification (or EOF) ends the
+    /// nap at once, so that the next [`Watch::check`] answers without
+    /// waiting for the next poll. Other conditions can only be polled.
+    pub fn nap(&mut self, nap: Duration) {
+        match &self.notified {
+            Some(told) if self.heard.is_none() => match told.recv_timeout(nap) {
+                Ok(newline) => self.heard = Some(newline),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => self.heard = Some(false),
+            },
+            _ => thread::sleep(nap),
+        }
     }
 
     /// Checks once; blocks at most about a second (a TCP connect).
     pub fn check(&mut self) -> Check {
         match &self.cond {
-            Cond::Fd(n) => match self.notified.as_ref().map(Receiver::try_recv) {
-                Some(Ok(true)) => Check::Ready,
-                Some(Err(TryRecvError::Empty)) => Check::NotYet,
-                _ => Check::Never(format!("it closed fd {n} without writing a newline")),
-            },
+            Cond::Fd(n) => {
+                if self.heard.is_none() {
+                    self.heard = match self.notified.as_ref().map(Receiver::try_recv) {
+                        Some(Ok(newline)) => Some(newline),
+                        Some(Err(TryRecvError::Empty)) => None,
+                        _ => Some(false),
+                    };
+                }
+                match self.heard {
+                    Some(true) => Check::Ready,
+                    None => Check::NotYet,
+                    Some(false) => {
+                        Check::Never(format!("it closed fd {n} without writing a newline"))
+                    }
+                }
+            }
             Cond::Tcp(addr) => ready_if(TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).is_ok()),
             Cond::Unix(path) => ready_if(UnixStream::connect(path).is_ok()),
             Cond::File(path) => ready_if(fs::symlink_metadata(path).is_ok()),

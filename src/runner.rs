@@ -349,7 +349,10 @@ fn supervise(
             .into_iter()
             .flatten()
             .fold(poll, |nap, at| nap.min(at.saturating_duration_since(now)));
-        sleep(nap);
+        match &mut watch {
+            Some(watch) => watch.nap(nap),
+            None => sleep(nap),
+        }
     }
 }
 

@@ -388,6 +388,10 @@ fn ready_latency(
             "--socket", socket, "-q", "start", &unit, "--poll", &poll_arg,
         ]))?;
         until_status(&mut ctl, &unit, b"\"waiting_since\":", &mut dependent)?;
+        // The service starts at a random moment of the dependent's poll
+        // cycle: two polls of one period started back to back would stay
+        // in step, and the measure would show that artefact, not the tool.
+        sleep(rng.duration(poll));
         // The port is picked free now and bound again later, by us, at the
         // moment the "service" becomes ready; fd: the service is this
         // program's `notify`, woken through a FIFO.

@@ -3,6 +3,7 @@
 //! Line N runs at time N seconds, so timings in the transcript are exact.
 
 use super::*;
+use crate::rng::Rng;
 
 fn secs(d: Duration) -> String {
     format!("{}s", d.as_secs())
@@ -653,22 +654,6 @@ fn long_chains_declare_in_linear_time_in_either_order() {
     let err = registered.want("u0", &[name(N - 1)], false, Duration::ZERO).unwrap_err();
     assert!(matches!(err, Error::Cycle { .. }), "{err:?}");
     assert_eq!(forward.list().len(), N);
-}
-
-/// A small deterministic generator, so failures replay from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 fn assert_acyclic(state: &State) {

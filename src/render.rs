@@ -174,13 +174,14 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
             let (first, end) = span_cells(from, to, scale, bar);
             cells[first..end].fill(c);
             last = last.max(end - 1);
-            ready |= c == READY;
         }
         if let Some(mark) = lane.end_mark {
             cells[last] = mark;
             failed |= mark == FAILED;
             ongoing |= mark == ONGOING;
         }
+        // The end mark may hide a ready phase one cell long.
+        ready |= cells.contains(&READY);
         let bar: String = cells.into_iter().collect();
         let _ = writeln!(out, "{:<name_width$} |{bar}|", fit(&lane.unit.unit, name_width));
     }
@@ -338,11 +339,15 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
         return "no units\n".to_owned();
     }
     let by_name: HashMap<&str, &UnitView> = units.iter().map(|u| (u.unit.as_str(), u)).collect();
-    // Ties go to a waiting unit (it is downstream of what it waits for).
+    // Ties go to a waiting unit, then to a dependent of the other (each is
+    // downstream of what it waits for: a unit that ran within the
+    // millisecond its service became ready).
+    let depends = |a: &UnitView, b: &UnitView| a.dependencies.iter().any(|d| d.unit == b.unit);
     let last = units.iter().filter_map(|u| Some((u, ended(u, now)?))).max_by(|(a, ta), (b, tb)| {
         millis(*ta)
             .cmp(&millis(*tb))
             .then(a.waiting_since.is_some().cmp(&b.waiting_since.is_some()))
+            .then(depends(a, b).cmp(&depends(b, a)))
             .then(b.unit.cmp(&a.unit))
     });
     let Some((last, end)) = last else {
@@ -1045,6 +1050,20 @@ total: 2.00s from the server's start until web completed
         assert_eq!(
             critical(&with(db), 3.0),
             chain.replace("+1.20s to ready\n", "+1.20s to ready (then failed: exit status 1)\n")
+        );
+        // web ran within the millisecond db became ready: it is still
+        // the end of the chain.
+        let mut instant = named(&services(), "web");
+        (instant.started_at, instant.finished_at, instant.ran) = (Some(1.2), Some(1.2), Some(0.0));
+        instant.waited = Some(1.1);
+        assert_eq!(
+            critical(&[named(&services(), "db"), instant], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+db   @0.000s +1.20s to ready
+web  @1.200s +0ms (waited 1.10s for db)
+total: 1.20s from the server's start until web completed
+"
         );
         // A service still running counts as done when it became ready.
         let mut late = named(&services(), "web");

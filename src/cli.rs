@@ -295,8 +295,8 @@ Marks UNIT failed; dependents that need it exit 5 at once.
 const STATUS_HELP: &str = "\
 Usage: unitsync status UNIT [--json]
 
-Shows UNIT's status, whether it is ready, each dependency with its status,
-and its timings.
+Shows UNIT's status, whether it is startable, each dependency with its
+status, and its timings (a service's too: when it became ready).
 
   --json    one JSON object: a unit object, whose fields PROTOCOL.md
             lists (section 'Responses')
@@ -313,11 +313,12 @@ dependencies. Units that are only someone's dependency show as
   --dot     a Graphviz graph (render with: unitsync list --dot | dot -Tsvg)
   --timeline
             a text Gantt chart: one row per unit, time left to right,
-            waiting drawn apart from running
+            waiting, running and a service's ready phase drawn apart
   --width N with --timeline: N columns [$COLUMNS, else 80]
   --critical
             the chain of units that decided when the last one finished,
-            each wait blamed on the dependency that completed last
+            each wait blamed on the dependency that let it go last (by
+            completing or, a service, by becoming ready)
 ";
 
 const WAIT_HELP: &str = "\

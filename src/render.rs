@@ -17,6 +17,9 @@ pub fn status(unit: &UnitView, now: f64) -> String {
         Some(reason) => writeln!(out, "status:     {} ({since} ago): {reason}", unit.status),
         None => writeln!(out, "status:     {} ({since} ago)", unit.status),
     };
+    if let Some(note) = &unit.note {
+        let _ = writeln!(out, "note:       {note}");
+    }
     let _ = writeln!(out, "startable:  {}", startability(unit, now));
     for (i, dep) in unit.dependencies.iter().enumerate() {
         let label = if i == 0 { "depends on:" } else { "" };
@@ -24,10 +27,13 @@ pub fn status(unit: &UnitView, now: f64) -> String {
         let met = if dep.satisfied { "met" } else { "unmet" };
         let _ = writeln!(out, "{label:<11} {} ({}{soft}, {met})", dep.unit, dep.status);
     }
-    let time = |t: Option<f64>| t.map_or("-".to_owned(), |t| stamp_secs('+', t));
     let span = |t: Option<f64>| t.map_or("-".to_owned(), human_secs);
-    let _ = writeln!(out, "started:    {}", time(unit.started_at));
-    let _ = writeln!(out, "finished:   {}", time(unit.finished_at));
+    let _ = writeln!(out, "started:    {}", stamp(unit.started_at));
+    // Only a service becomes ready: other units go without the line.
+    if unit.ready_at.is_some() {
+        let _ = writeln!(out, "ready:      {}", stamp(unit.ready_at));
+    }
+    let _ = writeln!(out, "finished:   {}", stamp(unit.finished_at));
     let _ = writeln!(out, "waited:     {}", span(unit.waited));
     let _ = writeln!(out, "ran:        {}", span(unit.ran));
     out
@@ -55,8 +61,8 @@ fn startability(unit: &UnitView, now: f64) -> String {
 
 /// `list`: a table sorted by unit, times relative to the server's start.
 pub fn table(units: &[UnitView]) -> String {
-    let header = ["UNIT", "STATUS", "STARTABLE", "STARTED", "WAITED", "RAN", "DEPENDS ON"];
-    let rows: Vec<[String; 7]> = units
+    let header = ["UNIT", "STATUS", "STARTABLE", "STARTED", "READY", "WAITED", "RAN", "DEPENDS ON"];
+    let rows: Vec<[String; 8]> = units
         .iter()
         .map(|u| {
             let deps: Vec<String> = u
@@ -66,9 +72,10 @@ pub fn table(units: &[UnitView]) -> String {
                 .collect();
             [
                 u.unit.clone(),
-                u.status.to_string(),
+                status_note(u),
                 if u.startable { "yes" } else { "no" }.to_owned(),
-                u.started_at.map_or("-".to_owned(), |t| stamp_secs('+', t)),
+                stamp(u.started_at),
+                stamp(u.ready_at),
                 u.waited.map_or("-".to_owned(), human_secs),
                 u.ran.map_or("-".to_owned(), human_secs),
                 if deps.is_empty() { "-".to_owned() } else { deps.join(", ") },
@@ -78,6 +85,19 @@ pub fn table(units: &[UnitView]) -> String {
     let mut all = vec![header.map(String::from)];
     all.extend(rows);
     columns(&all)
+}
+
+/// A time since the server's start, `+1.200s`, or `-` if there is none.
+fn stamp(t: Option<f64>) -> String {
+    t.map_or("-".to_owned(), |t| stamp_secs('+', t))
+}
+
+/// A unit's status with its note, if it has one: `completed (stopped)`.
+fn status_note(unit: &UnitView) -> String {
+    match &unit.note {
+        Some(note) => format!("{} ({note})", unit.status),
+        None => unit.status.to_string(),
+    }
 }
 
 /// Aligns rows of cells (the first row is the header) into columns two
@@ -104,6 +124,9 @@ pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
 /// Timeline cells. ASCII, so the chart survives any terminal and any log.
 const WAITING: char = '.';
 const RUNNING: char = '#';
+/// A service from when it became ready: still running, serving its
+/// dependents.
+const READY: char = '=';
 const FAILED: char = '!';
 const ONGOING: char = '>';
 /// The bar keeps at least this many columns (or half the width, if more);
@@ -137,7 +160,7 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
     let header = format!("{:<name_width$}  {}", fit("UNIT", name_width), axis(total, bar));
     out += header.trim_end();
     out.push('\n');
-    let (mut failed, mut ongoing) = (false, false);
+    let (mut ready, mut failed, mut ongoing) = (false, false, false);
     for lane in &lanes {
         let mut cells = vec![' '; bar];
         if lane.spans.is_empty() {
@@ -157,10 +180,15 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
             failed |= mark == FAILED;
             ongoing |= mark == ONGOING;
         }
+        // The end mark may hide a ready phase one cell long.
+        ready |= cells.contains(&READY);
         let bar: String = cells.into_iter().collect();
         let _ = writeln!(out, "{:<name_width$} |{bar}|", fit(&lane.unit.unit, name_width));
     }
     let mut legend = vec![". waiting", "# running"];
+    if ready {
+        legend.push("= ready");
+    }
     if failed {
         legend.push("! failed");
     }
@@ -188,10 +216,19 @@ impl Lane<'_> {
             spans.push(((start - waited).max(0.0), start, WAITING));
         }
         match (unit.started_at, unit.finished_at) {
-            (Some(start), _) if unit.status == Status::Started => {
-                spans.push((start, now.max(start), RUNNING));
+            (Some(start), end) => {
+                let end = if still_running(unit) { now } else { end.unwrap_or(start) };
+                match unit.ready_at {
+                    // A service: running until it was ready, ready since,
+                    // up to its end (a stopped service too) or now.
+                    Some(ready) => {
+                        let ready = ready.max(start);
+                        spans.push((start, ready, RUNNING));
+                        spans.push((ready, end.max(ready), READY));
+                    }
+                    None => spans.push((start, end.max(start), RUNNING)),
+                }
             }
-            (Some(start), end) => spans.push((start, end.unwrap_or(start).max(start), RUNNING)),
             // Finished without a start of its own (`complete` of a unit
             // nobody started, a dependency failed): an instant.
             (None, Some(end)) => spans.push((end, end, RUNNING)),
@@ -205,7 +242,7 @@ impl Lane<'_> {
             None
         } else if unit.status == Status::Failed {
             Some(FAILED)
-        } else if unit.status == Status::Started || unit.waiting_since.is_some() {
+        } else if still_running(unit) || unit.waiting_since.is_some() {
             Some(ONGOING)
         } else {
             None
@@ -227,6 +264,11 @@ impl Lane<'_> {
             (true, _) => 1,
         }
     }
+}
+
+/// Whether a unit's process still runs: started, or ready (a service).
+fn still_running(unit: &UnitView) -> bool {
+    matches!(unit.status, Status::Started | Status::Ready)
 }
 
 /// Seconds to whole milliseconds, the wire's precision: sorting and
@@ -288,19 +330,24 @@ fn wrap(items: &[&str], width: usize) -> String {
 
 /// `list --critical`: like `systemd-analyze critical-chain`, the chain of
 /// units that decided when the last one finished. The unit that ended last
-/// (one still running or waiting ends now) blames its wait on the
-/// dependency that completed last before it started, that one on its own,
-/// and so on back to a unit that did not wait. Printed root first.
+/// (one still running or waiting ends now; a service ends when it became
+/// ready) blames its wait on the dependency that released it last before
+/// it started (completed, or became ready), that one on its own, and so on
+/// back to a unit that did not wait. Printed root first.
 pub fn critical(units: &[UnitView], now: f64) -> String {
     if units.is_empty() {
         return "no units\n".to_owned();
     }
     let by_name: HashMap<&str, &UnitView> = units.iter().map(|u| (u.unit.as_str(), u)).collect();
-    // Ties go to a waiting unit (it is downstream of what it waits for).
+    // Ties go to a waiting unit, then to a dependent of the other (each is
+    // downstream of what it waits for: a unit that ran within the
+    // millisecond its service became ready).
+    let depends = |a: &UnitView, b: &UnitView| a.dependencies.iter().any(|d| d.unit == b.unit);
     let last = units.iter().filter_map(|u| Some((u, ended(u, now)?))).max_by(|(a, ta), (b, tb)| {
         millis(*ta)
             .cmp(&millis(*tb))
             .then(a.waiting_since.is_some().cmp(&b.waiting_since.is_some()))
+            .then(depends(a, b).cmp(&depends(b, a)))
             .then(b.unit.cmp(&a.unit))
     });
     let Some((last, end)) = last else {
@@ -317,7 +364,7 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
         }
         match by_name.get(name) {
             Some(unit) => {
-                let (text, blamed) = link(unit, now);
+                let (text, blamed) = link(unit, &by_name, now);
                 links.push((name, text));
                 next = blamed;
             }
@@ -335,6 +382,9 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
         _ if last.waiting_since.is_some() => {
             writeln!(out, "total: {total} so far; {} is still waiting", last.unit)
         }
+        _ if last.ready_at.is_some() => {
+            writeln!(out, "total: {total} from the server's start until {} became ready", last.unit)
+        }
         status => {
             writeln!(out, "total: {total} from the server's start until {} {status}", last.unit)
         }
@@ -342,16 +392,30 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
     out
 }
 
-/// When a unit ended: now if it still runs or waits.
+/// When a unit ended, for the chain: now if it still runs or waits; when
+/// it became ready if it is a service (it released its dependents then,
+/// whatever it did since); else when it finished.
 fn ended(unit: &UnitView, now: f64) -> Option<f64> {
     if unit.status == Status::Started || unit.waiting_since.is_some() {
         return Some(now);
     }
-    unit.finished_at
+    unit.ready_at.or(unit.finished_at)
+}
+
+/// When a dependency let its dependents go: when it became ready, if it
+/// did since its last start, else when it entered its status if that
+/// satisfies the edge (completed, or failed for a soft one).
+fn released(dep: &DepView, by_name: &HashMap<&str, &UnitView>) -> Option<f64> {
+    let ready_at = by_name.get(dep.unit.as_str()).and_then(|u| u.ready_at);
+    ready_at.or(dep.satisfied.then_some(dep.since))
 }
 
 /// One line of the critical chain, and the dependency to blame next.
-fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
+fn link<'a>(
+    unit: &'a UnitView,
+    by_name: &HashMap<&str, &UnitView>,
+    now: f64,
+) -> (String, Option<&'a str>) {
     if let Some(since) = unit.waiting_since {
         let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
         // Follow the one furthest from done: it decides when the wait ends.
@@ -378,17 +442,22 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
         return (text, None);
     };
     let running = unit.status == Status::Started;
-    let end = if running { now } else { unit.finished_at.unwrap_or(start) };
+    let end = match unit.ready_at {
+        Some(ready) => ready,
+        None if running => now,
+        None => unit.finished_at.unwrap_or(start),
+    };
     let mut notes = Vec::new();
     let mut blamed = None;
     if let Some(waited) = unit.waited.filter(|&w| w > 0.0) {
-        // Its wait ended when the last of its dependencies completed.
+        // Its wait ended when the last of its dependencies released it.
         blamed = unit
             .dependencies
             .iter()
-            .filter(|d| d.satisfied && millis(d.since) <= millis(start))
-            .max_by(|a, b| millis(a.since).cmp(&millis(b.since)).then(b.unit.cmp(&a.unit)))
-            .map(|d| d.unit.as_str());
+            .filter_map(|d| Some((d, millis(released(d, by_name)?))))
+            .filter(|&(_, at)| at <= millis(start))
+            .max_by(|(a, at), (b, bt)| at.cmp(bt).then(b.unit.cmp(&a.unit)))
+            .map(|(d, _)| d.unit.as_str());
         notes.push(match blamed {
             Some(dep) => format!("waited {} for {dep}", human_secs(waited)),
             None => format!("waited {}", human_secs(waited)),
@@ -398,9 +467,15 @@ fn link(unit: &UnitView, now: f64) -> (String, Option<&str>) {
         notes.push("still running".to_owned());
     }
     if unit.status == Status::Failed {
-        notes.push(reason.map_or("failed".to_owned(), |r| format!("failed: {r}")));
+        // A service that failed after it was ready failed later than the
+        // time shown.
+        let then = if unit.ready_at.is_some() { "then " } else { "" };
+        notes.push(reason.map_or(format!("{then}failed"), |r| format!("{then}failed: {r}")));
     }
     let mut text = format!("{} +{}", stamp_secs('@', start), human_secs(end - start));
+    if unit.ready_at.is_some() {
+        text += " to ready";
+    }
     if !notes.is_empty() {
         let _ = write!(text, " ({})", notes.join("; "));
     }
@@ -467,7 +542,7 @@ pub fn dot(units: &[UnitView]) -> String {
             Status::NotRegistered => ("white", "dashed"),
         };
         let name = dot_string(&u.unit);
-        let label = dot_string(&format!("{}\n{}", u.unit, u.status));
+        let label = dot_string(&format!("{}\n{}", u.unit, status_note(u)));
         let _ = writeln!(
             out,
             "  {name} [label={label}, fillcolor={fill}, style=\"rounded,filled,{border}\"];"
@@ -541,9 +616,25 @@ mod tests {
         assert_eq!(
             table(&units),
             "\
-UNIT         STATUS     STARTABLE  STARTED  WAITED  RAN  DEPENDS ON
-a            completed  yes        +1.500s  250ms   -    -
-pip-install  started    no         +1.500s  250ms   -    a, c (soft)
+UNIT         STATUS     STARTABLE  STARTED  READY  WAITED  RAN  DEPENDS ON
+a            completed  yes        +1.500s  -      250ms   -    -
+pip-install  started    no         +1.500s  -      250ms   -    a, c (soft)
+"
+        );
+    }
+
+    #[test]
+    fn table_shows_when_a_service_was_ready_and_how_it_completed() {
+        let mut units = services();
+        let stopped = stop(named(&units, "db"), 2.5);
+        units.push(UnitView { unit: "cache".into(), ..stopped });
+        assert_eq!(
+            table(&units),
+            "\
+UNIT   STATUS               STARTABLE  STARTED  READY    WAITED  RAN    DEPENDS ON
+db     ready                yes        +0.000s  +1.200s  0ms     -      -
+web    completed            yes        +1.250s  -        1.15s   750ms  db
+cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
 "
         );
     }
@@ -564,6 +655,24 @@ pip-install  started    no         +1.500s  250ms   -    a, c (soft)
     }
 
     #[test]
+    fn dot_colours_a_ready_unit_and_labels_a_note() {
+        let units = [named(&services(), "db"), stop(named(&services(), "db"), 2.5)];
+        let dot = dot(&units);
+        assert!(
+            dot.contains(
+                "  \"db\" [label=\"db\\nready\", fillcolor=mediumseagreen, style=\"rounded,filled,solid\"];\n"
+            ),
+            "{dot}"
+        );
+        assert!(
+            dot.contains(
+                "  \"db\" [label=\"db\\ncompleted (stopped)\", fillcolor=palegreen, style=\"rounded,filled,solid\"];\n"
+            ),
+            "{dot}"
+        );
+    }
+
+    #[test]
     fn waited_for_words_each_status_once() {
         let at = |status| DepView {
             unit: "a".into(),
@@ -576,6 +685,7 @@ pip-install  started    no         +1.500s  250ms   -    a, c (soft)
             (NotRegistered, "a (never registered)"),
             (Pending, "a (registered, not started)"),
             (Started, "a (started 2.00s ago)"),
+            (Ready, "a (ready 2.00s ago)"),
             (Completed, "a (completed 2.00s ago)"),
             (Failed, "a (failed 2.00s ago)"),
         ];
@@ -627,7 +737,7 @@ pip-install  started    no         +1.500s  250ms   -    a, c (soft)
             unit: on.unit.clone(),
             status: on.status,
             soft,
-            satisfied: on.status == Completed || (soft && on.status == Failed),
+            satisfied: matches!(on.status, Completed | Ready) || (soft && on.status == Failed),
             since: on.since,
         }
     }
@@ -668,6 +778,31 @@ pip-install  started    no         +1.500s  250ms   -    a, c (soft)
         let mut all = vec![fetch, build, test, serve, typo, report, idle];
         all.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
         all
+    }
+
+    /// At +3s: db, a service, started at once and was ready at +1.2s; it
+    /// still runs. web asked to start at +0.1s, waited for db, started
+    /// at +1.25s and completed at +2s.
+    fn services() -> Vec<UnitView> {
+        let mut db = timed("db", Ready, Some(0.0), Some(0.0), None);
+        db.ready_at = Some(1.2);
+        db.since = 1.2;
+        let mut web = timed("web", Completed, Some(1.25), Some(1.15), Some(2.0));
+        web.dependencies = vec![dep(&db, false)];
+        vec![db, web]
+    }
+
+    /// A ready service ended at `at` by a stop signal that `run` forwarded.
+    fn stop(service: UnitView, at: f64) -> UnitView {
+        let ran = service.started_at.map(|s| at - s);
+        UnitView {
+            status: Completed,
+            note: Some("stopped".into()),
+            since: at,
+            finished_at: Some(at),
+            ran,
+            ..service
+        }
     }
 
     /// Finds a fixture unit by name.
@@ -766,8 +901,34 @@ gti-cl… |not regis…|
     }
 
     #[test]
+    fn timeline_draws_a_service_ready_phase() {
+        // db ran until it was ready, and is still ready now: `=` up to `>`.
+        assert_eq!(
+            timeline(&services(), 3.0, 40),
+            "\
+UNIT  0ms                         3.00s
+db   |#############===================>|
+web  | ............#########           |
+. waiting  # running  = ready
+> still going
+"
+        );
+        // Stopped at +2.5s, it keeps its ready phase up to its end.
+        let units = [stop(named(&services(), "db"), 2.5), named(&services(), "web")];
+        assert_eq!(
+            timeline(&units, 3.0, 40),
+            "\
+UNIT  0ms                         2.50s
+db   |###############==================|
+web  | ...............###########      |
+. waiting  # running  = ready
+"
+        );
+    }
+
+    #[test]
     fn timeline_fits_any_width() {
-        for units in [demo(), trouble()] {
+        for units in [demo(), trouble(), services()] {
             for width in 20..=200 {
                 let text = timeline(&units, 5.0, width);
                 for line in text.lines() {
@@ -864,6 +1025,61 @@ total: 5.00s so far; report is still waiting
     }
 
     #[test]
+    fn critical_chain_blames_the_moment_a_service_was_ready() {
+        // web waited for db until db was ready, not until it ended: the
+        // same chain while db runs, once it was stopped after web
+        // completed, and once it failed.
+        let chain = "\
+critical chain (@ when a unit started, + how long it ran):
+db   @0.000s +1.20s to ready
+web  @1.250s +750ms (waited 1.15s for db)
+total: 2.00s from the server's start until web completed
+";
+        assert_eq!(critical(&services(), 3.0), chain);
+        // web's view of db as it is now: it entered its status after web
+        // started.
+        let with = |db: UnitView| {
+            let mut web = named(&services(), "web");
+            web.dependencies = vec![dep(&db, false)];
+            [db, web]
+        };
+        assert_eq!(critical(&with(stop(named(&services(), "db"), 2.5)), 3.0), chain);
+        let mut db = named(&services(), "db");
+        (db.status, db.since, db.finished_at) = (Failed, 2.5, Some(2.5));
+        db.reason = Some("exit status 1".into());
+        assert_eq!(
+            critical(&with(db), 3.0),
+            chain.replace("+1.20s to ready\n", "+1.20s to ready (then failed: exit status 1)\n")
+        );
+        // web ran within the millisecond db became ready: it is still
+        // the end of the chain.
+        let mut instant = named(&services(), "web");
+        (instant.started_at, instant.finished_at, instant.ran) = (Some(1.2), Some(1.2), Some(0.0));
+        instant.waited = Some(1.1);
+        assert_eq!(
+            critical(&[named(&services(), "db"), instant], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+db   @0.000s +1.20s to ready
+web  @1.200s +0ms (waited 1.10s for db)
+total: 1.20s from the server's start until web completed
+"
+        );
+        // A service still running counts as done when it became ready.
+        let mut late = named(&services(), "web");
+        (late.status, late.finished_at, late.ran) = (Completed, Some(1.0), None);
+        (late.started_at, late.waited, late.dependencies) = (Some(0.5), Some(0.0), Vec::new());
+        assert_eq!(
+            critical(&[named(&services(), "db"), late], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+db  @0.000s +1.20s to ready
+total: 1.20s from the server's start until db became ready
+"
+        );
+    }
+
+    #[test]
     fn critical_chain_through_failures() {
         // test failed because build did, which had waited for fetch.
         let units: Vec<UnitView> =
@@ -924,6 +1140,38 @@ total: 2.00s from the server's start until a completed
 critical chain (@ when a unit started, + how long it ran):
 c  @1.000s +1.00s (waited 500ms)
 total: 2.00s from the server's start until c completed
+"
+        );
+    }
+
+    #[test]
+    fn status_shows_when_a_service_was_ready_and_its_note() {
+        let db = named(&services(), "db");
+        assert_eq!(
+            status(&db, 3.0),
+            "\
+unit:       db
+status:     ready (1.80s ago)
+startable:  yes
+started:    +0.000s
+ready:      +1.200s
+finished:   -
+waited:     0ms
+ran:        -
+"
+        );
+        assert_eq!(
+            status(&stop(db, 2.5), 3.0),
+            "\
+unit:       db
+status:     completed (500ms ago)
+note:       stopped
+startable:  yes
+started:    +0.000s
+ready:      +1.200s
+finished:   +2.500s
+waited:     0ms
+ran:        2.50s
 "
         );
     }

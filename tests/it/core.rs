@@ -269,8 +269,12 @@ fn status_and_list_show_the_graph() {
     json.stdout_has("\"unit\": \"c\",\n      \"status\": \"not registered\",\n      \"soft\": true,\n      \"satisfied\": false");
     sb.run(&["status", "b"]).ok().stdout_has("startable:  no, waiting for c (never registered)\n");
     let table = sb.run(&["list"]);
-    table.ok().stdout_has("UNIT  STATUS          STARTABLE  STARTED  WAITED  RAN  DEPENDS ON\n");
-    table.stdout_has("\nb     pending         no         -        -       -    a, c (soft)\n");
+    table
+        .ok()
+        .stdout_has("UNIT  STATUS          STARTABLE  STARTED  READY  WAITED  RAN  DEPENDS ON\n");
+    table.stdout_has(
+        "\nb     pending         no         -        -      -       -    a, c (soft)\n",
+    );
     sb.run(&["list", "--dot"]).ok().stdout_has("  \"c\" -> \"b\" [style=dashed];\n");
     sb.run(&["status", "bad name"])
         .code(1)

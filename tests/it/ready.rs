@@ -1,6 +1,7 @@
 //! `unitsync ready`: a started unit that keeps running releases its
 //! dependents; refusals say what to do; `$UNITSYNC_UNIT` names the unit;
-//! `status --json` shows `startable` and the ready time; `--state` keeps it.
+//! `status --json` shows `startable` and the ready time, which `complete`
+//! keeps; `--state` keeps it too.
 
 use std::process::Stdio;
 
@@ -23,12 +24,22 @@ fn ready_releases_a_waiting_dependent_while_the_unit_runs() {
     assert!(server.log().contains("a ready (after "), "{}", server.log());
     let a = sb.run(&["status", "a", "--json"]);
     a.ok().stdout_has("\"status\": \"ready\"").stdout_has("\"startable\": true");
-    assert!(!a.stdout.contains("\"ready_at\": null"), "{a}");
+    ready_at(&a);
     sb.run(&["status", "b"]).ok().stdout_has("status:     started");
-    // Repeating it changes nothing; the unit still ends as any other.
+    // Repeating it changes nothing; the unit still ends as any other, and
+    // keeps when it became ready.
     sb.run(&["ready", "a"]).ok();
     sb.run(&["complete", "a"]).ok();
-    sb.run(&["status", "a", "--json"]).ok().stdout_has("\"status\": \"completed\"");
+    let done = sb.run(&["status", "a", "--json"]);
+    done.ok().stdout_has("\"status\": \"completed\"");
+    assert_eq!(ready_at(&done), ready_at(&a), "{done}");
+}
+
+/// The `ready_at` line of `status --json`, which must say a time.
+fn ready_at(out: &Output) -> &str {
+    let line = out.stdout.lines().find(|l| l.contains("\"ready_at\": ")).unwrap_or_default();
+    assert!(!line.is_empty() && !line.contains("null"), "no ready time:{out}");
+    line
 }
 
 #[test]

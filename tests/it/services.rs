@@ -414,7 +414,6 @@ fn a_service_leaves_nothing_behind_but_a_one_shot_command_may() {
 }
 
 #[test]
-#[ignore = "needs the unitsync ready command (branch ready-core)"]
 fn a_command_that_marks_itself_ready_is_stopped_like_a_service() {
     for shell in SHELLS {
         let (sb, _server) = setup();

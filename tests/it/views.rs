@@ -1,6 +1,7 @@
 //! The views of a startup, end to end: `list --timeline`, `list --critical`,
-//! `status`'s one-sentence readiness and `list --dot` through Graphviz, over
-//! a real server and real timings. Exact output is pinned by the unit tests
+//! `status`'s one-sentence readiness and `list --dot` through Graphviz, and
+//! how they show a service that became ready, over a real server and real
+//! timings. Exact output is pinned by the unit tests
 //! in `src/render.rs`; these check only what does not depend on timing.
 
 use std::fs;
@@ -189,4 +190,71 @@ fn the_dot_graph_renders_with_graphviz() {
     assert_eq!(stdout.matches("class=\"node\"").count(), 5, "{stdout}");
     assert_eq!(stdout.matches("class=\"edge\"").count(), 3, "{stdout}");
     assert!(stdout.contains("coder_script.x[&quot;y&quot;]"), "{stdout}");
+}
+
+/// db is a service: its command marks it ready with `unitsync ready` once
+/// the test lets it, then keeps running until it is stopped. web asks to
+/// start after db, waits, then runs and completes while db still runs.
+#[test]
+fn the_views_show_a_service_ready_phase_and_blame_its_ready_time() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    let (go, stop) = (sb.path("go-db"), sb.path("stop-db"));
+    // If the test fails before it stops db, the command still ends.
+    let body = format!("{}; unitsync ready; {}", until_file_sh(&go), until_file_sh(&stop));
+    sb.run(&["want", "web", "db"]).ok();
+    let mut db = spawn(&sb, &["run", "db", "--", "sh", "-c", &body]);
+    until_status(&sb, "db", "started");
+    let mut web = spawn(&sb, &["run", "web", "--after", "db", "--", "true"]);
+    until_waiting(&sb, "web");
+    fs::write(&go, "").unwrap();
+    let status = wait_for_exit(&mut web, PATIENCE, || "run web did not end".into());
+    assert!(status.success(), "run web: {status}");
+    until_status(&sb, "db", "ready");
+
+    // Each bar's shape; how many cells a phase gets depends on timing.
+    let bars = |out: &Output| {
+        let lanes = rows(&out.stdout);
+        let names: Vec<&str> = lanes.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["db", "web"], "{out}");
+        let web = lanes[1].1.trim();
+        // web waited, then ran: no ready phase of its own.
+        let ran = web.trim_start_matches('.');
+        assert!(!ran.is_empty() && ran.chars().all(|c| c == '#'), "{out}");
+        // db ran, then was ready: `#`s, then `=`s, then its end.
+        lanes[0].1.trim().trim_start_matches('#').trim_start_matches('=').to_owned()
+    };
+    let out = sb.run(&["list", "--timeline", "--width", "72"]);
+    out.ok().stdout_has("> still going");
+    assert_eq!(bars(&out), ">", "db is still ready now:{out}");
+
+    // web's wait is blamed on db, which is done as far as startup goes.
+    let chain = |out: &Output| {
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[1].starts_with("db   @") && lines[1].ends_with(" to ready"), "{out}");
+        assert!(lines[2].starts_with("web  @") && lines[2].ends_with(" for db)"), "{out}");
+        assert!(lines[3].ends_with(" until web completed"), "{out}");
+    };
+    let out = sb.run(&["list", "--critical"]);
+    chain(out.ok());
+    let out = sb.run(&["status", "db"]);
+    out.ok().stdout_has("status:     ready (").stdout_has("\nready:      +");
+    out.stdout_has("\nfinished:   -\n");
+
+    // Stopped by a signal that `run` forwards: completed, noted, and still
+    // blamed for web's wait as of when it was ready, not when it ended.
+    send_signal(db.id(), "TERM");
+    wait_for_exit(&mut db, PATIENCE, || "run db did not stop".into());
+    until_status(&sb, "db", "completed");
+    let out = sb.run(&["status", "db"]);
+    out.ok().stdout_has("status:     completed (").stdout_has("\nnote:       stopped\n");
+    out.stdout_has("\nready:      +");
+    sb.run(&["list"]).ok().stdout_has("\ndb    completed (stopped)  yes");
+    let out = sb.run(&["list", "--critical"]);
+    chain(out.ok());
+    let out = sb.run(&["list", "--timeline", "--width", "72"]);
+    out.ok().stdout_has("= ready");
+    assert_eq!(bars(&out), "", "db's ready phase goes up to its end:{out}");
+    assert!(rows(&out.stdout)[0].1.contains('='), "{out}");
 }

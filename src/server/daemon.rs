@@ -183,3 +183,13 @@ pub(super) fn remove_if_ours(path: &Path) {
         let _ = fs::remove_file(path);
     }
 }
+
+/// Removes the socket file of a server that gives up before serving. No
+/// other server can have replaced it meanwhile (ours listened, so it was
+/// live), and a connect test would mislead: after `--detach`'s fork the
+/// parent may still hold a copy of the listener for a moment.
+pub(super) fn remove_socket(path: &Path) {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = fs::remove_file(path);
+    }
+}

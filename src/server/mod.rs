@@ -251,7 +251,7 @@ impl Prepared {
     fn abandon(self, e: Error) -> Error {
         let Prepared { listener, socket, .. } = self;
         drop(listener);
-        daemon::remove_if_ours(&socket);
+        daemon::remove_socket(&socket);
         e
     }
 
@@ -273,7 +273,7 @@ impl Prepared {
                 .spawn(move || conn::accept_loop(&server, &listener, &stop))
                 .map_err(|err| {
                     // The listener went with the closure: nothing listens.
-                    daemon::remove_if_ours(&socket);
+                    daemon::remove_socket(&socket);
                     Error::Thread { what: "accept", err }
                 })?
         };

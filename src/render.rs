@@ -182,10 +182,12 @@ struct Lane<'a> {
 impl Lane<'_> {
     fn new(unit: &UnitView, now: f64) -> Lane<'_> {
         let mut spans = Vec::new();
-        if let (Some(start), Some(waited)) = (unit.started_at, unit.waited)
+        // A wait ends in its start, or, for a unit that never started from
+        // it (a dependency failed, its client gave up), when it finished.
+        if let (Some(end), Some(waited)) = (unit.started_at.or(unit.finished_at), unit.waited)
             && waited > 0.0
         {
-            spans.push(((start - waited).max(0.0), start, WAITING));
+            spans.push(((end - waited).max(0.0), end, WAITING));
         }
         match (unit.started_at, unit.finished_at) {
             (Some(start), _) if unit.status == Status::Started => {

@@ -292,7 +292,8 @@ pub struct UnitInfo {
     /// When it became ready after its last start, if it did.
     pub ready_at: Option<Duration>,
     pub finished_at: Option<Duration>,
-    /// How long its last start waited for dependencies.
+    /// How long its last wait for dependencies lasted, whether it ended in
+    /// a start or not (a dependency failed, it finished otherwise).
     pub waited: Option<Duration>,
     /// Since when a refused `start` has been waiting, if one is.
     pub waiting_since: Option<Duration>,
@@ -490,7 +491,7 @@ impl State {
             u.reason = clean_reason(&own);
             u.failed_by = Some(did);
             u.finished_at = Some(now);
-            u.blocked = None;
+            self.end_wait(uid, now);
             self.set_status(uid, Status::Failed, now);
             return Ok(Start::DependencyFailed { dep: failed.unit.clone(), reason });
         }
@@ -657,9 +658,20 @@ impl State {
         u.note = None;
         u.failed_by = None;
         u.finished_at = Some(now);
-        u.blocked = None;
+        self.end_wait(id, now);
         self.set_status(id, status, now);
         Ok(Finished { ran, reason })
+    }
+
+    /// Ends the current wait of a unit that will not start from it (a
+    /// dependency failed, it finished otherwise, its client gave up),
+    /// keeping how long it waited. Nothing if it was not waiting.
+    fn end_wait(&mut self, id: Id, now: Duration) -> Option<Duration> {
+        let u = &mut self.units[id];
+        let (at, _) = u.blocked.take()?;
+        let waited = now.saturating_sub(at);
+        u.waited = Some(waited);
+        Some(waited)
     }
 
     fn mark_started(&mut self, id: Id, now: Duration) -> Start {

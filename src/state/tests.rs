@@ -52,6 +52,16 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
             state.fail(unit, Some(&reason.join(" ")), now).map(render_finished)
         }
         ["status", unit] => state.status(unit).map(|i| render_info(&i)),
+        ["timings", unit] => state.status(unit).map(|i| {
+            let at = |t: Option<Duration>| t.map_or("-".to_owned(), secs);
+            format!(
+                "started {}, finished {}, waited {}, waiting since {}",
+                at(i.started_at),
+                at(i.finished_at),
+                at(i.waited),
+                at(i.waiting_since)
+            )
+        }),
         ["list"] => Ok(state
             .list()
             .iter()
@@ -206,6 +216,26 @@ fn a_failed_hard_dependency_fails_the_dependent_fast() {
         status b     => failed, not startable; a failed unmet; failed by a; reason: dependency a failed: exit status 2
         want c b     => added 1, registered
         start c      => dependency failed: b: dependency a failed: exit status 2
+        ",
+    );
+}
+
+#[test]
+fn a_wait_that_ends_without_a_start_keeps_how_long_it_waited() {
+    check(
+        "
+        want c b     => added 1, registered
+        start b      => started, waited 0s
+        start c      => blocked on b (started)
+        start c      => still blocked on b (started)
+        timings c    => started -, finished -, waited -, waiting since 3s
+        fail b       => ok, ran 4s
+        start c      => dependency failed: b
+        timings c    => started -, finished 7s, waited 4s, waiting since -
+        want d e     => added 1, registered
+        start d      => blocked on e (not registered)
+        complete d   => ok
+        timings d    => started -, finished 11s, waited 1s, waiting since -
         ",
     );
 }

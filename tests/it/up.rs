@@ -646,3 +646,31 @@ fn a_script_without_a_header_ends_its_unit_unless_it_did() {
     out.stderr_has("fine completed");
     out.stderr_has("broken failed");
 }
+
+#[test]
+fn a_script_that_only_waited_shows_its_wait_and_no_run_time() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    // b fails only once c is seen waiting for it.
+    script(
+        &dir,
+        "b.sh",
+        "# unitsync: unit=b\n\
+         until unitsync status c --json | grep -q '\"waiting_since\": [0-9]'; do sleep 0.05; done\n\
+         exit 2",
+    );
+    script(&dir, "c.sh", "# unitsync: after=b\necho c ran");
+    let out = up(&sb, &dir, &["true"]);
+    out.code(1);
+    let row =
+        out.stdout.lines().find(|l| l.starts_with("c.sh ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("not run: dependency b failed"), "{out}");
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    let (waited, ran) = (fields[fields.len() - 2], fields[fields.len() - 1]);
+    assert_ne!(waited, "-", "the wait is lost: {out}");
+    assert_eq!(ran, "-", "c never ran: {out}");
+    // The timeline draws the wait.
+    let lane =
+        out.stdout.lines().rev().find(|l| l.starts_with("c ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(lane.contains('.'), "no dots for the wait: {out}");
+}

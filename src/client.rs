@@ -29,6 +29,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_RETRY: Duration = Duration::from_millis(50);
 /// Progress lines while waiting come at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// How often a waiting loop with a `cancel` checks it while sleeping.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
 /// Sleeping longer than this risks the server's idle timeout: reconnect instead.
 const KEEP_CONNECTION_FOR: Duration = Duration::from_secs(30);
 
@@ -276,7 +278,8 @@ fn request_unit(request: &Request) -> String {
         | Request::Ready { unit }
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
-        | Request::Status { unit } => unit.clone(),
+        | Request::Status { unit }
+        | Request::StopWaiting { unit } => unit.clone(),
         Request::Ping | Request::List => "request".to_owned(),
     }
 }
@@ -383,10 +386,20 @@ fn wait_until<T>(
         if nap >= KEEP_CONNECTION_FOR {
             client.disconnect();
         }
-        sleep(nap);
-        if let Some(signal) = patience.cancel.map(|c| c.load(Ordering::SeqCst)).filter(|&s| s != 0)
-        {
-            return Err(Error::Interrupted { subject: subject.to_owned(), signal });
+        // In slices, so that a stop signal is heard at once even with a
+        // long `--poll`.
+        let woke = Instant::now() + nap;
+        loop {
+            if let Some(signal) =
+                patience.cancel.map(|c| c.load(Ordering::SeqCst)).filter(|&s| s != 0)
+            {
+                return Err(Error::Interrupted { subject: subject.to_owned(), signal });
+            }
+            let left = woke.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            sleep(left.min(CANCEL_CHECK));
         }
     }
 }
@@ -432,7 +445,13 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
         }
         _ => Err(client.unexpected()),
     };
-    let ((), waited) = wait_until(client, patience, say, unit, check)?;
+    let result = wait_until(client, patience, say, unit, check);
+    if blocked && matches!(result, Err(Error::TimedOut(_) | Error::Interrupted { .. })) {
+        // Say so, or the views would show us waiting still. Best effort:
+        // the error that ended the wait is the one to report.
+        let _ = client.call(&Request::StopWaiting { unit: unit.to_owned() });
+    }
+    let ((), waited) = result?;
     if blocked {
         say.line(&format!("{unit}: started after waiting {}", human(waited)));
     } else {

@@ -13,7 +13,7 @@
 //! - `runner`   `run`: a unit's whole life around a command or a service, signals included.
 //! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
 //!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
-//! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
+//! - `signals`  stop signals for `run`, `up` and a waiting `start`: caught, forwarded, reset in children.
 //! - `settings` global options with the environment's defaults applied.
 //! - `exit`     the exit codes below, named, and which outcome gets which.
 //! - `duration` `250ms`/`5m` in and out.
@@ -62,7 +62,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use cli::{Cmd, ListFormat};
-use client::Say;
+use client::{Patience, Say};
 use exit::Failure;
 use protocol::{Body, Request};
 use settings::Settings;
@@ -139,7 +139,11 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             settings.client().call(&Request::Want { unit, deps, soft })?;
         }
         Cmd::Start { unit, timeout, poll } => {
-            let patience = settings.patience(timeout, poll);
+            // A stop signal ends the wait cleanly, so the server hears that
+            // nobody waits any more (exit 128+N, as for `run`).
+            signals::catch();
+            let patience =
+                Patience { cancel: Some(&signals::RECEIVED), ..settings.patience(timeout, poll) };
             client::start(&mut settings.client(), &unit, patience, settings.say())?;
         }
         Cmd::Ready { unit } => {

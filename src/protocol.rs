@@ -52,9 +52,14 @@ pub enum Request {
         unit: String,
     },
     List,
+    /// A client that was waiting in `start` for `unit` gave up (a timeout,
+    /// a signal): it is no longer waiting.
+    StopWaiting {
+        unit: String,
+    },
 }
 
-const OPS: &str = "ping, want, start, ready, complete, fail, status, list";
+const OPS: &str = "ping, want, start, ready, complete, fail, status, list, stop_waiting";
 
 /// An answer: `ok`, `instance`, then the body's `result` and fields, all in
 /// one flat object. Written and read by hand around serde (see
@@ -106,6 +111,11 @@ pub enum Body {
     },
     Failed {
         ran: Option<f64>,
+    },
+    /// `waited`: how long the wait that stopped had lasted; null if the
+    /// unit was not waiting, which changed nothing.
+    StoppedWaiting {
+        waited: Option<f64>,
     },
     Status {
         now: f64,
@@ -361,6 +371,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
         "status" => Request::Status { unit: unit()? },
         "list" => Request::List,
+        "stop_waiting" => Request::StopWaiting { unit: unit()? },
         _ => {
             let message = format!("unknown op {op:?}; known ops: {OPS}");
             return Err(ErrorBody::new(ErrorKind::UnknownOp, message));
@@ -422,6 +433,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         }
         "completed" => Body::Completed { ran: f.ran },
         "failed" => Body::Failed { ran: f.ran },
+        "stopped_waiting" => Body::StoppedWaiting { waited: f.waited },
         "status" => Body::Status { now: need(f.now, "now")?, unit: need(f.unit, "unit")? },
         "list" => Body::List { now: need(f.now, "now")?, units: need(f.units, "units")? },
         "error" => Body::Error { error: need(f.error, "error")? },
@@ -521,6 +533,7 @@ mod tests {
             (Request::Fail { unit: "a".into(), reason: None }, r#"{"op":"fail","unit":"a"}"#),
             (Request::Status { unit: "a".into() }, r#"{"op":"status","unit":"a"}"#),
             (Request::List, r#"{"op":"list"}"#),
+            (Request::StopWaiting { unit: "b".into() }, r#"{"op":"stop_waiting","unit":"b"}"#),
         ];
         for (request, text) in cases {
             assert_eq!(request.to_line(), line(text));
@@ -655,6 +668,14 @@ mod tests {
             (
                 Body::Ready { after: 1.2, already: true },
                 r#"{"ok":true,"instance":"i1","result":"ready","after":1.2,"already":true}"#,
+            ),
+            (
+                Body::StoppedWaiting { waited: Some(2.5) },
+                r#"{"ok":true,"instance":"i1","result":"stopped_waiting","waited":2.5}"#,
+            ),
+            (
+                Body::StoppedWaiting { waited: None },
+                r#"{"ok":true,"instance":"i1","result":"stopped_waiting","waited":null}"#,
             ),
             (
                 Body::Status { now: 10.0, unit: service },

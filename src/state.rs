@@ -251,6 +251,15 @@ impl Readied {
     }
 }
 
+/// The answer to `stop_waiting`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum StopWaiting {
+    /// Its wait is over; `waited` is kept as how long it lasted.
+    Stopped { waited: Duration },
+    /// It was not waiting: nothing changed.
+    NotWaiting,
+}
+
 /// The answer to `complete` and `fail`, which always change the state.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Finished {
@@ -565,6 +574,14 @@ impl State {
         let existing = self.index.get(unit).copied();
         let reason = reason.and_then(clean_reason);
         self.finish(unit, existing, Status::Failed, reason, now)
+    }
+
+    /// `stop_waiting unit`: the client waiting in `start` for `unit` gave
+    /// up (a timeout, a signal). Its wait ends, and is kept as `waited`.
+    pub fn stop_waiting(&mut self, unit: &str, now: Duration) -> Result<StopWaiting, Error> {
+        check_name(unit)?;
+        let waited = self.index.get(unit).copied().and_then(|id| self.end_wait(id, now));
+        Ok(waited.map_or(StopWaiting::NotWaiting, |waited| StopWaiting::Stopped { waited }))
     }
 
     /// One unit; a unit nobody mentioned is reported as not registered.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::duration::human;
 use crate::protocol::{Body, PROTOCOL_VERSION, Request, UnitView, secs};
-use crate::state::{self, Readied, Start, State};
+use crate::state::{self, Readied, Start, State, StopWaiting};
 
 /// What applying one request did: the answer, the log line, and whether
 /// the state changed (so the request must be journaled), as the state
@@ -108,6 +108,16 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("fail", unit, e),
         },
+        Request::StopWaiting { unit } => match state.stop_waiting(unit, now) {
+            Ok(StopWaiting::Stopped { waited }) => {
+                let body = Body::StoppedWaiting { waited: Some(secs(waited)) };
+                Outcome::change(body, format!("{unit} stopped waiting (after {})", human(waited)))
+            }
+            Ok(StopWaiting::NotWaiting) => {
+                Outcome::unchanged(Body::StoppedWaiting { waited: None }, None)
+            }
+            Err(e) => refused("stop_waiting", unit, e),
+        },
         Request::Status { unit } => match state.status(unit) {
             Ok(info) => Outcome::unchanged(
                 Body::Status { now: secs(now), unit: UnitView::from(info) },
@@ -156,6 +166,7 @@ mod tests {
             }
             ["status", unit] => Request::Status { unit: unit.to_string() },
             ["list"] => Request::List,
+            ["stop-waiting", unit] => Request::StopWaiting { unit: unit.to_string() },
             _ => panic!("bad test script line: {line}"),
         }
     }
@@ -216,6 +227,22 @@ mod tests {
             fail b exit 2    => failed, journaled | b failed (ran 1.00s): exit 2
             start b          => started, journaled | b started
             ",
+        );
+    }
+
+    #[test]
+    fn stopping_a_wait_is_journaled_and_logged_once() {
+        check(
+            r#"
+            want b a         => wanted, journaled | b wants a
+            start b          => blocked, journaled
+            start b          => blocked
+            stop-waiting b   => stopped_waiting, journaled | b stopped waiting (after 2.00s)
+            stop-waiting b   => stopped_waiting
+            stop-waiting zz  => stopped_waiting
+            {"op":"stop_waiting","unit":""} => error bad_name | refused stop_waiting "": invalid unit name "": a name is 1 to 255 bytes long
+            start b          => blocked, journaled
+            "#,
         );
     }
 

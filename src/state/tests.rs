@@ -39,6 +39,10 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
                 None => format!("dependency failed: {dep}"),
             },
         }),
+        ["stop-waiting", unit] => state.stop_waiting(unit, now).map(|s| match s {
+            StopWaiting::Stopped { waited } => format!("stopped waiting after {}", secs(waited)),
+            StopWaiting::NotWaiting => "was not waiting".to_owned(),
+        }),
         ["ready", unit] => state.ready(unit, now).map(|r| match r {
             Readied::Now { after } => format!("ready after {}", secs(after)),
             Readied::Already { after } => format!("already ready after {}", secs(after)),
@@ -236,6 +240,28 @@ fn a_wait_that_ends_without_a_start_keeps_how_long_it_waited() {
         start d      => blocked on e (not registered)
         complete d   => ok
         timings d    => started -, finished 11s, waited 1s, waiting since -
+        ",
+    );
+}
+
+#[test]
+fn a_client_that_stops_waiting_ends_the_wait_and_keeps_its_length() {
+    check(
+        "
+        want c b      => added 1, registered
+        start c       => blocked on b (not registered)
+        start c       => still blocked on b (not registered)
+        stop-waiting c => stopped waiting after 2s
+        timings c     => started -, finished -, waited 2s, waiting since -
+        stop-waiting c => was not waiting
+        stop-waiting x => was not waiting
+        list          => b=not-registered c=pending
+        start c       => blocked on b (not registered)
+        timings c     => started -, finished -, waited 2s, waiting since 9s
+        complete b    => ok
+        start c       => started, waited 3s for b
+        stop-waiting c => was not waiting
+        stop-waiting bad/name? => was not waiting
         ",
     );
 }

@@ -111,7 +111,7 @@ fn the_views_show_what_is_still_going_and_what_failed() {
     let _server = sb.serve(&[]);
     sb.run(&["start", "git-clone"]).ok();
     sb.run(&["want", "pip-install", "git-clone", "gti-clone"]).ok();
-    // Its start gives up, but the server still counts it as waiting.
+    // Its start gives up, and says so: nobody waits for it any more.
     sb.run(&["start", "pip-install", "--timeout", "100ms"]).code(4);
     sb.run(&["start", "lint"]).ok();
     sb.run(&["fail", "lint", "--reason", "exit status 1"]).ok();
@@ -124,15 +124,15 @@ fn the_views_show_what_is_still_going_and_what_failed() {
     out.ok().stdout_has("! failed").stdout_has("> still going");
     let rows = rows(&out.stdout);
     let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["git-clone", "pip-install", "lint", "gti-clone"], "{out}");
-    assert!(rows[0].1.ends_with('>') && rows[1].1.ends_with('>'), "{out}");
-    assert!(rows[1].1.contains('.') && !rows[1].1.contains('#'), "{out}");
-    assert!(rows[2].1.trim_end().ends_with('!'), "{out}");
+    assert_eq!(names, ["git-clone", "lint", "pip-install", "gti-clone"], "{out}");
+    assert!(rows[0].1.ends_with('>'), "{out}");
+    assert!(rows[1].1.trim_end().ends_with('!'), "{out}");
+    assert!(rows[2].1.starts_with("pending"), "{out}");
     assert!(rows[3].1.starts_with("not registered"), "{out}");
 
     let out = sb.run(&["list", "--critical"]);
-    out.ok().stdout_has("gti-clone    (never registered)\npip-install  waiting ");
-    out.stdout_has("total: ").stdout_has(" so far; pip-install is still waiting\n");
+    out.ok().stdout_has("total: ").stdout_has(" so far; git-clone is still running\n");
+    assert!(!out.stdout.contains("pip-install"), "{out}");
 }
 
 #[test]
@@ -189,4 +189,37 @@ fn the_dot_graph_renders_with_graphviz() {
     assert_eq!(stdout.matches("class=\"node\"").count(), 5, "{stdout}");
     assert_eq!(stdout.matches("class=\"edge\"").count(), 3, "{stdout}");
     assert!(stdout.contains("coder_script.x[&quot;y&quot;]"), "{stdout}");
+}
+
+/// `status --json` of `unit`: whether it is waiting, and whether it kept
+/// how long it waited.
+fn waiting_and_waited(sb: &Sandbox, unit: &str) -> (bool, bool) {
+    let json = json_status(sb, unit);
+    (!json.contains("\"waiting_since\": null"), !json.contains("\"waited\": null"))
+}
+
+#[test]
+fn a_start_that_times_out_is_no_longer_shown_waiting() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["want", "c", "b"]).ok();
+    sb.run(&["start", "c", "--timeout", "1s"]).code(4);
+    assert_eq!(waiting_and_waited(&sb, "c"), (false, true), "{}", json_status(&sb, "c"));
+    let chart = sb.run(&["list", "--timeline"]);
+    chart.ok();
+    assert!(!chart.stdout.contains('>'), "c is drawn waiting still:\n{}", chart.stdout);
+}
+
+#[test]
+fn a_start_stopped_by_a_signal_is_no_longer_shown_waiting() {
+    let sb = Sandbox::new();
+    let server = sb.serve(&[]);
+    sb.run(&["want", "c", "b"]).ok();
+    let mut start = spawn(&sb, &["start", "c", "--poll", "1m"]);
+    until_waiting(&sb, "c");
+    send_signal(start.id(), "TERM");
+    let status = wait_for_exit(&mut start, Duration::from_secs(30), || "start c".to_owned());
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(waiting_and_waited(&sb, "c"), (false, true), "{}", json_status(&sb, "c"));
+    assert!(server.log().contains("c stopped waiting (after "), "{}", server.log());
 }

@@ -274,7 +274,7 @@ impl Client {
 fn request_unit(request: &Request) -> String {
     match request {
         Request::Want { unit, .. }
-        | Request::Start { unit }
+        | Request::Start { unit, .. }
         | Request::Ready { unit }
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
@@ -406,7 +406,9 @@ fn wait_until<T>(
 
 /// `start`: waits until `unit` may start and marks it started.
 pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> Result<(), Error> {
-    let request = Request::Start { unit: unit.to_owned() };
+    // The poll interval tells the server how long our silence may last.
+    let poll = Some(protocol::secs(patience.poll));
+    let request = Request::Start { unit: unit.to_owned(), poll };
     let mut blocked = false;
     let check = |client: &mut Client, last: bool| match client.call(&request)? {
         Body::Started { .. } => Ok(Check::Done(())),

@@ -32,6 +32,10 @@ pub enum Request {
     },
     Start {
         unit: String,
+        /// How often the client polls while it waits, in seconds: a wait
+        /// it stops refreshing lapses after three of these (or 10 s).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        poll: Option<f64>,
     },
     Complete {
         unit: String,
@@ -351,6 +355,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         soft: Option<bool>,
         reason: Option<String>,
         note: Option<String>,
+        poll: Option<f64>,
     }
     let fields: Fields =
         serde_json::from_slice(line).map_err(|e| bad(format!("malformed request: {e}")))?;
@@ -365,7 +370,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             deps: fields.deps.clone().unwrap_or_default(),
             soft: fields.soft.unwrap_or(false),
         },
-        "start" => Request::Start { unit: unit()? },
+        "start" => Request::Start { unit: unit()?, poll: fields.poll },
         "ready" => Request::Ready { unit: unit()? },
         "complete" => Request::Complete { unit: unit()?, note: fields.note.clone() },
         "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
@@ -519,7 +524,11 @@ mod tests {
                 Request::Want { unit: "b".into(), deps: vec!["a".into()], soft: false },
                 r#"{"op":"want","unit":"b","deps":["a"],"soft":false}"#,
             ),
-            (Request::Start { unit: "b".into() }, r#"{"op":"start","unit":"b"}"#),
+            (Request::Start { unit: "b".into(), poll: None }, r#"{"op":"start","unit":"b"}"#),
+            (
+                Request::Start { unit: "b".into(), poll: Some(0.05) },
+                r#"{"op":"start","unit":"b","poll":0.05}"#,
+            ),
             (Request::Complete { unit: "a".into(), note: None }, r#"{"op":"complete","unit":"a"}"#),
             (
                 Request::Complete { unit: "a".into(), note: Some("stopped".into()) },

@@ -98,7 +98,10 @@ fn valid(rng: &mut Rng) -> (Request, String) {
             deps: (0..rng.below(4)).map(|_| name(rng)).collect(),
             soft: rng.chance(50),
         },
-        2 => Request::Start { unit },
+        2 => Request::Start {
+            unit,
+            poll: rng.chance(50).then(|| rng.below(100_000) as f64 / 1000.0),
+        },
         3 => Request::Complete { unit, note: rng.chance(50).then(|| name(rng)) },
         4 => Request::Fail { unit, reason: rng.chance(50).then(|| name(rng)) },
         5 => Request::Status { unit },

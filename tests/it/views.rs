@@ -223,3 +223,16 @@ fn a_start_stopped_by_a_signal_is_no_longer_shown_waiting() {
     assert_eq!(waiting_and_waited(&sb, "c"), (false, true), "{}", json_status(&sb, "c"));
     assert!(server.log().contains("c stopped waiting (after "), "{}", server.log());
 }
+
+#[test]
+fn a_start_killed_without_a_word_stops_showing_as_waiting_once_its_wait_lapses() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["want", "c", "b"]).ok();
+    let mut start = spawn(&sb, &["start", "c"]);
+    until_waiting(&sb, "c");
+    send_signal(start.id(), "KILL");
+    start.wait().unwrap();
+    // Ten seconds of silence (README.md, "How waiting ends").
+    eventually("c's wait lapses", || waiting_and_waited(&sb, "c") == (false, true));
+}

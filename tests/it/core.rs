@@ -105,8 +105,18 @@ fn a_typo_times_out_with_a_did_you_mean() {
     out.code(4)
         .stderr_has("unitsync: pip-install: timed out after 300ms waiting for git-clone (started ");
     out.stderr_has(", gti-clone (never registered; did you mean git-clone?)\n");
-    // It said at once what it waited for.
+    // It said at once what it waited for, and suspected the typo at once.
     out.stderr_has("unitsync: pip-install: waiting for git-clone (started ");
+    let first = out.stderr.lines().find(|l| l.contains(": waiting for ")).unwrap();
+    assert!(first.ends_with(", gti-clone (never registered; did you mean git-clone?)"), "{out}");
+    // So does wait.
+    let out = sb.run(&["wait", "gti-clone", "--timeout", "300ms"]);
+    out.code(4);
+    let first = out.stderr.lines().find(|l| l.contains(": waiting for ")).unwrap();
+    assert!(first.ends_with("gti-clone (never registered; did you mean git-clone?)"), "{out}");
+    out.stderr_has(
+        "timed out after 300ms waiting for gti-clone (never registered; did you mean git-clone?)\n",
+    );
 }
 
 #[test]

@@ -38,6 +38,9 @@ pub fn status(unit: &UnitView, now: f64) -> String {
 /// registered)`.
 fn startability(unit: &UnitView, now: f64) -> String {
     let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
+    if unit.status == Status::NotRegistered {
+        return "yes (nobody declared it)".to_owned();
+    }
     if unmet.is_empty() {
         return "yes".to_owned();
     }
@@ -67,7 +70,13 @@ pub fn table(units: &[UnitView]) -> String {
             [
                 u.unit.clone(),
                 u.status.to_string(),
-                if u.startable { "yes" } else { "no" }.to_owned(),
+                match (u.status, u.startable) {
+                    // Nobody declared it: nothing to say.
+                    (Status::NotRegistered, _) => "-",
+                    (_, true) => "yes",
+                    (_, false) => "no",
+                }
+                .to_owned(),
                 u.started_at.map_or("-".to_owned(), |t| stamp_secs('+', t)),
                 u.waited.map_or("-".to_owned(), human_secs),
                 u.ran.map_or("-".to_owned(), human_secs),
@@ -539,13 +548,15 @@ mod tests {
         let units = [
             view("a", Completed, &[]),
             view("pip-install", Started, &[("a", Completed, false), ("c", Failed, true)]),
+            view("z", NotRegistered, &[]),
         ];
         assert_eq!(
             table(&units),
             "\
-UNIT         STATUS     STARTABLE  STARTED  WAITED  RAN  DEPENDS ON
-a            completed  yes        +1.500s  250ms   -    -
-pip-install  started    no         +1.500s  250ms   -    a, c (soft)
+UNIT         STATUS          STARTABLE  STARTED  WAITED  RAN  DEPENDS ON
+a            completed       yes        +1.500s  250ms   -    -
+pip-install  started         no         +1.500s  250ms   -    a, c (soft)
+z            not registered  -          +1.500s  250ms   -    -
 "
         );
     }
@@ -957,5 +968,7 @@ total: 2.00s from the server's start until c completed
             text.contains("startable:  no, waiting for a (registered, not started) and b (registered, not started)\n"),
             "{text}"
         );
+        let text = status(&timed("x", NotRegistered, None, None, None), 5.0);
+        assert!(text.contains("startable:  yes (nobody declared it)\n"), "{text}");
     }
 }

@@ -281,6 +281,8 @@ fn status_and_list_show_the_graph() {
     let table = sb.run(&["list"]);
     table.ok().stdout_has("UNIT  STATUS          STARTABLE  STARTED  WAITED  RAN  DEPENDS ON\n");
     table.stdout_has("\nb     pending         no         -        -       -    a, c (soft)\n");
+    table.stdout_has("\nc     not registered  -          -        -       -    -\n");
+    sb.run(&["status", "c"]).ok().stdout_has("startable:  yes (nobody declared it)\n");
     sb.run(&["list", "--dot"]).ok().stdout_has("  \"c\" -> \"b\" [style=dashed];\n");
     sb.run(&["status", "bad name"])
         .code(1)

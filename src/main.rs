@@ -136,7 +136,13 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             )?;
         }
         Cmd::Want { unit, deps, soft } => {
+            let said = match (deps.is_empty(), soft) {
+                (true, _) => format!("{unit}: registered"),
+                (false, false) => format!("{unit}: wants {}", deps.join(", ")),
+                (false, true) => format!("{unit}: softly wants {}", deps.join(", ")),
+            };
             settings.client().call(&Request::Want { unit, deps, soft })?;
+            settings.say().line(&said);
         }
         Cmd::Start { unit, timeout, poll } => {
             // A stop signal ends the wait cleanly, so the server hears that
@@ -153,7 +159,9 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             settings.client().call(&Request::Ready { unit })?;
         }
         Cmd::Complete { unit } => {
+            let said = format!("{unit}: completed");
             settings.client().call(&Request::Complete { unit, note: None })?;
+            settings.say().line(&said);
         }
         Cmd::Fail { unit, reason } => {
             // The server cleans it too; cleaning here keeps a huge log

@@ -470,3 +470,19 @@ fn progress_is_silenced_by_quiet_but_errors_are_not() {
     out.code(1).stderr_has("a is already started");
     assert_eq!(sb.run(&["-q", "start", "b"]).stderr, "");
 }
+
+#[test]
+fn want_and_complete_say_what_they_did_unless_quiet() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    assert_eq!(sb.run(&["want", "b", "a", "c"]).ok().stderr, "unitsync: b: wants a, c\n");
+    assert_eq!(sb.run(&["want", "--soft", "b", "d"]).ok().stderr, "unitsync: b: softly wants d\n");
+    assert_eq!(sb.run(&["want", "e"]).ok().stderr, "unitsync: e: registered\n");
+    assert_eq!(sb.run(&["complete", "a"]).ok().stderr, "unitsync: a: completed\n");
+    assert_eq!(sb.run(&["-q", "want", "f", "a"]).ok().stderr, "");
+    assert_eq!(sb.run(&["complete", "c", "-q"]).ok().stderr, "");
+    // A refusal says only why.
+    let out = sb.run(&["complete", "a"]);
+    out.code(1);
+    assert_eq!(out.stderr, "unitsync: a is already completed\n", "{out}");
+}

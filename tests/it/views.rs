@@ -236,3 +236,19 @@ fn a_start_killed_without_a_word_stops_showing_as_waiting_once_its_wait_lapses()
     // Ten seconds of silence (README.md, "How waiting ends").
     eventually("c's wait lapses", || waiting_and_waited(&sb, "c") == (false, true));
 }
+
+#[test]
+fn completing_a_unit_its_dependency_failed_clears_the_failure() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["want", "b", "a"]).ok();
+    sb.run(&["fail", "a", "--reason", "boom"]).ok();
+    sb.run(&["start", "b"]).code(5);
+    sb.run(&["complete", "b"]).ok();
+    let json = json_status(&sb, "b");
+    assert!(json.contains("\"status\": \"completed\""), "{json}");
+    assert!(json.contains("\"reason\": null") && json.contains("\"failed_by\": null"), "{json}");
+    let out = sb.run(&["status", "b"]);
+    out.ok().stdout_has("status:     completed (");
+    assert!(!out.stdout.contains("dependency a failed:"), "{out}");
+}

@@ -221,8 +221,8 @@ impl Wanted {
     }
 }
 
-/// The answer to `start`. Every answer but a repeated `Blocked` is a
-/// change of state.
+/// The answer to `start`. Every answer but a repeated `Blocked` that
+/// records no poll is a change of state.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Start {
     /// The unit is now started. `waited_for` are the dependencies that were
@@ -308,7 +308,8 @@ pub struct UnitInfo {
     pub ready_at: Option<Duration>,
     pub finished_at: Option<Duration>,
     /// How long its last wait for dependencies lasted, whether it ended in
-    /// a start or not (a dependency failed, it finished otherwise).
+    /// a start or not (a dependency failed, it finished otherwise, its
+    /// client stopped waiting, or the wait lapsed).
     pub waited: Option<Duration>,
     /// Since when a refused `start` has been waiting, if one is.
     pub waiting_since: Option<Duration>,

@@ -49,11 +49,11 @@ SCRIPT
 cat >"$dir/startup/agent.sh" <<'SCRIPT'
 #!/bin/sh
 # No header: this one speaks to unitsync itself.
-unitsync want agent git-clone
+unitsync -q want agent git-clone
 unitsync -q start agent
 echo "starting the coding agent"
 sleep 0.3
-unitsync complete agent
+unitsync -q complete agent
 SCRIPT
 chmod +x "$dir/startup/"*
 

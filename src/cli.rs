@@ -259,7 +259,8 @@ Says what it waits for, then a progress line at most every 10s.
 
 Exit 0 once started, 4 on timeout (listing every unmet dependency), 5 as soon
 as a hard dependency failed (UNIT is then marked failed too), 1 if UNIT is
-already started.
+already started, 128+N on stop signal N (SIGTERM, SIGINT, SIGHUP). On a
+timeout or a signal it tells the server it no longer waits.
 ";
 
 const READY_HELP: &str = "\

@@ -29,6 +29,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_RETRY: Duration = Duration::from_millis(50);
 /// Progress lines while waiting come at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// How often a waiting loop with a `cancel` checks it while sleeping.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
 /// Sleeping longer than this risks the server's idle timeout: reconnect instead.
 const KEEP_CONNECTION_FOR: Duration = Duration::from_secs(30);
 
@@ -272,11 +274,12 @@ impl Client {
 fn request_unit(request: &Request) -> String {
     match request {
         Request::Want { unit, .. }
-        | Request::Start { unit }
+        | Request::Start { unit, .. }
         | Request::Ready { unit }
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
-        | Request::Status { unit } => unit.clone(),
+        | Request::Status { unit }
+        | Request::StopWaiting { unit } => unit.clone(),
         Request::Ping | Request::List => "request".to_owned(),
     }
 }
@@ -383,39 +386,42 @@ fn wait_until<T>(
         if nap >= KEEP_CONNECTION_FOR {
             client.disconnect();
         }
-        sleep(nap);
-        if let Some(signal) = patience.cancel.map(|c| c.load(Ordering::SeqCst)).filter(|&s| s != 0)
-        {
-            return Err(Error::Interrupted { subject: subject.to_owned(), signal });
+        // In slices, so that a stop signal is heard at once even with a
+        // long `--poll`.
+        let woke = Instant::now() + nap;
+        loop {
+            if let Some(signal) =
+                patience.cancel.map(|c| c.load(Ordering::SeqCst)).filter(|&s| s != 0)
+            {
+                return Err(Error::Interrupted { subject: subject.to_owned(), signal });
+            }
+            let left = woke.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            sleep(left.min(CANCEL_CHECK));
         }
     }
 }
 
 /// `start`: waits until `unit` may start and marks it started.
 pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> Result<(), Error> {
-    let request = Request::Start { unit: unit.to_owned() };
+    // The poll interval tells the server how long our silence may last.
+    let poll = Some(protocol::secs(patience.poll));
+    let request = Request::Start { unit: unit.to_owned(), poll };
     let mut blocked = false;
     let check = |client: &mut Client, last: bool| match client.call(&request)? {
         Body::Started { .. } => Ok(Check::Done(())),
         Body::Blocked { now, unmet } => {
-            blocked = true;
-            // Someone may have mistyped a name: on the last attempt, compare
-            // the unregistered ones with the registered units.
-            let registered = match last && unmet.iter().any(|d| d.status == Status::NotRegistered) {
-                true => match client.call(&Request::List) {
-                    Ok(Body::List { units, .. }) => units,
-                    _ => Vec::new(),
-                },
-                false => Vec::new(),
-            };
+            // The first attempt and the last say why in full.
+            let explain = last || !std::mem::replace(&mut blocked, true);
+            let missing = unmet.iter().any(|d| d.status == Status::NotRegistered);
+            let registered = registered_units(client, explain && missing);
             let why = unmet
                 .iter()
                 .map(|d| {
-                    let note = match d.status == Status::NotRegistered && last {
-                        true => Some(match suggest(&d.unit, &registered) {
-                            Some(near) => format!("did you mean {near}?"),
-                            None => "no script declared or started it".to_owned(),
-                        }),
+                    let note = match d.status == Status::NotRegistered && explain {
+                        true => typo_note(&d.unit, &registered, last),
                         false => None,
                     };
                     render::waited_for(d, now, note.as_deref())
@@ -432,7 +438,13 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
         }
         _ => Err(client.unexpected()),
     };
-    let ((), waited) = wait_until(client, patience, say, unit, check)?;
+    let result = wait_until(client, patience, say, unit, check);
+    if blocked && matches!(result, Err(Error::TimedOut(_) | Error::Interrupted { .. })) {
+        // Say so, or the views would show us waiting still. Best effort:
+        // the error that ended the wait is the one to report.
+        let _ = client.call(&Request::StopWaiting { unit: unit.to_owned() });
+    }
+    let ((), waited) = result?;
     if blocked {
         say.line(&format!("{unit}: started after waiting {}", human(waited)));
     } else {
@@ -450,7 +462,10 @@ pub fn wait(
 ) -> Result<(), Error> {
     let mut pending: Vec<&String> = units.iter().collect();
     let subject = format!("wait {}", units.join(" "));
-    let check = |client: &mut Client, _last: bool| {
+    let mut first = true;
+    let check = |client: &mut Client, last: bool| {
+        let explain = last || std::mem::take(&mut first);
+        let mut registered = None;
         let mut still = Vec::new();
         let mut why = Vec::new();
         for unit in &pending {
@@ -466,8 +481,15 @@ pub fn wait(
                     let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
                     return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));
                 }
+                Status::NotRegistered if explain => {
+                    let registered =
+                        registered.get_or_insert_with(|| registered_units(client, true));
+                    let note = typo_note(&view.unit, registered, last);
+                    why.push(describe_unit(&view, now, note.as_deref()));
+                    still.push(*unit);
+                }
                 _ => {
-                    why.push(describe_unit(&view, now));
+                    why.push(describe_unit(&view, now, None));
                     still.push(*unit);
                 }
             }
@@ -484,7 +506,7 @@ pub fn wait(
 }
 
 /// `a (started 18s ago)`: a unit that `wait` still waits for.
-fn describe_unit(view: &UnitView, now: f64) -> String {
+fn describe_unit(view: &UnitView, now: f64, note: Option<&str>) -> String {
     let dep = DepView {
         unit: view.unit.clone(),
         status: view.status,
@@ -492,7 +514,25 @@ fn describe_unit(view: &UnitView, now: f64) -> String {
         satisfied: false,
         since: view.since,
     };
-    render::waited_for(&dep, now, None)
+    render::waited_for(&dep, now, note)
+}
+
+/// Every unit, if `needed`, to compare unregistered names with.
+fn registered_units(client: &mut Client, needed: bool) -> Vec<UnitView> {
+    match needed.then(|| client.call(&Request::List)) {
+        Some(Ok(Body::List { units, .. })) => units,
+        _ => Vec::new(),
+    }
+}
+
+/// Someone may have mistyped a name: what to say of the unregistered
+/// `name`. A near registered name at once; that nobody declared it only
+/// on the `last` attempt, since its script may be slow to.
+fn typo_note(name: &str, registered: &[UnitView], last: bool) -> Option<String> {
+    match suggest(name, registered) {
+        Some(near) => Some(format!("did you mean {near}?")),
+        None => last.then(|| "no script declared or started it".to_owned()),
+    }
 }
 
 /// A registered unit whose name is close to `name`, if there is one.

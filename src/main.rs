@@ -14,7 +14,7 @@
 //! - `readiness` a service's readiness conditions (`fd:`, `tcp:`, `unix:`, `file:`, `exec:`).
 //! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
 //!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
-//! - `signals`  stop signals for `run` and `up`: caught, forwarded, reset in children.
+//! - `signals`  stop signals for `run`, `up` and a waiting `start`: caught, forwarded, reset in children.
 //! - `settings` global options with the environment's defaults applied.
 //! - `exit`     the exit codes below, named, and which outcome gets which.
 //! - `duration` `250ms`/`5m` in and out.
@@ -65,7 +65,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use cli::{Cmd, ListFormat};
-use client::Say;
+use client::{Patience, Say};
 use exit::Failure;
 use protocol::{Body, Request};
 use settings::Settings;
@@ -139,10 +139,20 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             )?;
         }
         Cmd::Want { unit, deps, soft } => {
+            let said = match (deps.is_empty(), soft) {
+                (true, _) => format!("{unit}: registered"),
+                (false, false) => format!("{unit}: wants {}", deps.join(", ")),
+                (false, true) => format!("{unit}: softly wants {}", deps.join(", ")),
+            };
             settings.client().call(&Request::Want { unit, deps, soft })?;
+            settings.say().line(&said);
         }
         Cmd::Start { unit, timeout, poll } => {
-            let patience = settings.patience(timeout, poll);
+            // A stop signal ends the wait cleanly, so the server hears that
+            // nobody waits any more (exit 128+N, as for `run`).
+            signals::catch();
+            let patience =
+                Patience { cancel: Some(&signals::RECEIVED), ..settings.patience(timeout, poll) };
             client::start(&mut settings.client(), &unit, patience, settings.say())?;
         }
         Cmd::Ready { unit } => {
@@ -152,7 +162,9 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             settings.client().call(&Request::Ready { unit })?;
         }
         Cmd::Complete { unit } => {
+            let said = format!("{unit}: completed");
             settings.client().call(&Request::Complete { unit, note: None })?;
+            settings.say().line(&said);
         }
         Cmd::Fail { unit, reason } => {
             // The server cleans it too; cleaning here keeps a huge log

@@ -32,6 +32,10 @@ pub enum Request {
     },
     Start {
         unit: String,
+        /// How often the client polls while it waits, in seconds: a wait
+        /// it stops refreshing lapses after three of these (or 10 s).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        poll: Option<f64>,
     },
     Complete {
         unit: String,
@@ -52,9 +56,14 @@ pub enum Request {
         unit: String,
     },
     List,
+    /// A client that was waiting in `start` for `unit` gave up (a timeout,
+    /// a signal): it is no longer waiting.
+    StopWaiting {
+        unit: String,
+    },
 }
 
-const OPS: &str = "ping, want, start, ready, complete, fail, status, list";
+const OPS: &str = "ping, want, start, ready, complete, fail, status, list, stop_waiting";
 
 /// An answer: `ok`, `instance`, then the body's `result` and fields, all in
 /// one flat object. Written and read by hand around serde (see
@@ -106,6 +115,11 @@ pub enum Body {
     },
     Failed {
         ran: Option<f64>,
+    },
+    /// `waited`: how long the wait that stopped had lasted; null if the
+    /// unit was not waiting, which changed nothing.
+    StoppedWaiting {
+        waited: Option<f64>,
     },
     Status {
         now: f64,
@@ -341,6 +355,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         soft: Option<bool>,
         reason: Option<String>,
         note: Option<String>,
+        poll: Option<f64>,
     }
     let fields: Fields =
         serde_json::from_slice(line).map_err(|e| bad(format!("malformed request: {e}")))?;
@@ -355,12 +370,13 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             deps: fields.deps.clone().unwrap_or_default(),
             soft: fields.soft.unwrap_or(false),
         },
-        "start" => Request::Start { unit: unit()? },
+        "start" => Request::Start { unit: unit()?, poll: fields.poll },
         "ready" => Request::Ready { unit: unit()? },
         "complete" => Request::Complete { unit: unit()?, note: fields.note.clone() },
         "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
         "status" => Request::Status { unit: unit()? },
         "list" => Request::List,
+        "stop_waiting" => Request::StopWaiting { unit: unit()? },
         _ => {
             let message = format!("unknown op {op:?}; known ops: {OPS}");
             return Err(ErrorBody::new(ErrorKind::UnknownOp, message));
@@ -422,6 +438,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         }
         "completed" => Body::Completed { ran: f.ran },
         "failed" => Body::Failed { ran: f.ran },
+        "stopped_waiting" => Body::StoppedWaiting { waited: f.waited },
         "status" => Body::Status { now: need(f.now, "now")?, unit: need(f.unit, "unit")? },
         "list" => Body::List { now: need(f.now, "now")?, units: need(f.units, "units")? },
         "error" => Body::Error { error: need(f.error, "error")? },
@@ -507,7 +524,11 @@ mod tests {
                 Request::Want { unit: "b".into(), deps: vec!["a".into()], soft: false },
                 r#"{"op":"want","unit":"b","deps":["a"],"soft":false}"#,
             ),
-            (Request::Start { unit: "b".into() }, r#"{"op":"start","unit":"b"}"#),
+            (Request::Start { unit: "b".into(), poll: None }, r#"{"op":"start","unit":"b"}"#),
+            (
+                Request::Start { unit: "b".into(), poll: Some(0.05) },
+                r#"{"op":"start","unit":"b","poll":0.05}"#,
+            ),
             (Request::Complete { unit: "a".into(), note: None }, r#"{"op":"complete","unit":"a"}"#),
             (
                 Request::Complete { unit: "a".into(), note: Some("stopped".into()) },
@@ -521,6 +542,7 @@ mod tests {
             (Request::Fail { unit: "a".into(), reason: None }, r#"{"op":"fail","unit":"a"}"#),
             (Request::Status { unit: "a".into() }, r#"{"op":"status","unit":"a"}"#),
             (Request::List, r#"{"op":"list"}"#),
+            (Request::StopWaiting { unit: "b".into() }, r#"{"op":"stop_waiting","unit":"b"}"#),
         ];
         for (request, text) in cases {
             assert_eq!(request.to_line(), line(text));
@@ -655,6 +677,14 @@ mod tests {
             (
                 Body::Ready { after: 1.2, already: true },
                 r#"{"ok":true,"instance":"i1","result":"ready","after":1.2,"already":true}"#,
+            ),
+            (
+                Body::StoppedWaiting { waited: Some(2.5) },
+                r#"{"ok":true,"instance":"i1","result":"stopped_waiting","waited":2.5}"#,
+            ),
+            (
+                Body::StoppedWaiting { waited: None },
+                r#"{"ok":true,"instance":"i1","result":"stopped_waiting","waited":null}"#,
             ),
             (
                 Body::Status { now: 10.0, unit: service },

@@ -44,6 +44,9 @@ pub fn status(unit: &UnitView, now: f64) -> String {
 /// registered)`.
 fn startability(unit: &UnitView, now: f64) -> String {
     let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
+    if unit.status == Status::NotRegistered {
+        return "yes (nobody declared it)".to_owned();
+    }
     if unmet.is_empty() {
         return "yes".to_owned();
     }
@@ -73,7 +76,13 @@ pub fn table(units: &[UnitView]) -> String {
             [
                 u.unit.clone(),
                 status_note(u),
-                if u.startable { "yes" } else { "no" }.to_owned(),
+                match (u.status, u.startable) {
+                    // Nobody declared it: nothing to say.
+                    (Status::NotRegistered, _) => "-",
+                    (_, true) => "yes",
+                    (_, false) => "no",
+                }
+                .to_owned(),
                 stamp(u.started_at),
                 stamp(u.ready_at),
                 u.waited.map_or("-".to_owned(), human_secs),
@@ -100,20 +109,37 @@ fn status_note(unit: &UnitView) -> String {
     }
 }
 
+/// Widest a cell of a table may be, but in the last column: a 255-byte
+/// name or a long failure reason is cut with `…` rather than widen
+/// every row.
+const MAX_CELL: usize = 48;
+
 /// Aligns rows of cells (the first row is the header) into columns two
-/// spaces apart, without trailing blanks.
+/// spaces apart, without trailing blanks. Cells but the last are cut to
+/// [`MAX_CELL`] columns.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            for cell in row.iter_mut().take(N.saturating_sub(1)) {
+                *cell = fit(cell, MAX_CELL);
+            }
+            row
+        })
+        .collect();
     let mut widths = [0; N];
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(text_width(cell));
         }
     }
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let mut text = String::new();
         for (cell, width) in row.iter().zip(widths) {
-            let _ = write!(text, "{cell:<width$}  ");
+            text += &pad(cell, width);
+            text += "  ";
         }
         out += text.trim_end();
         out.push('\n');
@@ -150,14 +176,14 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
             .then(a.unit.unit.cmp(&b.unit.unit))
     });
     let total = lanes.iter().flat_map(|l| &l.spans).map(|s| s.1).fold(0.0, f64::max);
-    let longest = lanes.iter().map(|l| l.unit.unit.chars().count()).max().unwrap_or(0);
+    let longest = lanes.iter().map(|l| text_width(&l.unit.unit)).max().unwrap_or(0);
     let name_width = longest.max(4).min(width.saturating_sub(3 + MIN_BAR.max(width / 2)).max(1));
     // `NAME |BAR|`: the bar gets what the names leave.
     let bar = width.saturating_sub(name_width + 3).max(1);
     let scale = if total > 0.0 { bar as f64 / total } else { 0.0 };
 
     let mut out = String::new();
-    let header = format!("{:<name_width$}  {}", fit("UNIT", name_width), axis(total, bar));
+    let header = format!("{}  {}", pad("UNIT", name_width), axis(total, bar));
     out += header.trim_end();
     out.push('\n');
     let (mut ready, mut failed, mut ongoing) = (false, false, false);
@@ -183,7 +209,7 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
         // The end mark may hide a ready phase one cell long.
         ready |= cells.contains(&READY);
         let bar: String = cells.into_iter().collect();
-        let _ = writeln!(out, "{:<name_width$} |{bar}|", fit(&lane.unit.unit, name_width));
+        let _ = writeln!(out, "{} |{bar}|", pad(&fit(&lane.unit.unit, name_width), name_width));
     }
     let mut legend = vec![". waiting", "# running"];
     if ready {
@@ -210,10 +236,12 @@ struct Lane<'a> {
 impl Lane<'_> {
     fn new(unit: &UnitView, now: f64) -> Lane<'_> {
         let mut spans = Vec::new();
-        if let (Some(start), Some(waited)) = (unit.started_at, unit.waited)
+        // A wait ends in its start, or, for a unit that never started from
+        // it (a dependency failed, its client gave up), when it finished.
+        if let (Some(end), Some(waited)) = (unit.started_at.or(unit.finished_at), unit.waited)
             && waited > 0.0
         {
-            spans.push(((start - waited).max(0.0), start, WAITING));
+            spans.push(((end - waited).max(0.0), end, WAITING));
         }
         match (unit.started_at, unit.finished_at) {
             (Some(start), end) => {
@@ -298,16 +326,58 @@ fn axis(total: f64, bar: usize) -> String {
     }
 }
 
-/// `text` in at most `width` columns, cut with an ellipsis.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
+/// `text` in at most `columns` columns, cut with an ellipsis.
+fn fit(text: &str, columns: usize) -> String {
+    if text_width(text) <= columns {
         return text.to_owned();
     }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    if width > 0 {
+    let mut cut = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        used += char_width(c);
+        if used + 1 > columns {
+            break;
+        }
+        cut.push(c);
+    }
+    if columns > 0 {
         cut.push('…');
     }
     cut
+}
+
+/// `text` padded with spaces to `columns` columns.
+fn pad(text: &str, columns: usize) -> String {
+    format!("{text}{}", " ".repeat(columns.saturating_sub(text_width(text))))
+}
+
+/// How many terminal columns `text` takes.
+fn text_width(text: &str) -> usize {
+    text.chars().map(char_width).sum()
+}
+
+/// Two columns for an East Asian wide or fullwidth character (CJK, kana,
+/// Hangul, fullwidth forms, most emoji), one for the rest. A small table
+/// of the common ranges, not all of Unicode's East Asian Width data.
+fn char_width(c: char) -> usize {
+    const WIDE: [(u32, u32); 14] = [
+        (0x1100, 0x115F),   // Hangul Jamo leading consonants
+        (0x2E80, 0x303E),   // CJK radicals, Kangxi, CJK symbols and punctuation
+        (0x3041, 0x33FF),   // kana, bopomofo, CJK compatibility
+        (0x3400, 0x4DBF),   // CJK extension A
+        (0x4E00, 0x9FFF),   // CJK unified ideographs
+        (0xA000, 0xA4CF),   // Yi
+        (0xAC00, 0xD7A3),   // Hangul syllables
+        (0xF900, 0xFAFF),   // CJK compatibility ideographs
+        (0xFE30, 0xFE4F),   // CJK compatibility forms
+        (0xFF00, 0xFF60),   // fullwidth forms
+        (0xFFE0, 0xFFE6),   // fullwidth signs
+        (0x1F300, 0x1F64F), // pictographs, emoticons
+        (0x1F900, 0x1F9FF), // supplemental pictographs
+        (0x20000, 0x3FFFD), // CJK extensions B and later
+    ];
+    let c = u32::from(c);
+    if WIDE.iter().any(|&(low, high)| (low..=high).contains(&c)) { 2 } else { 1 }
 }
 
 /// Items two spaces apart, wrapped at `width` columns.
@@ -371,10 +441,10 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
             None => links.push((name, "(unknown)".to_owned())),
         }
     }
-    let name_width = links.iter().map(|(name, _)| name.chars().count()).max().unwrap_or(0);
+    let name_width = links.iter().map(|(name, _)| text_width(name)).max().unwrap_or(0);
     let mut out = String::from("critical chain (@ when a unit started, + how long it ran):\n");
     for (name, text) in links.iter().rev() {
-        let _ = writeln!(out, "{name:<name_width$}  {text}");
+        let _ = writeln!(out, "{}  {text}", pad(name, name_width));
     }
     let total = human_secs(end);
     let _ = match last.status {
@@ -612,13 +682,15 @@ mod tests {
         let units = [
             view("a", Completed, &[]),
             view("pip-install", Started, &[("a", Completed, false), ("c", Failed, true)]),
+            view("z", NotRegistered, &[]),
         ];
         assert_eq!(
             table(&units),
             "\
-UNIT         STATUS     STARTABLE  STARTED  READY  WAITED  RAN  DEPENDS ON
-a            completed  yes        +1.500s  -      250ms   -    -
-pip-install  started    no         +1.500s  -      250ms   -    a, c (soft)
+UNIT         STATUS          STARTABLE  STARTED  READY  WAITED  RAN  DEPENDS ON
+a            completed       yes        +1.500s  -      250ms   -    -
+pip-install  started         no         +1.500s  -      250ms   -    a, c (soft)
+z            not registered  -          +1.500s  -      250ms   -    -
 "
         );
     }
@@ -637,6 +709,44 @@ web    completed            yes        +1.250s  -        1.15s   750ms  db
 cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
 "
         );
+    }
+
+    #[test]
+    fn tables_cut_long_cells_and_align_wide_characters() {
+        let long = "x".repeat(255);
+        let units = [view(&long, Pending, &[]), view("日本語", Pending, &[])];
+        let cut = format!("{}…", "x".repeat(MAX_CELL - 1));
+        assert_eq!(
+            table(&units),
+            format!(
+                "\
+{:<48}  STATUS   STARTABLE  STARTED  READY  WAITED  RAN  DEPENDS ON
+{cut}  pending  yes        +1.500s  -      250ms   -    -
+日本語{}  pending  yes        +1.500s  -      250ms   -    -
+",
+                "UNIT",
+                " ".repeat(MAX_CELL - 6)
+            )
+        );
+        assert_eq!(fit("日本語", 4), "日…");
+        assert_eq!(fit("日本語", 5), "日本…");
+        assert_eq!(text_width("a日😀"), 5);
+    }
+
+    #[test]
+    fn the_timeline_aligns_wide_names() {
+        let units = [
+            timed("日本", Completed, Some(0.0), None, Some(1.0)),
+            timed("ab", Completed, Some(0.0), None, Some(1.0)),
+        ];
+        let chart = timeline(&units, 1.0, 30);
+        let bars: Vec<usize> = chart
+            .lines()
+            .skip(1)
+            .take(2)
+            .map(|l| text_width(l.split('|').next().unwrap()))
+            .collect();
+        assert_eq!(bars, [5, 5], "{chart}");
     }
 
     #[test]
@@ -1203,5 +1313,7 @@ ran:        2.50s
             text.contains("startable:  no, waiting for a (registered, not started) and b (registered, not started)\n"),
             "{text}"
         );
+        let text = status(&timed("x", NotRegistered, None, None, None), 5.0);
+        assert!(text.contains("startable:  yes (nobody declared it)\n"), "{text}");
     }
 }

@@ -1,4 +1,5 @@
-//! Stop signals for the commands that supervise children (`run`, `up`).
+//! Stop signals for the commands that supervise children (`run`, `up`),
+//! and for `start`, which stops waiting cleanly.
 //!
 //! SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
 //! waiting thread, which records the last one and forwards it to the child

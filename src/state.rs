@@ -24,6 +24,10 @@ pub const MAX_UNITS: usize = 250_000;
 pub const MAX_EDGES: usize = 1_000_000;
 /// Longest failure reason or completion note, in bytes.
 pub const MAX_REASON_LEN: usize = 1024;
+/// A wait whose client has not polled for this long, or for three of the
+/// poll intervals it announced if that is longer, has lapsed: its client
+/// is gone without a word (SIGKILL). README.md, "How waiting ends".
+pub const WAIT_LAPSES_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Status {
@@ -217,8 +221,8 @@ impl Wanted {
     }
 }
 
-/// The answer to `start`. Every answer but a repeated `Blocked` is a
-/// change of state.
+/// The answer to `start`. Every answer but a repeated `Blocked` that
+/// records no poll is a change of state.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Start {
     /// The unit is now started. `waited_for` are the dependencies that were
@@ -226,8 +230,10 @@ pub enum Start {
     Started { waited: Duration, waited_for: Vec<String> },
     /// Not startable: the unmet dependencies, sorted by name. The first refusal
     /// of a wait records when it began, which changes the state
-    /// (`began_waiting`); the refusals after it change nothing.
-    Blocked { unmet: Vec<Dep>, began_waiting: bool },
+    /// (`began_waiting`); the refusals after it change nothing, but for one
+    /// every half lapse window, which records that its client still polls
+    /// (`polled`).
+    Blocked { unmet: Vec<Dep>, began_waiting: bool, polled: bool },
     /// A hard dependency failed; the unit is now failed too, so that its own
     /// dependents fail fast instead of waiting for a script that gave up.
     DependencyFailed { dep: String, reason: Option<String> },
@@ -249,6 +255,15 @@ impl Readied {
     pub fn changed(&self) -> bool {
         matches!(self, Readied::Now { .. })
     }
+}
+
+/// The answer to `stop_waiting`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum StopWaiting {
+    /// Its wait is over; `waited` is kept as how long it lasted.
+    Stopped { waited: Duration },
+    /// It was not waiting: nothing changed.
+    NotWaiting,
 }
 
 /// The answer to `complete` and `fail`, which always change the state.
@@ -292,7 +307,9 @@ pub struct UnitInfo {
     /// When it became ready after its last start, if it did.
     pub ready_at: Option<Duration>,
     pub finished_at: Option<Duration>,
-    /// How long its last start waited for dependencies.
+    /// How long its last wait for dependencies lasted, whether it ended in
+    /// a start or not (a dependency failed, it finished otherwise, its
+    /// client stopped waiting, or the wait lapsed).
     pub waited: Option<Duration>,
     /// Since when a refused `start` has been waiting, if one is.
     pub waiting_since: Option<Duration>,
@@ -323,11 +340,47 @@ struct Unit {
     ready_at: Option<Duration>,
     finished_at: Option<Duration>,
     waited: Option<Duration>,
-    /// First refused `start` of the current wait, and what it waited for.
-    blocked: Option<(Duration, Vec<Id>)>,
+    /// The current wait, while a refused `start` waits.
+    blocked: Option<Wait>,
     /// Position in a topological order kept up to date as edges arrive:
     /// a dependency's `ord` is always below its dependent's.
     ord: i64,
+}
+
+/// A wait: refused `start`s of one unit, polled until it may start.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Wait {
+    /// The first refused `start`.
+    since: Duration,
+    /// What was unmet then.
+    ids: Vec<Id>,
+    /// The last poll recorded: a refused `start` records one when half
+    /// the lapse window has passed since, so that the journal, which holds
+    /// every recorded poll, rebuilds the same lapses.
+    polled: Duration,
+    /// How often its client said it polls.
+    poll: Duration,
+}
+
+impl Wait {
+    fn window(&self) -> Duration {
+        WAIT_LAPSES_AFTER.max(self.poll.saturating_mul(3))
+    }
+
+    /// Whether its client has been silent too long at `now`: it is gone.
+    fn lapsed(&self, now: Duration) -> bool {
+        now.saturating_sub(self.polled) > self.window()
+    }
+
+    /// Whether a poll at `now` is to be recorded.
+    fn refresh_due(&self, now: Duration, poll: Duration) -> bool {
+        poll != self.poll || now.saturating_sub(self.polled) >= self.window() / 2
+    }
+
+    /// When it ended, if it ends at `now`: a lapsed one at its last poll.
+    fn end(&self, now: Duration) -> Duration {
+        if self.lapsed(now) { self.polled } else { now }
+    }
 }
 
 impl Unit {
@@ -464,8 +517,9 @@ impl State {
         Ok(Wanted { added: changed, registered })
     }
 
-    /// `start unit`: the one atomic check-and-start.
-    pub fn start(&mut self, unit: &str, now: Duration) -> Result<Start, Error> {
+    /// `start unit`: the one atomic check-and-start, from a client that
+    /// polls every `poll` while it waits.
+    pub fn start(&mut self, unit: &str, poll: Duration, now: Duration) -> Result<Start, Error> {
         check_name(unit)?;
         let Some(&uid) = self.index.get(unit) else {
             // Nobody mentioned it, so nothing can hold it back.
@@ -475,6 +529,10 @@ impl State {
         };
         if matches!(self.units[uid].status, Status::Started | Status::Ready) {
             return Err(Error::AlreadyStarted { unit: unit.to_owned() });
+        }
+        // A lapsed wait is over: this start is someone else's, or a new try.
+        if self.units[uid].blocked.as_ref().is_some_and(|w| w.lapsed(now)) {
+            self.end_wait(uid, now);
         }
 
         let deps = self.deps_of(uid);
@@ -490,7 +548,7 @@ impl State {
             u.reason = clean_reason(&own);
             u.failed_by = Some(did);
             u.finished_at = Some(now);
-            u.blocked = None;
+            self.end_wait(uid, now);
             self.set_status(uid, Status::Failed, now);
             return Ok(Start::DependencyFailed { dep: failed.unit.clone(), reason });
         }
@@ -498,12 +556,19 @@ impl State {
         if unmet.is_empty() {
             return Ok(self.mark_started(uid, now));
         }
-        let began_waiting = self.units[uid].blocked.is_none();
-        if began_waiting {
-            let ids = unmet.iter().map(|d| self.index[&d.unit]).collect();
-            self.units[uid].blocked = Some((now, ids));
-        }
-        Ok(Start::Blocked { unmet, began_waiting })
+        let (began_waiting, polled) = match &mut self.units[uid].blocked {
+            Some(wait) if wait.refresh_due(now, poll) => {
+                (wait.polled, wait.poll) = (now, poll);
+                (false, true)
+            }
+            Some(_) => (false, false),
+            blocked @ None => {
+                let ids = unmet.iter().map(|d| self.index[&d.unit]).collect();
+                *blocked = Some(Wait { since: now, ids, polled: now, poll });
+                (true, false)
+            }
+        };
+        Ok(Start::Blocked { unmet, began_waiting, polled })
     }
 
     /// `ready unit`: a started unit is now ready, and satisfies its
@@ -566,11 +631,20 @@ impl State {
         self.finish(unit, existing, Status::Failed, reason, now)
     }
 
-    /// One unit; a unit nobody mentioned is reported as not registered.
-    pub fn status(&self, unit: &str) -> Result<UnitInfo, Error> {
+    /// `stop_waiting unit`: the client waiting in `start` for `unit` gave
+    /// up (a timeout, a signal). Its wait ends, and is kept as `waited`.
+    pub fn stop_waiting(&mut self, unit: &str, now: Duration) -> Result<StopWaiting, Error> {
+        check_name(unit)?;
+        let waited = self.index.get(unit).copied().and_then(|id| self.end_wait(id, now));
+        Ok(waited.map_or(StopWaiting::NotWaiting, |waited| StopWaiting::Stopped { waited }))
+    }
+
+    /// One unit at `now`; a unit nobody mentioned is reported as not
+    /// registered.
+    pub fn status(&self, unit: &str, now: Duration) -> Result<UnitInfo, Error> {
         check_name(unit)?;
         Ok(match self.index.get(unit) {
-            Some(&id) => self.info(id),
+            Some(&id) => self.info(id, now),
             None => UnitInfo {
                 unit: unit.to_owned(),
                 status: Status::NotRegistered,
@@ -590,15 +664,19 @@ impl State {
     }
 
     /// Every unit, placeholders included, sorted by name.
-    pub fn list(&self) -> Vec<UnitInfo> {
-        let mut all: Vec<UnitInfo> = (0..self.units.len()).map(|id| self.info(id)).collect();
+    pub fn list(&self, now: Duration) -> Vec<UnitInfo> {
+        let mut all: Vec<UnitInfo> = (0..self.units.len()).map(|id| self.info(id, now)).collect();
         all.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
         all
     }
 
-    fn info(&self, id: Id) -> UnitInfo {
+    /// What is known of `id` at `now`: a lapsed wait reads as over,
+    /// ended at its last poll.
+    fn info(&self, id: Id, now: Duration) -> UnitInfo {
         let u = &self.units[id];
         let deps = self.deps_of(id);
+        let wait = u.blocked.as_ref().filter(|w| !w.lapsed(now));
+        let lapsed = u.blocked.as_ref().filter(|w| w.lapsed(now));
         UnitInfo {
             unit: u.name.clone(),
             status: u.status,
@@ -611,8 +689,8 @@ impl State {
             started_at: u.started_at,
             ready_at: u.ready_at,
             finished_at: u.finished_at,
-            waited: u.waited,
-            waiting_since: u.blocked.as_ref().map(|(at, _)| *at),
+            waited: lapsed.map(|w| w.polled.saturating_sub(w.since)).or(u.waited),
+            waiting_since: wait.map(|w| w.since),
         }
     }
 
@@ -657,19 +735,30 @@ impl State {
         u.note = None;
         u.failed_by = None;
         u.finished_at = Some(now);
-        u.blocked = None;
+        self.end_wait(id, now);
         self.set_status(id, status, now);
         Ok(Finished { ran, reason })
+    }
+
+    /// Ends the current wait of a unit that will not start from it (a
+    /// dependency failed, it finished otherwise, its client gave up),
+    /// keeping how long it waited. Nothing if it was not waiting.
+    fn end_wait(&mut self, id: Id, now: Duration) -> Option<Duration> {
+        let u = &mut self.units[id];
+        let wait = u.blocked.take()?;
+        let waited = wait.end(now).saturating_sub(wait.since);
+        u.waited = Some(waited);
+        Some(waited)
     }
 
     fn mark_started(&mut self, id: Id, now: Duration) -> Start {
         let blocked = self.units[id].blocked.take();
         let (waited, waited_for) = match blocked {
-            Some((at, ids)) => {
+            Some(Wait { since, ids, .. }) => {
                 let mut names: Vec<String> =
                     ids.iter().map(|&d| self.units[d].name.clone()).collect();
                 names.sort_unstable();
-                (now.saturating_sub(at), names)
+                (now.saturating_sub(since), names)
             }
             None => (Duration::ZERO, Vec::new()),
         };

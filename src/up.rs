@@ -768,8 +768,17 @@ impl<'a> Up<'a> {
             let (result, bad) = self.result(child);
             failed += usize::from(bad);
             let waited = view.and_then(|v| v.waited).map_or("-".to_owned(), human_secs);
+            let started_at = view.map(|v| v.started_at);
             let ran = match (view.and_then(|v| v.ran), child.ended, child.pid) {
                 (Some(ran), _, _) => human_secs(ran),
+                // Its unit never started: the script waited, then gave up
+                // or was stopped, and never ran.
+                _ if started_at == Some(None) => "-".to_owned(),
+                // Still running: from its unit's start, not the script's,
+                // which began by waiting.
+                (None, None, Some(_)) if started_at.is_some() => {
+                    human_secs((self.now - started_at.flatten().unwrap_or(self.now)).max(0.0))
+                }
                 (None, Some((_, ran)), _) => human(ran),
                 (None, None, Some(_)) => human(child.began.elapsed()),
                 (None, None, None) => "-".to_owned(),

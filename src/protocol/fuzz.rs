@@ -30,7 +30,8 @@ const NAMES: [&str; 16] = [
     "\\",
 ];
 
-const OPS: [&str; 8] = ["ping", "want", "start", "ready", "complete", "fail", "status", "list"];
+const OPS: [&str; 9] =
+    ["ping", "want", "start", "ready", "complete", "fail", "status", "list", "stop_waiting"];
 
 /// A random name: from the list, cut to a size, or random characters.
 fn name(rng: &mut Rng) -> String {
@@ -90,18 +91,22 @@ fn value(rng: &mut Rng, depth: usize, tame: bool) -> String {
 /// accept it and get exactly that request back.
 fn valid(rng: &mut Rng) -> (Request, String) {
     let unit = name(rng);
-    let request = match rng.below(8) {
+    let request = match rng.below(9) {
         0 => Request::Ping,
         1 => Request::Want {
             unit,
             deps: (0..rng.below(4)).map(|_| name(rng)).collect(),
             soft: rng.chance(50),
         },
-        2 => Request::Start { unit },
+        2 => Request::Start {
+            unit,
+            poll: rng.chance(50).then(|| rng.below(100_000) as f64 / 1000.0),
+        },
         3 => Request::Complete { unit, note: rng.chance(50).then(|| name(rng)) },
         4 => Request::Fail { unit, reason: rng.chance(50).then(|| name(rng)) },
         5 => Request::Status { unit },
         6 => Request::Ready { unit },
+        7 => Request::StopWaiting { unit },
         _ => Request::List,
     };
     let text = String::from_utf8(request.to_line()).unwrap();

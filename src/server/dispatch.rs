@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::duration::human;
 use crate::protocol::{Body, PROTOCOL_VERSION, Request, UnitView, secs};
-use crate::state::{self, Readied, Start, State};
+use crate::state::{self, Readied, Start, State, StopWaiting};
 
 /// What applying one request did: the answer, the log line, and whether
 /// the state changed (so the request must be journaled), as the state
@@ -57,7 +57,12 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("want", unit, e),
         },
-        Request::Start { unit } => match state.start(unit, now) {
+        // A poll that is no duration (negative, huge) promises nothing.
+        Request::Start { unit, poll } => match state.start(
+            unit,
+            poll.and_then(|p| Duration::try_from_secs_f64(p).ok()).unwrap_or_default(),
+            now,
+        ) {
             Ok(Start::Started { waited, waited_for }) => {
                 let log = match waited_for.is_empty() {
                     true => format!("{unit} started"),
@@ -69,10 +74,10 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
                 };
                 Outcome::change(Body::Started { waited: secs(waited), waited_for }, log)
             }
-            Ok(Start::Blocked { unmet, began_waiting }) => {
+            Ok(Start::Blocked { unmet, began_waiting, polled }) => {
                 let unmet = unmet.into_iter().map(Into::into).collect();
                 let body = Body::Blocked { now: secs(now), unmet };
-                Outcome { body, log: None, changed: began_waiting }
+                Outcome { body, log: None, changed: began_waiting || polled }
             }
             Ok(Start::DependencyFailed { dep, reason }) => {
                 let log = format!("{unit} failed: dependency {dep} failed");
@@ -108,7 +113,17 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("fail", unit, e),
         },
-        Request::Status { unit } => match state.status(unit) {
+        Request::StopWaiting { unit } => match state.stop_waiting(unit, now) {
+            Ok(StopWaiting::Stopped { waited }) => {
+                let body = Body::StoppedWaiting { waited: Some(secs(waited)) };
+                Outcome::change(body, format!("{unit} stopped waiting (after {})", human(waited)))
+            }
+            Ok(StopWaiting::NotWaiting) => {
+                Outcome::unchanged(Body::StoppedWaiting { waited: None }, None)
+            }
+            Err(e) => refused("stop_waiting", unit, e),
+        },
+        Request::Status { unit } => match state.status(unit, now) {
             Ok(info) => Outcome::unchanged(
                 Body::Status { now: secs(now), unit: UnitView::from(info) },
                 None,
@@ -116,7 +131,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Err(e) => Outcome::unchanged(Body::Error { error: e.into() }, None),
         },
         Request::List => {
-            let units = state.list().into_iter().map(UnitView::from).collect();
+            let units = state.list(now).into_iter().map(UnitView::from).collect();
             Outcome::unchanged(Body::List { now: secs(now), units }, None)
         }
     }
@@ -144,7 +159,7 @@ mod tests {
             ["want", unit, deps @ ..] => {
                 Request::Want { unit: unit.to_string(), deps: strings(deps), soft: false }
             }
-            ["start", unit] => Request::Start { unit: unit.to_string() },
+            ["start", unit] => Request::Start { unit: unit.to_string(), poll: None },
             ["ready", unit] => Request::Ready { unit: unit.to_string() },
             ["complete", unit] => Request::Complete { unit: unit.to_string(), note: None },
             ["complete", unit, note @ ..] => {
@@ -156,6 +171,7 @@ mod tests {
             }
             ["status", unit] => Request::Status { unit: unit.to_string() },
             ["list"] => Request::List,
+            ["stop-waiting", unit] => Request::StopWaiting { unit: unit.to_string() },
             _ => panic!("bad test script line: {line}"),
         }
     }
@@ -216,6 +232,41 @@ mod tests {
             fail b exit 2    => failed, journaled | b failed (ran 1.00s): exit 2
             start b          => started, journaled | b started
             ",
+        );
+    }
+
+    #[test]
+    fn a_poll_is_journaled_every_half_lapse_window() {
+        check(
+            r#"
+            want b a         => wanted, journaled | b wants a
+            start b          => blocked, journaled
+            start b          => blocked
+            start b          => blocked
+            start b          => blocked
+            start b          => blocked
+            start b          => blocked, journaled
+            start b          => blocked
+            {"op":"start","unit":"b","poll":1.5} => blocked, journaled
+            {"op":"start","unit":"b","poll":1.5} => blocked
+            {"op":"start","unit":"b","poll":-1} => blocked, journaled
+            "#,
+        );
+    }
+
+    #[test]
+    fn stopping_a_wait_is_journaled_and_logged_once() {
+        check(
+            r#"
+            want b a         => wanted, journaled | b wants a
+            start b          => blocked, journaled
+            start b          => blocked
+            stop-waiting b   => stopped_waiting, journaled | b stopped waiting (after 2.00s)
+            stop-waiting b   => stopped_waiting
+            stop-waiting zz  => stopped_waiting
+            {"op":"stop_waiting","unit":""} => error bad_name | refused stop_waiting "": invalid unit name "": a name is 1 to 255 bytes long
+            start b          => blocked, journaled
+            "#,
         );
     }
 
@@ -316,12 +367,12 @@ mod tests {
             assert!(apply(&mut replayed, request, *at).changed, "{request:?}");
         }
         assert_eq!(replayed, state);
-        let a = replayed.status("a").unwrap();
+        let a = replayed.status("a", Duration::ZERO).unwrap();
         assert_eq!(
             (a.status, a.ready_at),
             (state::Status::Ready, Some(Duration::from_millis(207)))
         );
-        let c = replayed.status("c").unwrap();
+        let c = replayed.status("c", Duration::ZERO).unwrap();
         assert_eq!((c.status, c.note.as_deref()), (state::Status::Completed, Some("stopped")));
         let _ = std::fs::remove_dir_all(&dir);
     }

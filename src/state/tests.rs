@@ -19,26 +19,14 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
         ["want", unit, deps @ ..] => {
             state.want(unit, &strings(deps), false, now).map(|w| render_wanted(&w))
         }
-        ["start", unit] => state.start(unit, now).map(|s| match s {
-            Start::Started { waited, waited_for } if waited_for.is_empty() => {
-                format!("started, waited {}", secs(waited))
-            }
-            Start::Started { waited, waited_for } => {
-                format!("started, waited {} for {}", secs(waited), waited_for.join(", "))
-            }
-            Start::Blocked { unmet, began_waiting } => format!(
-                "{}blocked on {}",
-                if began_waiting { "" } else { "still " },
-                unmet
-                    .iter()
-                    .map(|d| format!("{} ({})", d.unit, d.status))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Start::DependencyFailed { dep, reason } => match reason {
-                Some(r) => format!("dependency failed: {dep}: {r}"),
-                None => format!("dependency failed: {dep}"),
-            },
+        ["start", unit] => render_start(state.start(unit, Duration::ZERO, now)),
+        ["start", "--poll", poll, unit] => {
+            let poll = Duration::from_secs(poll.parse().expect("seconds"));
+            render_start(state.start(unit, poll, now))
+        }
+        ["stop-waiting", unit] => state.stop_waiting(unit, now).map(|s| match s {
+            StopWaiting::Stopped { waited } => format!("stopped waiting after {}", secs(waited)),
+            StopWaiting::NotWaiting => "was not waiting".to_owned(),
         }),
         ["ready", unit] => state.ready(unit, now).map(|r| match r {
             Readied::Now { after } => format!("ready after {}", secs(after)),
@@ -52,9 +40,19 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
         ["fail", unit, reason @ ..] => {
             state.fail(unit, Some(&reason.join(" ")), now).map(render_finished)
         }
-        ["status", unit] => state.status(unit).map(|i| render_info(&i)),
+        ["status", unit] => state.status(unit, now).map(|i| render_info(&i)),
+        ["timings", unit] => state.status(unit, now).map(|i| {
+            let at = |t: Option<Duration>| t.map_or("-".to_owned(), secs);
+            format!(
+                "started {}, finished {}, waited {}, waiting since {}",
+                at(i.started_at),
+                at(i.finished_at),
+                at(i.waited),
+                at(i.waiting_since)
+            )
+        }),
         ["list"] => Ok(state
-            .list()
+            .list(now)
             .iter()
             .map(|i| format!("{}={}", i.unit, i.status.as_str().replace(' ', "-")))
             .collect::<Vec<_>>()
@@ -62,6 +60,31 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
         _ => panic!("bad test script line: {line}"),
     };
     result.unwrap_or_else(|e| format!("error: {e}"))
+}
+
+fn render_start(result: Result<Start, Error>) -> Result<String, Error> {
+    result.map(|s| match s {
+        Start::Started { waited, waited_for } if waited_for.is_empty() => {
+            format!("started, waited {}", secs(waited))
+        }
+        Start::Started { waited, waited_for } => {
+            format!("started, waited {} for {}", secs(waited), waited_for.join(", "))
+        }
+        Start::Blocked { unmet, began_waiting, polled } => format!(
+            "{}blocked on {}{}",
+            if began_waiting { "" } else { "still " },
+            unmet
+                .iter()
+                .map(|d| format!("{} ({})", d.unit, d.status))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if polled { ", poll recorded" } else { "" }
+        ),
+        Start::DependencyFailed { dep, reason } => match reason {
+            Some(r) => format!("dependency failed: {dep}: {r}"),
+            None => format!("dependency failed: {dep}"),
+        },
+    })
 }
 
 fn render_wanted(w: &Wanted) -> String {
@@ -212,6 +235,96 @@ fn a_failed_hard_dependency_fails_the_dependent_fast() {
 }
 
 #[test]
+fn a_wait_that_ends_without_a_start_keeps_how_long_it_waited() {
+    check(
+        "
+        want c b     => added 1, registered
+        start b      => started, waited 0s
+        start c      => blocked on b (started)
+        start c      => still blocked on b (started)
+        timings c    => started -, finished -, waited -, waiting since 3s
+        fail b       => ok, ran 4s
+        start c      => dependency failed: b
+        timings c    => started -, finished 7s, waited 4s, waiting since -
+        want d e     => added 1, registered
+        start d      => blocked on e (not registered)
+        complete d   => ok
+        timings d    => started -, finished 11s, waited 1s, waiting since -
+        ",
+    );
+}
+
+#[test]
+fn a_client_that_stops_waiting_ends_the_wait_and_keeps_its_length() {
+    check(
+        "
+        want c b      => added 1, registered
+        start c       => blocked on b (not registered)
+        start c       => still blocked on b (not registered)
+        stop-waiting c => stopped waiting after 2s
+        timings c     => started -, finished -, waited 2s, waiting since -
+        stop-waiting c => was not waiting
+        stop-waiting x => was not waiting
+        list          => b=not-registered c=pending
+        start c       => blocked on b (not registered)
+        timings c     => started -, finished -, waited 2s, waiting since 9s
+        complete b    => ok
+        start c       => started, waited 3s for b
+        stop-waiting c => was not waiting
+        stop-waiting bad/name? => was not waiting
+        ",
+    );
+}
+
+#[test]
+fn a_wait_its_client_stops_refreshing_lapses() {
+    // Polls are recorded every half window (10 s, or three announced
+    // polls); silence for a whole window ends the wait at its last one.
+    check(
+        "
+        want c b => added 1, registered
+        start c => blocked on b (not registered)
+        start c => still blocked on b (not registered)
+        start c => still blocked on b (not registered)
+        start c => still blocked on b (not registered)
+        start c => still blocked on b (not registered)
+        start c => still blocked on b (not registered), poll recorded
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited -, waiting since 2s
+        timings c => started -, finished -, waited 5s, waiting since -
+        start c => blocked on b (not registered)
+        timings c => started -, finished -, waited 5s, waiting since 19s
+        want d e => added 1, registered
+        start --poll 4 d => blocked on e (not registered)
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited -, waiting since 22s
+        timings d => started -, finished -, waited 0s, waiting since -
+        complete e => ok
+        start d => started, waited 0s
+        timings d => started 37s, finished -, waited 0s, waiting since -
+        ",
+    );
+}
+
+#[test]
 fn failed_by_names_the_dependency_until_the_unit_finishes_otherwise() {
     check(
         "
@@ -349,7 +462,7 @@ fn bad_names_are_refused_and_change_nothing() {
         ",
     );
     let mut state = State::new();
-    let err = state.start("a\u{a0}b", Duration::ZERO).unwrap_err();
+    let err = state.start("a\u{a0}b", Duration::ZERO, Duration::ZERO).unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid unit name \"a\\u{a0}b\": a name may not contain whitespace"
@@ -444,7 +557,10 @@ fn fail_works_from_every_status_and_keeps_the_last_reason() {
     let mut state = State::new();
     let f = state.fail("a", Some(" two\r\n\n\tlines\x1b[0m "), Duration::ZERO).unwrap();
     assert_eq!(f.reason.as_deref(), Some("two / lines [0m"));
-    assert_eq!(state.status("a").unwrap().reason.as_deref(), Some("two / lines [0m"));
+    assert_eq!(
+        state.status("a", Duration::ZERO).unwrap().reason.as_deref(),
+        Some("two / lines [0m")
+    );
     let f = state.fail("a", Some("\n\t\n"), Duration::ZERO).unwrap();
     assert_eq!(f.reason, None);
 }
@@ -467,8 +583,8 @@ fn any_reason_is_cleaned_to_one_short_line() {
     let mut state = State::new();
     state.want("b", &["a".into()], false, Duration::ZERO).unwrap();
     state.fail("a", Some(&"r".repeat(max)), Duration::ZERO).unwrap();
-    state.start("b", Duration::ZERO).unwrap();
-    let reason = state.status("b").unwrap().reason.unwrap();
+    state.start("b", Duration::ZERO, Duration::ZERO).unwrap();
+    let reason = state.status("b", Duration::ZERO).unwrap().reason.unwrap();
     assert!(reason.len() == max && reason.starts_with("dependency a failed: rrr"), "{reason}");
     assert!(reason.ends_with("r..."), "{reason}");
     for text in ["a\tb\n\nc", &"é\n".repeat(600), &"x".repeat(5000)] {
@@ -595,7 +711,7 @@ fn a_completion_note_is_one_line_and_kept_until_the_next_run() {
     assert!(state.is_empty());
     // An empty note is no note.
     state.complete("a", Some(""), Duration::ZERO).unwrap();
-    assert_eq!(state.status("a").unwrap().note, None);
+    assert_eq!(state.status("a", Duration::ZERO).unwrap().note, None);
 }
 
 #[test]
@@ -618,13 +734,13 @@ fn timings_record_when_and_how_long() {
     let mut state = State::new();
     let at = Duration::from_secs;
     state.want("b", &["a".into()], false, at(1)).unwrap();
-    assert!(matches!(state.start("b", at(2)).unwrap(), Start::Blocked { .. }));
-    state.start("a", at(3)).unwrap();
+    assert!(matches!(state.start("b", Duration::ZERO, at(2)).unwrap(), Start::Blocked { .. }));
+    state.start("a", Duration::ZERO, at(3)).unwrap();
     state.complete("a", None, at(5)).unwrap();
-    state.start("b", at(6)).unwrap();
-    let b = state.status("b").unwrap();
+    state.start("b", Duration::ZERO, at(6)).unwrap();
+    let b = state.status("b", Duration::ZERO).unwrap();
     assert_eq!((b.started_at, b.waited, b.finished_at), (Some(at(6)), Some(at(4)), None));
-    let a = state.status("a").unwrap();
+    let a = state.status("a", Duration::ZERO).unwrap();
     assert_eq!((a.started_at, a.finished_at, a.since), (Some(at(3)), Some(at(5)), at(5)));
     assert_eq!(b.deps[0].since, at(5));
     assert_eq!(state.complete("b", None, at(9)).unwrap().ran, Some(at(3)));
@@ -653,7 +769,7 @@ fn long_chains_declare_in_linear_time_in_either_order() {
     }
     let err = registered.want("u0", &[name(N - 1)], false, Duration::ZERO).unwrap_err();
     assert!(matches!(err, Error::Cycle { .. }), "{err:?}");
-    assert_eq!(forward.list().len(), N);
+    assert_eq!(forward.list(Duration::ZERO).len(), N);
 }
 
 fn assert_acyclic(state: &State) {
@@ -694,7 +810,7 @@ fn assert_consistent(state: &State) {
     assert_eq!(edges, state.edges);
     let ords: HashSet<i64> = state.units.iter().map(|u| u.ord).collect();
     assert_eq!(ords.len(), state.units.len(), "two units share a place in the order");
-    for info in state.list() {
+    for info in state.list(Duration::ZERO) {
         let by_definition = info.deps.iter().all(|d| match d.status {
             Status::Completed | Status::Ready => true,
             Status::Failed => d.soft,
@@ -727,10 +843,10 @@ fn random_operations_keep_the_invariants() {
                         .collect();
                     state.want(unit, &deps, rng.below(3) == 0, now).map(|_| ())
                 }
-                2 => state.start(unit, now).map(|s| {
+                2 => state.start(unit, Duration::ZERO, now).map(|s| {
                     if let Start::Started { .. } = s {
                         assert!(
-                            before.status(unit).unwrap().startable,
+                            before.status(unit, now).unwrap().startable,
                             "seed {seed} step {step}: started {unit} while not startable"
                         );
                     }
@@ -741,7 +857,7 @@ fn random_operations_keep_the_invariants() {
                 }
                 4 => state.fail(unit, Some("r"), now).map(|_| ()),
                 5 => state.ready(unit, now).map(|r| {
-                    let was = before.status(unit).unwrap().status;
+                    let was = before.status(unit, now).unwrap().status;
                     assert!(
                         matches!(was, Status::Started | Status::Ready),
                         "seed {seed} step {step}: {unit} became ready from {was}"
@@ -750,7 +866,7 @@ fn random_operations_keep_the_invariants() {
                         assert_eq!(state, before, "seed {seed} step {step}: a repeated ready");
                     }
                 }),
-                _ => state.status(unit).map(|_| ()),
+                _ => state.status(unit, now).map(|_| ()),
             };
             if let Err(e) = result {
                 assert_eq!(

@@ -105,8 +105,18 @@ fn a_typo_times_out_with_a_did_you_mean() {
     out.code(4)
         .stderr_has("unitsync: pip-install: timed out after 300ms waiting for git-clone (started ");
     out.stderr_has(", gti-clone (never registered; did you mean git-clone?)\n");
-    // It said at once what it waited for.
+    // It said at once what it waited for, and suspected the typo at once.
     out.stderr_has("unitsync: pip-install: waiting for git-clone (started ");
+    let first = out.stderr.lines().find(|l| l.contains(": waiting for ")).unwrap();
+    assert!(first.ends_with(", gti-clone (never registered; did you mean git-clone?)"), "{out}");
+    // So does wait.
+    let out = sb.run(&["wait", "gti-clone", "--timeout", "300ms"]);
+    out.code(4);
+    let first = out.stderr.lines().find(|l| l.contains(": waiting for ")).unwrap();
+    assert!(first.ends_with("gti-clone (never registered; did you mean git-clone?)"), "{out}");
+    out.stderr_has(
+        "timed out after 300ms waiting for gti-clone (never registered; did you mean git-clone?)\n",
+    );
 }
 
 #[test]
@@ -275,6 +285,8 @@ fn status_and_list_show_the_graph() {
     table.stdout_has(
         "\nb     pending         no         -        -      -       -    a, c (soft)\n",
     );
+    table.stdout_has("\nc     not registered  -          -        -      -       -    -\n");
+    sb.run(&["status", "c"]).ok().stdout_has("startable:  yes (nobody declared it)\n");
     sb.run(&["list", "--dot"]).ok().stdout_has("  \"c\" -> \"b\" [style=dashed];\n");
     sb.run(&["status", "bad name"])
         .code(1)
@@ -461,4 +473,20 @@ fn progress_is_silenced_by_quiet_but_errors_are_not() {
     let out = sb.run(&["start", "a", "-q"]);
     out.code(1).stderr_has("a is already started");
     assert_eq!(sb.run(&["-q", "start", "b"]).stderr, "");
+}
+
+#[test]
+fn want_and_complete_say_what_they_did_unless_quiet() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    assert_eq!(sb.run(&["want", "b", "a", "c"]).ok().stderr, "unitsync: b: wants a, c\n");
+    assert_eq!(sb.run(&["want", "--soft", "b", "d"]).ok().stderr, "unitsync: b: softly wants d\n");
+    assert_eq!(sb.run(&["want", "e"]).ok().stderr, "unitsync: e: registered\n");
+    assert_eq!(sb.run(&["complete", "a"]).ok().stderr, "unitsync: a: completed\n");
+    assert_eq!(sb.run(&["-q", "want", "f", "a"]).ok().stderr, "");
+    assert_eq!(sb.run(&["complete", "c", "-q"]).ok().stderr, "");
+    // A refusal says only why.
+    let out = sb.run(&["complete", "a"]);
+    out.code(1);
+    assert_eq!(out.stderr, "unitsync: a is already completed\n", "{out}");
 }

@@ -174,3 +174,18 @@ fn a_torn_last_line_is_ignored() {
     sb.run(&["complete", "b"]).ok();
     sb.run(&["list", "--json"]).ok().stdout_has("\"unit\": \"b\",\n    \"status\": \"completed\"");
 }
+
+#[test]
+fn a_wait_that_stopped_stays_stopped_after_a_restart() {
+    let sb = Sandbox::new();
+    let state = sb.path("state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let mut server = sb.serve(&["--state", &state_arg]);
+    sb.run(&["want", "c", "b"]).ok();
+    sb.run(&["start", "c", "--timeout", "200ms"]).code(4);
+    server.stop_with("KILL");
+    let _server = sb.serve(&["--state", &state_arg]);
+    let json = json_status(&sb, "c");
+    assert!(json.contains("\"waiting_since\": null"), "{json}");
+    assert!(!json.contains("\"waited\": null"), "{json}");
+}

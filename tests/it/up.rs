@@ -112,7 +112,8 @@ fn a_failing_script_stops_its_dependents_and_the_main_command() {
     out.code(1);
     out.stderr_has("fetch.sh  | network down\n");
     out.stdout_has("build.sh   build   not run: dependency fetch failed: exit status 2");
-    out.stdout_has("deploy.sh  deploy  not run: dependency build failed: dependency fetch failed: exit status 2");
+    // The summary cuts a long result to keep its rows short.
+    out.stdout_has("deploy.sh  deploy  not run: dependency build failed: dependency fe…");
     // fetch has no header, but it is a unit all the same.
     out.stdout_has("fetch.sh   fetch   failed: exit status 2");
     out.stdout_has("lint.sh    lint    ok");
@@ -392,7 +393,7 @@ fn a_file_that_is_not_executable_is_reported_not_skipped() {
     let out =
         sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "touch", &main.to_string_lossy()]);
     out.code(1).stderr_has("migrate.sh: cannot run it: No such file or directory");
-    out.stdout_has("migrate.sh  migrate  not run: cannot run it: No such file or directory");
+    out.stdout_has("migrate.sh  migrate  not run: cannot run it: No such file or directo…");
     out.stdout_has("app.sh      app      not run: dependency migrate failed");
     assert!(!main.exists(), "the main command ran{out}");
 }
@@ -645,4 +646,32 @@ fn a_script_without_a_header_ends_its_unit_unless_it_did() {
     out.stderr_has("disk failed: no space left");
     out.stderr_has("fine completed");
     out.stderr_has("broken failed");
+}
+
+#[test]
+fn a_script_that_only_waited_shows_its_wait_and_no_run_time() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    // b fails only once c is seen waiting for it.
+    script(
+        &dir,
+        "b.sh",
+        "# unitsync: unit=b\n\
+         until unitsync status c --json | grep -q '\"waiting_since\": [0-9]'; do sleep 0.05; done\n\
+         exit 2",
+    );
+    script(&dir, "c.sh", "# unitsync: after=b\necho c ran");
+    let out = up(&sb, &dir, &["true"]);
+    out.code(1);
+    let row =
+        out.stdout.lines().find(|l| l.starts_with("c.sh ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("not run: dependency b failed"), "{out}");
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    let (waited, ran) = (fields[fields.len() - 2], fields[fields.len() - 1]);
+    assert_ne!(waited, "-", "the wait is lost: {out}");
+    assert_eq!(ran, "-", "c never ran: {out}");
+    // The timeline draws the wait.
+    let lane =
+        out.stdout.lines().rev().find(|l| l.starts_with("c ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(lane.contains('.'), "no dots for the wait: {out}");
 }

@@ -112,7 +112,7 @@ fn the_views_show_what_is_still_going_and_what_failed() {
     let _server = sb.serve(&[]);
     sb.run(&["start", "git-clone"]).ok();
     sb.run(&["want", "pip-install", "git-clone", "gti-clone"]).ok();
-    // Its start gives up, but the server still counts it as waiting.
+    // Its start gives up, and says so: nobody waits for it any more.
     sb.run(&["start", "pip-install", "--timeout", "100ms"]).code(4);
     sb.run(&["start", "lint"]).ok();
     sb.run(&["fail", "lint", "--reason", "exit status 1"]).ok();
@@ -125,15 +125,15 @@ fn the_views_show_what_is_still_going_and_what_failed() {
     out.ok().stdout_has("! failed").stdout_has("> still going");
     let rows = rows(&out.stdout);
     let names: Vec<&str> = rows.iter().map(|(name, _)| name.as_str()).collect();
-    assert_eq!(names, ["git-clone", "pip-install", "lint", "gti-clone"], "{out}");
-    assert!(rows[0].1.ends_with('>') && rows[1].1.ends_with('>'), "{out}");
-    assert!(rows[1].1.contains('.') && !rows[1].1.contains('#'), "{out}");
-    assert!(rows[2].1.trim_end().ends_with('!'), "{out}");
+    assert_eq!(names, ["git-clone", "lint", "pip-install", "gti-clone"], "{out}");
+    assert!(rows[0].1.ends_with('>'), "{out}");
+    assert!(rows[1].1.trim_end().ends_with('!'), "{out}");
+    assert!(rows[2].1.starts_with("pending"), "{out}");
     assert!(rows[3].1.starts_with("not registered"), "{out}");
 
     let out = sb.run(&["list", "--critical"]);
-    out.ok().stdout_has("gti-clone    (never registered)\npip-install  waiting ");
-    out.stdout_has("total: ").stdout_has(" so far; pip-install is still waiting\n");
+    out.ok().stdout_has("total: ").stdout_has(" so far; git-clone is still running\n");
+    assert!(!out.stdout.contains("pip-install"), "{out}");
 }
 
 #[test]
@@ -257,4 +257,66 @@ fn the_views_show_a_service_ready_phase_and_blame_its_ready_time() {
     out.ok().stdout_has("= ready");
     assert_eq!(bars(&out), "", "db's ready phase goes up to its end:{out}");
     assert!(rows(&out.stdout)[0].1.contains('='), "{out}");
+}
+
+/// `status --json` of `unit`: whether it is waiting, and whether it kept
+/// how long it waited.
+fn waiting_and_waited(sb: &Sandbox, unit: &str) -> (bool, bool) {
+    let json = json_status(sb, unit);
+    (!json.contains("\"waiting_since\": null"), !json.contains("\"waited\": null"))
+}
+
+#[test]
+fn a_start_that_times_out_is_no_longer_shown_waiting() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["want", "c", "b"]).ok();
+    sb.run(&["start", "c", "--timeout", "1s"]).code(4);
+    assert_eq!(waiting_and_waited(&sb, "c"), (false, true), "{}", json_status(&sb, "c"));
+    let chart = sb.run(&["list", "--timeline"]);
+    chart.ok();
+    assert!(!chart.stdout.contains('>'), "c is drawn waiting still:\n{}", chart.stdout);
+}
+
+#[test]
+fn a_start_stopped_by_a_signal_is_no_longer_shown_waiting() {
+    let sb = Sandbox::new();
+    let server = sb.serve(&[]);
+    sb.run(&["want", "c", "b"]).ok();
+    let mut start = spawn(&sb, &["start", "c", "--poll", "1m"]);
+    until_waiting(&sb, "c");
+    send_signal(start.id(), "TERM");
+    let status = wait_for_exit(&mut start, Duration::from_secs(30), || "start c".to_owned());
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(waiting_and_waited(&sb, "c"), (false, true), "{}", json_status(&sb, "c"));
+    assert!(server.log().contains("c stopped waiting (after "), "{}", server.log());
+}
+
+#[test]
+fn a_start_killed_without_a_word_stops_showing_as_waiting_once_its_wait_lapses() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["want", "c", "b"]).ok();
+    let mut start = spawn(&sb, &["start", "c"]);
+    until_waiting(&sb, "c");
+    send_signal(start.id(), "KILL");
+    start.wait().unwrap();
+    // Ten seconds of silence (README.md, "How waiting ends").
+    eventually("c's wait lapses", || waiting_and_waited(&sb, "c") == (false, true));
+}
+
+#[test]
+fn completing_a_unit_its_dependency_failed_clears_the_failure() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.run(&["want", "b", "a"]).ok();
+    sb.run(&["fail", "a", "--reason", "boom"]).ok();
+    sb.run(&["start", "b"]).code(5);
+    sb.run(&["complete", "b"]).ok();
+    let json = json_status(&sb, "b");
+    assert!(json.contains("\"status\": \"completed\""), "{json}");
+    assert!(json.contains("\"reason\": null") && json.contains("\"failed_by\": null"), "{json}");
+    let out = sb.run(&["status", "b"]);
+    out.ok().stdout_has("status:     completed (");
+    assert!(!out.stdout.contains("dependency a failed:"), "{out}");
 }

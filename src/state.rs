@@ -132,6 +132,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Sorts `items` by name, items with equal names kept in their order (a
+/// stable sort). Every sort by name in the crate comes here, so the binary
+/// holds one copy of the sort code (for `(&str, usize)` pairs) instead of
+/// one per item type and comparator: BENCHMARKS.md, "Footprint".
+pub fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
+    let mut pairs: Vec<(&str, usize)> = items.iter().map(name).zip(0..).collect();
+    pairs.sort_unstable();
+    let order: Vec<usize> = pairs.into_iter().map(|(_, at)| at).collect();
+    let mut taken: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    // `order` is a permutation of the indices: each item is taken once.
+    items.extend(order.into_iter().map(|at| taken[at].take().expect("each index once")));
+}
+
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
 pub fn quote(name: &str) -> String {
     const SHOWN: usize = 64;
@@ -592,7 +605,7 @@ impl State {
     /// Every unit, placeholders included, sorted by name.
     pub fn list(&self) -> Vec<UnitInfo> {
         let mut all: Vec<UnitInfo> = (0..self.units.len()).map(|id| self.info(id)).collect();
-        all.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
+        sort_by_name(&mut all, |u| &u.unit);
         all
     }
 
@@ -632,7 +645,7 @@ impl State {
                 }
             })
             .collect();
-        deps.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
+        sort_by_name(&mut deps, |d| &d.unit);
         deps
     }
 
@@ -668,7 +681,7 @@ impl State {
             Some((at, ids)) => {
                 let mut names: Vec<String> =
                     ids.iter().map(|&d| self.units[d].name.clone()).collect();
-                names.sort_unstable();
+                sort_by_name(&mut names, |n| n);
                 (now.saturating_sub(at), names)
             }
             None => (Duration::ZERO, Vec::new()),
@@ -745,14 +758,17 @@ impl State {
         if upper < lower {
             return;
         }
-        let mut ahead = self.region(dep, true, |ord| ord > lower);
-        let mut behind = self.region(unit, false, |ord| ord < upper);
-        ahead.sort_unstable_by_key(|&id| self.units[id].ord);
-        behind.sort_unstable_by_key(|&id| self.units[id].ord);
-        let mut slots: Vec<i64> =
-            ahead.iter().chain(&behind).map(|&id| self.units[id].ord).collect();
-        slots.sort_unstable();
-        for (id, ord) in ahead.into_iter().chain(behind).zip(slots) {
+        // Sorted as `(ord, id)` pairs, all three: one copy of the sort code.
+        let by_ord = |ids: Vec<Id>| -> Vec<(i64, Id)> {
+            let mut pairs: Vec<(i64, Id)> =
+                ids.into_iter().map(|id| (self.units[id].ord, id)).collect();
+            pairs.sort_unstable();
+            pairs
+        };
+        let ahead = by_ord(self.region(dep, true, |ord| ord > lower));
+        let behind = by_ord(self.region(unit, false, |ord| ord < upper));
+        let slots = by_ord(ahead.iter().chain(&behind).map(|&(_, id)| id).collect());
+        for ((_, id), (ord, _)) in ahead.into_iter().chain(behind).zip(slots) {
             self.units[id].ord = ord;
         }
     }

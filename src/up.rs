@@ -37,6 +37,7 @@ use crate::protocol::{Body, Request, Status, UnitView};
 use crate::render;
 use crate::server;
 use crate::signals;
+use crate::state;
 
 use plan::Script;
 use procs::Relays;
@@ -779,7 +780,7 @@ impl<'a> Up<'a> {
         let mut text = String::from("\n");
         text += &render::columns(&rows);
         let mut units: Vec<UnitView> = self.units.values().cloned().collect();
-        units.sort_by(|a, b| a.unit.cmp(&b.unit));
+        state::sort_by_name(&mut units, |u| &u.unit);
         if !units.is_empty() {
             text.push('\n');
             text += &render::timeline(&units, self.now, self.spec.width);

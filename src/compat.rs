@@ -906,20 +906,29 @@ fn table(columns: &[&str], view: &View, rows: Vec<Vec<String>>) -> String {
     let header = shown.iter().map(|&i| columns[i].to_uppercase()).collect();
     let mut all = vec![header];
     all.extend(rows.into_iter().map(|row| shown.iter().map(|&i| row[i].clone()).collect()));
-    match shown.len() {
-        1 => padded::<1>(all),
-        2 => padded::<2>(all),
-        3 => padded::<3>(all),
-        _ => padded::<4>(all),
-    }
+    padded(all)
 }
 
-/// [`render::columns`] for `N` cells a row, with its trailing blanks put
-/// back: cliui pads every cell, the last one included, so every line is as
-/// long as the longest plus the two blanks after a cell.
-fn padded<const N: usize>(rows: Vec<Vec<String>>) -> String {
-    let rows: Vec<[String; N]> =
-        rows.into_iter().map(|row| row.try_into().expect("every row has N cells")).collect();
+/// The most columns a Coder table has ([`STATUS_COLUMNS`]).
+const MAX_COLUMNS: usize = 4;
+
+/// [`render::columns`] with its trailing blanks put back: cliui pads every
+/// cell, the last one included, so every line is as long as the longest
+/// plus the two blanks after a cell. Every table is laid out as
+/// [`MAX_COLUMNS`] wide, its missing cells blank: `render::columns` trims
+/// each line's end, so they change nothing, and the binary holds one copy
+/// of it for all tables instead of one per column count.
+fn padded(rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<[String; MAX_COLUMNS]> = rows
+        .into_iter()
+        .map(|row| {
+            let mut cells: [String; MAX_COLUMNS] = Default::default();
+            for (cell, text) in cells.iter_mut().zip(row) {
+                *cell = text;
+            }
+            cells
+        })
+        .collect();
     let text = render::columns(&rows);
     let width = text.lines().map(|line| line.chars().count()).max().unwrap_or(0) + 2;
     text.lines().map(|line| format!("{line:<width$}\n")).collect()

@@ -797,15 +797,17 @@ impl State {
     /// The cycle that the edge `unit -> dep` would close, as names starting
     /// and ending at `unit`. Only called once `closes_cycle(unit, dep)` holds.
     fn cycle_path(&self, unit: Id, dep: Id) -> Vec<String> {
-        let mut parent: HashMap<Id, Id> = HashMap::new();
+        // Indexed by id: an error path, so one slot per unit costs nothing
+        // that matters, and the binary holds one hash-map type less.
+        let mut parent: Vec<Option<Id>> = vec![None; self.units.len()];
         let mut queue = VecDeque::from([dep]);
         while let Some(n) = queue.pop_front() {
             if n == unit {
                 break;
             }
             for &m in self.units[n].deps.keys() {
-                if m != dep && !parent.contains_key(&m) {
-                    parent.insert(m, n);
+                if m != dep && parent[m].is_none() {
+                    parent[m] = Some(n);
                     queue.push_back(m);
                 }
             }
@@ -814,7 +816,7 @@ impl State {
         let mut n = unit;
         while n != dep {
             // Every node but `dep` on the BFS tree has a parent.
-            n = *parent.get(&n).expect("reaches() found a path, so BFS does too");
+            n = parent[n].expect("reaches() found a path, so BFS does too");
             path.push(n);
         }
         path.push(unit);

@@ -798,7 +798,7 @@ fn is_ready(status: Option<Status>) -> bool {
 
 /// A duration as a flag's value that `run` parses back exactly enough.
 fn millis(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
+    format!("{}ms", crate::duration::millis(d))
 }
 
 /// Why a script failed, from its exit code: as `run` words it.

@@ -5,7 +5,7 @@
 //!
 //! Pure but for reading the directory and the first bytes of each script.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -262,8 +262,12 @@ pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
     let mut warnings = Vec::new();
     for script in scripts {
         let (after, soft_after) = script.edges();
-        let missing: BTreeSet<&String> =
+        // Each named once, in order (one copy of the sort code: see
+        // state::sort_by_name).
+        let mut missing: Vec<&String> =
             after.iter().chain(soft_after).filter(|d| !owners.contains_key(d.as_str())).collect();
+        state::sort_by_name(&mut missing, |d| d);
+        missing.dedup();
         for dep in missing {
             let near = nearest(dep, owners.keys().copied())
                 .map(|n| format!("did you mean {n}? "))

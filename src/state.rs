@@ -134,10 +134,16 @@ impl std::error::Error for Error {}
 
 /// Sorts `items` by name, items with equal names kept in their order (a
 /// stable sort). Every sort by name in the crate comes here, so the binary
-/// holds one copy of the sort code (for `(&str, usize)` pairs) instead of
+/// holds one copy of the sort code (for `(&[u8], usize)` pairs) instead of
 /// one per item type and comparator: BENCHMARKS.md, "Footprint".
 pub fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
-    let mut pairs: Vec<(&str, usize)> = items.iter().map(name).zip(0..).collect();
+    sort_by_bytes(items, |item| name(item).as_bytes());
+}
+
+/// [`sort_by_name`] for keys that may not be UTF-8 (a `str` sorts as its
+/// bytes, so both orders agree).
+pub fn sort_by_bytes<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &[u8]) {
+    let mut pairs: Vec<(&[u8], usize)> = items.iter().map(key).zip(0..).collect();
     pairs.sort_unstable();
     let order: Vec<usize> = pairs.into_iter().map(|(_, at)| at).collect();
     let mut taken: Vec<Option<T>> = items.drain(..).map(Some).collect();

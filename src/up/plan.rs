@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,7 +77,9 @@ pub fn collect(dir: Option<&Path>, named: &[PathBuf]) -> Result<Vec<Script>, Err
             .map(|e| e.path())
             .filter(|p| fs::metadata(p).is_ok_and(|m| m.is_file()))
             .collect();
-        found.sort_unstable();
+        // All in `dir`, so their bytes sort as their file names, in the
+        // order `Path` would give.
+        state::sort_by_bytes(&mut found, |p| p.as_os_str().as_bytes());
         for path in found {
             let runnable = executable(&path);
             paths.push((path, runnable));

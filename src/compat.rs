@@ -903,7 +903,9 @@ fn table(columns: &[&str], view: &View, rows: Vec<Vec<String>>) -> String {
             _ => true,
         })
         .collect();
-    let header = shown.iter().map(|&i| columns[i].to_uppercase()).collect();
+    // The names are ASCII: `to_uppercase` would bring Unicode's case
+    // tables (some 17 KB) into the binary for nothing.
+    let header = shown.iter().map(|&i| columns[i].to_ascii_uppercase()).collect();
     let mut all = vec![header];
     all.extend(rows.into_iter().map(|row| shown.iter().map(|&i| row[i].clone()).collect()));
     padded(all)

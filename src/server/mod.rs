@@ -66,9 +66,13 @@ pub enum Error {
     Pidfile { path: PathBuf, err: io::Error },
     LogFile { path: PathBuf, err: io::Error },
     Journal(journal::Error),
-    Detach(nix::Error),
+    // `Detach` and `Signals` hold nix's failures as io::Error, worded like
+    // every other system error here (`... (os error 11)`): nix's own
+    // wording would bring its tables of errno names and descriptions into
+    // the binary.
+    Detach(io::Error),
     Child(String),
-    Signals(nix::Error),
+    Signals(io::Error),
     Thread { what: &'static str, err: io::Error },
 }
 
@@ -158,7 +162,7 @@ pub fn serve(config: &Config) -> Result<(), Error> {
     // inherits the mask and only this one receives them.
     let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
     let started = match signals.thread_block() {
-        Err(e) => Err(prepared.abandon(Error::Signals(e))),
+        Err(e) => Err(prepared.abandon(Error::Signals(e.into()))),
         Ok(()) => match daemon::write_pidfile(config.pidfile.as_deref(), std::process::id()) {
             Err(e) => Err(prepared.abandon(e)),
             Ok(()) => prepared.launch(),

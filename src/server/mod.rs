@@ -29,6 +29,7 @@ use crate::duration;
 use crate::journal::{self, Journal};
 use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
+use crate::signals;
 use crate::state::State;
 
 mod conn;
@@ -160,8 +161,8 @@ pub fn serve(config: &Config) -> Result<(), Error> {
 
     // Block the stop signals before any thread exists, so that every thread
     // inherits the mask and only this one receives them.
-    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
-    let started = match signals.thread_block() {
+    let stop = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
+    let started = match stop.thread_block() {
         Err(e) => Err(prepared.abandon(Error::Signals(e.into()))),
         Ok(()) => match daemon::write_pidfile(config.pidfile.as_deref(), std::process::id()) {
             Err(e) => Err(prepared.abandon(e)),
@@ -172,7 +173,7 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         report.send(started.as_ref().err());
     }
     let running = started?;
-    let signal = signals.wait().unwrap_or(Signal::SIGTERM);
+    let signal = signals::wait(&stop).unwrap_or(Signal::SIGTERM);
     running.stop(&format!("stopping on {}", signal.as_str()));
     if let Some(pidfile) = &config.pidfile {
         let _ = fs::remove_file(pidfile);

@@ -80,6 +80,7 @@ use crate::exit;
 use crate::protocol::{Body, DepView, ErrorKind, Request, Status, UnitView};
 use crate::render;
 use crate::settings::Settings;
+use crate::state;
 
 /// `coder --help` (or any `coder` help outside `exp sync`): what this
 /// `coder` is.
@@ -792,7 +793,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
             // Coder lists the units scripts registered, not placeholders.
             let mut units: Vec<&UnitView> =
                 units.iter().filter(|u| u.status != Status::NotRegistered).collect();
-            units.sort_by(|a, b| a.unit.cmp(&b.unit));
+            state::sort_by_name(&mut units, |u| &u.unit);
             let text = match view.json {
                 true => render::json(&list_json(&units)),
                 false => list(&units, &view),
@@ -822,8 +823,8 @@ fn start(
     let mut all: Vec<&str> = view.dependencies.iter().map(|d| d.unit.as_str()).collect();
     let mut unmet: Vec<&str> =
         view.dependencies.iter().filter(|d| !d.satisfied).map(|d| d.unit.as_str()).collect();
-    all.sort_unstable();
-    unmet.sort_unstable();
+    state::sort_by_name(&mut all, |n| n);
+    state::sort_by_name(&mut unmet, |n| n);
     if !view.startable {
         let waiting = unmet.join(", ");
         writeln!(out, "Unit {unit:?} is waiting for dependencies to be satisfied: [{waiting}]")?;
@@ -864,7 +865,7 @@ fn status(unit: &UnitView, view: &View) -> String {
         return out;
     }
     let mut deps: Vec<&DepView> = unit.dependencies.iter().collect();
-    deps.sort_by(|a, b| a.unit.cmp(&b.unit));
+    state::sort_by_name(&mut deps, |d| &d.unit);
     let rows = deps.iter().map(|d| {
         vec![
             d.unit.clone(),
@@ -902,23 +903,34 @@ fn table(columns: &[&str], view: &View, rows: Vec<Vec<String>>) -> String {
             _ => true,
         })
         .collect();
-    let header = shown.iter().map(|&i| columns[i].to_uppercase()).collect();
+    // The names are ASCII: `to_uppercase` would bring Unicode's case
+    // tables (some 17 KB) into the binary for nothing.
+    let header = shown.iter().map(|&i| columns[i].to_ascii_uppercase()).collect();
     let mut all = vec![header];
     all.extend(rows.into_iter().map(|row| shown.iter().map(|&i| row[i].clone()).collect()));
-    match shown.len() {
-        1 => padded::<1>(all),
-        2 => padded::<2>(all),
-        3 => padded::<3>(all),
-        _ => padded::<4>(all),
-    }
+    padded(all)
 }
 
-/// [`render::columns`] for `N` cells a row, with its trailing blanks put
-/// back: cliui pads every cell, the last one included, so every line is as
-/// long as the longest plus the two blanks after a cell.
-fn padded<const N: usize>(rows: Vec<Vec<String>>) -> String {
-    let rows: Vec<[String; N]> =
-        rows.into_iter().map(|row| row.try_into().expect("every row has N cells")).collect();
+/// The most columns a Coder table has ([`STATUS_COLUMNS`]).
+const MAX_COLUMNS: usize = 4;
+
+/// [`render::columns`] with its trailing blanks put back: cliui pads every
+/// cell, the last one included, so every line is as long as the longest
+/// plus the two blanks after a cell. Every table is laid out as
+/// [`MAX_COLUMNS`] wide, its missing cells blank: `render::columns` trims
+/// each line's end, so they change nothing, and the binary holds one copy
+/// of it for all tables instead of one per column count.
+fn padded(rows: Vec<Vec<String>>) -> String {
+    let rows: Vec<[String; MAX_COLUMNS]> = rows
+        .into_iter()
+        .map(|row| {
+            let mut cells: [String; MAX_COLUMNS] = Default::default();
+            for (cell, text) in cells.iter_mut().zip(row) {
+                *cell = text;
+            }
+            cells
+        })
+        .collect();
     let text = render::columns(&rows);
     let width = text.lines().map(|line| line.chars().count()).max().unwrap_or(0) + 2;
     text.lines().map(|line| format!("{line:<width$}\n")).collect()

@@ -73,7 +73,7 @@ fn to_duration(nanos: u128) -> Option<Duration> {
 /// Formats a duration briefly: `0.8s`, `12.3s`, `4m05s`, `1h02m`, rounded
 /// to the last digit shown (integer arithmetic, as in [`parse`]).
 pub fn human(d: Duration) -> String {
-    let ms = d.as_millis();
+    let ms = millis(d);
     if ms < 1000 {
         return format!("{ms}ms");
     }
@@ -93,6 +93,13 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// Whole milliseconds as a `u64` (enough for 584 million years), not the
+/// `u128` of [`Duration::as_millis`]: arithmetic and formatting on `u128`
+/// would add their own code to the binary.
+pub fn millis(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
 /// Formats seconds as sent on the wire.
 pub fn human_secs(secs: f64) -> String {
     human(from_secs(secs))
@@ -101,7 +108,7 @@ pub fn human_secs(secs: f64) -> String {
 /// A moment on the server's timeline to the millisecond, `+1.234s` or
 /// `@1.234s` (`mark` first), in integer arithmetic like [`human`].
 pub fn stamp(mark: char, d: Duration) -> String {
-    let ms = d.as_millis();
+    let ms = millis(d);
     format!("{mark}{}.{:03}s", ms / 1000, ms % 1000)
 }
 

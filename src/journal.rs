@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration;
 use crate::protocol::{self, Request};
 
 const FORMAT: u32 = 1;
@@ -211,7 +212,7 @@ impl Journal {
     pub fn append(&mut self, request: &Request, now: Duration) -> Result<(), Error> {
         // `{"t":352,` then the request's own line past its opening brace (a
         // request is never an empty object: it always has its "op").
-        let mut line = format!("{{\"t\":{},", now.as_millis()).into_bytes();
+        let mut line = format!("{{\"t\":{},", duration::millis(now)).into_bytes();
         let mut request = request.to_line();
         request.pop();
         line.extend_from_slice(&request[1..]);

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration;
 use crate::state::{self, Dep, UnitInfo};
 pub use crate::state::{Status, clean_reason};
 
@@ -245,7 +246,7 @@ pub struct UnitView {
 
 /// Seconds, rounded to the millisecond so JSON stays short.
 pub fn secs(d: Duration) -> f64 {
-    d.as_millis() as f64 / 1000.0
+    duration::millis(d) as f64 / 1000.0
 }
 
 impl From<Dep> for DepView {

@@ -22,7 +22,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -121,9 +121,7 @@ pub struct Watch {
     /// `fd:N`: the write end until the command has it, then the reader's
     /// answers (true: a newline came; false: EOF or an error first).
     pipe: Option<OwnedFd>,
-    notified: Option<Receiver<bool>>,
-    /// What the reader said, once it has (true: a newline).
-    heard: Option<bool>,
+    notified: Option<Arc<Notified>>,
     /// `exec:`: the probe still running, if one is.
     probe: Option<Child>,
 }
@@ -132,8 +130,7 @@ impl Watch {
     /// Prepares `command` for `cond`: for `fd:N`, a pipe whose write end
     /// the command will hold as descriptor N.
     pub fn new(cond: &Cond, command: &mut Command) -> io::Result<Watch> {
-        let mut watch =
-            Watch { cond: cond.clone(), pipe: None, notified: None, heard: None, probe: None };
+        let mut watch = Watch { cond: cond.clone(), pipe: None, notified: None, probe: None };
         if let Cond::Fd(n) = *cond {
             // Both ends close on exec, so no other child inherits them; the
             // command gets its copy as N just before its exec.
@@ -170,8 +167,7 @@ impl Watch {
     /// the past). The reading thread may lag behind an exit that follows
     /// the newline at once, so it gets up to `limit`; EOF answers at once.
     pub fn was_notified(&self, limit: Duration) -> bool {
-        self.heard == Some(true)
-            || self.notified.as_ref().is_some_and(|told| told.recv_timeout(limit) == Ok(true))
+        self.notified.as_ref().is_some_and(|told| told.wait(limit) == Some(true))
     }
 
     /// Sleeps for `nap`, or less: an `fd:N` notification (or EOF) ends the
@@ -179,11 +175,9 @@ impl Watch {
     /// waiting for the next poll. Other conditions can only be polled.
     pub fn nap(&mut self, nap: Duration) {
         match &self.notified {
-            Some(told) if self.heard.is_none() => match told.recv_timeout(nap) {
-                Ok(newline) => self.heard = Some(newline),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => self.heard = Some(false),
-            },
+            Some(told) if told.seen().is_none() => {
+                told.wait(nap);
+            }
             _ => thread::sleep(nap),
         }
     }
@@ -191,22 +185,11 @@ impl Watch {
     /// Checks once; blocks at most about a second (a TCP connect).
     pub fn check(&mut self) -> Check {
         match &self.cond {
-            Cond::Fd(n) => {
-                if self.heard.is_none() {
-                    self.heard = match self.notified.as_ref().map(Receiver::try_recv) {
-                        Some(Ok(newline)) => Some(newline),
-                        Some(Err(TryRecvError::Empty)) => None,
-                        _ => Some(false),
-                    };
-                }
-                match self.heard {
-                    Some(true) => Check::Ready,
-                    None => Check::NotYet,
-                    Some(false) => {
-                        Check::Never(format!("it closed fd {n} without writing a newline"))
-                    }
-                }
-            }
+            Cond::Fd(n) => match self.notified.as_ref().map(|told| told.seen()) {
+                Some(Some(true)) => Check::Ready,
+                Some(None) => Check::NotYet,
+                _ => Check::Never(format!("it closed fd {n} without writing a newline")),
+            },
             Cond::Tcp(addr) => ready_if(TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).is_ok()),
             Cond::Unix(path) => ready_if(UnixStream::connect(path).is_ok()),
             Cond::File(path) => ready_if(fs::symlink_metadata(path).is_ok()),
@@ -252,10 +235,41 @@ fn raw_fd(raw: RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }
 }
 
+/// What the reading thread saw: None while it reads, then whether a
+/// newline came before EOF. A mutex and a condition variable rather than a
+/// channel: the binary then holds no copy of `std::sync::mpsc`.
+#[derive(Default)]
+struct Notified {
+    seen: Mutex<Option<bool>>,
+    changed: Condvar,
+}
+
+impl Notified {
+    fn seen(&self) -> Option<bool> {
+        *self.seen.lock().expect("nothing panics holding the lock")
+    }
+
+    /// What the reader said, waiting up to `limit` for it to say anything.
+    fn wait(&self, limit: Duration) -> Option<bool> {
+        let seen = self.seen.lock().expect("nothing panics holding the lock");
+        let (seen, _) = self
+            .changed
+            .wait_timeout_while(seen, limit, |seen| seen.is_none())
+            .expect("nothing panics holding the lock");
+        *seen
+    }
+
+    fn tell(&self, newline: bool) {
+        *self.seen.lock().expect("nothing panics holding the lock") = Some(newline);
+        self.changed.notify_all();
+    }
+}
+
 /// Reads the pipe on a thread of its own until a newline (true) or EOF
 /// (false): a blocking read is the simplest way to see both at once.
-fn read_notification(read: OwnedFd) -> Receiver<bool> {
-    let (tell, told) = mpsc::channel();
+fn read_notification(read: OwnedFd) -> Arc<Notified> {
+    let told = Arc::new(Notified::default());
+    let tell = Arc::clone(&told);
     let reader = move || {
         let mut file = fs::File::from(read);
         let mut byte = [0u8; 1];
@@ -268,10 +282,14 @@ fn read_notification(read: OwnedFd) -> Receiver<bool> {
                 Err(_) => break false,
             }
         };
-        let _ = tell.send(newline);
+        tell.tell(newline);
     };
-    // Without the thread the channel's sender is dropped: read as "never".
-    let _ = thread::Builder::new().name("ready-fd".into()).stack_size(64 * 1024).spawn(reader);
+    // Without the thread there is no reader: read as "never".
+    let spawned =
+        thread::Builder::new().name("ready-fd".into()).stack_size(64 * 1024).spawn(reader);
+    if spawned.is_err() {
+        told.tell(false);
+    }
     told
 }
 

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread;
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Pid, setpgid};
 
 /// The last stop signal received, or 0. Waiting loops poll it.
@@ -40,11 +42,30 @@ pub fn catch() {
         return;
     }
     let _ = thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || {
-        while let Ok(signal) = signals.wait() {
+        while let Ok(signal) = wait(&signals) {
             RECEIVED.store(signal as i32, Ordering::SeqCst);
             forward(signal as i32);
         }
     });
+}
+
+/// Waits for one of `set`, which this thread blocks, and takes it: what
+/// `SigSet::wait` does, through a signalfd, since its `unwrap` of the
+/// signal number would bring nix's table of errno names into the binary.
+pub fn wait(set: &SigSet) -> nix::Result<Signal> {
+    let fd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC)?;
+    loop {
+        match fd.read_signal() {
+            Ok(Some(info)) => {
+                if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+                    return Ok(signal);
+                }
+            }
+            // Blocking, so never None; EINTR: a handled signal came first.
+            Ok(None) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The last stop signal received, if any.

@@ -136,6 +136,25 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Sorts `items` by name, items with equal names kept in their order (a
+/// stable sort). Every sort by name in the crate comes here, so the binary
+/// holds one copy of the sort code (for `(&[u8], usize)` pairs) instead of
+/// one per item type and comparator: BENCHMARKS.md, "Footprint".
+pub fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
+    sort_by_bytes(items, |item| name(item).as_bytes());
+}
+
+/// [`sort_by_name`] for keys that may not be UTF-8 (a `str` sorts as its
+/// bytes, so both orders agree).
+pub fn sort_by_bytes<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &[u8]) {
+    let mut pairs: Vec<(&[u8], usize)> = items.iter().map(key).zip(0..).collect();
+    pairs.sort_unstable();
+    let order: Vec<usize> = pairs.into_iter().map(|(_, at)| at).collect();
+    let mut taken: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    // `order` is a permutation of the indices: each item is taken once.
+    items.extend(order.into_iter().map(|at| taken[at].take().expect("each index once")));
+}
+
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
 pub fn quote(name: &str) -> String {
     const SHOWN: usize = 64;
@@ -666,7 +685,7 @@ impl State {
     /// Every unit, placeholders included, sorted by name.
     pub fn list(&self, now: Duration) -> Vec<UnitInfo> {
         let mut all: Vec<UnitInfo> = (0..self.units.len()).map(|id| self.info(id, now)).collect();
-        all.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
+        sort_by_name(&mut all, |u| &u.unit);
         all
     }
 
@@ -710,7 +729,7 @@ impl State {
                 }
             })
             .collect();
-        deps.sort_unstable_by(|a, b| a.unit.cmp(&b.unit));
+        sort_by_name(&mut deps, |d| &d.unit);
         deps
     }
 
@@ -757,7 +776,7 @@ impl State {
             Some(Wait { since, ids, .. }) => {
                 let mut names: Vec<String> =
                     ids.iter().map(|&d| self.units[d].name.clone()).collect();
-                names.sort_unstable();
+                sort_by_name(&mut names, |n| n);
                 (now.saturating_sub(since), names)
             }
             None => (Duration::ZERO, Vec::new()),
@@ -834,14 +853,17 @@ impl State {
         if upper < lower {
             return;
         }
-        let mut ahead = self.region(dep, true, |ord| ord > lower);
-        let mut behind = self.region(unit, false, |ord| ord < upper);
-        ahead.sort_unstable_by_key(|&id| self.units[id].ord);
-        behind.sort_unstable_by_key(|&id| self.units[id].ord);
-        let mut slots: Vec<i64> =
-            ahead.iter().chain(&behind).map(|&id| self.units[id].ord).collect();
-        slots.sort_unstable();
-        for (id, ord) in ahead.into_iter().chain(behind).zip(slots) {
+        // Sorted as `(ord, id)` pairs, all three: one copy of the sort code.
+        let by_ord = |ids: Vec<Id>| -> Vec<(i64, Id)> {
+            let mut pairs: Vec<(i64, Id)> =
+                ids.into_iter().map(|id| (self.units[id].ord, id)).collect();
+            pairs.sort_unstable();
+            pairs
+        };
+        let ahead = by_ord(self.region(dep, true, |ord| ord > lower));
+        let behind = by_ord(self.region(unit, false, |ord| ord < upper));
+        let slots = by_ord(ahead.iter().chain(&behind).map(|&(_, id)| id).collect());
+        for ((_, id), (ord, _)) in ahead.into_iter().chain(behind).zip(slots) {
             self.units[id].ord = ord;
         }
     }
@@ -870,15 +892,17 @@ impl State {
     /// The cycle that the edge `unit -> dep` would close, as names starting
     /// and ending at `unit`. Only called once `closes_cycle(unit, dep)` holds.
     fn cycle_path(&self, unit: Id, dep: Id) -> Vec<String> {
-        let mut parent: HashMap<Id, Id> = HashMap::new();
+        // Indexed by id: an error path, so one slot per unit costs nothing
+        // that matters, and the binary holds one hash-map type less.
+        let mut parent: Vec<Option<Id>> = vec![None; self.units.len()];
         let mut queue = VecDeque::from([dep]);
         while let Some(n) = queue.pop_front() {
             if n == unit {
                 break;
             }
             for &m in self.units[n].deps.keys() {
-                if m != dep && !parent.contains_key(&m) {
-                    parent.insert(m, n);
+                if m != dep && parent[m].is_none() {
+                    parent[m] = Some(n);
                     queue.push_back(m);
                 }
             }
@@ -887,7 +911,7 @@ impl State {
         let mut n = unit;
         while n != dep {
             // Every node but `dep` on the BFS tree has a parent.
-            n = *parent.get(&n).expect("reaches() found a path, so BFS does too");
+            n = parent[n].expect("reaches() found a path, so BFS does too");
             path.push(n);
         }
         path.push(unit);

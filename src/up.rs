@@ -37,6 +37,7 @@ use crate::protocol::{Body, Request, Status, UnitView};
 use crate::render;
 use crate::server;
 use crate::signals;
+use crate::state;
 
 use plan::Script;
 use procs::Relays;
@@ -788,7 +789,7 @@ impl<'a> Up<'a> {
         let mut text = String::from("\n");
         text += &render::columns(&rows);
         let mut units: Vec<UnitView> = self.units.values().cloned().collect();
-        units.sort_by(|a, b| a.unit.cmp(&b.unit));
+        state::sort_by_name(&mut units, |u| &u.unit);
         if !units.is_empty() {
             text.push('\n');
             text += &render::timeline(&units, self.now, self.spec.width);
@@ -806,7 +807,7 @@ fn is_ready(status: Option<Status>) -> bool {
 
 /// A duration as a flag's value that `run` parses back exactly enough.
 fn millis(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
+    format!("{}ms", crate::duration::millis(d))
 }
 
 /// Why a script failed, from its exit code: as `run` words it.

@@ -38,9 +38,9 @@ pub(super) enum Detached {
 /// parent never says "started" for a server that then gave up, nor fails
 /// while a server keeps running. Call it before any thread is started.
 pub(super) fn detach(log: Option<&fs::File>) -> Result<Detached, Error> {
-    let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(Error::Detach)?;
+    let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::Detach(e.into()))?;
     // SAFETY: no thread has been started yet, so the child is a full copy.
-    match unsafe { fork() }.map_err(Error::Detach)? {
+    match unsafe { fork() }.map_err(|e| Error::Detach(e.into()))? {
         ForkResult::Parent { child } => {
             // Our copy of the write end must go, or the child's death would
             // not end our read.
@@ -49,7 +49,7 @@ pub(super) fn detach(log: Option<&fs::File>) -> Result<Detached, Error> {
         }
         ForkResult::Child => {
             drop(read);
-            setsid().map_err(Error::Detach)?;
+            setsid().map_err(|e| Error::Detach(e.into()))?;
             // Keep none of the caller's streams open, or a caller that
             // reads them (`pid=$(unitsync serve --detach)`) never returns.
             // Logs go to --log, if given.

@@ -29,6 +29,7 @@ use crate::duration;
 use crate::journal::{self, Journal};
 use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
+use crate::signals;
 use crate::state::State;
 
 mod conn;
@@ -66,9 +67,13 @@ pub enum Error {
     Pidfile { path: PathBuf, err: io::Error },
     LogFile { path: PathBuf, err: io::Error },
     Journal(journal::Error),
-    Detach(nix::Error),
+    // `Detach` and `Signals` hold nix's failures as io::Error, worded like
+    // every other system error here (`... (os error 11)`): nix's own
+    // wording would bring its tables of errno names and descriptions into
+    // the binary.
+    Detach(io::Error),
     Child(String),
-    Signals(nix::Error),
+    Signals(io::Error),
     Thread { what: &'static str, err: io::Error },
 }
 
@@ -156,9 +161,9 @@ pub fn serve(config: &Config) -> Result<(), Error> {
 
     // Block the stop signals before any thread exists, so that every thread
     // inherits the mask and only this one receives them.
-    let signals = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
-    let started = match signals.thread_block() {
-        Err(e) => Err(prepared.abandon(Error::Signals(e))),
+    let stop = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
+    let started = match stop.thread_block() {
+        Err(e) => Err(prepared.abandon(Error::Signals(e.into()))),
         Ok(()) => match daemon::write_pidfile(config.pidfile.as_deref(), std::process::id()) {
             Err(e) => Err(prepared.abandon(e)),
             Ok(()) => prepared.launch(),
@@ -168,7 +173,7 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         report.send(started.as_ref().err());
     }
     let running = started?;
-    let signal = signals.wait().unwrap_or(Signal::SIGTERM);
+    let signal = signals::wait(&stop).unwrap_or(Signal::SIGTERM);
     running.stop(&format!("stopping on {}", signal.as_str()));
     if let Some(pidfile) = &config.pidfile {
         let _ = fs::remove_file(pidfile);

@@ -5,9 +5,10 @@
 //!
 //! Pure but for reading the directory and the first bytes of each script.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,7 +77,9 @@ pub fn collect(dir: Option<&Path>, named: &[PathBuf]) -> Result<Vec<Script>, Err
             .map(|e| e.path())
             .filter(|p| fs::metadata(p).is_ok_and(|m| m.is_file()))
             .collect();
-        found.sort_unstable();
+        // All in `dir`, so their bytes sort as their file names, in the
+        // order `Path` would give.
+        state::sort_by_bytes(&mut found, |p| p.as_os_str().as_bytes());
         for path in found {
             let runnable = executable(&path);
             paths.push((path, runnable));
@@ -262,8 +265,12 @@ pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
     let mut warnings = Vec::new();
     for script in scripts {
         let (after, soft_after) = script.edges();
-        let missing: BTreeSet<&String> =
+        // Each named once, in order (one copy of the sort code: see
+        // state::sort_by_name).
+        let mut missing: Vec<&String> =
             after.iter().chain(soft_after).filter(|d| !owners.contains_key(d.as_str())).collect();
+        state::sort_by_name(&mut missing, |d| d);
+        missing.dedup();
         for dep in missing {
             let near = nearest(dep, owners.keys().copied())
                 .map(|n| format!("did you mean {n}? "))

@@ -20,6 +20,7 @@ if [ -n "${UNITSYNC_BIN:-}" ]; then
 	PATH="$dir/bin:$PATH"
 else
 	if [ ! -x target/release/unitsync ] || [ -n "$(find src Cargo.toml -newer target/release/unitsync 2>/dev/null | head -n 1)" ]; then
+		echo "scripts/demo.sh: building the release binary (about half a minute the first time)" >&2
 		cargo build --release --locked --quiet
 	fi
 	PATH="$(pwd)/target/release:$PATH"

@@ -14,9 +14,11 @@
 //! becomes `ready` when COND holds and ends when the command does.
 //! README.md, "Commands", documents the rules.
 
-use std::ffi::OsString;
-use std::io::{self, ErrorKind, IsTerminal};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{self, ErrorKind, IsTerminal, Read};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::Ordering;
 use std::thread::sleep;
@@ -209,7 +211,8 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
             } else {
                 exit::NOT_EXECUTABLE
             };
-            let reason = format!("cannot run {}: {e}", program.to_string_lossy());
+            let reason =
+                format!("cannot run {}: {}", program.to_string_lossy(), why_not(program, &e));
             Say::error(&format!("{}: {reason}", spec.unit));
             unit.end(End::Failed(reason));
             return code;
@@ -354,6 +357,27 @@ fn supervise(
             None => sleep(nap),
         }
     }
+}
+
+/// Why `program` could not be started. A script whose `#!` interpreter is
+/// missing fails with ENOENT on the script itself, which would read as if
+/// the script were missing: name the interpreter instead.
+pub fn why_not(program: &OsStr, e: &io::Error) -> String {
+    let path = Path::new(program);
+    if e.kind() == ErrorKind::NotFound && path.is_file() {
+        let mut head = [0u8; 256];
+        let read = fs::File::open(path).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
+        let line = head[..read].split(|&b| b == b'\n').next().unwrap_or_default();
+        if let Some(rest) = line.strip_prefix(b"#!") {
+            let rest = String::from_utf8_lossy(rest);
+            if let Some(interpreter) = rest.split_whitespace().next() {
+                return format!(
+                    "its interpreter {interpreter} (its #! line) was not found; install it or change that line"
+                );
+            }
+        }
+    }
+    e.to_string()
 }
 
 fn outcome(status: ExitStatus) -> (u8, Option<String>) {

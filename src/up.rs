@@ -35,6 +35,7 @@ use crate::duration::{human, human_secs};
 use crate::exit;
 use crate::protocol::{Body, Request, Status, UnitView};
 use crate::render;
+use crate::runner;
 use crate::server;
 use crate::signals;
 use crate::state;
@@ -244,7 +245,10 @@ impl<'a> Up<'a> {
                 match procs::spawn(&mut command, true, Some(label)) {
                     Ok((started, output)) => (pid, relays) = (Some(started), output),
                     Err(e) => {
-                        let why = format!("cannot run it: {e}");
+                        let why = format!(
+                            "cannot run it: {}",
+                            runner::why_not(command.get_program(), &e)
+                        );
                         self.refuse(&script, &why);
                         script.unrunnable = Some(why);
                     }

@@ -109,7 +109,11 @@ impl fmt::Display for Error {
                 "a server is already running on {}; stop it first or choose another --socket",
                 path.display()
             ),
-            Error::Socket { path, err } => write!(f, "cannot listen on {}: {err}", path.display()),
+            Error::Socket { path, err } => write!(
+                f,
+                "cannot listen on {}: {err}; choose a directory this user may write to with --socket or $UNITSYNC_SOCKET",
+                path.display()
+            ),
             Error::Pidfile { path, err } => {
                 write!(f, "cannot write pidfile {}: {err}", path.display())
             }

@@ -278,3 +278,26 @@ fn an_empty_socket_path_is_a_usage_error() {
         sb.run(args).code(2).stderr_has("unitsync: --socket needs a path, not an empty string");
     }
 }
+
+#[test]
+fn a_script_whose_interpreter_is_missing_says_so() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    let script = sb.path("job.sh");
+    fs::write(&script, "#!/nonexistent/bash\necho hi\n").unwrap();
+    let mut perms = fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&script, perms).unwrap();
+    sb.run(&["run", "job", "--", &script.to_string_lossy()]).code(127).stderr_has(
+        "its interpreter /nonexistent/bash (its #! line) was not found; install it or change that line",
+    );
+}
+
+#[test]
+fn a_socket_path_that_cannot_hold_a_socket_says_what_to_do() {
+    let sb = Sandbox::new();
+    sb.run(&["serve", "--socket", "/proc/unitsync-test.sock"]).code(1).stderr_has(
+        "cannot listen on /proc/unitsync-test.sock: No such file or directory (os error 2); \
+         choose a directory this user may write to with --socket or $UNITSYNC_SOCKET",
+    );
+}

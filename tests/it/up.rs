@@ -392,8 +392,10 @@ fn a_file_that_is_not_executable_is_reported_not_skipped() {
     fs::set_permissions(dir.join("migrate.sh"), fs::Permissions::from_mode(0o755)).unwrap();
     let out =
         sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "touch", &main.to_string_lossy()]);
-    out.code(1).stderr_has("migrate.sh: cannot run it: No such file or directory");
-    out.stdout_has("migrate.sh  migrate  not run: cannot run it: No such file or directo…");
+    out.code(1).stderr_has(
+        "migrate.sh: cannot run it: its interpreter /no/such/shell (its #! line) was not found",
+    );
+    out.stdout_has("migrate.sh  migrate  not run: cannot run it: its interpreter /no/suc…");
     out.stdout_has("app.sh      app      not run: dependency migrate failed");
     assert!(!main.exists(), "the main command ran{out}");
 }

@@ -240,14 +240,27 @@ impl Client {
         if !meta.file_type().is_socket() {
             return Err((false, "not a socket".to_owned()));
         }
+        // Ours, root's, or one that a `serve --group G` of another user made
+        // for its group: members of G trust each other's server as that
+        // server trusts them.
         let me = peer::current_uid();
-        if meta.uid() != me && meta.uid() != 0 {
+        let group_rw = meta.mode() & 0o060 == 0o060;
+        let member = peer::in_group(meta.gid());
+        if meta.uid() != me && meta.uid() != 0 && !(group_rw && member) {
+            let (owner, gid) = (meta.uid(), meta.gid());
+            let why = match (group_rw, member) {
+                (true, _) => format!(", and you are not in its group {gid}"),
+                (false, true) => format!(
+                    ", and its mode {:o} does not let its group {gid} (yours) read and write it",
+                    meta.mode() & 0o777
+                ),
+                (false, false) => String::new(),
+            };
             return Err((
                 false,
                 format!(
-                    "the socket belongs to uid {}, not to you (uid {me}) or root; \
-                     refusing to talk to a server someone else runs",
-                    meta.uid()
+                    "the socket belongs to uid {owner}, not to you (uid {me}) or root{why}; \
+                     refusing to talk to a server someone else runs"
                 ),
             ));
         }

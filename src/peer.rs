@@ -8,10 +8,17 @@ use std::fs;
 use std::os::unix::net::UnixStream;
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use nix::unistd::Uid;
+use nix::unistd::{Gid, Uid, getgroups};
 
 pub fn current_uid() -> u32 {
     Uid::current().as_raw()
+}
+
+/// Whether this process is in group `gid`: its effective group, or one of
+/// its supplementary groups (the kernel's list, from `getgroups`).
+pub fn in_group(gid: u32) -> bool {
+    Gid::effective().as_raw() == gid
+        || getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
 }
 
 /// The process at the other end of a connection.

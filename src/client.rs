@@ -42,7 +42,7 @@ pub enum Error {
     Protocol { path: PathBuf, detail: String },
     /// The server restarted with a fresh state while we waited: exit 1.
     InstanceChanged { path: PathBuf, unit: String },
-    /// The deadline passed: exit 4.
+    /// The deadline passed (or `wait --once` found a unit not done yet): exit 4.
     TimedOut(String),
     /// A dependency failed: exit 5.
     DependencyFailed(String),
@@ -464,36 +464,59 @@ pub fn wait(
     let mut pending: Vec<&String> = units.iter().collect();
     let subject = format!("wait {}", units.join(" "));
     let check = |client: &mut Client, _last: bool| {
-        let mut still = Vec::new();
-        let mut why = Vec::new();
-        for unit in &pending {
-            let view = match client.call(&Request::Status { unit: (*unit).clone() })? {
-                Body::Status { now, unit } => (now, unit),
-                _ => return Err(client.unexpected()),
-            };
-            let (now, view) = view;
-            match view.status {
-                // A ready service satisfies its dependents, so its waiters.
-                Status::Completed | Status::Ready => {}
-                Status::Failed => {
-                    let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
-                    return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));
-                }
-                _ => {
-                    why.push(describe_unit(&view, now));
-                    still.push(*unit);
-                }
-            }
-        }
+        let (still, why) = unsettled(client, &pending)?;
         pending = still;
         Ok(match pending.is_empty() {
             true => Check::Done(()),
-            false => Check::Waiting(why.join(", ")),
+            false => Check::Waiting(why),
         })
     };
     let ((), waited) = wait_until(client, patience, say, &subject, check)?;
     say.line(&format!("{} completed after {}", units.join(", "), human(waited)));
     Ok(())
+}
+
+/// `wait --once`: whether every unit is completed or ready now, in one
+/// look and without waiting; one that is not yet is a wait that timed out.
+pub fn check(client: &mut Client, units: &[String]) -> Result<(), Error> {
+    let all: Vec<&String> = units.iter().collect();
+    let (still, why) = unsettled(client, &all)?;
+    match still.is_empty() {
+        true => Ok(()),
+        false => Err(Error::TimedOut(format!(
+            "wait {}: not yet completed or ready: {why}",
+            units.join(" ")
+        ))),
+    }
+}
+
+/// One look at `units` for `wait`: those neither completed nor ready yet,
+/// and why, in words; a failed one ends the wait.
+fn unsettled<'a>(
+    client: &mut Client,
+    units: &[&'a String],
+) -> Result<(Vec<&'a String>, String), Error> {
+    let (mut still, mut why) = (Vec::new(), Vec::new());
+    for unit in units {
+        let Body::Status { now, unit: view } =
+            client.call(&Request::Status { unit: (*unit).clone() })?
+        else {
+            return Err(client.unexpected());
+        };
+        match view.status {
+            // A ready service satisfies its dependents, so its waiters.
+            Status::Completed | Status::Ready => {}
+            Status::Failed => {
+                let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));
+            }
+            _ => {
+                why.push(describe_unit(&view, now));
+                still.push(*unit);
+            }
+        }
+    }
+    Ok((still, why.join(", ")))
 }
 
 /// `a (started 18s ago)`: a unit that `wait` still waits for.

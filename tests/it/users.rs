@@ -14,7 +14,7 @@ use crate::util::*;
 
 /// A sandbox other users can reach, and a copy of the binary they can run
 /// (the build directory may be private to its owner).
-fn shared_sandbox() -> (Sandbox, PathBuf) {
+pub fn shared_sandbox() -> (Sandbox, PathBuf) {
     assert!(is_root(), "this test runs children as other users: run it as root (CI does)");
     require("setpriv");
     let sb = Sandbox::new();
@@ -36,7 +36,7 @@ fn shared_sandbox() -> (Sandbox, PathBuf) {
 
 /// `setpriv` arguments that run a child as `uid`/`gid`, with `groups` as
 /// its only supplementary groups.
-fn as_user(uid: u32, gid: u32, groups: &[u32]) -> Vec<String> {
+pub fn as_user(uid: u32, gid: u32, groups: &[u32]) -> Vec<String> {
     let mut args = vec![
         "setpriv".to_owned(),
         "--reuid".into(),
@@ -63,7 +63,7 @@ fn serve_refused(sb: &Sandbox, args: &[&str]) -> Output {
     sb.run_via(&["timeout", "10"], Path::new(BIN), &full)
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
+pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 

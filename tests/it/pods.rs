@@ -390,3 +390,26 @@ fn the_kubernetes_pod_runs_here_as_four_users_in_one_group() {
         assert!(row.is_some_and(|r| r.contains(status)), "{unit} {status}?\n{listed}");
     }
 }
+
+/// Containers of a pod see each other's sockets but not each other's
+/// processes: a peer in another PID namespace has pid 0 for the server,
+/// so its groups must come from the connection, not from /proc.
+#[test]
+fn a_member_outside_the_servers_pid_namespace_is_served_by_its_groups() {
+    let (sb, bin) = shared_sandbox();
+    require("unshare");
+    let wrapper = ["unshare", "--pid", "--fork", "--kill-child"];
+    let server = sb.serve_via(&wrapper, &bin, &["--group", "4343"]);
+    // Only a supplementary group makes it a member.
+    let member = as_user(4244, 4244, &[4343]);
+    let member: Vec<&str> = member.iter().map(String::as_str).collect();
+    sb.run_via(&member, &bin, &["run", "db", "--", "true"]).ok();
+    sb.run_via(&member, &bin, &["wait", "db", "--once"]).ok();
+    let outsider = as_user(4245, 4245, &[4300]);
+    let outsider: Vec<&str> = outsider.iter().map(String::as_str).collect();
+    fs::set_permissions(sb.socket().parent().unwrap(), fs::Permissions::from_mode(0o711)).unwrap();
+    fs::set_permissions(sb.socket(), fs::Permissions::from_mode(0o666)).unwrap();
+    let heard = sb.run_via(&outsider, &bin, &["ping"]);
+    heard.code(3).stderr_has("permission denied: uid 4245 may not use this server");
+    assert!(server.log().contains("db completed"), "{}", server.log());
+}

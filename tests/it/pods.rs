@@ -132,6 +132,8 @@ struct Container {
     env: Vec<(String, String)>,
     uid: u32,
     gid: u32,
+    /// Its supplementary groups.
+    groups: Vec<u32>,
     /// The readiness (or health) probe's command.
     probe: Option<Vec<String>>,
 }
@@ -154,14 +156,14 @@ fn kubernetes_pod() -> (Vec<Container>, u32) {
     assert!(serve[..2] == ["unitsync", "serve"] && serve.contains(&group), "{serve:?}");
     assert!(serve.windows(2).any(|w| w == ["--state", state.as_str()]), "{serve:?}");
     assert_eq!(strings(&sidecar["startupProbe"]["exec"]["command"]), ["unitsync", "ping"]);
-    let mut containers = vec![kubernetes_container(sidecar, None)];
+    let mut containers = vec![kubernetes_container(sidecar, None, fs_group)];
     let apps = spec["containers"].as_array().expect("containers");
     for app in apps {
         let probe = app.get("readinessProbe").map(|p| strings(&p["exec"]["command"]));
         if let Some(probe) = &probe {
             assert!(probe[..2] == ["unitsync", "wait"] && probe.ends_with(&["--once".to_owned()]));
         }
-        containers.push(kubernetes_container(app, probe));
+        containers.push(kubernetes_container(app, probe, fs_group));
     }
     assert!(containers.iter().any(|c| c.probe.is_some()), "a readinessProbe checks a unit");
     let socket = &containers[0].env;
@@ -172,7 +174,7 @@ fn kubernetes_pod() -> (Vec<Container>, u32) {
     (containers, fs_group)
 }
 
-fn kubernetes_container(c: &Value, probe: Option<Vec<String>>) -> Container {
+fn kubernetes_container(c: &Value, probe: Option<Vec<String>>, fs_group: u32) -> Container {
     let name = c["name"].as_str().expect("a name").to_owned();
     let mounts = &c["volumeMounts"];
     assert_eq!(named(mounts, "unitsync")["mountPath"], "/run/unitsync", "{name}'s mounts");
@@ -185,14 +187,8 @@ fn kubernetes_container(c: &Value, probe: Option<Vec<String>>) -> Container {
         env.map(|e| (e["name"].as_str().unwrap().into(), e["value"].as_str().unwrap().into()));
     let user = &c["securityContext"];
     let id = |key: &str| user[key].as_u64().unwrap_or_else(|| panic!("{name}: {key}")) as u32;
-    Container {
-        env: env.collect(),
-        uid: id("runAsUser"),
-        gid: id("runAsGroup"),
-        command,
-        probe,
-        name,
-    }
+    let (uid, gid, groups) = (id("runAsUser"), id("runAsGroup"), vec![fs_group]);
+    Container { env: env.collect(), uid, gid, groups, command, probe, name }
 }
 
 #[test]
@@ -205,24 +201,25 @@ fn the_kubernetes_example_is_a_native_sidecar_with_probes() {
     assert!(containers.iter().all(|c| c.gid != fs_group), "the group comes from fsGroup only");
 }
 
-/// An example's containers running as processes here, each as its own
-/// user with the example's group as a supplementary group, as the kubelet
-/// or compose would run them; stopped with SIGTERM (then SIGKILL) on drop.
+/// An example's containers running as processes here, each as its
+/// user and groups, as the kubelet or compose would run them; stopped with
+/// SIGTERM (then SIGKILL) on drop.
 struct Running<'a> {
     sb: &'a Sandbox,
     bin: PathBuf,
-    group: u32,
-    /// The example's paths and port, and what they are here.
+    /// The example's paths, port and host names, and what they are here.
     swaps: Vec<(String, String)>,
     procs: Vec<(String, Child)>,
     logs: Vec<(String, PathBuf)>,
+    /// Processes the containers started in the background, by pid.
+    adopted: Vec<u32>,
 }
 
 impl<'a> Running<'a> {
-    /// `volumes`: the example's mount paths, each made a directory that
-    /// belongs to root and the group, setgid, mode 2777 (an emptyDir with
-    /// an fsGroup; a fresh named volume).
-    fn new(sb: &'a Sandbox, unitsync: &Path, group: u32, volumes: &[&str]) -> Running<'a> {
+    /// `volumes`: the example's mount paths, each made a directory of
+    /// root's with a group and a mode (an emptyDir with an fsGroup is
+    /// group fsGroup, 2777; a fresh named volume root's, 755).
+    fn new(sb: &'a Sandbox, unitsync: &Path, volumes: &[(&str, u32, u32)]) -> Running<'a> {
         require("busybox");
         let bin = sb.path("pod-bin");
         fs::create_dir(&bin).unwrap();
@@ -238,26 +235,33 @@ impl<'a> Running<'a> {
             std::os::unix::fs::symlink(&busybox, bin.join(applet)).unwrap();
         }
         let mut swaps = Vec::new();
-        for (i, volume) in volumes.iter().enumerate() {
+        for (i, &(volume, group, mode)) in volumes.iter().enumerate() {
             let dir = sb.path(&format!("volume{i}"));
             fs::create_dir(&dir).unwrap();
             std::os::unix::fs::chown(&dir, Some(0), Some(group)).unwrap();
-            fs::set_permissions(&dir, fs::Permissions::from_mode(0o2777)).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
             swaps.push((volume.to_string(), dir.display().to_string()));
         }
         // The examples' port may be taken on this machine.
         let port = 20000 + std::process::id() % 20000;
         swaps.push(("8080".to_owned(), port.to_string()));
-        Running { sb, bin, group, swaps, procs: Vec::new(), logs: Vec::new() }
+        Running { sb, bin, swaps, procs: Vec::new(), logs: Vec::new(), adopted: Vec::new() }
     }
 
+    /// `text` with the example's paths, port and names made this machine's,
+    /// in one pass: a path here may hold one of the example's (`/tmp`).
     fn swap(&self, text: &str) -> String {
-        self.swaps.iter().fold(text.to_owned(), |text, (from, to)| text.replace(from, to))
+        let mark = |i: usize| format!("\u{0}{i}\u{0}");
+        let marked = self.swaps.iter().enumerate();
+        let text =
+            marked.fold(text.to_owned(), |text, (i, (from, _))| text.replace(from, &mark(i)));
+        let swaps = self.swaps.iter().enumerate();
+        swaps.fold(text, |text, (i, (_, to))| text.replace(&mark(i), to))
     }
 
     /// `argv` as container `c` would run it.
     fn command(&self, c: &Container, argv: &[String]) -> Command {
-        let user = as_user(c.uid, c.gid, &[self.group]);
+        let user = as_user(c.uid, c.gid, &c.groups);
         let mut cmd = Command::new(&user[0]);
         cmd.args(&user[1..]).args(argv.iter().map(|a| self.swap(a)));
         cmd.env_clear()
@@ -327,6 +331,9 @@ impl Drop for Running<'_> {
         for (name, child) in &mut self.procs {
             let _ = wait_for_exit_or_kill(child, name);
         }
+        for pid in &self.adopted {
+            let _ = Command::new("kill").args(["-s", "KILL", &pid.to_string()]).status();
+        }
     }
 }
 
@@ -344,7 +351,8 @@ fn wait_for_exit_or_kill(child: &mut Child, name: &str) -> Option<i32> {
 fn the_kubernetes_pod_runs_here_as_four_users_in_one_group() {
     let (containers, group) = kubernetes_pod();
     let (sb, unitsync) = shared_sandbox();
-    let mut pod = Running::new(&sb, &unitsync, group, &["/run/unitsync", "/workspace"]);
+    let volumes = [("/run/unitsync", group, 0o2777), ("/workspace", group, 0o2777)];
+    let mut pod = Running::new(&sb, &unitsync, &volumes);
     let sidecar = &containers[0];
     let startup = vec!["unitsync".to_owned(), "ping".to_owned()];
     // The sidecar first, and the others once its startupProbe passes.
@@ -412,4 +420,76 @@ fn a_member_outside_the_servers_pid_namespace_is_served_by_its_groups() {
     let heard = sb.run_via(&outsider, &bin, &["ping"]);
     heard.code(3).stderr_has("permission denied: uid 4245 may not use this server");
     assert!(server.log().contains("db completed"), "{}", server.log());
+}
+
+/// The services of `examples/compose/compose.yaml`, checked for what its
+/// README explains on the way: the serving one first.
+fn compose_project() -> Vec<Container> {
+    let docs = yaml_documents(&example("examples/compose/compose.yaml"));
+    let [project] = &docs[..] else { panic!("one document: {docs:?}") };
+    assert!(project["volumes"].get("unitsync").is_some(), "a named volume: {project}");
+    let services = project["services"].as_object().expect("services");
+    let mut containers = Vec::new();
+    for (name, service) in services {
+        let mut command = strings(&service["entrypoint"]);
+        command.extend(strings(&service["command"]));
+        let volumes = strings(&service["volumes"]);
+        assert!(volumes.contains(&"unitsync:/run/unitsync".to_owned()), "{name}: {volumes:?}");
+        let env = service["environment"].as_object().expect("environment").iter();
+        let env: Vec<(String, String)> =
+            env.map(|(k, v)| (k.clone(), v.as_str().expect("a string").to_owned())).collect();
+        let socket = ("UNITSYNC_SOCKET".to_owned(), "/run/unitsync/unitsync.sock".to_owned());
+        assert!(env.contains(&socket), "{name}: {env:?}");
+        let probe = strings(&service["healthcheck"]["test"]);
+        assert!(probe[..3] == ["CMD", "unitsync", "wait"] && probe[4] == "--once", "{probe:?}");
+        let user = service["user"].as_str().unwrap_or("0:0");
+        let (uid, gid) = user.split_once(':').expect("user UID:GID");
+        let groups = service.get("group_add").map(strings).unwrap_or_default();
+        containers.push(Container {
+            name: name.clone(),
+            command,
+            env,
+            uid: uid.parse().unwrap(),
+            gid: gid.parse().unwrap(),
+            groups: groups.iter().map(|g| g.parse().unwrap()).collect(),
+            probe: Some(probe[1..].to_vec()),
+        });
+    }
+    let serving = |c: &Container| c.command.iter().any(|a| a.contains("unitsync serve"));
+    containers.sort_by_key(|c| !serving(c));
+    assert!(serving(&containers[0]) && !containers[1..].iter().any(serving), "one serves");
+    containers
+}
+
+#[test]
+fn the_compose_services_run_here_with_healthchecks() {
+    let containers = compose_project();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["web", "agent"]);
+    let (sb, unitsync) = shared_sandbox();
+    let volumes = [("/run/unitsync", 0, 0o755), ("/srv", 0, 0o755), ("/tmp", 0, 0o1777)];
+    let mut project = Running::new(&sb, &unitsync, &volumes);
+    // Services reach each other by name.
+    project.swaps.push(("http://web:".into(), "http://127.0.0.1:".into()));
+    for c in &containers {
+        project.start(c);
+    }
+    let (web, agent) = (&containers[0], &containers[1]);
+    let ping = ["unitsync".to_owned(), "ping".to_owned()];
+    project.until_passes(web, &ping);
+    // The server web started in the background: stopped with the others.
+    let pong = project.probe(web, &ping);
+    let pid = pong.stdout.rsplit_once("server pid ").expect("a pid").1.trim().parse().unwrap();
+    project.adopted.push(pid);
+    for c in &containers {
+        project.until_passes(c, c.probe.as_ref().unwrap());
+    }
+    let log = fs::read_to_string(project.swap("/run/unitsync/server.log")).unwrap();
+    for (before, after) in [("git-clone completed", "web started"), ("web ready", "agent started")]
+    {
+        assert!(at(&log, before) <= at(&log, after), "{before} after {after}:\n{log}");
+    }
+    let fetched = fs::read_to_string(project.swap("/tmp/agent.out")).unwrap_or_default();
+    assert_eq!(fetched, "hello from the repository\n", "{}", project.log("agent"));
+    assert_eq!(agent.uid, 1002, "the agent is another user than the server");
 }

@@ -84,6 +84,8 @@ pub enum Cmd {
         units: Vec<String>,
         timeout: Option<Duration>,
         poll: Option<Duration>,
+        /// `--once`: check once, without waiting (a readiness probe).
+        once: bool,
     },
     Run(Run),
     Up(Up),
@@ -324,13 +326,18 @@ dependencies. Units that are only someone's dependency show as
 
 const WAIT_HELP: &str = "\
 Usage: unitsync wait UNIT... [--timeout D] [--poll D]
+       unitsync wait UNIT... --once
 
-Waits until every UNIT is completed, without registering anything.
+Waits until every UNIT is completed (or ready, for a service), without
+registering anything.
 
   --timeout D   give up after D [$UNITSYNC_TIMEOUT, 5m]; 0 waits forever
   --poll D      check every D [$UNITSYNC_POLL, 50ms]
+  --once        check once and answer at once, without waiting: for a
+                readiness or health probe (prints nothing when all are)
 
-Exit 0 once all are completed, 4 on timeout, 5 as soon as one is failed.
+Exit 0 once all are completed or ready, 4 on timeout (with --once: one is
+not yet), 5 as soon as one is failed, 3 if the server cannot be reached.
 ";
 
 const RUN_HELP: &str = "\
@@ -651,12 +658,13 @@ fn waiting(
     global: &mut Global,
     many: bool,
 ) -> Result<Cmd, lexopt::Error> {
-    let (mut values, mut timeout, mut poll) = (Vec::new(), None, None);
+    let (mut values, mut timeout, mut poll, mut once) = (Vec::new(), None, None, false);
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => values.push(v.string()?),
             Long("timeout") => timeout = Some(duration_value(parser, "--timeout")?),
             Long("poll") => poll = Some(poll_value(parser)?),
+            Long("once") if many => once = true,
             Short('h') | Long("help") => {
                 return Ok(Cmd::Help(if many { WAIT_HELP } else { START_HELP }));
             }
@@ -669,7 +677,10 @@ fn waiting(
     if values.is_empty() {
         return Err("missing at least one UNIT".into());
     }
-    Ok(Cmd::Wait { units: values, timeout, poll })
+    if once && (timeout.is_some() || poll.is_some()) {
+        return Err("--once checks without waiting: it takes no --timeout or --poll".into());
+    }
+    Ok(Cmd::Wait { units: values, timeout, poll, once })
 }
 
 fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
@@ -921,9 +932,20 @@ mod tests {
             Cmd::Wait {
                 units: vec!["a".into(), "b".into()],
                 timeout: Some(Duration::ZERO),
-                poll: None
+                poll: None,
+                once: false,
             }
         );
+        assert_eq!(
+            cmd("wait a --once"),
+            Cmd::Wait { units: vec!["a".into()], timeout: None, poll: None, once: true }
+        );
+        assert_eq!(
+            err("wait a --once --timeout 0"),
+            "--once checks without waiting: it takes no --timeout or --poll; \
+             see 'unitsync wait --help'"
+        );
+        assert_eq!(err("start a --once"), "unknown option --once; see 'unitsync start --help'");
         assert_eq!(
             cmd("serve --detach --pidfile p --group 100 --log l"),
             Cmd::Serve(Serve {

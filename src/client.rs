@@ -44,7 +44,7 @@ pub enum Error {
     Protocol { path: PathBuf, detail: String },
     /// The server restarted with a fresh state while we waited: exit 1.
     InstanceChanged { path: PathBuf, unit: String },
-    /// The deadline passed: exit 4.
+    /// The deadline passed (or `wait --once` found a unit not done yet): exit 4.
     TimedOut(String),
     /// A dependency failed: exit 5.
     DependencyFailed(String),
@@ -89,11 +89,28 @@ pub struct Client {
     /// the server may or may not have applied it.
     unsure: Option<Request>,
     line: Vec<u8>,
+    /// See [`Client::trusting_group`].
+    trust_group: bool,
 }
 
 impl Client {
     pub fn new(path: PathBuf, connect_timeout: Duration) -> Client {
-        Client { path, connect_timeout, conn: None, instance: None, unsure: None, line: Vec::new() }
+        Client {
+            path,
+            connect_timeout,
+            conn: None,
+            instance: None,
+            unsure: None,
+            line: Vec::new(),
+            trust_group: false,
+        }
+    }
+
+    /// Whether to talk to a socket another uid made for a group we are in
+    /// (`serve --group`); by default only our own and root's are trusted.
+    pub fn trusting_group(mut self, trust: bool) -> Client {
+        self.trust_group = trust;
+        self
     }
 
     /// Whether a server answered this client at least once.
@@ -242,14 +259,31 @@ impl Client {
         if !meta.file_type().is_socket() {
             return Err((false, "not a socket".to_owned()));
         }
+        // Ours, root's, or one that a `serve --group G` of another user made
+        // for its group: members of G trust each other's server as that
+        // server trusts them.
         let me = peer::current_uid();
-        if meta.uid() != me && meta.uid() != 0 {
+        let group_rw = meta.mode() & 0o060 == 0o060;
+        let member = peer::in_group(meta.gid());
+        if meta.uid() != me && meta.uid() != 0 && !(self.trust_group && group_rw && member) {
+            let (owner, gid) = (meta.uid(), meta.gid());
+            let why = match (group_rw, member) {
+                _ if !self.trust_group => " (another uid's --group socket is never trusted \
+                                          at the default path: put it elsewhere with --socket \
+                                          or $UNITSYNC_SOCKET)"
+                    .to_owned(),
+                (true, _) => format!(", and you are not in its group {gid}"),
+                (false, true) => format!(
+                    ", and its mode {:o} does not let its group {gid} (yours) read and write it",
+                    meta.mode() & 0o777
+                ),
+                (false, false) => String::new(),
+            };
             return Err((
                 false,
                 format!(
-                    "the socket belongs to uid {}, not to you (uid {me}) or root; \
-                     refusing to talk to a server someone else runs",
-                    meta.uid()
+                    "the socket belongs to uid {owner}, not to you (uid {me}) or root{why}; \
+                     refusing to talk to a server someone else runs"
                 ),
             ));
         }
@@ -465,44 +499,69 @@ pub fn wait(
     let mut first = true;
     let check = |client: &mut Client, last: bool| {
         let explain = last || std::mem::take(&mut first);
-        let mut registered = None;
-        let mut still = Vec::new();
-        let mut why = Vec::new();
-        for unit in &pending {
-            let view = match client.call(&Request::Status { unit: (*unit).clone() })? {
-                Body::Status { now, unit } => (now, unit),
-                _ => return Err(client.unexpected()),
-            };
-            let (now, view) = view;
-            match view.status {
-                // A ready service satisfies its dependents, so its waiters.
-                Status::Completed | Status::Ready => {}
-                Status::Failed => {
-                    let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
-                    return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));
-                }
-                Status::NotRegistered if explain => {
-                    let registered =
-                        registered.get_or_insert_with(|| registered_units(client, true));
-                    let note = typo_note(&view.unit, registered, last);
-                    why.push(describe_unit(&view, now, note.as_deref()));
-                    still.push(*unit);
-                }
-                _ => {
-                    why.push(describe_unit(&view, now, None));
-                    still.push(*unit);
-                }
-            }
-        }
+        let (still, why) = unsettled(client, &pending, explain, last)?;
         pending = still;
         Ok(match pending.is_empty() {
             true => Check::Done(()),
-            false => Check::Waiting(why.join(", ")),
+            false => Check::Waiting(why),
         })
     };
     let ((), waited) = wait_until(client, patience, say, &subject, check)?;
     say.line(&format!("{} completed after {}", units.join(", "), human(waited)));
     Ok(())
+}
+
+/// `wait --once`: whether every unit is completed or ready now, in one
+/// look and without waiting; one that is not yet is a wait that timed out.
+pub fn check(client: &mut Client, units: &[String]) -> Result<(), Error> {
+    let all: Vec<&String> = units.iter().collect();
+    let (still, why) = unsettled(client, &all, true, true)?;
+    match still.is_empty() {
+        true => Ok(()),
+        false => Err(Error::TimedOut(format!(
+            "wait {}: not yet completed or ready: {why}",
+            units.join(" ")
+        ))),
+    }
+}
+
+/// One look at `units` for `wait`: those neither completed nor ready yet,
+/// and why, in words; a failed one ends the wait.
+fn unsettled<'a>(
+    client: &mut Client,
+    units: &[&'a String],
+    explain: bool,
+    last: bool,
+) -> Result<(Vec<&'a String>, String), Error> {
+    let (mut still, mut why) = (Vec::new(), Vec::new());
+    let mut registered = None;
+    for unit in units {
+        let Body::Status { now, unit: view } =
+            client.call(&Request::Status { unit: (*unit).clone() })?
+        else {
+            return Err(client.unexpected());
+        };
+        match view.status {
+            // A ready service satisfies its dependents, so its waiters.
+            Status::Completed | Status::Ready => {}
+            Status::Failed => {
+                let reason = view.reason.map(|r| format!(": {r}")).unwrap_or_default();
+                return Err(Error::DependencyFailed(format!("{} failed{reason}", view.unit)));
+            }
+            // A typo is worth a did-you-mean at once, not only at the end.
+            Status::NotRegistered if explain => {
+                let registered = registered.get_or_insert_with(|| registered_units(client, true));
+                let note = typo_note(&view.unit, registered, last);
+                why.push(describe_unit(&view, now, note.as_deref()));
+                still.push(*unit);
+            }
+            _ => {
+                why.push(describe_unit(&view, now, None));
+                still.push(*unit);
+            }
+        }
+    }
+    Ok((still, why.join(", ")))
 }
 
 /// `a (started 18s ago)`: a unit that `wait` still waits for.

@@ -32,7 +32,7 @@
 //! | 1 | refused by the server, or another error |
 //! | 2 | usage error |
 //! | 3 | server unreachable |
-//! | 4 | timed out waiting |
+//! | 4 | timed out waiting (`wait --once`: not yet) |
 //! | 5 | a dependency failed |
 //! | 126, 127 | `run`: the command is not executable, or not found |
 //! | 128+N | signal N stopped the wait, or killed `run`'s or `up`'s command |
@@ -233,7 +233,8 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 settings.optional,
             )?);
         }
-        Cmd::Wait { units, timeout, poll } => {
+        Cmd::Wait { units, once: true, .. } => client::check(&mut settings.client(), &units)?,
+        Cmd::Wait { units, timeout, poll, once: false } => {
             let patience = settings.patience(timeout, poll);
             client::wait(&mut settings.client(), &units, patience, settings.say())?;
         }

@@ -1,30 +1,84 @@
 //! Who is who: our own uid, a connected peer's credentials, and group
 //! membership. Never calls NSS (getpwnam, getgrnam): a group name is looked
 //! up in `/etc/group` directly, and a peer's groups are the kernel's own
-//! list in `/proc/PID/status`, so a static binary in a bare root behaves
-//! the same as a dynamic one.
+//! list (`SO_PEERGROUPS`), so a static binary in a bare root behaves the
+//! same as a dynamic one. Nothing here relies on the peer's pid, which is
+//! 0 for a peer in another PID namespace (another container of a pod).
 
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
+use nix::errno::Errno;
+use nix::libc;
+
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use nix::unistd::Uid;
+use nix::unistd::{Gid, Uid, getgroups};
 
 pub fn current_uid() -> u32 {
     Uid::current().as_raw()
 }
 
-/// The process at the other end of a connection.
-#[derive(Clone, Copy, Debug)]
+/// Whether this process is in group `gid`: its effective group, or one of
+/// its supplementary groups (the kernel's list, from `getgroups`).
+pub fn in_group(gid: u32) -> bool {
+    Gid::effective().as_raw() == gid
+        || getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
+}
+
+/// The process at the other end of a connection, as it was when it
+/// connected.
+#[derive(Clone, Debug)]
 pub struct Peer {
-    pub pid: i32,
     pub uid: u32,
     pub gid: u32,
+    /// Its supplementary groups.
+    pub groups: Vec<u32>,
 }
 
 pub fn credentials(stream: &UnixStream) -> std::io::Result<Peer> {
     let cred = getsockopt(stream, PeerCredentials)?;
-    Ok(Peer { pid: cred.pid(), uid: cred.uid(), gid: cred.gid() })
+    let groups = peer_groups(stream)?;
+    Ok(Peer { uid: cred.uid(), gid: cred.gid(), groups })
+}
+
+/// `SO_PEERGROUPS` (Linux 4.13), which the libc crate does not export
+/// for every target: 59 everywhere but on SPARC.
+#[cfg(not(any(target_arch = "sparc", target_arch = "sparc64")))]
+const SO_PEERGROUPS: libc::c_int = 59;
+#[cfg(any(target_arch = "sparc", target_arch = "sparc64"))]
+const SO_PEERGROUPS: libc::c_int = 0x3d;
+
+/// The supplementary groups the peer had when it connected, from the
+/// kernel: unlike `/proc/PID/status`, this holds whatever PID namespace
+/// the peer runs in, and cannot be fooled by a pid reused meanwhile.
+fn peer_groups(stream: &UnixStream) -> std::io::Result<Vec<u32>> {
+    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    loop {
+        let size = std::mem::size_of::<libc::gid_t>();
+        let mut len = (groups.len() * size) as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `groups`,
+        // which holds that many, and sets `len` to what it wrote (or, with
+        // ERANGE, to what it needs).
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / size;
+        match (rc, Errno::last()) {
+            (0, _) => {
+                groups.truncate(needed);
+                return Ok(groups);
+            }
+            (_, Errno::ERANGE) if needed > groups.len() => groups.resize(needed, 0),
+            (_, errno) => return Err(errno.into()),
+        }
+    }
 }
 
 /// Who besides root and the server's own user may use the socket.
@@ -36,12 +90,12 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn allows(&self, peer: Peer) -> bool {
+    pub fn allows(&self, peer: &Peer) -> bool {
         if peer.uid == 0 || peer.uid == self.owner {
             return true;
         }
         match self.group {
-            Some(group) => peer.gid == group || supplementary_groups(peer.pid).contains(&group),
+            Some(group) => peer.gid == group || peer.groups.contains(&group),
             None => false,
         }
     }
@@ -66,32 +120,35 @@ pub fn group(spec: &str) -> Result<u32, String> {
         })
 }
 
-/// The supplementary groups of a live process, as the kernel has them.
-fn supplementary_groups(pid: i32) -> Vec<u32> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Groups:"))
-        .map(|groups| groups.split_whitespace().filter_map(|g| g.parse().ok()).collect())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn policy_admits_owner_root_and_group_members() {
-        let me = std::process::id() as i32;
+        let peer = |uid, gid, groups: &[u32]| Peer { uid, gid, groups: groups.to_vec() };
         let policy = Policy { owner: 1000, group: None };
-        assert!(policy.allows(Peer { pid: me, uid: 1000, gid: 5 }));
-        assert!(policy.allows(Peer { pid: me, uid: 0, gid: 5 }));
-        assert!(!policy.allows(Peer { pid: me, uid: 1001, gid: 5 }));
+        assert!(policy.allows(&peer(1000, 5, &[])));
+        assert!(policy.allows(&peer(0, 5, &[])));
+        assert!(!policy.allows(&peer(1001, 5, &[77])));
         let grouped = Policy { owner: 1000, group: Some(77) };
-        assert!(grouped.allows(Peer { pid: me, uid: 1001, gid: 77 }));
-        assert!(!grouped.allows(Peer { pid: -1, uid: 1001, gid: 78 }));
+        assert!(grouped.allows(&peer(1001, 77, &[])));
+        assert!(grouped.allows(&peer(1001, 78, &[76, 77])));
+        assert!(!grouped.allows(&peer(1001, 78, &[76])));
         assert_eq!(group("4242"), Ok(4242));
         assert_eq!(group("root"), Ok(0));
         assert!(group("no-such-group-here").unwrap_err().contains("\"no-such-group-here\""));
+    }
+
+    #[test]
+    fn a_peer_has_the_groups_it_connected_with() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let peer = credentials(&a).unwrap();
+        assert_eq!((peer.uid, peer.gid), (current_uid(), Gid::effective().as_raw()));
+        let mut mine: Vec<u32> = getgroups().unwrap().iter().map(|g| g.as_raw()).collect();
+        let mut theirs = peer.groups.clone();
+        mine.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(theirs, mine);
     }
 }

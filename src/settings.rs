@@ -94,7 +94,11 @@ impl Settings {
     }
 
     pub fn client(&self) -> Client {
-        Client::new(self.socket.clone(), self.connect_timeout)
+        let client = Client::new(self.socket.clone(), self.connect_timeout);
+        // On the default path, whoever creates `/tmp/unitsync-$UID` first
+        // would own the socket's group: only another path (a shared volume
+        // of a pod) may hold another uid's `--group` socket.
+        client.trusting_group(self.socket != default_socket())
     }
 
     pub fn say(&self) -> Say {

@@ -33,6 +33,10 @@ fail() {
 	exit 1
 }
 
+# The build's checksum file matches the binary, in sha256sum's format.
+(cd "$(dirname "$bin")" && sha256sum -c unitsync.sha256 >/dev/null) ||
+	fail "$(dirname "$bin")/unitsync.sha256 does not match the binary"
+
 # Processes whose root is the chroot: none may outlive the entry script.
 left_in_root() {
 	for proc in /proc/[0-9]*; do

@@ -86,7 +86,7 @@ fn refuse_busy(server: &Server, stream: UnixStream) {
 
 fn serve_connection(server: &Server, stream: UnixStream) {
     match peer::credentials(&stream) {
-        Ok(peer) if server.policy.allows(peer) => {}
+        Ok(peer) if server.policy.allows(&peer) => {}
         Ok(peer) => {
             let uid = peer.uid;
             let owner = match server.policy.owner {

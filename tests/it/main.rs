@@ -8,6 +8,7 @@ mod durability;
 mod hardening;
 mod hostile;
 mod load;
+mod pods;
 // The one seeded generator of every randomized test: it lives in the
 // crate (under cfg(test), for the parser's fuzz test) and is shared from there.
 mod ready;

@@ -14,7 +14,7 @@ use crate::util::*;
 
 /// A sandbox other users can reach, and a copy of the binary they can run
 /// (the build directory may be private to its owner).
-fn shared_sandbox() -> (Sandbox, PathBuf) {
+pub fn shared_sandbox() -> (Sandbox, PathBuf) {
     assert!(is_root(), "this test runs children as other users: run it as root (CI does)");
     require("setpriv");
     let sb = Sandbox::new();
@@ -36,7 +36,7 @@ fn shared_sandbox() -> (Sandbox, PathBuf) {
 
 /// `setpriv` arguments that run a child as `uid`/`gid`, with `groups` as
 /// its only supplementary groups.
-fn as_user(uid: u32, gid: u32, groups: &[u32]) -> Vec<String> {
+pub fn as_user(uid: u32, gid: u32, groups: &[u32]) -> Vec<String> {
     let mut args = vec![
         "setpriv".to_owned(),
         "--reuid".into(),
@@ -63,7 +63,7 @@ fn serve_refused(sb: &Sandbox, args: &[&str]) -> Output {
     sb.run_via(&["timeout", "10"], Path::new(BIN), &full)
 }
 
-fn strs(args: &[String]) -> Vec<&str> {
+pub fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
 
@@ -234,7 +234,10 @@ fn a_server_run_by_another_user_serves_that_user_only() {
     // ...nor through a symbolic link that root owns.
     let link = sb.path("link.sock");
     std::os::unix::fs::symlink(sb.socket(), &link).unwrap();
-    sb.run(&["--socket", &link.to_string_lossy(), "complete", "a"]).code(3).stderr_has(theirs);
+    sb.run(&["--socket", &link.to_string_lossy(), "complete", "a"]).code(3).stderr_has(
+        "the socket belongs to uid 4242, not to you (uid 0) or root, and you are not in its \
+         group 4242; refusing to talk to a server someone else runs\n",
+    );
     // And a third user who talks anyway is refused by the server.
     let heard = listen_as(&third, &sb.socket());
     heard.ok().stdout_has(
@@ -244,6 +247,54 @@ fn a_server_run_by_another_user_serves_that_user_only() {
     listed.ok().stdout_has("\"unit\": \"a\",\n    \"status\": \"not registered\"");
     listed.stdout_has("\"unit\": \"b\",\n    \"status\": \"pending\"");
     drop(server);
+}
+
+#[test]
+fn a_group_server_of_another_uid_serves_members_that_trust_it() {
+    let (sb, bin) = shared_sandbox();
+    // A directory shared with group 4343, as a volume with an fsGroup is.
+    let dir = sb.socket().parent().unwrap().to_owned();
+    fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(0), Some(4343)).unwrap();
+    chmod(&dir, 0o770);
+    let owner = as_user(4242, 4242, &[4343]);
+    let server = sb.serve_via(&strs(&owner), &bin, &["--group", "4343"]);
+    let s = fs::symlink_metadata(sb.socket()).unwrap();
+    assert_eq!((s.uid(), s.gid(), s.permissions().mode() & 0o777), (4242, 4343, 0o660));
+    // Members by a supplementary and by their primary group, as other uids.
+    let supplementary = as_user(4244, 4244, &[4300, 4343]);
+    let primary = as_user(4245, 4343, &[]);
+    let (supplementary, primary) = (strs(&supplementary), strs(&primary));
+    sb.run_via(&supplementary, &bin, &["want", "app", "db"]).ok();
+    sb.run_via(&primary, &bin, &["run", "db", "--", "true"]).ok();
+    sb.run_via(&supplementary, &bin, &["start", "app"]).ok().stderr_has("app: started\n");
+    sb.run_via(&primary, &bin, &["ping"]).ok().stdout_has("(protocol 2)");
+    // A non-member is refused by its own client, even with the path open,
+    // before it sends anything.
+    chmod(&dir, 0o777);
+    let outsider = as_user(4246, 4246, &[4300]);
+    let refused = |user: &[&str], why: &str| {
+        let log = server.log();
+        sb.run_via(user, &bin, &["complete", "app"]).code(3).stderr_is(&format!(
+            "unitsync: cannot reach the server at {}: the socket belongs to uid 4242, not to \
+             you (uid {}) or root, {why}; refusing to talk to a server someone else runs\n",
+            sb.socket().display(),
+            user[2],
+        ));
+        assert_eq!(server.log(), log, "a refused client reached the server");
+    };
+    refused(&strs(&outsider), "and you are not in its group 4343");
+    // A socket that does not grant its group read and write is refused by
+    // members too: the server that made it did not mean to serve them.
+    chmod(&sb.socket(), 0o640);
+    refused(
+        &supplementary,
+        "and its mode 640 does not let its group 4343 (yours) read and write it",
+    );
+    chmod(&sb.socket(), 0o660);
+    sb.run_via(&supplementary, &bin, &["complete", "app"]).ok();
+    let listed = sb.run_via(&primary, &bin, &["list", "--json"]);
+    listed.ok().stdout_has("\"unit\": \"app\",\n    \"status\": \"completed\"");
 }
 
 /// What identifies a file and its content, to prove it was not touched.
@@ -319,4 +370,37 @@ fn serve_never_touches_a_path_that_is_not_its_own() {
     // A regular file where the directory should be.
     fs::write(&dir, "not a directory").unwrap();
     refuse("not a directory", &[&dir]);
+}
+
+/// Whoever creates `/tmp/unitsync-$UID` first would own its socket's
+/// group: at the default path, a member of the group does not trust
+/// another uid's `--group` socket (elsewhere it does: the test above).
+#[test]
+fn another_uids_group_socket_is_never_trusted_at_the_default_path() {
+    let (sb, bin) = shared_sandbox();
+    let member = 4248;
+    let dir = PathBuf::from(format!("/tmp/unitsync-{member}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(4242), Some(4343)).unwrap();
+    chmod(&dir, 0o770);
+    let socket = dir.join("unitsync.sock");
+    let socket_arg = socket.to_string_lossy().into_owned();
+    let owner = as_user(4242, 4242, &[4343]);
+    let mut serve = sb.cmd_via(&strs(&owner), &bin, &["serve", "--group", "4343"]);
+    serve.env("UNITSYNC_SOCKET", &socket).stderr(std::process::Stdio::null());
+    let mut server = Server { child: serve.spawn().unwrap(), log: sb.path("none"), socket };
+    server.wait_ready();
+    let user = as_user(member, member, &[4343]);
+    let mut default = sb.cmd_via(&strs(&user), &bin, &["ping"]);
+    default.env_remove("UNITSYNC_SOCKET");
+    let refused = output("ping at the default path".into(), default);
+    refused.code(3).stderr_has(
+        "(another uid's --group socket is never trusted at the default path: put it \
+         elsewhere with --socket or $UNITSYNC_SOCKET)",
+    );
+    let chosen = sb.run_via(&strs(&user), &bin, &["--socket", &socket_arg, "ping"]);
+    chosen.code(3).stderr_has("is never trusted at the default path");
+    assert!(server.stop_with("TERM").success());
+    let _ = fs::remove_dir_all(&dir);
 }

@@ -383,7 +383,7 @@ pub fn at(log: &str, what: &str) -> f64 {
 
 /// The one waiting loop: polls `cond` until it holds or [`PATIENCE`] runs
 /// out, and says whether it held.
-fn poll(mut cond: impl FnMut() -> bool) -> bool {
+pub fn poll(mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if cond() {

@@ -515,7 +515,7 @@ pub fn wait(
 /// look and without waiting; one that is not yet is a wait that timed out.
 pub fn check(client: &mut Client, units: &[String]) -> Result<(), Error> {
     let all: Vec<&String> = units.iter().collect();
-    let (still, why) = unsettled(client, &all, true, true)?;
+    let (still, why) = unsettled(client, &all, true, false)?;
     match still.is_empty() {
         true => Ok(()),
         false => Err(Error::TimedOut(format!(

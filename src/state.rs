@@ -853,12 +853,20 @@ impl State {
         if upper < lower {
             return;
         }
-        // Sorted as `(ord, id)` pairs, all three: one copy of the sort code.
+        // Sorted as `(ord, id)`, all three, through the crate's one sort
+        // helper: the key is both as big-endian bytes, the sign bit of
+        // `ord` flipped so that the bytes order as the numbers do.
         let by_ord = |ids: Vec<Id>| -> Vec<(i64, Id)> {
-            let mut pairs: Vec<(i64, Id)> =
-                ids.into_iter().map(|id| (self.units[id].ord, id)).collect();
-            pairs.sort_unstable();
-            pairs
+            let mut keyed: Vec<([u8; 16], Id)> = ids
+                .into_iter()
+                .map(|id| {
+                    let ord = (self.units[id].ord as u64) ^ (1 << 63);
+                    let key = (u128::from(ord) << 64) | id as u128;
+                    (key.to_be_bytes(), id)
+                })
+                .collect();
+            sort_by_bytes(&mut keyed, |(key, _)| key);
+            keyed.into_iter().map(|(_, id)| (self.units[id].ord, id)).collect()
         };
         let ahead = by_ord(self.region(dep, true, |ord| ord > lower));
         let behind = by_ord(self.region(unit, false, |ord| ord < upper));

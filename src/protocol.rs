@@ -455,11 +455,12 @@ fn dep_view(f: &Object) -> Result<DepView, String> {
     })
 }
 
-/// A JSON object of a response, read field by field for [`parse_response`].
-struct Object<'a>(&'a serde_json::Map<String, serde_json::Value>);
+/// A JSON object of a response (or of the journal's), read field by field
+/// for [`parse_response`].
+pub struct Object<'a>(&'a serde_json::Map<String, serde_json::Value>);
 
 impl<'a> Object<'a> {
-    fn new(value: &'a serde_json::Value) -> Result<Object<'a>, String> {
+    pub fn new(value: &'a serde_json::Value) -> Result<Object<'a>, String> {
         value.as_object().map(Object).ok_or_else(|| format!("expected an object, found {value}"))
     }
 
@@ -486,7 +487,7 @@ impl<'a> Object<'a> {
         format!("invalid type for field `{name}`: expected {expected}")
     }
 
-    fn string(&self, name: &str) -> Result<String, String> {
+    pub fn string(&self, name: &str) -> Result<String, String> {
         let value = self.need(name)?.as_str();
         value.map(str::to_owned).ok_or_else(|| Self::invalid(name, "a string"))
     }
@@ -499,11 +500,11 @@ impl<'a> Object<'a> {
         self.need(name)?.as_f64().ok_or_else(|| Self::invalid(name, "a number"))
     }
 
-    fn u64(&self, name: &str) -> Result<u64, String> {
+    pub fn u64(&self, name: &str) -> Result<u64, String> {
         self.need(name)?.as_u64().ok_or_else(|| Self::invalid(name, "an unsigned integer"))
     }
 
-    fn u32(&self, name: &str) -> Result<u32, String> {
+    pub fn u32(&self, name: &str) -> Result<u32, String> {
         u32::try_from(self.u64(name)?).map_err(|_| Self::invalid(name, "a u32"))
     }
 

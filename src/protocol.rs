@@ -461,7 +461,7 @@ pub struct Object<'a>(&'a serde_json::Map<String, serde_json::Value>);
 
 impl<'a> Object<'a> {
     pub fn new(value: &'a serde_json::Value) -> Result<Object<'a>, String> {
-        value.as_object().map(Object).ok_or_else(|| format!("expected an object, found {value}"))
+        value.as_object().map(Object).ok_or_else(|| "expected an object".to_owned())
     }
 
     fn need(&self, name: &str) -> Result<&'a serde_json::Value, String> {

@@ -347,7 +347,8 @@ fn wait_until<T>(
     patience: Patience,
     say: Say,
     subject: &str,
-    mut check: impl FnMut(&mut Client, bool) -> Result<Check<T>, Error>,
+    // `dyn`: one copy of the loop for every caller (BENCHMARKS.md, "Footprint").
+    check: &mut dyn FnMut(&mut Client, bool) -> Result<Check<T>, Error>,
 ) -> Result<(T, Duration), Error> {
     let began = Instant::now();
     let deadline = (!patience.timeout.is_zero()).then(|| began + patience.timeout);
@@ -410,7 +411,7 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
     let poll = Some(protocol::secs(patience.poll));
     let request = Request::Start { unit: unit.to_owned(), poll };
     let mut blocked = false;
-    let check = |client: &mut Client, last: bool| match client.call(&request)? {
+    let mut check = |client: &mut Client, last: bool| match client.call(&request)? {
         Body::Started { .. } => Ok(Check::Done(())),
         Body::Blocked { now, unmet } => {
             // The first attempt and the last say why in full.
@@ -438,7 +439,7 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
         }
         _ => Err(client.unexpected()),
     };
-    let result = wait_until(client, patience, say, unit, check);
+    let result = wait_until(client, patience, say, unit, &mut check);
     if blocked && matches!(result, Err(Error::TimedOut(_) | Error::Interrupted { .. })) {
         // Say so, or the views would show us waiting still. Best effort:
         // the error that ended the wait is the one to report.
@@ -463,7 +464,7 @@ pub fn wait(
     let mut pending: Vec<&String> = units.iter().collect();
     let subject = format!("wait {}", units.join(" "));
     let mut first = true;
-    let check = |client: &mut Client, last: bool| {
+    let mut check = |client: &mut Client, last: bool| {
         let explain = last || std::mem::take(&mut first);
         let mut registered = None;
         let mut still = Vec::new();
@@ -500,7 +501,7 @@ pub fn wait(
             false => Check::Waiting(why.join(", ")),
         })
     };
-    let ((), waited) = wait_until(client, patience, say, &subject, check)?;
+    let ((), waited) = wait_until(client, patience, say, &subject, &mut check)?;
     say.line(&format!("{} completed after {}", units.join(", "), human(waited)));
     Ok(())
 }

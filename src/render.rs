@@ -119,17 +119,24 @@ const MAX_CELL: usize = 48;
 /// spaces apart, without trailing blanks. Cells but the last are cut to
 /// [`MAX_CELL`] columns.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
-    let rows: Vec<[String; N]> = rows
+    layout(&rows.iter().map(|row| &row[..]).collect::<Vec<_>>())
+}
+
+/// [`columns`] for rows as slices, all as long: one copy of the layout
+/// for every table width (BENCHMARKS.md, "Footprint").
+fn layout(rows: &[&[String]]) -> String {
+    let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
-            let mut row = row.clone();
-            for cell in row.iter_mut().take(N.saturating_sub(1)) {
-                *cell = fit(cell, MAX_CELL);
-            }
-            row
+            let last = row.len().saturating_sub(1);
+            let fitted = |(at, cell): (usize, &String)| match at < last {
+                true => fit(cell, MAX_CELL),
+                false => cell.clone(),
+            };
+            row.iter().enumerate().map(fitted).collect()
         })
         .collect();
-    let mut widths = [0; N];
+    let mut widths = vec![0; rows.first().map_or(0, Vec::len)];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(text_width(cell));
@@ -138,7 +145,7 @@ pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let mut out = String::new();
     for row in &rows {
         let mut text = String::new();
-        for (cell, width) in row.iter().zip(widths) {
+        for (cell, &width) in row.iter().zip(&widths) {
             text += &pad(cell, width);
             text += "  ";
         }

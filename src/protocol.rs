@@ -244,7 +244,9 @@ pub struct UnitView {
     pub waiting_since: Option<f64>,
 }
 
-/// Seconds, rounded to the millisecond so JSON stays short.
+/// Seconds, rounded to the millisecond so JSON stays short. Not inlined:
+/// the server's answers call it in many places (BENCHMARKS.md, "Footprint").
+#[inline(never)]
 pub fn secs(d: Duration) -> f64 {
     duration::millis(d) as f64 / 1000.0
 }

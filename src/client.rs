@@ -338,6 +338,10 @@ enum Check<T> {
     Waiting(String),
 }
 
+/// One check of a waiting loop, told whether it is the last. A `dyn`, so
+/// that the loop has one copy for every caller (BENCHMARKS.md, "Footprint").
+type CheckFn<'a, T> = dyn FnMut(&mut Client, bool) -> Result<Check<T>, Error> + 'a;
+
 /// The one waiting loop: checks at once, then every `poll`, never sleeping
 /// past the deadline. A dropped connection after the first answer is a
 /// reason to retry, not to give up. `check` learns when it is the last
@@ -347,8 +351,7 @@ fn wait_until<T>(
     patience: Patience,
     say: Say,
     subject: &str,
-    // `dyn`: one copy of the loop for every caller (BENCHMARKS.md, "Footprint").
-    check: &mut dyn FnMut(&mut Client, bool) -> Result<Check<T>, Error>,
+    check: &mut CheckFn<'_, T>,
 ) -> Result<(T, Duration), Error> {
     let began = Instant::now();
     let deadline = (!patience.timeout.is_zero()).then(|| began + patience.timeout);

@@ -372,6 +372,10 @@ enum Check<T> {
     Waiting(String),
 }
 
+/// One check of a waiting loop, told whether it is the last. A `dyn`, so
+/// that the loop has one copy for every caller (BENCHMARKS.md, "Footprint").
+type CheckFn<'a, T> = dyn FnMut(&mut Client, bool) -> Result<Check<T>, Error> + 'a;
+
 /// The one waiting loop: checks at once, then every `poll`, never sleeping
 /// past the deadline. A dropped connection after the first answer is a
 /// reason to retry, not to give up. `check` learns when it is the last
@@ -381,7 +385,7 @@ fn wait_until<T>(
     patience: Patience,
     say: Say,
     subject: &str,
-    mut check: impl FnMut(&mut Client, bool) -> Result<Check<T>, Error>,
+    check: &mut CheckFn<'_, T>,
 ) -> Result<(T, Duration), Error> {
     let began = Instant::now();
     let deadline = (!patience.timeout.is_zero()).then(|| began + patience.timeout);
@@ -444,7 +448,7 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
     let poll = Some(protocol::secs(patience.poll));
     let request = Request::Start { unit: unit.to_owned(), poll };
     let mut blocked = false;
-    let check = |client: &mut Client, last: bool| match client.call(&request)? {
+    let mut check = |client: &mut Client, last: bool| match client.call(&request)? {
         Body::Started { .. } => Ok(Check::Done(())),
         Body::Blocked { now, unmet } => {
             // The first attempt and the last say why in full.
@@ -472,7 +476,7 @@ pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> R
         }
         _ => Err(client.unexpected()),
     };
-    let result = wait_until(client, patience, say, unit, check);
+    let result = wait_until(client, patience, say, unit, &mut check);
     if blocked && matches!(result, Err(Error::TimedOut(_) | Error::Interrupted { .. })) {
         // Say so, or the views would show us waiting still. Best effort:
         // the error that ended the wait is the one to report.
@@ -497,7 +501,7 @@ pub fn wait(
     let mut pending: Vec<&String> = units.iter().collect();
     let subject = format!("wait {}", units.join(" "));
     let mut first = true;
-    let check = |client: &mut Client, last: bool| {
+    let mut check = |client: &mut Client, last: bool| {
         let explain = last || std::mem::take(&mut first);
         let (still, why) = unsettled(client, &pending, explain, last)?;
         pending = still;
@@ -506,7 +510,7 @@ pub fn wait(
             false => Check::Waiting(why),
         })
     };
-    let ((), waited) = wait_until(client, patience, say, &subject, check)?;
+    let ((), waited) = wait_until(client, patience, say, &subject, &mut check)?;
     say.line(&format!("{} completed after {}", units.join(", "), human(waited)));
     Ok(())
 }

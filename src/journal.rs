@@ -29,32 +29,41 @@ use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::duration;
 use crate::protocol::{self, Request};
 
 const FORMAT: u32 = 1;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Header {
     unitsync_journal: u32,
     instance: String,
     origin_ms: u64,
 }
 
-/// An entry's time; the rest of its line is the request, read by the
-/// same parser as the socket's requests (which skips the `t`).
-#[derive(Deserialize)]
-struct Stamp {
-    t: u64,
+impl Header {
+    /// Read through a `Value` and [`protocol::Object`], as responses are:
+    /// less code than a derived `Deserialize`.
+    fn parse(line: &[u8]) -> Result<Header, String> {
+        let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        let f = protocol::Object::new(&value)?;
+        Ok(Header {
+            unitsync_journal: f.u32("unitsync_journal")?,
+            instance: f.string("instance")?,
+            origin_ms: f.u64("origin_ms")?,
+        })
+    }
 }
 
-/// Parses one entry line: its time in milliseconds and its request.
+/// Parses one entry line: its time in milliseconds (`t`), then the rest of
+/// it as a request, by the same parser as the socket's (which skips `t`).
 fn parse_entry(line: &[u8]) -> Result<(Duration, Request), String> {
-    let stamp: Stamp = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let t = protocol::Object::new(&value)?.u64("t")?;
     let request = protocol::parse_request(line).map_err(|e| e.message)?;
-    Ok((Duration::from_millis(stamp.t), request))
+    Ok((Duration::from_millis(t), request))
 }
 
 #[derive(Debug)]
@@ -167,7 +176,7 @@ impl Journal {
             lines.push(line);
         }
         let Some(first) = lines.first() else { return Ok((None, 0)) };
-        let header: Header = match serde_json::from_slice(first) {
+        let header = match Header::parse(first) {
             Ok(h) if first.ends_with(b"\n") => h,
             // A header torn by a kill during the very first write: nothing
             // was ever acknowledged, so start afresh.

@@ -244,7 +244,9 @@ pub struct UnitView {
     pub waiting_since: Option<f64>,
 }
 
-/// Seconds, rounded to the millisecond so JSON stays short.
+/// Seconds, rounded to the millisecond so JSON stays short. Not inlined:
+/// the server's answers call it in many places (BENCHMARKS.md, "Footprint").
+#[inline(never)]
 pub fn secs(d: Duration) -> f64 {
     duration::millis(d) as f64 / 1000.0
 }
@@ -386,66 +388,157 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
 }
 
 /// Parses one response line.
+///
+/// Into a [`serde_json::Value`] first, then field by field through
+/// [`Object`]: derived `Deserialize` impls for the bodies and the unit
+/// views, each instantiated for serde_json's reader and for every
+/// `Option` and `Vec` around them, cost more code (BENCHMARKS.md,
+/// "Footprint"). Unknown fields are ignored; a `null` field is a missing one.
 pub fn parse_response(line: &[u8]) -> Result<Response, String> {
-    // Every body's fields in one flat struct, then the body `result` names.
-    #[derive(Deserialize)]
-    struct Fields {
-        ok: bool,
-        instance: String,
-        result: String,
-        version: Option<String>,
-        protocol: Option<u32>,
-        pid: Option<u32>,
-        added: Option<usize>,
-        registered: Option<bool>,
-        waited: Option<f64>,
-        waited_for: Option<Vec<String>>,
-        now: Option<f64>,
-        unmet: Option<Vec<DepView>>,
-        dependency: Option<String>,
-        reason: Option<String>,
-        ran: Option<f64>,
-        after: Option<f64>,
-        already: Option<bool>,
-        unit: Option<UnitView>,
-        units: Option<Vec<UnitView>>,
-        error: Option<ErrorBody>,
-    }
-    let f: Fields = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    fn need<T>(field: Option<T>, name: &str) -> Result<T, String> {
-        field.ok_or_else(|| format!("missing field `{name}`"))
-    }
-    let body = match f.result.as_str() {
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let f = Object::new(&value)?;
+    let body = match f.string("result")?.as_str() {
         "pong" => Body::Pong {
-            version: need(f.version, "version")?,
-            protocol: need(f.protocol, "protocol")?,
-            pid: f.pid,
+            version: f.string("version")?,
+            protocol: f.u32("protocol")?,
+            pid: f.option("pid", Object::u32)?,
         },
-        "wanted" => Body::Wanted {
-            added: need(f.added, "added")?,
-            registered: need(f.registered, "registered")?,
-        },
-        "started" => Body::Started {
-            waited: need(f.waited, "waited")?,
-            waited_for: need(f.waited_for, "waited_for")?,
-        },
-        "blocked" => Body::Blocked { now: need(f.now, "now")?, unmet: need(f.unmet, "unmet")? },
-        "dependency_failed" => Body::DependencyFailed {
-            dependency: need(f.dependency, "dependency")?,
-            reason: f.reason,
-        },
-        "ready" => {
-            Body::Ready { after: need(f.after, "after")?, already: need(f.already, "already")? }
+        "wanted" => Body::Wanted { added: f.usize("added")?, registered: f.bool("registered")? },
+        "started" => {
+            Body::Started { waited: f.f64("waited")?, waited_for: f.strings("waited_for")? }
         }
-        "completed" => Body::Completed { ran: f.ran },
-        "failed" => Body::Failed { ran: f.ran },
-        "stopped_waiting" => Body::StoppedWaiting { waited: f.waited },
-        "status" => Body::Status { now: need(f.now, "now")?, unit: need(f.unit, "unit")? },
-        "list" => Body::List { now: need(f.now, "now")?, units: need(f.units, "units")? },
-        "error" => Body::Error { error: need(f.error, "error")? },
+        "blocked" => Body::Blocked { now: f.f64("now")?, unmet: f.list("unmet", dep_view)? },
+        "dependency_failed" => Body::DependencyFailed {
+            dependency: f.string("dependency")?,
+            reason: f.option("reason", Object::string)?,
+        },
+        "ready" => Body::Ready { after: f.f64("after")?, already: f.bool("already")? },
+        "completed" => Body::Completed { ran: f.option("ran", Object::f64)? },
+        "failed" => Body::Failed { ran: f.option("ran", Object::f64)? },
+        "stopped_waiting" => Body::StoppedWaiting { waited: f.option("waited", Object::f64)? },
+        "status" => Body::Status { now: f.f64("now")?, unit: unit_view(&f.object("unit")?)? },
+        "list" => Body::List { now: f.f64("now")?, units: f.list("units", unit_view)? },
+        "error" => {
+            let error = f.object("error")?;
+            let kind = ErrorKind::deserialize(error.need("kind")?).map_err(|e| e.to_string())?;
+            Body::Error { error: ErrorBody { kind, message: error.string("message")? } }
+        }
         other => return Err(format!("unknown result {other:?}")),
     };
-    Ok(Response { ok: f.ok, instance: f.instance, body })
+    Ok(Response { ok: f.bool("ok")?, instance: f.string("instance")?, body })
+}
+
+fn unit_view(f: &Object) -> Result<UnitView, String> {
+    Ok(UnitView {
+        unit: f.string("unit")?,
+        status: f.status("status")?,
+        startable: f.bool("startable")?,
+        dependencies: f.list("dependencies", dep_view)?,
+        reason: f.option("reason", Object::string)?,
+        note: f.option("note", Object::string)?,
+        failed_by: f.option("failed_by", Object::string)?,
+        since: f.f64("since")?,
+        started_at: f.option("started_at", Object::f64)?,
+        ready_at: f.option("ready_at", Object::f64)?,
+        finished_at: f.option("finished_at", Object::f64)?,
+        waited: f.option("waited", Object::f64)?,
+        ran: f.option("ran", Object::f64)?,
+        waiting_since: f.option("waiting_since", Object::f64)?,
+    })
+}
+
+fn dep_view(f: &Object) -> Result<DepView, String> {
+    Ok(DepView {
+        unit: f.string("unit")?,
+        status: f.status("status")?,
+        soft: f.bool("soft")?,
+        satisfied: f.bool("satisfied")?,
+        since: f.f64("since")?,
+    })
+}
+
+/// A JSON object of a response (or of the journal's), read field by field
+/// for [`parse_response`].
+pub struct Object<'a>(&'a serde_json::Map<String, serde_json::Value>);
+
+impl<'a> Object<'a> {
+    pub fn new(value: &'a serde_json::Value) -> Result<Object<'a>, String> {
+        value.as_object().map(Object).ok_or_else(|| "expected an object".to_owned())
+    }
+
+    fn need(&self, name: &str) -> Result<&'a serde_json::Value, String> {
+        match self.0.get(name) {
+            Some(serde_json::Value::Null) | None => Err(format!("missing field `{name}`")),
+            Some(value) => Ok(value),
+        }
+    }
+
+    /// A field that may be missing or `null`, read by `read` when it is not.
+    fn option<T>(
+        &self,
+        name: &str,
+        read: fn(&Self, &str) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        match self.need(name) {
+            Ok(_) => read(self, name).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
+    fn invalid(name: &str, expected: &str) -> String {
+        format!("invalid type for field `{name}`: expected {expected}")
+    }
+
+    pub fn string(&self, name: &str) -> Result<String, String> {
+        let value = self.need(name)?.as_str();
+        value.map(str::to_owned).ok_or_else(|| Self::invalid(name, "a string"))
+    }
+
+    fn bool(&self, name: &str) -> Result<bool, String> {
+        self.need(name)?.as_bool().ok_or_else(|| Self::invalid(name, "a boolean"))
+    }
+
+    fn f64(&self, name: &str) -> Result<f64, String> {
+        self.need(name)?.as_f64().ok_or_else(|| Self::invalid(name, "a number"))
+    }
+
+    pub fn u64(&self, name: &str) -> Result<u64, String> {
+        self.need(name)?.as_u64().ok_or_else(|| Self::invalid(name, "an unsigned integer"))
+    }
+
+    pub fn u32(&self, name: &str) -> Result<u32, String> {
+        u32::try_from(self.u64(name)?).map_err(|_| Self::invalid(name, "a u32"))
+    }
+
+    fn usize(&self, name: &str) -> Result<usize, String> {
+        usize::try_from(self.u64(name)?).map_err(|_| Self::invalid(name, "a usize"))
+    }
+
+    fn status(&self, name: &str) -> Result<Status, String> {
+        StatusDef::deserialize(self.need(name)?).map_err(|e| format!("field `{name}`: {e}"))
+    }
+
+    fn object(&self, name: &str) -> Result<Object<'a>, String> {
+        Object::new(self.need(name)?)
+    }
+
+    fn array(&self, name: &str) -> Result<&'a Vec<serde_json::Value>, String> {
+        self.need(name)?.as_array().ok_or_else(|| Self::invalid(name, "an array"))
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<String>, String> {
+        let strings = self.array(name)?.iter().map(|s| s.as_str().map(str::to_owned));
+        strings.collect::<Option<_>>().ok_or_else(|| Self::invalid(name, "strings"))
+    }
+
+    /// An array of objects, each read by `read`.
+    fn list<T>(
+        &self,
+        name: &str,
+        read: fn(&Object) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        self.array(name)?.iter().map(|item| read(&Object::new(item)?)).collect()
+    }
 }
 
 #[derive(Debug)]

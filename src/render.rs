@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use crate::duration::{human_secs, stamp_secs};
 use crate::protocol::{DepView, Status, UnitView};
+use crate::state;
 
 /// `status UNIT`: one unit, for people.
 pub fn status(unit: &UnitView, now: f64) -> String {
@@ -118,17 +119,24 @@ const MAX_CELL: usize = 48;
 /// spaces apart, without trailing blanks. Cells but the last are cut to
 /// [`MAX_CELL`] columns.
 pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
-    let rows: Vec<[String; N]> = rows
+    layout(&rows.iter().map(|row| &row[..]).collect::<Vec<_>>())
+}
+
+/// [`columns`] for rows as slices, all as long: one copy of the layout
+/// for every table width (BENCHMARKS.md, "Footprint").
+fn layout(rows: &[&[String]]) -> String {
+    let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
-            let mut row = row.clone();
-            for cell in row.iter_mut().take(N.saturating_sub(1)) {
-                *cell = fit(cell, MAX_CELL);
-            }
-            row
+            let last = row.len().saturating_sub(1);
+            let fitted = |(at, cell): (usize, &String)| match at < last {
+                true => fit(cell, MAX_CELL),
+                false => cell.clone(),
+            };
+            row.iter().enumerate().map(fitted).collect()
         })
         .collect();
-    let mut widths = [0; N];
+    let mut widths = vec![0; rows.first().map_or(0, Vec::len)];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(text_width(cell));
@@ -137,7 +145,7 @@ pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     let mut out = String::new();
     for row in &rows {
         let mut text = String::new();
-        for (cell, width) in row.iter().zip(widths) {
+        for (cell, &width) in row.iter().zip(&widths) {
             text += &pad(cell, width);
             text += "  ";
         }
@@ -168,13 +176,10 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
     if units.is_empty() {
         return "no units\n".to_owned();
     }
-    let mut lanes: Vec<Lane> = units.iter().map(|u| Lane::new(u, now)).collect();
-    lanes.sort_unstable_by(|a, b| {
-        a.group()
-            .cmp(&b.group())
-            .then(a.first().cmp(&b.first()))
-            .then(a.unit.unit.cmp(&b.unit.unit))
-    });
+    let mut keyed: Vec<(Vec<u8>, Lane)> =
+        units.iter().map(|u| Lane::new(u, now)).map(|lane| (lane.order_key(), lane)).collect();
+    state::sort_by_bytes(&mut keyed, |(key, _)| key);
+    let lanes: Vec<Lane> = keyed.into_iter().map(|(_, lane)| lane).collect();
     let total = lanes.iter().flat_map(|l| &l.spans).map(|s| s.1).fold(0.0, f64::max);
     let longest = lanes.iter().map(|l| text_width(&l.unit.unit)).max().unwrap_or(0);
     let name_width = longest.max(4).min(width.saturating_sub(3 + MIN_BAR.max(width / 2)).max(1));
@@ -281,6 +286,23 @@ impl Lane<'_> {
     /// When it first waited or started, to the millisecond.
     fn first(&self) -> Option<i64> {
         self.spans.iter().map(|s| millis(s.0)).min()
+    }
+
+    /// Orders lanes by group, then first time, then name, as bytes: through
+    /// the crate's one sort helper rather than a sort of its own
+    /// (BENCHMARKS.md, "Footprint").
+    fn order_key(&self) -> Vec<u8> {
+        let mut key = vec![self.group()];
+        match self.first() {
+            None => key.push(0),
+            Some(ms) => {
+                key.push(1);
+                // Flipping the sign bit orders i64s as their big-endian bytes.
+                key.extend_from_slice(&((ms as u64) ^ (1 << 63)).to_be_bytes());
+            }
+        }
+        key.extend_from_slice(self.unit.unit.as_bytes());
+        key
     }
 
     /// Units with something to draw, then the other registered ones, then

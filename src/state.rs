@@ -140,19 +140,32 @@ impl std::error::Error for Error {}
 /// stable sort). Every sort by name in the crate comes here, so the binary
 /// holds one copy of the sort code (for `(&[u8], usize)` pairs) instead of
 /// one per item type and comparator: BENCHMARKS.md, "Footprint".
-pub fn sort_by_name<T>(items: &mut Vec<T>, name: impl Fn(&T) -> &str) {
+pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
     sort_by_bytes(items, |item| name(item).as_bytes());
 }
 
 /// [`sort_by_name`] for keys that may not be UTF-8 (a `str` sorts as its
 /// bytes, so both orders agree).
-pub fn sort_by_bytes<T>(items: &mut Vec<T>, key: impl Fn(&T) -> &[u8]) {
-    let mut pairs: Vec<(&[u8], usize)> = items.iter().map(key).zip(0..).collect();
+pub fn sort_by_bytes<T>(items: &mut [T], key: impl Fn(&T) -> &[u8]) {
+    let order = sorted_order(items.iter().map(key).collect());
+    // Position `i` takes the item first at `order[i]`; an item already
+    // swapped away from there (to a position below `i`) is followed.
+    for (i, &first) in order.iter().enumerate() {
+        let mut at = first;
+        while at < i {
+            at = order[at];
+        }
+        items.swap(i, at);
+    }
+}
+
+/// The indices of `keys` in the order of their keys, equal keys in their
+/// order. Not inlined: every [`sort_by_bytes`] shares this one copy.
+#[inline(never)]
+fn sorted_order(keys: Vec<&[u8]>) -> Vec<usize> {
+    let mut pairs: Vec<(&[u8], usize)> = keys.into_iter().zip(0..).collect();
     pairs.sort_unstable();
-    let order: Vec<usize> = pairs.into_iter().map(|(_, at)| at).collect();
-    let mut taken: Vec<Option<T>> = items.drain(..).map(Some).collect();
-    // `order` is a permutation of the indices: each item is taken once.
-    items.extend(order.into_iter().map(|at| taken[at].take().expect("each index once")));
+    pairs.into_iter().map(|(_, at)| at).collect()
 }
 
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
@@ -853,12 +866,20 @@ impl State {
         if upper < lower {
             return;
         }
-        // Sorted as `(ord, id)` pairs, all three: one copy of the sort code.
+        // Sorted as `(ord, id)`, all three, through the crate's one sort
+        // helper: the key is both as big-endian bytes, the sign bit of
+        // `ord` flipped so that the bytes order as the numbers do.
         let by_ord = |ids: Vec<Id>| -> Vec<(i64, Id)> {
-            let mut pairs: Vec<(i64, Id)> =
-                ids.into_iter().map(|id| (self.units[id].ord, id)).collect();
-            pairs.sort_unstable();
-            pairs
+            let mut keyed: Vec<([u8; 16], Id)> = ids
+                .into_iter()
+                .map(|id| {
+                    let ord = (self.units[id].ord as u64) ^ (1 << 63);
+                    let key = (u128::from(ord) << 64) | id as u128;
+                    (key.to_be_bytes(), id)
+                })
+                .collect();
+            sort_by_bytes(&mut keyed, |(key, _)| key);
+            keyed.into_iter().map(|(_, id)| (self.units[id].ord, id)).collect()
         };
         let ahead = by_ord(self.region(dep, true, |ord| ord > lower));
         let behind = by_ord(self.region(unit, false, |ord| ord < upper));

@@ -2,7 +2,6 @@
 //! JSON and Graphviz DOT, and `list`'s timeline and critical chain. Pure
 //! functions from views to strings.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use crate::duration::{human_secs, stamp_secs};
@@ -430,7 +429,7 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
     if units.is_empty() {
         return "no units\n".to_owned();
     }
-    let by_name: HashMap<&str, &UnitView> = units.iter().map(|u| (u.unit.as_str(), u)).collect();
+    let by_name = ByName::new(units);
     // Ties go to a waiting unit, then to a dependent of the other (each is
     // downstream of what it waits for: a unit that ran within the
     // millisecond its service became ready).
@@ -446,16 +445,14 @@ pub fn critical(units: &[UnitView], now: f64) -> String {
         return "no unit has started yet\n".to_owned();
     };
     let mut links: Vec<(&str, String)> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = vec![false; units.len()];
     let mut next = Some(last.unit.as_str());
     // The server refuses cycles, but a bad view must not loop: every name
     // is visited once, so the walk is bounded by the number of units.
     while let Some(name) = next.take() {
-        if !seen.insert(name) {
-            break;
-        }
-        match by_name.get(name) {
-            Some(unit) => {
+        match by_name.find(name) {
+            Some((i, _)) if std::mem::replace(&mut seen[i], true) => break,
+            Some((_, unit)) => {
                 let (text, blamed) = link(unit, &by_name, now);
                 links.push((name, text));
                 next = blamed;
@@ -494,20 +491,34 @@ fn ended(unit: &UnitView, now: f64) -> Option<f64> {
     unit.ready_at.or(unit.finished_at)
 }
 
+/// Units found by name: sorted once, then searched. (A `HashMap` would
+/// bring one more copy of the hash table's code into the binary.)
+struct ByName<'a>(Vec<&'a UnitView>);
+
+impl<'a> ByName<'a> {
+    fn new(units: &'a [UnitView]) -> ByName<'a> {
+        let mut sorted: Vec<&UnitView> = units.iter().collect();
+        state::sort_by_name(&mut sorted, |u| &u.unit);
+        ByName(sorted)
+    }
+
+    /// The unit named `name`, with a number of its own below `units.len()`.
+    fn find(&self, name: &str) -> Option<(usize, &'a UnitView)> {
+        let i = self.0.binary_search_by(|u| u.unit.as_str().cmp(name)).ok()?;
+        Some((i, self.0[i]))
+    }
+}
+
 /// When a dependency let its dependents go: when it became ready, if it
 /// did since its last start, else when it entered its status if that
 /// satisfies the edge (completed, or failed for a soft one).
-fn released(dep: &DepView, by_name: &HashMap<&str, &UnitView>) -> Option<f64> {
-    let ready_at = by_name.get(dep.unit.as_str()).and_then(|u| u.ready_at);
+fn released(dep: &DepView, by_name: &ByName) -> Option<f64> {
+    let ready_at = by_name.find(&dep.unit).and_then(|(_, u)| u.ready_at);
     ready_at.or(dep.satisfied.then_some(dep.since))
 }
 
 /// One line of the critical chain, and the dependency to blame next.
-fn link<'a>(
-    unit: &'a UnitView,
-    by_name: &HashMap<&str, &UnitView>,
-    now: f64,
-) -> (String, Option<&'a str>) {
+fn link<'a>(unit: &'a UnitView, by_name: &ByName, now: f64) -> (String, Option<&'a str>) {
     if let Some(since) = unit.waiting_since {
         let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
         // Follow the one furthest from done: it decides when the wait ends.

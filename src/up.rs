@@ -18,7 +18,6 @@
 mod plan;
 mod procs;
 
-use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
@@ -38,7 +37,6 @@ use crate::render;
 use crate::runner;
 use crate::server;
 use crate::signals;
-use crate::state;
 
 use plan::Script;
 use procs::Relays;
@@ -164,7 +162,8 @@ struct Up<'a> {
     children: Vec<Child>,
     main: Option<Main>,
     /// The server's view of every unit, as of the last [`Up::poll`].
-    units: HashMap<String, UnitView>,
+    /// The server's last `list`, sorted by name as it sends it.
+    units: Vec<UnitView>,
     now: f64,
 }
 
@@ -178,7 +177,7 @@ impl<'a> Up<'a> {
             say,
             children: Vec::new(),
             main: None,
-            units: HashMap::new(),
+            units: Vec::new(),
             now: 0.0,
         }
     }
@@ -413,7 +412,7 @@ impl<'a> Up<'a> {
 
     fn refresh(&mut self) {
         if let Ok(Body::List { units, now }) = self.client.call(&Request::List) {
-            self.units = units.into_iter().map(|u| (u.unit.clone(), u)).collect();
+            self.units = units;
             self.now = now;
         }
     }
@@ -462,7 +461,13 @@ impl<'a> Up<'a> {
     }
 
     fn status(&self, unit: &str) -> Option<Status> {
-        self.units.get(unit).map(|u| u.status)
+        self.unit(unit).map(|u| u.status)
+    }
+
+    /// The server's view of `unit`, as of the last `list`.
+    fn unit(&self, name: &str) -> Option<&UnitView> {
+        let i = self.units.binary_search_by(|u| u.unit.as_str().cmp(name)).ok()?;
+        Some(&self.units[i])
     }
 
     /// Whether every script is settled: its unit ready, or (without a
@@ -639,25 +644,26 @@ impl<'a> Up<'a> {
     /// directly or through units that are not running.
     fn stoppable(&self) -> Vec<usize> {
         let running: Vec<&Child> = self.children.iter().filter(|c| c.running()).collect();
-        let mut needed: HashSet<&str> = HashSet::new();
+        // A handful of scripts: lists do, and keep hash tables out of the
+        // binary.
+        let mut needed: Vec<&str> = Vec::new();
         for child in &running {
             let mut next = vec![child.script.unit.as_str()];
-            let mut seen = HashSet::new();
             while let Some(unit) = next.pop() {
-                for dep in self.units.get(unit).into_iter().flat_map(|u| &u.dependencies) {
-                    if seen.insert(dep.unit.as_str()) {
+                for dep in self.unit(unit).into_iter().flat_map(|u| &u.dependencies) {
+                    if !needed.contains(&dep.unit.as_str()) {
+                        needed.push(&dep.unit);
                         next.push(&dep.unit);
                     }
                 }
             }
-            needed.extend(seen);
         }
         (0..self.children.len())
             .filter(|&i| {
                 let child = &self.children[i];
                 child.running()
                     && child.stop.is_none()
-                    && !needed.contains(child.script.unit.as_str())
+                    && !needed.contains(&child.script.unit.as_str())
             })
             .collect()
     }
@@ -717,7 +723,7 @@ impl<'a> Up<'a> {
 
     /// A script's result for the summary, and whether it counts as failed.
     fn result(&self, child: &Child) -> (String, bool) {
-        let view = self.units.get(&child.script.unit);
+        let view = self.unit(&child.script.unit);
         let reason = view.and_then(|v| v.reason.as_deref());
         let status = view.map(|v| v.status);
         if let Some(why) = &child.script.unrunnable {
@@ -769,7 +775,7 @@ impl<'a> Up<'a> {
         let mut rows = vec![["SCRIPT", "UNIT", "RESULT", "WAITED", "RAN"].map(String::from)];
         let mut failed = 0;
         for child in &self.children {
-            let view = self.units.get(&child.script.unit);
+            let view = self.unit(&child.script.unit);
             let (result, bad) = self.result(child);
             failed += usize::from(bad);
             let waited = view.and_then(|v| v.waited).map_or("-".to_owned(), human_secs);
@@ -792,11 +798,9 @@ impl<'a> Up<'a> {
         }
         let mut text = String::from("\n");
         text += &render::columns(&rows);
-        let mut units: Vec<UnitView> = self.units.values().cloned().collect();
-        state::sort_by_name(&mut units, |u| &u.unit);
-        if !units.is_empty() {
+        if !self.units.is_empty() {
             text.push('\n');
-            text += &render::timeline(&units, self.now, self.spec.width);
+            text += &render::timeline(&self.units, self.now, self.spec.width);
         }
         let _ = io::stdout().lock().write_all(text.as_bytes());
         failed

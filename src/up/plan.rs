@@ -5,7 +5,6 @@
 //!
 //! Pure but for reading the directory and the first bytes of each script.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -242,9 +241,8 @@ fn starts_with_key(text: &str) -> bool {
 /// server would give). An `after=` naming a unit no script provides is
 /// only a warning: another process may provide it.
 pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
-    let mut owners: HashMap<&str, &Path> = HashMap::new();
-    for script in scripts {
-        if let Some(other) = owners.insert(&script.unit, &script.path) {
+    for (i, script) in scripts.iter().enumerate() {
+        if let Some(other) = scripts[..i].iter().find(|s| s.unit == script.unit).map(|s| &s.path) {
             let problem = format!(
                 "claims unit {} like {}; give one of them another name with '# unitsync: unit=NAME'",
                 script.unit,
@@ -267,12 +265,15 @@ pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
         let (after, soft_after) = script.edges();
         // Each named once, in order (one copy of the sort code: see
         // state::sort_by_name).
-        let mut missing: Vec<&String> =
-            after.iter().chain(soft_after).filter(|d| !owners.contains_key(d.as_str())).collect();
+        let mut missing: Vec<&String> = after
+            .iter()
+            .chain(soft_after)
+            .filter(|d| !scripts.iter().any(|s| s.unit == **d))
+            .collect();
         state::sort_by_name(&mut missing, |d| d);
         missing.dedup();
         for dep in missing {
-            let near = nearest(dep, owners.keys().copied())
+            let near = nearest(dep, scripts.iter().map(|s| s.unit.as_str()))
                 .map(|n| format!("did you mean {n}? "))
                 .unwrap_or_default();
             warnings.push(format!(

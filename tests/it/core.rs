@@ -368,6 +368,12 @@ fn a_stale_socket_is_replaced() {
     fs::create_dir_all(sb.socket().parent().unwrap()).unwrap();
     drop(UnixListener::bind(sb.socket()).unwrap());
     assert!(sb.socket().exists());
+    // A child that another test forks at that moment holds a copy of the
+    // listener until its exec: wait until nothing listens any more.
+    eventually("the socket is stale", || {
+        std::os::unix::net::UnixStream::connect(sb.socket())
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused)
+    });
     sb.run(&["ping"]).code(3).stderr_has("connection refused; the socket is stale");
     let _server = sb.serve(&[]);
     sb.run(&["ping"]).ok();

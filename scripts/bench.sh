@@ -609,8 +609,9 @@ EOF
 	echo "moment of the probe cycle the service becomes ready (for \`tcp:\` this"
 	echo "program starts listening on the port; for \`fd:\` the service writes its"
 	echo "newline to fd 3); the time runs from then until the dependent's \`start\`"
-	echo "has exited. It is bounded by two poll intervals: one for \`run\` to see"
-	echo "the condition, one for the dependent to see \`ready\`."
+	echo "has exited. For \`tcp:\` it is bounded by two poll intervals: one for"
+	echo "\`run\` to see the condition, one for the dependent to see \`ready\`; for"
+	echo "\`fd:\`, \`run\` wakes at the newline, so only the dependent's poll counts."
 	echo
 	echo "| condition | poll | trials | median | p95 | min | max |"
 	echo "|---|---|---|---|---|---|---|"

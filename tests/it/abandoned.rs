@@ -203,3 +203,15 @@ fn a_restarted_server_checks_the_owners_it_recovered() {
     let a = json_status(&sb, "a");
     assert!(a.contains("\"status\": \"failed\"") && a.contains("abandoned"), "{a}");
 }
+
+#[test]
+fn coder_start_is_owned_too_and_unitsync_detached_opts_out() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.shell("dash", "coder exp sync start a >/dev/null; exit 0").ok();
+    let a = json_status(&sb, "a");
+    assert!(a.contains("\"status\": \"failed\"") && a.contains("abandoned"), "{a}");
+    sb.shell("dash", "UNITSYNC_DETACHED=1 coder exp sync start b >/dev/null; exit 0").ok();
+    let b = json_status(&sb, "b");
+    assert!(b.contains("\"status\": \"started\"") && b.contains("\"owner\": null"), "{b}");
+}

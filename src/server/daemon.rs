@@ -6,9 +6,9 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
+use nix::fcntl::{AT_FDCWD, OFlag, RenameFlags, renameat2};
 use nix::sys::stat::{Mode, umask};
 use nix::unistd::{ForkResult, Gid, chown, fork, pipe2, setsid};
 
@@ -116,15 +116,27 @@ pub(super) fn bind(path: &Path, policy: &Policy) -> Result<UnixListener, Error> 
         let mode = if policy.group.is_some() { 0o710 } else { 0o700 };
         // Only the socket's own directory, never its parents: a mistyped
         // path must not grow a tree of directories (as root, anywhere).
-        match fs::DirBuilder::new().mode(mode).create(dir) {
+        // Made under a name of its own beside it, then moved into place:
+        // a client never sees it before its group and mode are set.
+        let temp = beside(dir, "d");
+        match fs::DirBuilder::new().mode(mode).create(&temp) {
             Ok(()) => {
-                if let Some(gid) = policy.group {
-                    chown(dir, None, Some(Gid::from_raw(gid))).map_err(|e| dir_err(e.into()))?;
-                    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(dir_err)?;
+                let finish = || -> io::Result<()> {
+                    if let Some(gid) = policy.group {
+                        chown(&temp, None, Some(Gid::from_raw(gid)))?;
+                    }
+                    fs::set_permissions(&temp, fs::Permissions::from_mode(mode))?;
+                    Ok(put_in_place(&temp, dir)?)
+                };
+                if let Err(err) = finish() {
+                    let _ = fs::remove_dir(&temp);
+                    // Another server made it meanwhile: its owner is
+                    // checked below.
+                    if err.kind() != io::ErrorKind::AlreadyExists {
+                        return Err(dir_err(err));
+                    }
                 }
             }
-            // Another server made it meanwhile: its owner is checked below.
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::NoParent { dir: dir.to_owned() });
             }
@@ -161,17 +173,47 @@ pub(super) fn bind(path: &Path, policy: &Policy) -> Result<UnixListener, Error> 
     }
 
     let mode = if policy.group.is_some() { 0o660 } else { 0o600 };
-    // Create the socket with its final mode, so it is never open to others.
-    let old = umask(Mode::from_bits_truncate(0o777 & !mode));
-    let bound = UnixListener::bind(path);
-    umask(old);
     let socket_err = |err| Error::Socket { path: path.to_owned(), err };
-    let listener = bound.map_err(socket_err)?;
-    if let Some(gid) = policy.group {
-        chown(path, None, Some(Gid::from_raw(gid))).map_err(|e| socket_err(e.into()))?;
+    // Bound under a name of its own beside it, given its group and mode,
+    // then moved into place: a client never finds it half made (a member
+    // of --group would be refused by a socket not yet in its group).
+    let temp = beside(path, "s");
+    if fs::symlink_metadata(&temp).is_ok_and(|m| m.file_type().is_socket()) {
+        // A leftover of a server with our pid that died.
+        let _ = fs::remove_file(&temp);
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(socket_err)?;
+    // Created with its final mode, so it is never open to others.
+    let old = umask(Mode::from_bits_truncate(0o777 & !mode));
+    let bound = UnixListener::bind(&temp);
+    umask(old);
+    let listener = bound.map_err(socket_err)?;
+    let finish = || -> io::Result<()> {
+        if let Some(gid) = policy.group {
+            chown(&temp, None, Some(Gid::from_raw(gid)))?;
+        }
+        fs::set_permissions(&temp, fs::Permissions::from_mode(mode))?;
+        Ok(put_in_place(&temp, path)?)
+    };
+    if let Err(err) = finish() {
+        let _ = fs::remove_file(&temp);
+        return Err(match err.kind() {
+            // Another server took the path meanwhile.
+            io::ErrorKind::AlreadyExists => Error::AlreadyRunning { path: path.to_owned() },
+            _ => socket_err(err),
+        });
+    }
     Ok(listener)
+}
+
+/// A name beside `path` for it to be made under: short (a socket's path
+/// has a length limit) and this process's own.
+fn beside(path: &Path, kind: &str) -> PathBuf {
+    path.with_file_name(format!(".us{kind}{}", std::process::id()))
+}
+
+/// Moves `from` to `to`, unless something is at `to` already.
+fn put_in_place(from: &Path, to: &Path) -> nix::Result<()> {
+    renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE)
 }
 
 /// Removes the socket file at shutdown, unless another server replaced it.

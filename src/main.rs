@@ -47,7 +47,6 @@ mod compat;
 mod duration;
 mod exit;
 mod journal;
-mod owner;
 mod peer;
 mod protocol;
 mod readiness;
@@ -148,14 +147,13 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             settings.client().call(&Request::Want { unit, deps, soft })?;
             settings.say().line(&said);
         }
-        Cmd::Start { unit, timeout, poll, detached } => {
+        Cmd::Start { unit, timeout, poll } => {
             // A stop signal ends the wait cleanly, so the server hears that
             // nobody waits any more (exit 128+N, as for `run`).
             signals::catch();
             let patience =
                 Patience { cancel: Some(&signals::RECEIVED), ..settings.patience(timeout, poll) };
-            let owner = settings.owner(detached);
-            client::start(&mut settings.client(), &unit, owner, patience, settings.say())?;
+            client::start(&mut settings.client(), &unit, patience, settings.say())?;
         }
         Cmd::Ready { unit } => {
             let unit = settings

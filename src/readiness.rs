@@ -118,9 +118,10 @@ pub enum Check {
 /// Watches one condition for one command.
 pub struct Watch {
     cond: Cond,
-    /// `fd:N`: the write end until the command has it, then the reader's
-    /// answers (true: a newline came; false: EOF or an error first).
+    /// `fd:N`: the write end, until the command has its copy.
     pipe: Option<OwnedFd>,
+    /// `fd:N`: what the reader thread found (true: a newline came; false:
+    /// EOF or an error first).
     notified: Option<Arc<Notified>>,
     /// `exec:`: the probe still running, if one is.
     probe: Option<Child>,

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::duration::human;
 use crate::peer;
-use crate::protocol::{self, Body, DepView, ErrorBody, LineError, Request, Status, UnitView};
+use crate::protocol::{
+    self, Body, DepView, ErrorBody, LineError, Owner, Request, Status, UnitView,
+};
 use crate::render;
 use crate::signals;
 
@@ -442,11 +444,21 @@ fn wait_until<T>(
     }
 }
 
-/// `start`: waits until `unit` may start and marks it started.
-pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> Result<(), Error> {
+/// `start`: waits until `unit` may start and marks it started, by `owner`
+/// (None: detached, nobody owns it).
+pub fn start(
+    client: &mut Client,
+    unit: &str,
+    owner: Option<Owner>,
+    patience: Patience,
+    say: Say,
+) -> Result<(), Error> {
     // The poll interval tells the server how long our silence may last.
     let poll = Some(protocol::secs(patience.poll));
-    let request = Request::Start { unit: unit.to_owned(), poll };
+    // Our own pid lets the server check that it sees the same pids we do.
+    let client_pid = owner.map(|_| std::process::id());
+    let owner = owner.map(Into::into);
+    let request = Request::Start { unit: unit.to_owned(), poll, owner, client_pid };
     let mut blocked = false;
     let mut check = |client: &mut Client, last: bool| match client.call(&request)? {
         Body::Started { .. } => Ok(Check::Done(())),

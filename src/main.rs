@@ -47,6 +47,7 @@ mod compat;
 mod duration;
 mod exit;
 mod journal;
+mod owner;
 mod peer;
 mod protocol;
 mod readiness;
@@ -147,13 +148,14 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             settings.client().call(&Request::Want { unit, deps, soft })?;
             settings.say().line(&said);
         }
-        Cmd::Start { unit, timeout, poll } => {
+        Cmd::Start { unit, timeout, poll, detached } => {
             // A stop signal ends the wait cleanly, so the server hears that
             // nobody waits any more (exit 128+N, as for `run`).
             signals::catch();
             let patience =
                 Patience { cancel: Some(&signals::RECEIVED), ..settings.patience(timeout, poll) };
-            client::start(&mut settings.client(), &unit, patience, settings.say())?;
+            let owner = settings.owner(detached);
+            client::start(&mut settings.client(), &unit, owner, patience, settings.say())?;
         }
         Cmd::Ready { unit } => {
             let unit = settings

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration;
 use crate::state::{self, Dep, UnitInfo};
-pub use crate::state::{Status, clean_reason};
+pub use crate::state::{Owner, Status, clean_reason};
 
 /// Bumped when a request or response changes incompatibly: 2 renamed the
 /// unit object's `ready` to `startable` (PROTOCOL.md, "Versions").
@@ -37,6 +37,14 @@ pub enum Request {
         /// it stops refreshing lapses after three of these (or 10 s).
         #[serde(skip_serializing_if = "Option::is_none")]
         poll: Option<f64>,
+        /// The script that started it and must finish it (README.md,
+        /// "Abandoned units"). The server keeps it only when `client_pid`
+        /// is the connection's own pid, and then journals it with the start.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<OwnerField>,
+        /// The client's own pid, as the client sees it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_pid: Option<u32>,
     },
     Complete {
         unit: String,
@@ -202,6 +210,26 @@ enum StatusDef {
     Failed,
 }
 
+/// A unit's owner on the wire: a pid and its start time, in clock ticks
+/// since boot (field 22 of `/proc/PID/stat`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct OwnerField {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl From<OwnerField> for Owner {
+    fn from(o: OwnerField) -> Owner {
+        Owner { pid: o.pid, start: o.start }
+    }
+}
+
+impl From<Owner> for OwnerField {
+    fn from(o: Owner) -> OwnerField {
+        OwnerField { pid: o.pid, start: o.start }
+    }
+}
+
 /// One dependency of a unit, as `status --json` and `list --json` print it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct DepView {
@@ -242,6 +270,8 @@ pub struct UnitView {
     pub ran: Option<f64>,
     /// Since when a `start` has been waiting, while one is.
     pub waiting_since: Option<f64>,
+    /// The pid of the script that started it, while it runs and has one.
+    pub owner: Option<u32>,
 }
 
 /// Seconds, rounded to the millisecond so JSON stays short. Not inlined:
@@ -284,6 +314,7 @@ impl From<UnitInfo> for UnitView {
             waited: u.waited.map(secs),
             ran,
             waiting_since: u.waiting_since.map(secs),
+            owner: u.owner.map(|o| o.pid),
         }
     }
 }
@@ -359,6 +390,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         reason: Option<String>,
         note: Option<String>,
         poll: Option<f64>,
+        owner: Option<OwnerField>,
+        client_pid: Option<u32>,
     }
     let fields: Fields =
         serde_json::from_slice(line).map_err(|e| bad(format!("malformed request: {e}")))?;
@@ -373,7 +406,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             deps: fields.deps.clone().unwrap_or_default(),
             soft: fields.soft.unwrap_or(false),
         },
-        "start" => Request::Start { unit: unit()?, poll: fields.poll },
+        "start" => Request::Start {
+            unit: unit()?,
+            poll: fields.poll,
+            owner: fields.owner,
+            client_pid: fields.client_pid,
+        },
         "ready" => Request::Ready { unit: unit()? },
         "complete" => Request::Complete { unit: unit()?, note: fields.note.clone() },
         "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
@@ -444,6 +482,7 @@ fn unit_view(f: &Object) -> Result<UnitView, String> {
         waited: f.option("waited", Object::f64)?,
         ran: f.option("ran", Object::f64)?,
         waiting_since: f.option("waiting_since", Object::f64)?,
+        owner: f.option("owner", Object::u32)?,
     })
 }
 
@@ -618,10 +657,27 @@ mod tests {
                 Request::Want { unit: "b".into(), deps: vec!["a".into()], soft: false },
                 r#"{"op":"want","unit":"b","deps":["a"],"soft":false}"#,
             ),
-            (Request::Start { unit: "b".into(), poll: None }, r#"{"op":"start","unit":"b"}"#),
             (
-                Request::Start { unit: "b".into(), poll: Some(0.05) },
+                Request::Start { unit: "b".into(), poll: None, owner: None, client_pid: None },
+                r#"{"op":"start","unit":"b"}"#,
+            ),
+            (
+                Request::Start {
+                    unit: "b".into(),
+                    poll: Some(0.05),
+                    owner: None,
+                    client_pid: None,
+                },
                 r#"{"op":"start","unit":"b","poll":0.05}"#,
+            ),
+            (
+                Request::Start {
+                    unit: "b".into(),
+                    poll: Some(0.05),
+                    owner: Some(OwnerField { pid: 42, start: 1234 }),
+                    client_pid: Some(43),
+                },
+                r#"{"op":"start","unit":"b","poll":0.05,"owner":{"pid":42,"start":1234},"client_pid":43}"#,
             ),
             (Request::Complete { unit: "a".into(), note: None }, r#"{"op":"complete","unit":"a"}"#),
             (
@@ -719,6 +775,7 @@ mod tests {
             waited: None,
             ran: None,
             waiting_since: Some(2.0),
+            owner: None,
         };
         let dep = unit.dependencies[0].clone();
         let failed = UnitView {
@@ -742,6 +799,7 @@ mod tests {
             waited: None,
             ran: None,
             waiting_since: None,
+            owner: None,
         };
         let service = UnitView {
             unit: "db".into(),
@@ -758,6 +816,7 @@ mod tests {
             waited: Some(0.0),
             ran: Some(8.5),
             waiting_since: None,
+            owner: None,
         };
         let cases = [
             (
@@ -782,7 +841,7 @@ mod tests {
             ),
             (
                 Body::Status { now: 10.0, unit: service },
-                r#"{"ok":true,"instance":"i1","result":"status","now":10.0,"unit":{"unit":"db","status":"completed","startable":true,"dependencies":[],"reason":null,"note":"stopped","failed_by":null,"since":9.5,"started_at":1.0,"ready_at":2.2,"finished_at":9.5,"waited":0.0,"ran":8.5,"waiting_since":null}}"#,
+                r#"{"ok":true,"instance":"i1","result":"status","now":10.0,"unit":{"unit":"db","status":"completed","startable":true,"dependencies":[],"reason":null,"note":"stopped","failed_by":null,"since":9.5,"started_at":1.0,"ready_at":2.2,"finished_at":9.5,"waited":0.0,"ran":8.5,"waiting_since":null,"owner":null}}"#,
             ),
             (
                 Body::Wanted { added: 2, registered: true },
@@ -813,11 +872,11 @@ mod tests {
             ),
             (
                 Body::Status { now: 3.0, unit: unit.clone() },
-                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","startable":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"note":null,"failed_by":null,"since":0.25,"started_at":null,"ready_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
+                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","startable":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"note":null,"failed_by":null,"since":0.25,"started_at":null,"ready_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0,"owner":null}}"#,
             ),
             (
                 Body::List { now: 3.0, units: vec![failed] },
-                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[{"unit":"c","status":"failed","startable":false,"dependencies":[{"unit":"b","status":"failed","soft":false,"satisfied":false,"since":1.0}],"reason":"dependency b failed: exit status 2","note":null,"failed_by":"b","since":2.0,"started_at":null,"ready_at":null,"finished_at":2.0,"waited":null,"ran":null,"waiting_since":null}]}"#,
+                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[{"unit":"c","status":"failed","startable":false,"dependencies":[{"unit":"b","status":"failed","soft":false,"satisfied":false,"since":1.0}],"reason":"dependency b failed: exit status 2","note":null,"failed_by":"b","since":2.0,"started_at":null,"ready_at":null,"finished_at":2.0,"waited":null,"ran":null,"waiting_since":null,"owner":null}]}"#,
             ),
             (
                 Body::List { now: 3.0, units: vec![] },

@@ -33,6 +33,10 @@ pub fn status(unit: &UnitView, now: f64) -> String {
     if unit.ready_at.is_some() {
         let _ = writeln!(out, "ready:      {}", stamp(unit.ready_at));
     }
+    // Only a running unit has an owner, if it was started with one.
+    if let Some(pid) = unit.owner {
+        let _ = writeln!(out, "owner:      pid {pid}");
+    }
     let _ = writeln!(out, "finished:   {}", stamp(unit.finished_at));
     let _ = writeln!(out, "waited:     {}", span(unit.waited));
     let _ = writeln!(out, "ran:        {}", span(unit.ran));
@@ -707,6 +711,7 @@ mod tests {
             waited: Some(0.25),
             ran: None,
             waiting_since: None,
+            owner: None,
         }
     }
 
@@ -871,6 +876,7 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
             waited,
             ran: finished_at.zip(started_at).map(|(f, s)| f - s),
             waiting_since: None,
+            owner: None,
         }
     }
 

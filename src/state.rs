@@ -307,6 +307,15 @@ pub struct Finished {
     pub reason: Option<String>,
 }
 
+/// The process that started a unit and must finish it: a pid with its
+/// start time (clock ticks since boot), so that a reused pid is not taken
+/// for it. README.md, "Abandoned units".
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Owner {
+    pub pid: u32,
+    pub start: u64,
+}
+
 /// One dependency edge as seen from its dependent.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Dep {
@@ -345,6 +354,9 @@ pub struct UnitInfo {
     pub waited: Option<Duration>,
     /// Since when a refused `start` has been waiting, if one is.
     pub waiting_since: Option<Duration>,
+    /// The process that started it, while it is started or ready and one
+    /// was recorded.
+    pub owner: Option<Owner>,
 }
 
 type Id = usize;
@@ -374,6 +386,8 @@ struct Unit {
     waited: Option<Duration>,
     /// The current wait, while a refused `start` waits.
     blocked: Option<Wait>,
+    /// Who started it, from its last start; kept only while it runs.
+    owner: Option<Owner>,
     /// Position in a topological order kept up to date as edges arrive:
     /// a dependency's `ord` is always below its dependent's.
     ord: i64,
@@ -431,6 +445,7 @@ impl Unit {
             finished_at: None,
             waited: None,
             blocked: None,
+            owner: None,
             ord,
         }
     }
@@ -551,13 +566,25 @@ impl State {
 
     /// `start unit`: the one atomic check-and-start, from a client that
     /// polls every `poll` while it waits.
+    #[cfg(test)]
     pub fn start(&mut self, unit: &str, poll: Duration, now: Duration) -> Result<Start, Error> {
+        self.start_owned(unit, poll, None, now)
+    }
+
+    /// [`State::start`] by `owner`, who is recorded if the unit starts.
+    pub fn start_owned(
+        &mut self,
+        unit: &str,
+        poll: Duration,
+        owner: Option<Owner>,
+        now: Duration,
+    ) -> Result<Start, Error> {
         check_name(unit)?;
         let Some(&uid) = self.index.get(unit) else {
             // Nobody mentioned it, so nothing can hold it back.
             self.ensure_capacity(1)?;
             let uid = self.intern(unit, now, Place::Last);
-            return Ok(self.mark_started(uid, now));
+            return Ok(self.mark_started(uid, owner, now));
         };
         if matches!(self.units[uid].status, Status::Started | Status::Ready) {
             return Err(Error::AlreadyStarted { unit: unit.to_owned() });
@@ -586,7 +613,7 @@ impl State {
         }
         let unmet: Vec<Dep> = deps.into_iter().filter(|d| !d.satisfied).collect();
         if unmet.is_empty() {
-            return Ok(self.mark_started(uid, now));
+            return Ok(self.mark_started(uid, owner, now));
         }
         let (began_waiting, polled) = match &mut self.units[uid].blocked {
             Some(wait) if wait.refresh_due(now, poll) => {
@@ -691,6 +718,7 @@ impl State {
                 finished_at: None,
                 waited: None,
                 waiting_since: None,
+                owner: None,
             },
         })
     }
@@ -723,7 +751,39 @@ impl State {
             finished_at: u.finished_at,
             waited: lapsed.map(|w| w.polled.saturating_sub(w.since)).or(u.waited),
             waiting_since: wait.map(|w| w.since),
+            owner: u.owner,
         }
+    }
+
+    /// The owners of the running units among `unit` itself (`self_too`)
+    /// and its dependencies, or of every running unit (`unit` None): what
+    /// the server checks for abandoned units when a request reads them.
+    pub fn owners(&self, unit: Option<&str>, self_too: bool) -> Vec<(String, Owner)> {
+        let running = |id: Id| {
+            let u = &self.units[id];
+            let running = matches!(u.status, Status::Started | Status::Ready);
+            u.owner.filter(|_| running).map(|o| (u.name.clone(), o))
+        };
+        match unit {
+            None => (0..self.units.len()).filter_map(running).collect(),
+            Some(name) => match self.index.get(name) {
+                None => Vec::new(),
+                Some(&id) => {
+                    let deps = self.units[id].deps.keys().copied();
+                    let own = self_too.then_some(id);
+                    deps.chain(own).filter_map(running).collect()
+                }
+            },
+        }
+    }
+
+    /// Whether `unit` runs, started by `owner`: still abandoned, if that
+    /// owner is gone.
+    pub fn is_owned_by(&self, unit: &str, owner: Owner) -> bool {
+        self.index.get(unit).is_some_and(|&id| {
+            let u = &self.units[id];
+            matches!(u.status, Status::Started | Status::Ready) && u.owner == Some(owner)
+        })
     }
 
     /// The dependencies of `id`, sorted by name.
@@ -766,6 +826,7 @@ impl State {
         u.reason.clone_from(&reason);
         u.note = None;
         u.failed_by = None;
+        u.owner = None;
         u.finished_at = Some(now);
         self.end_wait(id, now);
         self.set_status(id, status, now);
@@ -783,7 +844,7 @@ impl State {
         Some(waited)
     }
 
-    fn mark_started(&mut self, id: Id, now: Duration) -> Start {
+    fn mark_started(&mut self, id: Id, owner: Option<Owner>, now: Duration) -> Start {
         let blocked = self.units[id].blocked.take();
         let (waited, waited_for) = match blocked {
             Some(Wait { since, ids, .. }) => {
@@ -802,6 +863,7 @@ impl State {
         u.reason = None;
         u.note = None;
         u.failed_by = None;
+        u.owner = owner;
         self.set_status(id, Status::Started, now);
         Start::Started { waited, waited_for }
     }

@@ -101,6 +101,11 @@ fn valid(rng: &mut Rng) -> (Request, String) {
         2 => Request::Start {
             unit,
             poll: rng.chance(50).then(|| rng.below(100_000) as f64 / 1000.0),
+            owner: rng.chance(50).then(|| OwnerField {
+                pid: rng.below(100_000) as u32,
+                start: rng.below(1_000_000) as u64,
+            }),
+            client_pid: rng.chance(50).then(|| rng.below(100_000) as u32),
         },
         3 => Request::Complete { unit, note: rng.chance(50).then(|| name(rng)) },
         4 => Request::Fail { unit, reason: rng.chance(50).then(|| name(rng)) },

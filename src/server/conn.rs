@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::{Server, THREAD_STACK};
 use crate::peer;
-use crate::protocol::{self, ErrorKind, LineError, Response};
+use crate::protocol::{self, ErrorKind, LineError, Request, Response};
 
 /// Most connections served at once; past it a client is told "busy".
 pub const MAX_CONNECTIONS: usize = 2048;
@@ -85,8 +85,8 @@ fn refuse_busy(server: &Server, stream: UnixStream) {
 }
 
 fn serve_connection(server: &Server, stream: UnixStream) {
-    match peer::credentials(&stream) {
-        Ok(peer) if server.policy.allows(&peer) => {}
+    let peer_pid = match peer::credentials(&stream) {
+        Ok(peer) if server.policy.allows(&peer) => peer.pid,
         Ok(peer) => {
             let uid = peer.uid;
             let owner = match server.policy.owner {
@@ -102,7 +102,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
             return;
         }
         Err(_) => return,
-    }
+    };
     if stream.set_read_timeout(Some(IDLE_TIMEOUT)).is_err()
         || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
     {
@@ -124,7 +124,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
             }
         }
         let response = match protocol::parse_request(&line) {
-            Ok(request) => server.apply(request),
+            Ok(request) => server.apply(trust_owner(request, peer_pid)),
             Err(error) => Response::error(&server.instance, error),
         };
         response.write_line(&mut out);
@@ -132,4 +132,17 @@ fn serve_connection(server: &Server, stream: UnixStream) {
             return;
         }
     }
+}
+
+/// A `start`'s owner is kept only if the client's pid, as it sent it, is
+/// the connection's: then the client sees the same pids as we do, and the
+/// owner's pid means the same process here (PROTOCOL.md, "Owners").
+fn trust_owner(mut request: Request, peer_pid: i32) -> Request {
+    if let Request::Start { owner, client_pid, .. } = &mut request {
+        let same = client_pid.is_some_and(|pid| i64::from(pid) == i64::from(peer_pid));
+        if !same || peer_pid <= 0 {
+            *owner = None;
+        }
+    }
+    request
 }

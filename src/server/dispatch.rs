@@ -58,9 +58,10 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Err(e) => refused("want", unit, e),
         },
         // A poll that is no duration (negative, huge) promises nothing.
-        Request::Start { unit, poll } => match state.start(
+        Request::Start { unit, poll, owner, .. } => match state.start_owned(
             unit,
             poll.and_then(|p| Duration::try_from_secs_f64(p).ok()).unwrap_or_default(),
+            owner.map(Into::into),
             now,
         ) {
             Ok(Start::Started { waited, waited_for }) => {
@@ -159,7 +160,9 @@ mod tests {
             ["want", unit, deps @ ..] => {
                 Request::Want { unit: unit.to_string(), deps: strings(deps), soft: false }
             }
-            ["start", unit] => Request::Start { unit: unit.to_string(), poll: None },
+            ["start", unit] => {
+                Request::Start { unit: unit.to_string(), poll: None, owner: None, client_pid: None }
+            }
             ["ready", unit] => Request::Ready { unit: unit.to_string() },
             ["complete", unit] => Request::Complete { unit: unit.to_string(), note: None },
             ["complete", unit, note @ ..] => {
@@ -266,6 +269,19 @@ mod tests {
             stop-waiting zz  => stopped_waiting
             {"op":"stop_waiting","unit":""} => error bad_name | refused stop_waiting "": invalid unit name "": a name is 1 to 255 bytes long
             start b          => blocked, journaled
+            "#,
+        );
+    }
+
+    #[test]
+    fn an_owner_is_recorded_with_the_start_and_an_abandoned_unit_fails_its_dependents() {
+        check(
+            r#"
+            want b a         => wanted, journaled | b wants a
+            {"op":"start","unit":"a","owner":{"pid":42,"start":7},"client_pid":43} => started, journaled | a started
+            start b          => blocked, journaled
+            {"op":"fail","unit":"a","reason":"abandoned: the script that started it (pid 42) exited without completing it"} => failed, journaled | a failed (ran 2.00s): abandoned: the script that started it (pid 42) exited without completing it
+            start b          => dependency_failed, journaled | b failed: dependency a failed
             "#,
         );
     }

@@ -27,6 +27,7 @@ use nix::sys::socket::{Shutdown, shutdown};
 
 use crate::duration;
 use crate::journal::{self, Journal};
+use crate::owner;
 use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
 use crate::signals;
@@ -40,6 +41,9 @@ use dispatch::Outcome;
 
 /// Connection threads only parse a line and touch the state: a small stack.
 const THREAD_STACK: usize = 128 * 1024;
+/// How often every running unit's owner is checked, besides the checks of
+/// the requests that read units.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Config {
     pub socket: PathBuf,
@@ -286,6 +290,25 @@ impl Prepared {
                     Error::Thread { what: "accept", err }
                 })?
         };
+        // Abandoned units fail within a second even if nobody asks
+        // (README.md, "Abandoned units"). The thread ends with the process.
+        let sweeper = server.clone();
+        let sweeping = stop.clone();
+        thread::Builder::new()
+            .name("sweep".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                while !sweeping.load(Ordering::SeqCst) {
+                    thread::sleep(SWEEP_EVERY);
+                    sweeper.sweep(None, true);
+                }
+            })
+            .map_err(|err| {
+                stop.store(true, Ordering::SeqCst);
+                let _ = shutdown(listener_fd, Shutdown::Both);
+                daemon::remove_socket(&socket);
+                Error::Thread { what: "sweep", err }
+            })?;
         Ok(Running { server, stop, listener_fd, accept, socket })
     }
 }
@@ -363,13 +386,53 @@ impl Server {
     /// the state is rebuilt from it, as a restart would: the request is
     /// refused with nothing changed. That costs a replay, but only then.
     fn apply(&self, request: Request) -> Response {
+        // The units this request reads are checked for abandonment first,
+        // outside the lock: the check reads `/proc`.
+        match &request {
+            Request::Start { unit, .. } => self.sweep(Some(unit), false),
+            Request::Status { unit } => self.sweep(Some(unit), true),
+            Request::List => self.sweep(None, true),
+            _ => {}
+        }
+        self.commit(&request, |_| true).expect("an unconditional request is always applied")
+    }
+
+    /// Fails as abandoned every running unit whose owner is gone, among
+    /// `unit` (if `self_too`) and its dependencies, or among all units.
+    /// README.md, "Abandoned units".
+    fn sweep(&self, unit: Option<&str>, self_too: bool) {
+        let owners = {
+            let core = self.core.lock().expect("no thread panics holding the state lock");
+            core.state.owners(unit, self_too)
+        };
+        for (unit, owner) in owners {
+            if owner::exists(owner) {
+                continue;
+            }
+            let reason = format!(
+                "abandoned: the script that started it (pid {}) exited without completing it",
+                owner.pid
+            );
+            let request = Request::Fail { unit: unit.clone(), reason: Some(reason) };
+            // Only if it still runs for the same owner: it may have
+            // finished, or started again, since we looked.
+            self.commit(&request, |state| state.is_owned_by(&unit, owner));
+        }
+    }
+
+    /// [`Server::apply`]'s locked part, if `still` holds of the state
+    /// under the lock; None (nothing done) if it does not.
+    fn commit(&self, request: &Request, still: impl Fn(&State) -> bool) -> Option<Response> {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
+            if !still(state) {
+                return None;
+            }
             let now = self.log.clock.now();
-            let Outcome { body, log, changed } = dispatch::apply(state, &request, now);
+            let Outcome { body, log, changed } = dispatch::apply(state, request, now);
             match journal {
-                Some(journal) if changed => match journal.append(&request, now) {
+                Some(journal) if changed => match journal.append(request, now) {
                     Ok(()) => (body, log),
                     Err(err) => {
                         let message =
@@ -393,7 +456,7 @@ impl Server {
         if let Some(event) = event {
             self.log.line(&event);
         }
-        Response::new(&self.instance, body)
+        Some(Response::new(&self.instance, body))
     }
 
     fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Vec<u8> {

@@ -879,3 +879,28 @@ fn random_operations_keep_the_invariants() {
         }
     }
 }
+
+#[test]
+fn an_owner_is_kept_while_its_unit_runs() {
+    let mut state = State::new();
+    let (me, other) = (Owner { pid: 10, start: 7 }, Owner { pid: 10, start: 8 });
+    let at = Duration::from_secs;
+    state.want("b", &["a".to_owned()], false, at(0)).unwrap();
+    state.start_owned("a", Duration::ZERO, Some(me), at(1)).unwrap();
+    assert_eq!(state.owners(Some("b"), false), vec![("a".to_owned(), me)]);
+    assert_eq!(state.owners(Some("b"), true), vec![("a".to_owned(), me)]);
+    assert_eq!(state.owners(Some("a"), false), vec![]);
+    assert_eq!(state.owners(None, true), vec![("a".to_owned(), me)]);
+    assert!(state.is_owned_by("a", me));
+    assert!(!state.is_owned_by("a", other), "a reused pid is another process");
+    assert_eq!(state.status("a", at(1)).unwrap().owner, Some(me));
+    state.ready("a", at(2)).unwrap();
+    assert!(state.is_owned_by("a", me), "a ready unit still runs");
+    state.fail("a", Some("abandoned"), at(3)).unwrap();
+    assert!(!state.is_owned_by("a", me));
+    assert_eq!(state.owners(None, true), vec![]);
+    assert_eq!(state.status("a", at(3)).unwrap().owner, None);
+    // A start without an owner (detached) has none, even after an owned one.
+    state.start_owned("a", Duration::ZERO, None, at(4)).unwrap();
+    assert_eq!(state.owners(None, true), vec![]);
+}

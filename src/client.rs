@@ -311,7 +311,7 @@ fn request_unit(request: &Request) -> String {
     match request {
         Request::Want { unit, .. }
         | Request::Start { unit, .. }
-        | Request::Ready { unit }
+        | Request::Ready { unit, .. }
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
         | Request::Status { unit }
@@ -455,10 +455,7 @@ pub fn start(
 ) -> Result<(), Error> {
     // The poll interval tells the server how long our silence may last.
     let poll = Some(protocol::secs(patience.poll));
-    // Our own pid lets the server check that it sees the same pids we do.
-    let client_pid = owner.map(|_| std::process::id());
-    let owner = owner.map(Into::into);
-    let request = Request::Start { unit: unit.to_owned(), poll, owner, client_pid };
+    let request = Request::start(unit, poll, owner);
     let mut blocked = false;
     let mut check = |client: &mut Client, last: bool| match client.call(&request)? {
         Body::Started { .. } => Ok(Check::Done(())),

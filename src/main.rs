@@ -161,7 +161,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             let unit = settings
                 .own_unit(unit)
                 .map_err(|e| Failure::Usage(format!("{e}; see 'unitsync ready --help'")))?;
-            settings.client().call(&Request::Ready { unit })?;
+            settings.client().call(&Request::ready(&unit, settings.owner(false)))?;
         }
         Cmd::Complete { unit } => {
             let said = format!("{unit}: completed");

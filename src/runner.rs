@@ -168,7 +168,7 @@ impl Unit<'_> {
     fn ready(&mut self) {
         let unit = &self.spec.unit;
         let Some(client) = self.client.as_deref_mut() else { return };
-        match tell(client, &Request::Ready { unit: unit.clone() }) {
+        match tell(client, &Request::ready(unit, owner::me())) {
             Ok(_) => self.say.line(&format!("{unit}: ready")),
             Err(e) => Say::error(&format!(
                 "{unit}: could not mark it ready, so its dependents may wait: {e}"

@@ -632,7 +632,15 @@ impl State {
 
     /// `ready unit`: a started unit is now ready, and satisfies its
     /// dependents while it keeps running. Repeating it changes nothing.
-    pub fn ready(&mut self, unit: &str, now: Duration) -> Result<Readied, Error> {
+    /// `owner`, who says so, takes over a unit that has none (a detached
+    /// unit handed to a daemon); an owned unit keeps its owner, so a
+    /// helper that says ready and exits abandons nothing.
+    pub fn ready(
+        &mut self,
+        unit: &str,
+        owner: Option<Owner>,
+        now: Duration,
+    ) -> Result<Readied, Error> {
         check_name(unit)?;
         let Some(&id) = self.index.get(unit) else {
             return Err(Error::NotRunning { unit: unit.to_owned(), status: Status::NotRegistered });
@@ -645,7 +653,9 @@ impl State {
             Status::Ready => Ok(Readied::Already { after: after(u.since) }),
             Status::Started => {
                 let after = after(now);
-                self.units[id].ready_at = Some(now);
+                let u = &mut self.units[id];
+                u.ready_at = Some(now);
+                u.owner = u.owner.or(owner);
                 self.set_status(id, Status::Ready, now);
                 Ok(Readied::Now { after })
             }

@@ -134,11 +134,14 @@ fn serve_connection(server: &Server, stream: UnixStream) {
     }
 }
 
-/// A `start`'s owner is kept only if the client's pid, as it sent it, is
-/// the connection's: then the client sees the same pids as we do, and the
-/// owner's pid means the same process here (PROTOCOL.md, "Owners").
+/// A `start`'s or `ready`'s owner is kept only if the client's pid, as it
+/// sent it, is the connection's: then the client sees the same pids as we
+/// do, and the owner's pid means the same process here (PROTOCOL.md,
+/// "Owners").
 fn trust_owner(mut request: Request, peer_pid: i32) -> Request {
-    if let Request::Start { owner, client_pid, .. } = &mut request {
+    if let Request::Start { owner, client_pid, .. } | Request::Ready { owner, client_pid, .. } =
+        &mut request
+    {
         let same = client_pid.is_some_and(|pid| i64::from(pid) == i64::from(peer_pid));
         if !same || peer_pid <= 0 {
             *owner = None;

@@ -86,7 +86,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("start", unit, e),
         },
-        Request::Ready { unit } => match state.ready(unit, now) {
+        Request::Ready { unit, owner, .. } => match state.ready(unit, owner.map(Into::into), now) {
             Ok(Readied::Now { after }) => {
                 let body = Body::Ready { after: secs(after), already: false };
                 Outcome::change(body, format!("{unit} ready (after {})", human(after)))
@@ -163,7 +163,9 @@ mod tests {
             ["start", unit] => {
                 Request::Start { unit: unit.to_string(), poll: None, owner: None, client_pid: None }
             }
-            ["ready", unit] => Request::Ready { unit: unit.to_string() },
+            ["ready", unit] => {
+                Request::Ready { unit: unit.to_string(), owner: None, client_pid: None }
+            }
             ["complete", unit] => Request::Complete { unit: unit.to_string(), note: None },
             ["complete", unit, note @ ..] => {
                 Request::Complete { unit: unit.to_string(), note: Some(note.join(" ")) }

@@ -28,7 +28,7 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
             StopWaiting::Stopped { waited } => format!("stopped waiting after {}", secs(waited)),
             StopWaiting::NotWaiting => "was not waiting".to_owned(),
         }),
-        ["ready", unit] => state.ready(unit, now).map(|r| match r {
+        ["ready", unit] => state.ready(unit, None, now).map(|r| match r {
             Readied::Now { after } => format!("ready after {}", secs(after)),
             Readied::Already { after } => format!("already ready after {}", secs(after)),
         }),
@@ -856,7 +856,7 @@ fn random_operations_keep_the_invariants() {
                     state.complete(unit, note.then_some("stopped"), now).map(|_| ())
                 }
                 4 => state.fail(unit, Some("r"), now).map(|_| ()),
-                5 => state.ready(unit, now).map(|r| {
+                5 => state.ready(unit, None, now).map(|r| {
                     let was = before.status(unit, now).unwrap().status;
                     assert!(
                         matches!(was, Status::Started | Status::Ready),
@@ -894,8 +894,8 @@ fn an_owner_is_kept_while_its_unit_runs() {
     assert!(state.is_owned_by("a", me));
     assert!(!state.is_owned_by("a", other), "a reused pid is another process");
     assert_eq!(state.status("a", at(1)).unwrap().owner, Some(me));
-    state.ready("a", at(2)).unwrap();
-    assert!(state.is_owned_by("a", me), "a ready unit still runs");
+    state.ready("a", Some(other), at(2)).unwrap();
+    assert!(state.is_owned_by("a", me), "a ready unit still runs, owned by its starter");
     state.fail("a", Some("abandoned"), at(3)).unwrap();
     assert!(!state.is_owned_by("a", me));
     assert_eq!(state.owners(None, true), vec![]);
@@ -903,4 +903,7 @@ fn an_owner_is_kept_while_its_unit_runs() {
     // A start without an owner (detached) has none, even after an owned one.
     state.start_owned("a", Duration::ZERO, None, at(4)).unwrap();
     assert_eq!(state.owners(None, true), vec![]);
+    // Whoever says a detached unit is ready takes it over.
+    state.ready("a", Some(other), at(5)).unwrap();
+    assert_eq!(state.owners(None, true), vec![("a".to_owned(), other)]);
 }

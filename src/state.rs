@@ -388,6 +388,8 @@ struct Unit {
     blocked: Option<Wait>,
     /// Who started it, from its last start; kept only while it runs.
     owner: Option<Owner>,
+    /// When the server last looked for its owner (see [`State::owners`]).
+    owner_checked: Option<Duration>,
     /// Position in a topological order kept up to date as edges arrive:
     /// a dependency's `ord` is always below its dependent's.
     ord: i64,
@@ -446,6 +448,7 @@ impl Unit {
             waited: None,
             blocked: None,
             owner: None,
+            owner_checked: None,
             ord,
         }
     }
@@ -656,6 +659,7 @@ impl State {
                 let u = &mut self.units[id];
                 u.ready_at = Some(now);
                 u.owner = u.owner.or(owner);
+                u.owner_checked = None;
                 self.set_status(id, Status::Ready, now);
                 Ok(Readied::Now { after })
             }
@@ -765,26 +769,40 @@ impl State {
         }
     }
 
-    /// The owners of the running units among `unit` itself (`self_too`)
-    /// and its dependencies, or of every running unit (`unit` None): what
-    /// the server checks for abandoned units when a request reads them.
-    pub fn owners(&self, unit: Option<&str>, self_too: bool) -> Vec<(String, Owner)> {
-        let running = |id: Id| {
-            let u = &self.units[id];
-            let running = matches!(u.status, Status::Started | Status::Ready);
-            u.owner.filter(|_| running).map(|o| (u.name.clone(), o))
-        };
-        match unit {
-            None => (0..self.units.len()).filter_map(running).collect(),
+    /// The owners the server is to check for abandoned units: of the
+    /// running units among `unit` itself (`self_too`) and its
+    /// dependencies, or of every running unit (`unit` None), leaving out
+    /// those looked at less than `fresh` ago. Those returned count as
+    /// looked at `now`: many dependents polling one unit cost one look
+    /// per `fresh`.
+    pub fn owners(
+        &mut self,
+        unit: Option<&str>,
+        self_too: bool,
+        now: Duration,
+        fresh: Duration,
+    ) -> Vec<(String, Owner)> {
+        let ids: Vec<Id> = match unit {
+            None => (0..self.units.len()).collect(),
             Some(name) => match self.index.get(name) {
                 None => Vec::new(),
                 Some(&id) => {
-                    let deps = self.units[id].deps.keys().copied();
                     let own = self_too.then_some(id);
-                    deps.chain(own).filter_map(running).collect()
+                    self.units[id].deps.keys().copied().chain(own).collect()
                 }
             },
+        };
+        let mut owners = Vec::new();
+        for id in ids {
+            let u = &mut self.units[id];
+            let running = matches!(u.status, Status::Started | Status::Ready);
+            let due = u.owner_checked.is_none_or(|at| now.saturating_sub(at) >= fresh);
+            if let Some(owner) = u.owner.filter(|_| running && due) {
+                u.owner_checked = Some(now);
+                owners.push((u.name.clone(), owner));
+            }
         }
+        owners
     }
 
     /// Whether `unit` runs, started by `owner`: still abandoned, if that
@@ -837,6 +855,7 @@ impl State {
         u.note = None;
         u.failed_by = None;
         u.owner = None;
+        u.owner_checked = None;
         u.finished_at = Some(now);
         self.end_wait(id, now);
         self.set_status(id, status, now);
@@ -874,6 +893,7 @@ impl State {
         u.note = None;
         u.failed_by = None;
         u.owner = owner;
+        u.owner_checked = None;
         self.set_status(id, Status::Started, now);
         Start::Started { waited, waited_for }
     }

@@ -44,6 +44,10 @@ const THREAD_STACK: usize = 128 * 1024;
 /// How often every running unit's owner is checked, besides the checks of
 /// the requests that read units.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// A waiting `start` checks its dependencies' owners only if nobody has in
+/// this long: a read of `/proc` costs more than the rest of a poll, and a
+/// thousand dependents may poll one unit.
+const START_CHECKS_EVERY: Duration = Duration::from_millis(5);
 
 pub struct Config {
     pub socket: PathBuf,
@@ -300,7 +304,7 @@ impl Prepared {
             .spawn(move || {
                 while !sweeping.load(Ordering::SeqCst) {
                     thread::sleep(SWEEP_EVERY);
-                    sweeper.sweep(None, true);
+                    sweeper.sweep(None, true, Duration::ZERO);
                 }
             })
             .map_err(|err| {
@@ -389,21 +393,23 @@ impl Server {
         // The units this request reads are checked for abandonment first,
         // outside the lock: the check reads `/proc`.
         match &request {
-            Request::Start { unit, .. } => self.sweep(Some(unit), false),
-            Request::Status { unit } => self.sweep(Some(unit), true),
-            Request::List => self.sweep(None, true),
+            Request::Start { unit, .. } => self.sweep(Some(unit), false, START_CHECKS_EVERY),
+            Request::Status { unit } => self.sweep(Some(unit), true, Duration::ZERO),
+            Request::List => self.sweep(None, true, Duration::ZERO),
             _ => {}
         }
         self.commit(&request, |_| true).expect("an unconditional request is always applied")
     }
 
     /// Fails as abandoned every running unit whose owner is gone, among
-    /// `unit` (if `self_too`) and its dependencies, or among all units.
-    /// README.md, "Abandoned units".
-    fn sweep(&self, unit: Option<&str>, self_too: bool) {
+    /// `unit` (if `self_too`) and its dependencies, or among all units,
+    /// but for those checked less than `fresh` ago. README.md, "Abandoned
+    /// units".
+    fn sweep(&self, unit: Option<&str>, self_too: bool, fresh: Duration) {
         let owners = {
-            let core = self.core.lock().expect("no thread panics holding the state lock");
-            core.state.owners(unit, self_too)
+            let mut core = self.core.lock().expect("no thread panics holding the state lock");
+            let now = self.log.clock.now();
+            core.state.owners(unit, self_too, now, fresh)
         };
         for (unit, owner) in owners {
             if owner::exists(owner) {

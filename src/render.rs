@@ -105,11 +105,13 @@ fn stamp(t: Option<f64>) -> String {
     t.map_or("-".to_owned(), |t| stamp_secs('+', t))
 }
 
-/// A unit's status with its note, if it has one: `completed (stopped)`.
+/// A unit's status with its note, if it has one: `completed (stopped)`,
+/// or with its owner while it runs: `started (pid 42)`.
 fn status_note(unit: &UnitView) -> String {
-    match &unit.note {
-        Some(note) => format!("{} ({note})", unit.status),
-        None => unit.status.to_string(),
+    match (&unit.note, unit.owner) {
+        (Some(note), _) => format!("{} ({note})", unit.status),
+        (None, Some(pid)) => format!("{} (pid {pid})", unit.status),
+        (None, None) => unit.status.to_string(),
     }
 }
 

@@ -92,6 +92,7 @@ fn a_running_script_keeps_its_unit_until_it_completes_it() {
         sb.run(&["status", "a"]).ok().stdout_has(&format!("owner:      pid {}\n", child.id()));
         let list = sb.run(&["list", "--json"]);
         assert!(list.ok().stdout.contains("\"status\": \"started\""), "{list}");
+        sb.run(&["list"]).ok().stdout_has(&format!("started (pid {})", child.id()));
         fs::write(&go, "").unwrap();
         let status = wait_for_exit(&mut child, PATIENCE, || format!("{shell}: script hangs"));
         assert!(status.success(), "{shell}: {}", fs::read_to_string(&log).unwrap());

@@ -277,7 +277,8 @@ Usage: unitsync ready [UNIT]
 Marks UNIT, which is started and keeps running (a service), ready: its
 dependents may start now, as if it had completed. UNIT defaults to
 $UNITSYNC_UNIT, which 'unitsync run' sets for its command. Repeating it
-changes nothing.
+changes nothing. A unit started --detached is owned from now on by the
+script that calls this, unless $UNITSYNC_DETACHED is set.
 
 Exit 0 once ready, 1 if UNIT is not started (pending, never registered,
 already completed or failed: start it first), 2 if there is neither UNIT

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::{Server, THREAD_STACK};
+use crate::owner;
 use crate::peer;
 use crate::protocol::{self, ErrorKind, LineError, Request, Response};
 
@@ -110,6 +111,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
     }
     let mut reader = BufReader::new(&stream);
     let (mut line, mut out) = (Vec::new(), Vec::new());
+    let mut trust = Trust { peer_pid, seen: false };
     loop {
         match protocol::read_line(&mut reader, &mut line) {
             Ok(true) => {}
@@ -124,7 +126,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
             }
         }
         let response = match protocol::parse_request(&line) {
-            Ok(request) => server.apply(trust_owner(request, peer_pid)),
+            Ok(request) => server.apply(trust.owner(request)),
             Err(error) => Response::error(&server.instance, error),
         };
         response.write_line(&mut out);
@@ -134,18 +136,37 @@ fn serve_connection(server: &Server, stream: UnixStream) {
     }
 }
 
-/// A `start`'s or `ready`'s owner is kept only if the client's pid, as it
-/// sent it, is the connection's: then the client sees the same pids as we
-/// do, and the owner's pid means the same process here (PROTOCOL.md,
-/// "Owners").
-fn trust_owner(mut request: Request, peer_pid: i32) -> Request {
-    if let Request::Start { owner, client_pid, .. } | Request::Ready { owner, client_pid, .. } =
-        &mut request
-    {
-        let same = client_pid.is_some_and(|pid| i64::from(pid) == i64::from(peer_pid));
-        if !same || peer_pid <= 0 {
-            *owner = None;
+/// Whether a connection's owners can be kept (PROTOCOL.md, "Owners").
+struct Trust {
+    /// The client's pid as we see it: 0 if it is in a PID namespace we do
+    /// not contain, or if we cannot see its process.
+    peer_pid: i32,
+    /// Whether we have looked for its process in `/proc` yet.
+    seen: bool,
+}
+
+impl Trust {
+    /// A `start`'s or `ready`'s owner is kept only if the client's pid, as
+    /// it sent it, is the connection's: then the client sees the same pids
+    /// as we do, and the owner's pid means the same process here. And only
+    /// if we can see the client in `/proc` (a `/proc` mounted with
+    /// `hidepid` hides other users' processes): else its script would look
+    /// gone at once.
+    fn owner(&mut self, mut request: Request) -> Request {
+        if let Request::Start { owner, client_pid, .. } | Request::Ready { owner, client_pid, .. } =
+            &mut request
+        {
+            if owner.is_some() && !self.seen && self.peer_pid > 0 {
+                self.seen = true;
+                if owner::of_pid(self.peer_pid as u32).is_none() {
+                    self.peer_pid = 0;
+                }
+            }
+            let same = client_pid.is_some_and(|pid| i64::from(pid) == i64::from(self.peer_pid));
+            if !same || self.peer_pid <= 0 {
+                *owner = None;
+            }
         }
+        request
     }
-    request
 }

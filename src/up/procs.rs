@@ -13,7 +13,6 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -22,6 +21,7 @@ use nix::unistd::Pid;
 use crate::exit;
 use crate::signals;
 use crate::state;
+use crate::threads;
 
 /// The output relays of one child: how many are still open, and the pipes
 /// they read (by inode), to tell whether anyone else still holds them.
@@ -98,24 +98,23 @@ fn relay(
 ) {
     live.fetch_add(1, Ordering::SeqCst);
     let counter = live.clone();
-    let spawned =
-        thread::Builder::new().name("relay".into()).stack_size(64 * 1024).spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                if !line.ends_with(b"\n") {
-                    line.push(b'\n');
-                }
-                let mut out = label.clone().into_bytes();
-                out.extend_from_slice(&line);
-                let _ = match to_stderr {
-                    true => io::stderr().lock().write_all(&out),
-                    false => io::stdout().lock().write_all(&out),
-                };
-                line.clear();
+    let spawned = threads::spawn("relay", 64 * 1024, move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
             }
-            counter.fetch_sub(1, Ordering::SeqCst);
-        });
+            let mut out = label.clone().into_bytes();
+            out.extend_from_slice(&line);
+            let _ = match to_stderr {
+                true => io::stderr().lock().write_all(&out),
+                false => io::stdout().lock().write_all(&out),
+            };
+            line.clear();
+        }
+        counter.fetch_sub(1, Ordering::SeqCst);
+    });
     if spawned.is_err() {
         live.fetch_sub(1, Ordering::SeqCst);
     }

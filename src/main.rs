@@ -15,6 +15,7 @@
 //! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
 //!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
 //! - `signals`  stop signals for `run`, `up` and a waiting `start`: caught, forwarded, reset in children.
+//! - `threads`  named threads with their stack sizes, all through one copy of std's spawn code.
 //! - `settings` global options with the environment's defaults applied.
 //! - `exit`     the exit codes below, named, and which outcome gets which.
 //! - `duration` `250ms`/`5m` in and out.
@@ -59,6 +60,7 @@ mod server;
 mod settings;
 mod signals;
 mod state;
+mod threads;
 mod up;
 
 use std::env;

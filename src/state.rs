@@ -12,7 +12,7 @@
 //!   and every soft dependency is completed, ready or failed;
 //! - a unit has a `ready_at` only if it became ready since its last start.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -458,7 +458,10 @@ impl Unit {
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct State {
     units: Vec<Unit>,
-    index: HashMap<String, Id>,
+    /// A B-tree rather than a hash map: the binary then holds no hashing
+    /// at all (SipHash, random keys, hashbrown's tables), for a lookup
+    /// that stays logarithmic.
+    index: BTreeMap<String, Id>,
     edges: usize,
     /// The lowest and highest `ord` handed out so far.
     lowest: i64,
@@ -493,18 +496,23 @@ impl State {
         now: Duration,
     ) -> Result<Wanted, Error> {
         check_name(unit)?;
-        let mut fresh: Vec<&str> = Vec::new();
-        let mut seen = HashSet::new();
         for dep in deps {
             check_name(dep)?;
             if dep == unit {
                 return Err(Error::SelfDependency { unit: unit.to_owned() });
             }
-            if seen.insert(dep.as_str()) {
-                fresh.push(dep);
-            }
         }
-        let deps = fresh;
+        // Each dep once, where it first appears. Found by sorting (equal
+        // names keep their order) through the crate's one sort helper
+        // rather than with a set: one collection type less in the binary.
+        let mut by_name: Vec<(&str, usize)> = deps.iter().map(String::as_str).zip(0..).collect();
+        sort_by_name(&mut by_name, |(dep, _)| dep);
+        let mut repeated = vec![false; deps.len()];
+        for pair in by_name.windows(2) {
+            repeated[pair[1].1] = pair[0].0 == pair[1].0;
+        }
+        let deps: Vec<&str> =
+            deps.iter().zip(repeated).filter(|(_, r)| !r).map(|(d, _)| d.as_str()).collect();
 
         // Check everything first. Every new edge leaves `unit`, and a simple
         // cycle uses one edge out of `unit`, so the new edges cannot form a
@@ -984,7 +992,9 @@ impl State {
     /// Units reachable from `start` along dependencies (or dependents),
     /// `start` included, never going through a unit whose `ord` fails `keep`.
     fn region(&self, start: Id, along_deps: bool, keep: impl Fn(i64) -> bool) -> Vec<Id> {
-        let mut seen = HashSet::from([start]);
+        // A map of the type `deps` already is, used as a set: the binary
+        // holds its code once, and no hashing (see `index`).
+        let mut seen = BTreeMap::from([(start, true)]);
         let mut todo = vec![start];
         let mut found = Vec::new();
         while let Some(n) = todo.pop() {
@@ -994,7 +1004,7 @@ impl State {
                 false => Box::new(self.units[n].dependents.iter()),
             };
             for &m in next {
-                if keep(self.units[m].ord) && seen.insert(m) {
+                if keep(self.units[m].ord) && seen.insert(m, true).is_none() {
                     todo.push(m);
                 }
             }

@@ -13,6 +13,7 @@ use super::{Server, THREAD_STACK};
 use crate::owner;
 use crate::peer;
 use crate::protocol::{self, ErrorKind, LineError, Request, Response};
+use crate::threads;
 
 /// Most connections served at once; past it a client is told "busy".
 pub const MAX_CONNECTIONS: usize = 2048;
@@ -62,13 +63,10 @@ pub(super) fn accept_loop(server: &Arc<Server>, listener: &UnixListener, stop: &
             continue;
         }
         let conn_server = server.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("conn-{serial}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                serve_connection(&conn_server, stream);
-                conn_server.connections.fetch_sub(1, Ordering::SeqCst);
-            });
+        let spawned = threads::spawn(format!("conn-{serial}"), THREAD_STACK, move || {
+            serve_connection(&conn_server, stream);
+            conn_server.connections.fetch_sub(1, Ordering::SeqCst);
+        });
         if spawned.is_err() {
             // The stream was moved into the closure and dropped with it.
             server.connections.fetch_sub(1, Ordering::SeqCst);

@@ -32,6 +32,7 @@ use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
 use crate::signals;
 use crate::state::State;
+use crate::threads;
 
 mod conn;
 mod daemon;
@@ -284,15 +285,14 @@ impl Prepared {
         let listener_fd = listener.as_raw_fd();
         let accept = {
             let (server, stop) = (server.clone(), stop.clone());
-            thread::Builder::new()
-                .name("accept".into())
-                .stack_size(THREAD_STACK)
-                .spawn(move || conn::accept_loop(&server, &listener, &stop))
-                .map_err(|err| {
-                    // The listener went with the closure: nothing listens.
-                    daemon::remove_socket(&socket);
-                    Error::Thread { what: "accept", err }
-                })?
+            threads::spawn("accept", THREAD_STACK, move || {
+                conn::accept_loop(&server, &listener, &stop)
+            })
+            .map_err(|err| {
+                // The listener went with the closure: nothing listens.
+                daemon::remove_socket(&socket);
+                Error::Thread { what: "accept", err }
+            })?
         };
         // Abandoned units fail within a second even if nobody asks
         // (README.md, "Abandoned units"). The thread ends with the process.

@@ -2,6 +2,8 @@
 //! one per line as `command => expected`, and compares the transcript.
 //! Line N runs at time N seconds, so timings in the transcript are exact.
 
+use std::collections::HashSet;
+
 use super::*;
 use crate::rng::Rng;
 

@@ -298,21 +298,18 @@ impl Prepared {
         // (README.md, "Abandoned units"). The thread ends with the process.
         let sweeper = server.clone();
         let sweeping = stop.clone();
-        thread::Builder::new()
-            .name("sweep".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                while !sweeping.load(Ordering::SeqCst) {
-                    thread::sleep(SWEEP_EVERY);
-                    sweeper.sweep(None, true, Duration::ZERO);
-                }
-            })
-            .map_err(|err| {
-                stop.store(true, Ordering::SeqCst);
-                let _ = shutdown(listener_fd, Shutdown::Both);
-                daemon::remove_socket(&socket);
-                Error::Thread { what: "sweep", err }
-            })?;
+        threads::spawn("sweep", THREAD_STACK, move || {
+            while !sweeping.load(Ordering::SeqCst) {
+                thread::sleep(SWEEP_EVERY);
+                sweeper.sweep(None, true, Duration::ZERO);
+            }
+        })
+        .map_err(|err| {
+            stop.store(true, Ordering::SeqCst);
+            let _ = shutdown(listener_fd, Shutdown::Both);
+            daemon::remove_socket(&socket);
+            Error::Thread { what: "sweep", err }
+        })?;
         Ok(Running { server, stop, listener_fd, accept, socket })
     }
 }

@@ -31,7 +31,7 @@ use crate::owner;
 use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
 use crate::signals;
-use crate::state::State;
+use crate::state::{Owner, State};
 use crate::threads;
 
 mod conn;
@@ -395,7 +395,7 @@ impl Server {
             Request::List => self.sweep(None, true, Duration::ZERO),
             _ => {}
         }
-        self.commit(&request, |_| true).expect("an unconditional request is always applied")
+        self.commit(&request, None).expect("an unconditional request is always applied")
     }
 
     /// Fails as abandoned every running unit whose owner is gone, among
@@ -419,17 +419,17 @@ impl Server {
             let request = Request::Fail { unit: unit.clone(), reason: Some(reason) };
             // Only if it still runs for the same owner: it may have
             // finished, or started again, since we looked.
-            self.commit(&request, |state| state.is_owned_by(&unit, owner));
+            self.commit(&request, Some((&unit, owner)));
         }
     }
 
-    /// [`Server::apply`]'s locked part, if `still` holds of the state
-    /// under the lock; None (nothing done) if it does not.
-    fn commit(&self, request: &Request, still: impl Fn(&State) -> bool) -> Option<Response> {
+    /// [`Server::apply`]'s locked part; with `owned`, only if that unit
+    /// still runs for that owner under the lock: None (nothing done) if not.
+    fn commit(&self, request: &Request, owned: Option<(&str, Owner)>) -> Option<Response> {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
-            if !still(state) {
+            if owned.is_some_and(|(unit, owner)| !state.is_owned_by(unit, owner)) {
                 return None;
             }
             let now = self.log.clock.now();

@@ -435,6 +435,9 @@ or was stopped, else 1; 128+N if signal N came before startup finished.
 
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
+    // As a `Vec`, as `help` and `up` give theirs: lexopt's generic
+    // constructor is compiled once (BENCHMARKS.md, "Footprint").
+    let args: Vec<OsString> = args.into_iter().collect();
     let mut parser = lexopt::Parser::from_args(args);
     let mut global = Global::default();
     let name = match leading(&mut parser, &mut global) {
@@ -464,7 +467,7 @@ fn help(parser: &mut lexopt::Parser) -> Result<Cmd, Error> {
     let Some(&(name, command)) = COMMANDS.iter().find(|(known, _)| *known == name) else {
         return Err(usage(format!("unknown command {name:?}")));
     };
-    let mut asked = lexopt::Parser::from_args(["--help"]);
+    let mut asked = lexopt::Parser::from_args(vec![OsString::from("--help")]);
     command(&mut asked, &mut Global::default()).map_err(|e| Error::new(e, Some(name)))
 }
 

@@ -610,12 +610,13 @@ fn typo_note(name: &str, registered: &[UnitView], last: bool) -> Option<String> 
 /// A registered unit whose name is close to `name`, if there is one.
 fn suggest(name: &str, units: &[UnitView]) -> Option<String> {
     let registered = units.iter().filter(|u| u.status != Status::NotRegistered);
-    nearest(name, registered.map(|u| u.unit.as_str())).map(str::to_owned)
+    nearest(name, &mut registered.map(|u| u.unit.as_str())).map(str::to_owned)
 }
 
 /// The candidate closest to `name` if it is close enough to be a typo of
-/// it: at most two edits, and at most a third of the longer name.
-pub fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+/// it: at most two edits, and at most a third of the longer name. A `dyn`,
+/// so that its callers share one copy (BENCHMARKS.md, "Footprint").
+pub fn nearest<'a>(name: &str, candidates: &mut dyn Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|other| (edit_distance(name, other), other))
         .filter(|&(d, other)| d <= 2 && d * 3 <= name.chars().count().max(other.chars().count()))

@@ -145,27 +145,33 @@ pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
 }
 
 /// [`sort_by_name`] for keys that may not be UTF-8 (a `str` sorts as its
-/// bytes, so both orders agree).
+/// bytes, so both orders agree). The work is done by two non-generic
+/// helpers, reached through `dyn` closures: each caller's copy is only the
+/// two small closures (BENCHMARKS.md, "Footprint").
 pub fn sort_by_bytes<T>(items: &mut [T], key: impl Fn(&T) -> &[u8]) {
-    let order = sorted_order(items.iter().map(key).collect());
-    // Position `i` takes the item first at `order[i]`; an item already
-    // swapped away from there (to a position below `i`) is followed.
+    let order = sorted_order(items.len(), &|i| key(&items[i]));
+    permute(&order, &mut |i, at| items.swap(i, at));
+}
+
+/// The indices `0..len` in the order of their keys, equal keys in their
+/// order.
+fn sorted_order<'a>(len: usize, key: &dyn Fn(usize) -> &'a [u8]) -> Vec<usize> {
+    let mut pairs: Vec<(&[u8], usize)> = (0..len).map(|i| (key(i), i)).collect();
+    pairs.sort_unstable();
+    pairs.into_iter().map(|(_, at)| at).collect()
+}
+
+/// Puts the items in `order` through `swap`: position `i` takes the item
+/// first at `order[i]`; an item already swapped away from there (to a
+/// position below `i`) is followed.
+fn permute(order: &[usize], swap: &mut dyn FnMut(usize, usize)) {
     for (i, &first) in order.iter().enumerate() {
         let mut at = first;
         while at < i {
             at = order[at];
         }
-        items.swap(i, at);
+        swap(i, at);
     }
-}
-
-/// The indices of `keys` in the order of their keys, equal keys in their
-/// order. Not inlined: every [`sort_by_bytes`] shares this one copy.
-#[inline(never)]
-fn sorted_order(keys: Vec<&[u8]>) -> Vec<usize> {
-    let mut pairs: Vec<(&[u8], usize)> = keys.into_iter().zip(0..).collect();
-    pairs.sort_unstable();
-    pairs.into_iter().map(|(_, at)| at).collect()
 }
 
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
@@ -954,7 +960,7 @@ impl State {
     /// dependencies in the usual order costs no search at all.
     fn closes_cycle(&self, unit: Id, dep: Id) -> bool {
         let floor = self.units[unit].ord;
-        self.units[dep].ord > floor && self.region(dep, true, |ord| ord >= floor).contains(&unit)
+        self.units[dep].ord > floor && self.region(dep, true, &|ord| ord >= floor).contains(&unit)
     }
 
     /// Restores the order after adding `unit -> dep` (no cycle): if `dep`
@@ -981,8 +987,8 @@ impl State {
             sort_by_bytes(&mut keyed, |(key, _)| key);
             keyed.into_iter().map(|(_, id)| (self.units[id].ord, id)).collect()
         };
-        let ahead = by_ord(self.region(dep, true, |ord| ord > lower));
-        let behind = by_ord(self.region(unit, false, |ord| ord < upper));
+        let ahead = by_ord(self.region(dep, true, &|ord| ord > lower));
+        let behind = by_ord(self.region(unit, false, &|ord| ord < upper));
         let slots = by_ord(ahead.iter().chain(&behind).map(|&(_, id)| id).collect());
         for ((_, id), (ord, _)) in ahead.into_iter().chain(behind).zip(slots) {
             self.units[id].ord = ord;
@@ -991,7 +997,9 @@ impl State {
 
     /// Units reachable from `start` along dependencies (or dependents),
     /// `start` included, never going through a unit whose `ord` fails `keep`.
-    fn region(&self, start: Id, along_deps: bool, keep: impl Fn(i64) -> bool) -> Vec<Id> {
+    /// A `dyn`, so that its three callers share one copy (BENCHMARKS.md,
+    /// "Footprint").
+    fn region(&self, start: Id, along_deps: bool, keep: &dyn Fn(i64) -> bool) -> Vec<Id> {
         // A map of the type `deps` already is, used as a set: the binary
         // holds its code once, and no hashing (see `index`).
         let mut seen = BTreeMap::from([(start, true)]);

@@ -12,15 +12,14 @@
 
 use std::fmt;
 use std::fs;
-use std::hash::{BuildHasher, Hasher, RandomState};
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::socket::{Shutdown, shutdown};
@@ -467,12 +466,16 @@ impl Server {
     }
 }
 
-/// A random id for this server's state, so clients notice a restart.
+/// A random id for this server's state, so clients notice a restart:
+/// 64 bits from the kernel's generator, mixed with the time and our pid,
+/// which still tell restarts apart should `/dev/urandom` be unreadable.
+/// Not std's `RandomState`, whose SipHash and seeding code only this used
+/// (BENCHMARKS.md, "Footprint").
 fn new_instance_id() -> String {
-    // RandomState is seeded from the OS for each process.
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    hasher.write_u128(since_epoch.map_or(0, |d| d.as_nanos()));
-    format!("{:016x}", hasher.finish())
+    let mut random = [0; 8];
+    let _ = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut random));
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let id =
+        u64::from_le_bytes(random) ^ (since_epoch as u64) ^ (u64::from(std::process::id()) << 32);
+    format!("{id:016x}")
 }

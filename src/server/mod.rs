@@ -300,7 +300,7 @@ impl Prepared {
         threads::spawn("sweep", THREAD_STACK, move || {
             while !sweeping.load(Ordering::SeqCst) {
                 thread::sleep(SWEEP_EVERY);
-                sweeper.sweep(None, true, Duration::ZERO);
+                sweeper.sweep();
             }
         })
         .map_err(|err| {
@@ -386,27 +386,42 @@ impl Server {
     /// the state is rebuilt from it, as a restart would: the request is
     /// refused with nothing changed. That costs a replay, but only then.
     fn apply(&self, request: Request) -> Response {
-        // The units this request reads are checked for abandonment first,
-        // outside the lock: the check reads `/proc`.
-        match &request {
-            Request::Start { unit, .. } => self.sweep(Some(unit), false, START_CHECKS_EVERY),
-            Request::Status { unit } => self.sweep(Some(unit), true, Duration::ZERO),
-            Request::List => self.sweep(None, true, Duration::ZERO),
-            _ => {}
+        let guard = match &request {
+            Request::Start { unit, .. } => {
+                Guard::Owners { unit: Some(unit), self_too: false, fresh: START_CHECKS_EVERY }
+            }
+            Request::Status { unit } => {
+                Guard::Owners { unit: Some(unit), self_too: true, fresh: Duration::ZERO }
+            }
+            Request::List => Guard::Owners { unit: None, self_too: true, fresh: Duration::ZERO },
+            _ => Guard::None,
+        };
+        // Most requests find no owner to check and take the lock once; the
+        // others check `/proc` outside it, fail what was abandoned, and
+        // take it again.
+        match self.commit(&request, guard) {
+            Ok(response) => response,
+            Err(owners) => {
+                self.fail_abandoned(owners);
+                self.commit(&request, Guard::None).expect("an unguarded request is applied")
+            }
         }
-        self.commit(&request, None).expect("an unconditional request is always applied")
     }
 
-    /// Fails as abandoned every running unit whose owner is gone, among
-    /// `unit` (if `self_too`) and its dependencies, or among all units,
-    /// but for those checked less than `fresh` ago. README.md, "Abandoned
-    /// units".
-    fn sweep(&self, unit: Option<&str>, self_too: bool, fresh: Duration) {
+    /// Checks every running unit's owner: abandoned units fail within a
+    /// second even if nobody asks.
+    fn sweep(&self) {
         let owners = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let now = self.log.clock.now();
-            core.state.owners(unit, self_too, now, fresh)
+            core.state.owners(None, true, now, Duration::ZERO)
         };
+        self.fail_abandoned(owners);
+    }
+
+    /// Fails as abandoned each of these units whose owner is gone.
+    /// README.md, "Abandoned units".
+    fn fail_abandoned(&self, owners: Vec<(String, Owner)>) {
         for (unit, owner) in owners {
             if owner::exists(owner) {
                 continue;
@@ -418,20 +433,30 @@ impl Server {
             let request = Request::Fail { unit: unit.clone(), reason: Some(reason) };
             // Only if it still runs for the same owner: it may have
             // finished, or started again, since we looked.
-            self.commit(&request, Some((&unit, owner)));
+            let _ = self.commit(&request, Guard::Owned(&unit, owner));
         }
     }
 
-    /// [`Server::apply`]'s locked part; with `owned`, only if that unit
-    /// still runs for that owner under the lock: None (nothing done) if not.
-    fn commit(&self, request: &Request, owned: Option<(&str, Owner)>) -> Option<Response> {
+    /// [`Server::apply`]'s locked part, if `guard` lets it: else nothing
+    /// is applied, and the owners it found due for a check are returned.
+    fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owner)>> {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
-            if owned.is_some_and(|(unit, owner)| !state.is_owned_by(unit, owner)) {
-                return None;
-            }
             let now = self.log.clock.now();
+            match guard {
+                Guard::None => {}
+                Guard::Owners { unit, self_too, fresh } => {
+                    let owners = state.owners(unit, self_too, now, fresh);
+                    if !owners.is_empty() {
+                        return Err(owners);
+                    }
+                }
+                Guard::Owned(unit, owner) if !state.is_owned_by(unit, owner) => {
+                    return Err(Vec::new());
+                }
+                Guard::Owned(..) => {}
+            }
             let Outcome { body, log, changed } = dispatch::apply(state, request, now);
             match journal {
                 Some(journal) if changed => match journal.append(request, now) {
@@ -458,12 +483,28 @@ impl Server {
         if let Some(event) = event {
             self.log.line(&event);
         }
-        Some(Response::new(&self.instance, body))
+        Ok(Response::new(&self.instance, body))
     }
 
     fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Vec<u8> {
         Response::error(&self.instance, ErrorBody::new(kind, message)).to_line()
     }
+}
+
+/// What [`Server::commit`] makes sure of under the lock before it applies
+/// a request.
+enum Guard<'a> {
+    None,
+    /// That no running unit's owner among `unit` (if `self_too`) and its
+    /// dependencies, or among all units, is due for a check (not looked at
+    /// in `fresh`).
+    Owners {
+        unit: Option<&'a str>,
+        self_too: bool,
+        fresh: Duration,
+    },
+    /// That this unit still runs for this owner: failing it as abandoned.
+    Owned(&'a str, Owner),
 }
 
 /// A random id for this server's state, so clients notice a restart:

@@ -101,11 +101,16 @@ fn a_running_script_keeps_its_unit_until_it_completes_it() {
 }
 
 #[test]
-fn a_command_substitution_and_a_pipeline_are_owned_by_the_script() {
+fn a_command_substitution_a_pipeline_and_exec_wrappers_are_owned_by_the_script() {
     for shell in SHELLS {
-        for start in
-            ["x=$(unitsync start a); echo \"$x\"", "unitsync start a | cat", "( unitsync start a )"]
-        {
+        for start in [
+            "x=$(unitsync start a); echo \"$x\"",
+            "unitsync start a | cat",
+            "( unitsync start a )",
+            // Wrappers that exec what they run.
+            "env X=1 unitsync start a",
+            "nice unitsync start a",
+        ] {
             let sb = Sandbox::new();
             let _server = sb.serve(&[]);
             let go = sb.path("go");

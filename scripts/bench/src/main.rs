@@ -467,7 +467,12 @@ fn abandon(trials: usize, socket: &str, bin: &str, poll: Duration) -> io::Result
         if contains(ctl.call(status.as_bytes())?, b"\"owner\":null") {
             return Err(fail(format!("{dep}: started without an owner")));
         }
-        sleep(rng.duration(poll));
+        // Our own status requests checked the owner just now, which puts
+        // off the dependent's next check by up to 5 ms: let that pass, then
+        // die at a random moment of the dependent's check cycle (its poll,
+        // or the 5 ms between checks if that is longer).
+        let cycle = poll.max(Duration::from_millis(5));
+        sleep(Duration::from_millis(10) + rng.duration(cycle));
         let t0 = Instant::now();
         script.kill()?;
         let status = dependent.wait()?;

@@ -181,6 +181,11 @@ out=$("$load" ready tcp 30 "$sock" "$us" 1 "$work/markers")
 r_tcp_fast=$out
 out=$("$load" ready fd 30 "$sock" "$us" 1 "$work/markers")
 r_fd_fast=$out
+say "3c. abandoned units"
+out=$("$load" abandon 30 "$sock" "$us" 50)
+a_default=$out
+out=$("$load" abandon 30 "$sock" "$us" 1)
+a_fast=$out
 # Ten services in a chain under `up`, each taking STOP_MS to stop: the
 # shutdown can be no faster than the sum of their stop times, since each
 # waits for its dependents.
@@ -278,6 +283,10 @@ esock="$work/echo.sock"
 "$load" echo "$esock" &
 epid=$!
 "$us" -q want bench.poll bench.gate
+# `owned`: a waiting start whose dependency runs, owned by this script, so
+# that each poll may check that the owner still exists.
+"$us" -q want bench.owned bench.ogate
+"$us" -q start bench.ogate
 n=0
 until [ -S "$esock" ] || [ "$n" -ge 50 ]; do
 	sleep 0.1
@@ -290,11 +299,12 @@ done
 round=1
 while [ "$round" -le 7 ]; do
 	for conns in 1 16; do
-		for kind in ping status start; do
+		for kind in ping status start owned; do
 			case $kind in
 			ping) line='{"op":"ping"}' ;;
 			status) line='{"op":"status","unit":"x"}' ;;
 			start) line='{"op":"start","unit":"bench.poll"}' ;;
+			owned) line='{"op":"start","unit":"bench.owned"}' ;;
 			esac
 			if [ $((round % 2)) = 1 ]; then
 				e=$("$load" throughput "$esock" "$conns" 0.5 '{"op":"ping"}' "$epid")
@@ -312,9 +322,9 @@ kill "$epid"
 epid=""
 # tp CLIENTS KIND COLUMN: the median of a column of "rates".
 tp() { awk -v c="$1" -v k="$2" -v f="$3" '$2 == c && $3 == k { print $f }' "$work/rates" | med; }
-# The lowest of the three request kinds' ratios, for the target.
+# The lowest of the request kinds' ratios, for the target.
 worst() {
-	for kind in ping status start; do echo "$(tp "$1" "$kind" 8) $kind"; done | sort -g | head -n 1
+	for kind in ping status start owned; do echo "$(tp "$1" "$kind" 8) $kind"; done | sort -g | head -n 1
 }
 stop_server
 
@@ -518,6 +528,7 @@ EOF
 	echo "| readiness detected, \`tcp:\`, median under 60 ms (default poll) | $(us_ms "$(field "$r_tcp" 2)") | $(at_most "$(field "$r_tcp" 2)" 60000) |"
 	echo "| readiness detected, \`fd:\`, median under 60 ms (default poll) | $(us_ms "$(field "$r_fd" 2)") | $(at_most "$(field "$r_fd" 2)" 60000) |"
 	echo "| readiness detected, \`tcp:\`, median under 5 ms (\`--poll 1ms\`) | $(us_ms "$(field "$r_tcp_fast" 2)") | $(at_most "$(field "$r_tcp_fast" 2)" 5000) |"
+	echo "| abandoned unit: its waiting dependent exits within about a second of the script's death (median, default poll) | $(us_ms "$(field "$a_default" 2)") | $(at_most "$(field "$a_default" 2)" 1000000) |"
 	echo "| readiness detected, \`fd:\`, median under 5 ms (\`--poll 1ms\`) | $(us_ms "$(field "$r_fd_fast" 2)") | $(at_most "$(field "$r_fd_fast" 2)" 5000) |"
 	echo "| throughput at least 0.8x echo, 1 client | $(calc '%.2f' "$(field "$worst1" 1)")x (lowest: \`$(field "$worst1" 2)\`) | $(at_least "$(field "$worst1" 1)" 0.8) |"
 	echo "| throughput at least 0.8x echo, 16 clients | $(calc '%.2f' "$(field "$worst16" 1)")x (lowest: \`$(field "$worst16" 2)\`) | $(at_least "$(field "$worst16" 1)" 0.8) |"
@@ -620,6 +631,20 @@ EOF
 	handoff_row "\`tcp:PORT\` | 1 ms" "$r_tcp_fast"
 	handoff_row "\`fd:3\` | 1 ms" "$r_fd_fast"
 	echo
+	echo "## 3c. Abandoned units"
+	echo
+	echo "A script (\`sh -c\`) starts a unit that a dependent's \`unitsync start\`"
+	echo "waits for, and is killed with SIGKILL at a random moment of the"
+	echo "dependent's poll cycle; the time runs from the kill until the dependent"
+	echo "has exited 5 (a dependency failed). Each waiting poll checks the"
+	echo "dependency's owner (at most once per 5 ms), so the poll interval bounds it;"
+	echo "the server's own once-a-second check is the bound when nobody waits."
+	echo
+	echo "| dependent's poll | trials | median | p95 | min | max |"
+	echo "|---|---|---|---|---|---|"
+	handoff_row "50 ms (default)" "$a_default"
+	handoff_row "1 ms" "$a_fast"
+	echo
 	echo "Ordered shutdown: \`unitsync up\` runs 10 services in a chain (each"
 	echo "\`after=\` the previous one, \`ready=file:\`), each of which takes"
 	echo "${stop_ms} ms to stop (its TERM trap sleeps); SIGTERM to \`up\` once the last"
@@ -644,12 +669,14 @@ EOF
 	echo "Requests per second with one request in flight per connection, and the"
 	echo "server's CPU time per request (user + system, from \`/proc/PID/stat\`; less"
 	echo "sensitive to a busy machine). Medians of 7 paired rounds of 0.5 s each;"
-	echo "the ratio is the median of the per-pair ratios."
+	echo "the ratio is the median of the per-pair ratios. \`start\` is a waiting"
+	echo "start whose dependency is pending; \`owned\` one whose dependency runs,"
+	echo "owned by a live script, so that polls check its owner."
 	echo
 	echo "| request | clients | unitsync req/s | echo req/s | ratio | unitsync CPU/request | echo CPU/request |"
 	echo "|---|---|---|---|---|---|---|"
 	for conns in 1 16; do
-		for kind in ping status start; do
+		for kind in ping status start owned; do
 			echo "| \`$kind\` | $conns | $(commas "$(tp "$conns" "$kind" 4)") | $(commas "$(tp "$conns" "$kind" 6)") | $(calc '%.2f' "$(tp "$conns" "$kind" 8)")x | $(calc '%.1f µs' "$(tp "$conns" "$kind" 5)") | $(calc '%.1f µs' "$(tp "$conns" "$kind" 7)") |"
 		done
 	done

@@ -60,6 +60,8 @@ pub enum Cmd {
         unit: String,
         timeout: Option<Duration>,
         poll: Option<Duration>,
+        /// `--detached`: nobody owns the unit, so it is never abandoned.
+        detached: bool,
     },
     /// `ready [UNIT]`: UNIT is None when not given; `$UNITSYNC_UNIT` is
     /// resolved after parsing.
@@ -251,13 +253,17 @@ would close a cycle (the message shows it: cycle: a -> b -> a).
 ";
 
 const START_HELP: &str = "\
-Usage: unitsync start UNIT [--timeout D] [--poll D]
+Usage: unitsync start UNIT [--timeout D] [--poll D] [--detached]
 
 Waits until every dependency of UNIT is met, then marks UNIT started.
 Says what it waits for, then a progress line at most every 10s.
+UNIT is owned by the script that called this: if that script exits while
+UNIT is started or ready, UNIT fails as abandoned.
 
   --timeout D   give up after D [$UNITSYNC_TIMEOUT, 5m]; 0 waits forever
   --poll D      check every D [$UNITSYNC_POLL, 50ms]
+  --detached    no owner: another process completes UNIT later
+                [$UNITSYNC_DETACHED: 1/true/yes/on or 0/false/no/off]
 
 Exit 0 once started, 4 on timeout (listing every unmet dependency), 5 as soon
 as a hard dependency failed (UNIT is then marked failed too), 1 if UNIT is
@@ -271,7 +277,8 @@ Usage: unitsync ready [UNIT]
 Marks UNIT, which is started and keeps running (a service), ready: its
 dependents may start now, as if it had completed. UNIT defaults to
 $UNITSYNC_UNIT, which 'unitsync run' sets for its command. Repeating it
-changes nothing.
+changes nothing. A unit started --detached is owned from now on by the
+script that calls this, unless $UNITSYNC_DETACHED is set.
 
 Exit 0 once ready, 1 if UNIT is not started (pending, never registered,
 already completed or failed: start it first), 2 if there is neither UNIT
@@ -428,6 +435,9 @@ or was stopped, else 1; 128+N if signal N came before startup finished.
 
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Error> {
+    // As a `Vec`, as `help` and `up` give theirs: lexopt's generic
+    // constructor is compiled once (BENCHMARKS.md, "Footprint").
+    let args: Vec<OsString> = args.into_iter().collect();
     let mut parser = lexopt::Parser::from_args(args);
     let mut global = Global::default();
     let name = match leading(&mut parser, &mut global) {
@@ -457,7 +467,7 @@ fn help(parser: &mut lexopt::Parser) -> Result<Cmd, Error> {
     let Some(&(name, command)) = COMMANDS.iter().find(|(known, _)| *known == name) else {
         return Err(usage(format!("unknown command {name:?}")));
     };
-    let mut asked = lexopt::Parser::from_args(["--help"]);
+    let mut asked = lexopt::Parser::from_args(vec![OsString::from("--help")]);
     command(&mut asked, &mut Global::default()).map_err(|e| Error::new(e, Some(name)))
 }
 
@@ -659,12 +669,14 @@ fn waiting(
     many: bool,
 ) -> Result<Cmd, lexopt::Error> {
     let (mut values, mut timeout, mut poll, mut once) = (Vec::new(), None, None, false);
+    let mut detached = false;
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => values.push(v.string()?),
             Long("timeout") => timeout = Some(duration_value(parser, "--timeout")?),
             Long("poll") => poll = Some(poll_value(parser)?),
             Long("once") if many => once = true,
+            Long("detached") if !many => detached = true,
             Short('h') | Long("help") => {
                 return Ok(Cmd::Help(if many { WAIT_HELP } else { START_HELP }));
             }
@@ -672,7 +684,7 @@ fn waiting(
         }
     }
     if !many {
-        return Ok(Cmd::Start { unit: one_unit(values)?, timeout, poll });
+        return Ok(Cmd::Start { unit: one_unit(values)?, timeout, poll, detached });
     }
     if values.is_empty() {
         return Err("missing at least one UNIT".into());
@@ -893,9 +905,11 @@ mod tests {
             Cmd::Start {
                 unit: "b".into(),
                 timeout: Some(Duration::from_secs(90)),
-                poll: Some(Duration::from_millis(1))
+                poll: Some(Duration::from_millis(1)),
+                detached: false,
             }
         );
+        assert!(matches!(cmd("start b --detached"), Cmd::Start { detached: true, .. }));
         assert_eq!(
             cmd("fail a --reason=disk"),
             Cmd::Fail { unit: "a".into(), reason: Some("disk".into()) }

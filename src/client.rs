@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use crate::duration::human;
 use crate::peer;
-use crate::protocol::{self, Body, DepView, ErrorBody, LineError, Request, Status, UnitView};
+use crate::protocol::{
+    self, Body, DepView, ErrorBody, LineError, Owner, Request, Status, UnitView,
+};
 use crate::render;
 use crate::signals;
 
@@ -309,7 +311,7 @@ fn request_unit(request: &Request) -> String {
     match request {
         Request::Want { unit, .. }
         | Request::Start { unit, .. }
-        | Request::Ready { unit }
+        | Request::Ready { unit, .. }
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
         | Request::Status { unit }
@@ -442,11 +444,18 @@ fn wait_until<T>(
     }
 }
 
-/// `start`: waits until `unit` may start and marks it started.
-pub fn start(client: &mut Client, unit: &str, patience: Patience, say: Say) -> Result<(), Error> {
+/// `start`: waits until `unit` may start and marks it started, by `owner`
+/// (None: detached, nobody owns it).
+pub fn start(
+    client: &mut Client,
+    unit: &str,
+    owner: Option<Owner>,
+    patience: Patience,
+    say: Say,
+) -> Result<(), Error> {
     // The poll interval tells the server how long our silence may last.
     let poll = Some(protocol::secs(patience.poll));
-    let request = Request::Start { unit: unit.to_owned(), poll };
+    let request = Request::start(unit, poll, owner);
     let mut blocked = false;
     let mut check = |client: &mut Client, last: bool| match client.call(&request)? {
         Body::Started { .. } => Ok(Check::Done(())),
@@ -601,12 +610,13 @@ fn typo_note(name: &str, registered: &[UnitView], last: bool) -> Option<String> 
 /// A registered unit whose name is close to `name`, if there is one.
 fn suggest(name: &str, units: &[UnitView]) -> Option<String> {
     let registered = units.iter().filter(|u| u.status != Status::NotRegistered);
-    nearest(name, registered.map(|u| u.unit.as_str())).map(str::to_owned)
+    nearest(name, &mut registered.map(|u| u.unit.as_str())).map(str::to_owned)
 }
 
 /// The candidate closest to `name` if it is close enough to be a typo of
-/// it: at most two edits, and at most a third of the longer name.
-pub fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+/// it: at most two edits, and at most a third of the longer name. A `dyn`,
+/// so that its callers share one copy (BENCHMARKS.md, "Footprint").
+pub fn nearest<'a>(name: &str, candidates: &mut dyn Iterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .map(|other| (edit_distance(name, other), other))
         .filter(|&(d, other)| d <= 2 && d * 3 <= name.chars().count().max(other.chars().count()))

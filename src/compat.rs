@@ -77,7 +77,7 @@ use crate::cli;
 use crate::client::{self, Client, Say};
 use crate::duration;
 use crate::exit;
-use crate::protocol::{Body, DepView, ErrorKind, Request, Status, UnitView};
+use crate::protocol::{Body, DepView, ErrorKind, Owner, Request, Status, UnitView};
 use crate::render;
 use crate::settings::Settings;
 use crate::state;
@@ -760,7 +760,8 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
             writeln!(out, "Unit {unit:?} declared dependencies: [{declared}]")?;
         }
         Sub::Start { unit, timeout } => {
-            start(&mut client, &unit, settings.patience(timeout, None), out)?;
+            let owner = settings.owner(false);
+            start(&mut client, &unit, owner, settings.patience(timeout, None), out)?;
         }
         Sub::Complete { unit } => {
             let doing = "complete unit failed";
@@ -811,6 +812,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
 fn start(
     client: &mut Client,
     unit: &str,
+    owner: Option<Owner>,
     patience: client::Patience,
     out: &mut impl Write,
 ) -> Result<(), Failure> {
@@ -830,13 +832,15 @@ fn start(
         writeln!(out, "Unit {unit:?} is waiting for dependencies to be satisfied: [{waiting}]")?;
         out.flush()?;
     }
-    client::start(client, unit, patience, Say { quiet: true }).map_err(|error| match error {
-        client::Error::TimedOut(detail) => Failure::TimedOut { unit: unit.to_owned(), detail },
-        client::Error::Refused(body) if body.kind == ErrorKind::AlreadyStarted => {
-            Failure::Coder { doing: "start unit failed", cause: same_status("start", unit) }
-        }
-        error => Failure::Client { doing: "start unit failed", error },
-    })?;
+    client::start(client, unit, owner, patience, Say { quiet: true }).map_err(
+        |error| match error {
+            client::Error::TimedOut(detail) => Failure::TimedOut { unit: unit.to_owned(), detail },
+            client::Error::Refused(body) if body.kind == ErrorKind::AlreadyStarted => {
+                Failure::Coder { doing: "start unit failed", cause: same_status("start", unit) }
+            }
+            error => Failure::Client { doing: "start unit failed", error },
+        },
+    )?;
     if all.is_empty() {
         writeln!(out, "Unit {unit:?} started with no dependencies")?;
     } else if unmet.is_empty() {
@@ -1273,6 +1277,7 @@ mod tests {
             waited: None,
             ran: None,
             waiting_since: None,
+            owner: None,
         }
     }
 

@@ -15,6 +15,7 @@
 //! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
 //!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
 //! - `signals`  stop signals for `run`, `up` and a waiting `start`: caught, forwarded, reset in children.
+//! - `threads`  named threads with their stack sizes, all through one copy of std's spawn code.
 //! - `settings` global options with the environment's defaults applied.
 //! - `exit`     the exit codes below, named, and which outcome gets which.
 //! - `duration` `250ms`/`5m` in and out.
@@ -47,6 +48,7 @@ mod compat;
 mod duration;
 mod exit;
 mod journal;
+mod owner;
 mod peer;
 mod protocol;
 mod readiness;
@@ -58,6 +60,7 @@ mod server;
 mod settings;
 mod signals;
 mod state;
+mod threads;
 mod up;
 
 use std::env;
@@ -147,19 +150,20 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             settings.client().call(&Request::Want { unit, deps, soft })?;
             settings.say().line(&said);
         }
-        Cmd::Start { unit, timeout, poll } => {
+        Cmd::Start { unit, timeout, poll, detached } => {
             // A stop signal ends the wait cleanly, so the server hears that
             // nobody waits any more (exit 128+N, as for `run`).
             signals::catch();
             let patience =
                 Patience { cancel: Some(&signals::RECEIVED), ..settings.patience(timeout, poll) };
-            client::start(&mut settings.client(), &unit, patience, settings.say())?;
+            let owner = settings.owner(detached);
+            client::start(&mut settings.client(), &unit, owner, patience, settings.say())?;
         }
         Cmd::Ready { unit } => {
             let unit = settings
                 .own_unit(unit)
                 .map_err(|e| Failure::Usage(format!("{e}; see 'unitsync ready --help'")))?;
-            settings.client().call(&Request::Ready { unit })?;
+            settings.client().call(&Request::ready(&unit, settings.owner(false)))?;
         }
         Cmd::Complete { unit } => {
             let said = format!("{unit}: completed");

@@ -34,12 +34,15 @@ pub struct Peer {
     pub gid: u32,
     /// Its supplementary groups.
     pub groups: Vec<u32>,
+    /// Its pid as our PID namespace sees it: 0 if it is in another one
+    /// that ours does not contain.
+    pub pid: i32,
 }
 
 pub fn credentials(stream: &UnixStream) -> std::io::Result<Peer> {
     let cred = getsockopt(stream, PeerCredentials)?;
     let groups = peer_groups(stream)?;
-    Ok(Peer { uid: cred.uid(), gid: cred.gid(), groups })
+    Ok(Peer { uid: cred.uid(), gid: cred.gid(), groups, pid: cred.pid() })
 }
 
 /// `SO_PEERGROUPS` (Linux 4.13), which the libc crate does not export
@@ -126,7 +129,7 @@ mod tests {
 
     #[test]
     fn policy_admits_owner_root_and_group_members() {
-        let peer = |uid, gid, groups: &[u32]| Peer { uid, gid, groups: groups.to_vec() };
+        let peer = |uid, gid, groups: &[u32]| Peer { uid, gid, groups: groups.to_vec(), pid: 1 };
         let policy = Policy { owner: 1000, group: None };
         assert!(policy.allows(&peer(1000, 5, &[])));
         assert!(policy.allows(&peer(0, 5, &[])));
@@ -145,6 +148,7 @@ mod tests {
         let (a, _b) = UnixStream::pair().unwrap();
         let peer = credentials(&a).unwrap();
         assert_eq!((peer.uid, peer.gid), (current_uid(), Gid::effective().as_raw()));
+        assert_eq!(peer.pid as u32, std::process::id());
         let mut mine: Vec<u32> = getgroups().unwrap().iter().map(|g| g.as_raw()).collect();
         let mut theirs = peer.groups.clone();
         mine.sort_unstable();

@@ -8,11 +8,13 @@ use std::fmt;
 use std::io::{self, BufRead};
 use std::time::Duration;
 
+use serde::de::{self, Unexpected};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::duration;
 use crate::state::{self, Dep, UnitInfo};
-pub use crate::state::{Status, clean_reason};
+pub use crate::state::{Owner, Status, clean_reason};
 
 /// Bumped when a request or response changes incompatibly: 2 renamed the
 /// unit object's `ready` to `startable` (PROTOCOL.md, "Versions").
@@ -37,6 +39,14 @@ pub enum Request {
         /// it stops refreshing lapses after three of these (or 10 s).
         #[serde(skip_serializing_if = "Option::is_none")]
         poll: Option<f64>,
+        /// The script that started it and must finish it (README.md,
+        /// "Abandoned units"). The server keeps it only when `client_pid`
+        /// is the connection's own pid, and then journals it with the start.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<OwnerField>,
+        /// The client's own pid, as the client sees it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_pid: Option<u32>,
     },
     Complete {
         unit: String,
@@ -47,6 +57,12 @@ pub enum Request {
     /// A started unit is ready: its dependents may start while it runs.
     Ready {
         unit: String,
+        /// Who says so, trusted as `start`'s is; it becomes the owner only
+        /// of a unit that has none (README.md, "Abandoned units").
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<OwnerField>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_pid: Option<u32>,
     },
     Fail {
         unit: String,
@@ -135,14 +151,15 @@ pub enum Body {
     },
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct ErrorBody {
     pub kind: ErrorKind,
     pub message: String,
 }
 
 /// Why a request was refused, for programs; PROTOCOL.md lists them.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+/// Read by [`error_kind`].
+#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     BadRequest,
@@ -161,9 +178,43 @@ pub enum ErrorKind {
     /// The change could not be written to the `--state` file, so it was refused.
     Journal,
     /// A kind this client does not know, from a newer server. Never sent.
-    #[serde(other)]
     Other,
 }
+
+/// The kinds [`error_kind`] knows, and their names on the wire (serde's,
+/// as a test checks).
+const ERROR_KINDS: [ErrorKind; 14] = [
+    ErrorKind::BadRequest,
+    ErrorKind::UnknownOp,
+    ErrorKind::LineTooLong,
+    ErrorKind::BadName,
+    ErrorKind::SelfDependency,
+    ErrorKind::Cycle,
+    ErrorKind::AlreadyStarted,
+    ErrorKind::AlreadyCompleted,
+    ErrorKind::NotRunning,
+    ErrorKind::BadNote,
+    ErrorKind::Limit,
+    ErrorKind::Busy,
+    ErrorKind::Forbidden,
+    ErrorKind::Journal,
+];
+const ERROR_KIND_NAMES: [&str; 14] = [
+    "bad_request",
+    "unknown_op",
+    "line_too_long",
+    "bad_name",
+    "self_dependency",
+    "cycle",
+    "already_started",
+    "already_completed",
+    "not_running",
+    "bad_note",
+    "limit",
+    "busy",
+    "forbidden",
+    "journal",
+];
 
 impl ErrorBody {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> ErrorBody {
@@ -188,9 +239,9 @@ impl From<state::Error> for ErrorBody {
 }
 
 /// [`Status`] on the wire: the state machine knows no serde, so its enum
-/// is (de)serialized through this mirror (serde's "remote" derive). The
-/// names are [`Status::as_str`]'s, as a test checks.
-#[derive(Serialize, Deserialize)]
+/// is serialized through this mirror (serde's "remote" derive) and read by
+/// [`status`]. The names are [`Status::as_str`]'s, as a test checks.
+#[derive(Serialize)]
 #[serde(remote = "Status", rename_all = "lowercase")]
 enum StatusDef {
     #[serde(rename = "not registered")]
@@ -202,8 +253,106 @@ enum StatusDef {
     Failed,
 }
 
+/// A unit's owner on the wire: a pid and its start time, in clock ticks
+/// since boot (field 22 of `/proc/PID/stat`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct OwnerField {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl From<OwnerField> for Owner {
+    fn from(o: OwnerField) -> Owner {
+        Owner { pid: o.pid, start: o.start }
+    }
+}
+
+impl From<Owner> for OwnerField {
+    fn from(o: Owner) -> OwnerField {
+        OwnerField { pid: o.pid, start: o.start }
+    }
+}
+
+/// The statuses [`status`] knows, and their names on the wire.
+const STATUSES: [Status; 6] = [
+    Status::NotRegistered,
+    Status::Pending,
+    Status::Started,
+    Status::Ready,
+    Status::Completed,
+    Status::Failed,
+];
+const STATUS_NAMES: [&str; 6] =
+    ["not registered", "pending", "started", "ready", "completed", "failed"];
+
+/// A status as the wire spells it.
+fn status(value: &Value) -> Result<Status, serde_json::Error> {
+    let at = variant(value, &STATUS_NAMES, false)?;
+    Ok(STATUSES[at.expect("only a known name is read")])
+}
+
+/// An error kind as the wire spells it: one this client does not know
+/// (from a newer server) is [`ErrorKind::Other`], so its message shows.
+fn error_kind(value: &Value) -> Result<ErrorKind, serde_json::Error> {
+    Ok(variant(value, &ERROR_KIND_NAMES, true)?.map_or(ErrorKind::Other, |at| ERROR_KINDS[at]))
+}
+
+/// Which of `names` the unit variant in `value` is (`"pending"`, or
+/// `{"pending":null}` as serde reads it too); `None` for another name if
+/// `other` allows one. Read as serde's derived `Deserialize` reads an enum
+/// from a `Value`, with its errors, but by hand: the derived impls and
+/// serde_json's enum access for them cost more code (BENCHMARKS.md,
+/// "Footprint").
+fn variant(
+    value: &Value,
+    names: &'static [&'static str],
+    other: bool,
+) -> Result<Option<usize>, serde_json::Error> {
+    let (name, payload) = match value {
+        Value::String(name) => (name, None),
+        Value::Object(map) if map.len() == 1 => {
+            let (name, payload) = map.iter().next().expect("one entry");
+            (name, Some(payload))
+        }
+        Value::Object(_) => {
+            return Err(de::Error::invalid_value(Unexpected::Map, &"map with a single key"));
+        }
+        value => return Err(de::Error::invalid_type(unexpected(value), &"string or map")),
+    };
+    let at = names.iter().position(|n| n == name);
+    if at.is_none() && !other {
+        // serde's words for three names or more, as `names` always are.
+        let expected: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        let message = format!("unknown variant `{name}`, expected one of {}", expected.join(", "));
+        return Err(de::Error::custom(message));
+    }
+    match payload {
+        // A unit variant's payload, if there is one, is `null`.
+        Some(payload) if !payload.is_null() => {
+            Err(de::Error::invalid_type(unexpected(payload), &"unit"))
+        }
+        _ => Ok(at),
+    }
+}
+
+/// What serde_json's errors call a value of the wrong type.
+fn unexpected(value: &Value) -> Unexpected<'_> {
+    match value {
+        Value::Null => Unexpected::Unit,
+        Value::Bool(b) => Unexpected::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Unexpected::Unsigned(u),
+            (None, Some(i), _) => Unexpected::Signed(i),
+            (None, None, f) => Unexpected::Float(f.unwrap_or_default()),
+        },
+        Value::String(s) => Unexpected::Str(s),
+        Value::Array(_) => Unexpected::Seq,
+        Value::Object(_) => Unexpected::Map,
+    }
+}
+
 /// One dependency of a unit, as `status --json` and `list --json` print it.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct DepView {
     pub unit: String,
     #[serde(with = "StatusDef")]
@@ -215,7 +364,7 @@ pub struct DepView {
 }
 
 /// One unit, as `status --json` prints it and `list --json` prints each.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct UnitView {
     pub unit: String,
     #[serde(with = "StatusDef")]
@@ -242,6 +391,8 @@ pub struct UnitView {
     pub ran: Option<f64>,
     /// Since when a `start` has been waiting, while one is.
     pub waiting_since: Option<f64>,
+    /// The pid of the script that started it, while it runs and has one.
+    pub owner: Option<u32>,
 }
 
 /// Seconds, rounded to the millisecond so JSON stays short. Not inlined:
@@ -284,6 +435,7 @@ impl From<UnitInfo> for UnitView {
             waited: u.waited.map(secs),
             ran,
             waiting_since: u.waiting_since.map(secs),
+            owner: u.owner.map(|o| o.pid),
         }
     }
 }
@@ -325,12 +477,29 @@ impl Response {
 }
 
 impl Request {
+    /// `start` by `owner` (None: detached). The client's own pid goes
+    /// with an owner, so the server can tell that it sees the same pids.
+    pub fn start(unit: &str, poll: Option<f64>, owner: Option<Owner>) -> Request {
+        let (owner, client_pid) = claim(owner);
+        Request::Start { unit: unit.to_owned(), poll, owner, client_pid }
+    }
+
+    /// `ready`, said by `owner`, as [`Request::start`].
+    pub fn ready(unit: &str, owner: Option<Owner>) -> Request {
+        let (owner, client_pid) = claim(owner);
+        Request::Ready { unit: unit.to_owned(), owner, client_pid }
+    }
+
     /// The request as one line, newline included.
     pub fn to_line(&self) -> Vec<u8> {
         let mut line = serde_json::to_vec(self).expect("a request serializes");
         line.push(b'\n');
         line
     }
+}
+
+fn claim(owner: Option<Owner>) -> (Option<OwnerField>, Option<u32>) {
+    (owner.map(Into::into), owner.map(|_| std::process::id()))
 }
 
 /// Parses one request line, or says what is wrong with it.
@@ -359,6 +528,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         reason: Option<String>,
         note: Option<String>,
         poll: Option<f64>,
+        owner: Option<OwnerField>,
+        client_pid: Option<u32>,
     }
     let fields: Fields =
         serde_json::from_slice(line).map_err(|e| bad(format!("malformed request: {e}")))?;
@@ -373,8 +544,15 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             deps: fields.deps.clone().unwrap_or_default(),
             soft: fields.soft.unwrap_or(false),
         },
-        "start" => Request::Start { unit: unit()?, poll: fields.poll },
-        "ready" => Request::Ready { unit: unit()? },
+        "start" => Request::Start {
+            unit: unit()?,
+            poll: fields.poll,
+            owner: fields.owner,
+            client_pid: fields.client_pid,
+        },
+        "ready" => {
+            Request::Ready { unit: unit()?, owner: fields.owner, client_pid: fields.client_pid }
+        }
         "complete" => Request::Complete { unit: unit()?, note: fields.note.clone() },
         "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
         "status" => Request::Status { unit: unit()? },
@@ -420,7 +598,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         "list" => Body::List { now: f.f64("now")?, units: f.list("units", unit_view)? },
         "error" => {
             let error = f.object("error")?;
-            let kind = ErrorKind::deserialize(error.need("kind")?).map_err(|e| e.to_string())?;
+            let kind = error_kind(error.need("kind")?).map_err(|e| e.to_string())?;
             Body::Error { error: ErrorBody { kind, message: error.string("message")? } }
         }
         other => return Err(format!("unknown result {other:?}")),
@@ -444,6 +622,7 @@ fn unit_view(f: &Object) -> Result<UnitView, String> {
         waited: f.option("waited", Object::f64)?,
         ran: f.option("ran", Object::f64)?,
         waiting_since: f.option("waiting_since", Object::f64)?,
+        owner: f.option("owner", Object::u32)?,
     })
 }
 
@@ -515,7 +694,7 @@ impl<'a> Object<'a> {
     }
 
     fn status(&self, name: &str) -> Result<Status, String> {
-        StatusDef::deserialize(self.need(name)?).map_err(|e| format!("field `{name}`: {e}"))
+        status(self.need(name)?).map_err(|e| format!("field `{name}`: {e}"))
     }
 
     fn object(&self, name: &str) -> Result<Object<'a>, String> {
@@ -618,17 +797,45 @@ mod tests {
                 Request::Want { unit: "b".into(), deps: vec!["a".into()], soft: false },
                 r#"{"op":"want","unit":"b","deps":["a"],"soft":false}"#,
             ),
-            (Request::Start { unit: "b".into(), poll: None }, r#"{"op":"start","unit":"b"}"#),
             (
-                Request::Start { unit: "b".into(), poll: Some(0.05) },
+                Request::Start { unit: "b".into(), poll: None, owner: None, client_pid: None },
+                r#"{"op":"start","unit":"b"}"#,
+            ),
+            (
+                Request::Start {
+                    unit: "b".into(),
+                    poll: Some(0.05),
+                    owner: None,
+                    client_pid: None,
+                },
                 r#"{"op":"start","unit":"b","poll":0.05}"#,
+            ),
+            (
+                Request::Start {
+                    unit: "b".into(),
+                    poll: Some(0.05),
+                    owner: Some(OwnerField { pid: 42, start: 1234 }),
+                    client_pid: Some(43),
+                },
+                r#"{"op":"start","unit":"b","poll":0.05,"owner":{"pid":42,"start":1234},"client_pid":43}"#,
             ),
             (Request::Complete { unit: "a".into(), note: None }, r#"{"op":"complete","unit":"a"}"#),
             (
                 Request::Complete { unit: "a".into(), note: Some("stopped".into()) },
                 r#"{"op":"complete","unit":"a","note":"stopped"}"#,
             ),
-            (Request::Ready { unit: "a".into() }, r#"{"op":"ready","unit":"a"}"#),
+            (
+                Request::Ready { unit: "a".into(), owner: None, client_pid: None },
+                r#"{"op":"ready","unit":"a"}"#,
+            ),
+            (
+                Request::Ready {
+                    unit: "a".into(),
+                    owner: Some(OwnerField { pid: 42, start: 1234 }),
+                    client_pid: Some(42),
+                },
+                r#"{"op":"ready","unit":"a","owner":{"pid":42,"start":1234},"client_pid":42}"#,
+            ),
             (
                 Request::Fail { unit: "a".into(), reason: Some("exit status 2".into()) },
                 r#"{"op":"fail","unit":"a","reason":"exit status 2"}"#,
@@ -719,6 +926,7 @@ mod tests {
             waited: None,
             ran: None,
             waiting_since: Some(2.0),
+            owner: None,
         };
         let dep = unit.dependencies[0].clone();
         let failed = UnitView {
@@ -742,6 +950,7 @@ mod tests {
             waited: None,
             ran: None,
             waiting_since: None,
+            owner: None,
         };
         let service = UnitView {
             unit: "db".into(),
@@ -758,6 +967,7 @@ mod tests {
             waited: Some(0.0),
             ran: Some(8.5),
             waiting_since: None,
+            owner: None,
         };
         let cases = [
             (
@@ -782,7 +992,7 @@ mod tests {
             ),
             (
                 Body::Status { now: 10.0, unit: service },
-                r#"{"ok":true,"instance":"i1","result":"status","now":10.0,"unit":{"unit":"db","status":"completed","startable":true,"dependencies":[],"reason":null,"note":"stopped","failed_by":null,"since":9.5,"started_at":1.0,"ready_at":2.2,"finished_at":9.5,"waited":0.0,"ran":8.5,"waiting_since":null}}"#,
+                r#"{"ok":true,"instance":"i1","result":"status","now":10.0,"unit":{"unit":"db","status":"completed","startable":true,"dependencies":[],"reason":null,"note":"stopped","failed_by":null,"since":9.5,"started_at":1.0,"ready_at":2.2,"finished_at":9.5,"waited":0.0,"ran":8.5,"waiting_since":null,"owner":null}}"#,
             ),
             (
                 Body::Wanted { added: 2, registered: true },
@@ -813,11 +1023,11 @@ mod tests {
             ),
             (
                 Body::Status { now: 3.0, unit: unit.clone() },
-                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","startable":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"note":null,"failed_by":null,"since":0.25,"started_at":null,"ready_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0}}"#,
+                r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","startable":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"note":null,"failed_by":null,"since":0.25,"started_at":null,"ready_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0,"owner":null}}"#,
             ),
             (
                 Body::List { now: 3.0, units: vec![failed] },
-                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[{"unit":"c","status":"failed","startable":false,"dependencies":[{"unit":"b","status":"failed","soft":false,"satisfied":false,"since":1.0}],"reason":"dependency b failed: exit status 2","note":null,"failed_by":"b","since":2.0,"started_at":null,"ready_at":null,"finished_at":2.0,"waited":null,"ran":null,"waiting_since":null}]}"#,
+                r#"{"ok":true,"instance":"i1","result":"list","now":3.0,"units":[{"unit":"c","status":"failed","startable":false,"dependencies":[{"unit":"b","status":"failed","soft":false,"satisfied":false,"since":1.0}],"reason":"dependency b failed: exit status 2","note":null,"failed_by":"b","since":2.0,"started_at":null,"ready_at":null,"finished_at":2.0,"waited":null,"ran":null,"waiting_since":null,"owner":null}]}"#,
             ),
             (
                 Body::List { now: 3.0, units: vec![] },
@@ -847,7 +1057,8 @@ mod tests {
                 r#"{{"unit":"a","status":"{name}","soft":false,"satisfied":false,"since":0.0}}"#
             );
             assert_eq!(text, want);
-            assert_eq!(serde_json::from_str::<DepView>(&text).unwrap(), dep);
+            let value: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(dep_view(&Object::new(&value).unwrap()).unwrap(), dep);
         }
         let kinds = [
             (ErrorKind::BadRequest, "bad_request"),
@@ -865,16 +1076,89 @@ mod tests {
             (ErrorKind::Forbidden, "forbidden"),
             (ErrorKind::Journal, "journal"),
         ];
+        assert_eq!(kinds.map(|(kind, _)| kind), ERROR_KINDS);
+        assert_eq!(kinds.map(|(_, name)| name), ERROR_KIND_NAMES);
         for (kind, name) in kinds {
             let text = serde_json::to_string(&kind).unwrap();
             assert_eq!(text, format!("\"{name}\""));
-            assert_eq!(serde_json::from_str::<ErrorKind>(&text).unwrap(), kind);
+            assert_eq!(error_kind(&serde_json::from_str(&text).unwrap()).unwrap(), kind);
         }
         // A kind from a newer server still parses, so its message shows.
-        assert_eq!(
-            serde_json::from_str::<ErrorKind>("\"from_the_future\"").unwrap(),
-            ErrorKind::Other
-        );
+        assert_eq!(error_kind(&Value::from("from_the_future")).unwrap(), ErrorKind::Other);
+    }
+
+    /// `status` and `error_kind` read what serde's derived `Deserialize`
+    /// reads from a `Value`, and fail where it fails, in its words.
+    #[test]
+    fn enums_are_read_as_serde_derives_read_them() {
+        #[derive(Deserialize)]
+        #[serde(remote = "Status", rename_all = "lowercase")]
+        enum StatusMirror {
+            #[serde(rename = "not registered")]
+            NotRegistered,
+            Pending,
+            Started,
+            Ready,
+            Completed,
+            Failed,
+        }
+        #[derive(Deserialize)]
+        #[serde(remote = "ErrorKind", rename_all = "snake_case")]
+        enum ErrorKindMirror {
+            BadRequest,
+            UnknownOp,
+            LineTooLong,
+            BadName,
+            SelfDependency,
+            Cycle,
+            AlreadyStarted,
+            AlreadyCompleted,
+            NotRunning,
+            BadNote,
+            Limit,
+            Busy,
+            Forbidden,
+            Journal,
+            #[serde(other)]
+            Other,
+        }
+        let mut texts: Vec<String> = [
+            r#""""#,
+            r#""Pending""#,
+            r#""from_the_future""#,
+            r#""at line 3 column 4""#,
+            "true",
+            "0",
+            "7",
+            "-7",
+            "1.5",
+            "-0.0",
+            "1e300",
+            "[]",
+            r#"["pending"]"#,
+            "{}",
+            r#"{"pending":null,"failed":null}"#,
+            r#"{"nope":null}"#,
+            r#"{"nope":1}"#,
+            r#"{"":null}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        for name in STATUS_NAMES.iter().chain(&ERROR_KIND_NAMES) {
+            texts.push(format!("{name:?}"));
+            for payload in ["null", "true", "2", "-2", "2.5", r#""x""#, "[]", "{}", r#"{"a":1}"#] {
+                texts.push(format!("{{{name:?}:{payload}}}"));
+            }
+        }
+        for text in &texts {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let ours = status(&value).map_err(|e| e.to_string());
+            let serdes = StatusMirror::deserialize(&value).map_err(|e| e.to_string());
+            assert_eq!(ours, serdes, "{text}");
+            let ours = error_kind(&value).map_err(|e| e.to_string());
+            let serdes = ErrorKindMirror::deserialize(&value).map_err(|e| e.to_string());
+            assert_eq!(ours, serdes, "{text}");
+        }
     }
 
     #[test]

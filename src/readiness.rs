@@ -29,6 +29,8 @@ use std::time::Duration;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::unistd::{dup2_raw, pipe2};
 
+use crate::threads;
+
 /// How long one TCP connection attempt may take. A port that drops SYNs
 /// would otherwise stall the check for the kernel's whole connect timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -286,8 +288,7 @@ fn read_notification(read: OwnedFd) -> Arc<Notified> {
         tell.tell(newline);
     };
     // Without the thread there is no reader: read as "never".
-    let spawned =
-        thread::Builder::new().name("ready-fd".into()).stack_size(64 * 1024).spawn(reader);
+    let spawned = threads::spawn("ready-fd", 64 * 1024, reader);
     if spawned.is_err() {
         told.tell(false);
     }

@@ -33,6 +33,10 @@ pub fn status(unit: &UnitView, now: f64) -> String {
     if unit.ready_at.is_some() {
         let _ = writeln!(out, "ready:      {}", stamp(unit.ready_at));
     }
+    // Only a running unit has an owner, if it was started with one.
+    if let Some(pid) = unit.owner {
+        let _ = writeln!(out, "owner:      pid {pid}");
+    }
     let _ = writeln!(out, "finished:   {}", stamp(unit.finished_at));
     let _ = writeln!(out, "waited:     {}", span(unit.waited));
     let _ = writeln!(out, "ran:        {}", span(unit.ran));
@@ -101,11 +105,13 @@ fn stamp(t: Option<f64>) -> String {
     t.map_or("-".to_owned(), |t| stamp_secs('+', t))
 }
 
-/// A unit's status with its note, if it has one: `completed (stopped)`.
+/// A unit's status with its note, if it has one: `completed (stopped)`,
+/// or with its owner while it runs: `started (pid 42)`.
 fn status_note(unit: &UnitView) -> String {
-    match &unit.note {
-        Some(note) => format!("{} ({note})", unit.status),
-        None => unit.status.to_string(),
+    match (&unit.note, unit.owner) {
+        (Some(note), _) => format!("{} ({note})", unit.status),
+        (None, Some(pid)) => format!("{} (pid {pid})", unit.status),
+        (None, None) => unit.status.to_string(),
     }
 }
 
@@ -626,8 +632,61 @@ fn and_list(items: &[String]) -> String {
 
 /// `status --json` and `list --json`: pretty JSON and a newline.
 pub fn json(value: &impl serde::Serialize) -> String {
+    // Compact, as the wire writes it, then indented by [`indent`]: serde's
+    // pretty serializer would be one more copy of every view's serializer
+    // (BENCHMARKS.md, "Footprint"). The writer is the wire's `&mut Vec`, so
+    // the views share the wire's instantiations.
+    let mut compact = Vec::new();
     // Views are plain data with string keys: serializing cannot fail.
-    serde_json::to_string_pretty(value).expect("views serialize") + "\n"
+    serde_json::to_writer(&mut compact, value).expect("views serialize");
+    indent(&compact) + "\n"
+}
+
+/// Compact JSON laid out as `serde_json::to_string_pretty` lays it out:
+/// two blanks per level, `": "` after a key, `[]` and `{}` when empty.
+/// Strings are copied as they are, escapes included.
+fn indent(compact: &[u8]) -> String {
+    let mut out = Vec::with_capacity(compact.len() * 2);
+    let mut depth = 0;
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        out.resize(out.len() + 2 * depth, b' ');
+    };
+    let (mut in_string, mut escaped) = (false, false);
+    let mut bytes = compact.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        out.push(b);
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => match bytes.peek() {
+                Some(b'}' | b']') => out.extend(bytes.next()),
+                _ => {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            },
+            b'}' | b']' => {
+                out.pop();
+                depth -= 1;
+                newline(&mut out, depth);
+                out.push(b);
+            }
+            b',' => newline(&mut out, depth),
+            b':' => out.push(b' '),
+            _ => {}
+        }
+    }
+    // Only ASCII was inserted, between whole UTF-8 sequences.
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 /// `list --dot`: the graph, statuses as colours, soft edges dashed.
@@ -707,6 +766,7 @@ mod tests {
             waited: Some(0.25),
             ran: None,
             waiting_since: None,
+            owner: None,
         }
     }
 
@@ -871,6 +931,7 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
             waited,
             ran: finished_at.zip(started_at).map(|(f, s)| f - s),
             waiting_since: None,
+            owner: None,
         }
     }
 
@@ -1348,5 +1409,59 @@ ran:        2.50s
         );
         let text = status(&timed("x", NotRegistered, None, None, None), 5.0);
         assert!(text.contains("startable:  yes (nobody declared it)\n"), "{text}");
+    }
+
+    /// `json`'s layout is serde_json's pretty printer's, byte for byte.
+    #[test]
+    fn json_is_laid_out_as_serde_pretty_prints() {
+        fn pretty(value: &impl serde::Serialize) -> String {
+            serde_json::to_string_pretty(value).unwrap() + "\n"
+        }
+        let tricky = [
+            "",
+            "[]{},:\"",
+            "a \"quoted\" [list], {map}: done",
+            "back\\slash\\",
+            "\\\"",
+            "tab\tnewline\ncontrol\u{1}",
+            "ünïcödé ✓ 𝄞 \u{2028}",
+            "  indented:  ,  ",
+        ];
+        let mut values = vec![
+            serde_json::json!(null),
+            serde_json::json!(true),
+            serde_json::json!(-1.5),
+            serde_json::json!([]),
+            serde_json::json!({}),
+            serde_json::json!([[]]),
+            serde_json::json!([{}]),
+            serde_json::json!({"a": [], "b": {}, "c": [[], {}], "d": [{"e": {"f": []}}]}),
+            serde_json::json!([1, [2, [3, [4, []]]], {"x": {"y": {"z": null}}}]),
+            serde_json::json!({"k": "v", "n": 0, "l": [true, false, null, 1e300, "s"]}),
+        ];
+        for text in tricky {
+            values.push(serde_json::json!(text));
+            values.push(serde_json::json!([text, text]));
+            values.push(serde_json::json!({ text: text, "after": [text] }));
+        }
+        for value in &values {
+            assert_eq!(json(value), pretty(value), "{value}");
+        }
+        let mut units = trouble();
+        units.extend(demo());
+        units.extend(services());
+        for (i, text) in tricky.iter().enumerate() {
+            let mut unit = units[i % units.len()].clone();
+            unit.reason = Some(text.to_string());
+            unit.note = Some(format!("{text}{text}"));
+            unit.unit = format!("{text}-{i}");
+            units.push(unit);
+        }
+        for unit in &units {
+            assert_eq!(json(unit), pretty(unit));
+        }
+        assert_eq!(json(&units), pretty(&units));
+        let none: &[UnitView] = &[];
+        assert_eq!(json(&none), pretty(&none));
     }
 }

@@ -29,6 +29,7 @@ use nix::sys::signal::Signal;
 use crate::client::{self, Client, Patience, Say};
 use crate::duration::human;
 use crate::exit;
+use crate::owner;
 use crate::protocol::{Body, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
 use crate::signals;
@@ -113,7 +114,9 @@ fn wait(
     let began = Instant::now();
     let mut timeout = patience.timeout;
     loop {
-        match client::start(client, &spec.unit, Patience { timeout, ..patience }, say) {
+        // `run` holds the unit for its whole life: it is the owner.
+        let owner = owner::me();
+        match client::start(client, &spec.unit, owner, Patience { timeout, ..patience }, say) {
             Err(client::Error::InstanceChanged { .. }) => {
                 // Keep the one deadline across restarts; never zero, which
                 // would mean "forever".
@@ -165,7 +168,7 @@ impl Unit<'_> {
     fn ready(&mut self) {
         let unit = &self.spec.unit;
         let Some(client) = self.client.as_deref_mut() else { return };
-        match tell(client, &Request::Ready { unit: unit.clone() }) {
+        match tell(client, &Request::ready(unit, owner::me())) {
             Ok(_) => self.say.line(&format!("{unit}: ready")),
             Err(e) => Say::error(&format!(
                 "{unit}: could not mark it ready, so its dependents may wait: {e}"
@@ -194,6 +197,10 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     let program = &spec.command[0];
     let mut command = Command::new(program);
     command.args(&spec.command[1..]).env("UNITSYNC_UNIT", &spec.unit);
+    // What the command starts (its own `ready` included) is run's too.
+    if let Some(me) = owner::me() {
+        command.env(owner::ENV, owner::to_env(me));
+    }
     // Without a terminal there is no job control to keep, and a stop must
     // reach everything the command started (a script's own children): it
     // gets a process group of its own. With one, it stays in ours, so that

@@ -11,7 +11,9 @@ use std::time::Duration;
 use crate::cli;
 use crate::client::{Client, Patience, Say};
 use crate::duration;
+use crate::owner;
 use crate::peer;
+use crate::protocol::Owner;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_POLL: Duration = Duration::from_millis(50);
@@ -32,6 +34,10 @@ pub struct Settings {
     pub columns: usize,
     /// `$UNITSYNC_UNIT`: the unit `run` runs, for `ready` without a UNIT.
     pub unit: Option<String>,
+    /// `$UNITSYNC_OWNER`: who `run` or `up` says owns what we start.
+    pub owner: Option<String>,
+    /// `$UNITSYNC_DETACHED`: what we start has no owner.
+    pub detached: bool,
 }
 
 impl Settings {
@@ -82,6 +88,8 @@ impl Settings {
                 .filter(|&c| c >= 20)
                 .unwrap_or(DEFAULT_COLUMNS),
             unit: var("UNITSYNC_UNIT").map(|v| v.to_string_lossy().into_owned()),
+            owner: var(owner::ENV).map(|v| v.to_string_lossy().into_owned()),
+            detached: yes_or_no("UNITSYNC_DETACHED", var("UNITSYNC_DETACHED"))?,
         })
     }
 
@@ -91,6 +99,16 @@ impl Settings {
         given.or_else(|| self.unit.clone()).ok_or_else(|| {
             "missing UNIT: name it, or set $UNITSYNC_UNIT (which 'unitsync run' sets)".to_owned()
         })
+    }
+
+    /// The owner of a unit this client starts: none if detached (by
+    /// `--detached` or `$UNITSYNC_DETACHED`), else `$UNITSYNC_OWNER`, else
+    /// the script that called us (README.md, "Abandoned units").
+    pub fn owner(&self, detached: bool) -> Option<Owner> {
+        match detached || self.detached {
+            true => None,
+            false => owner::of_caller(self.owner.as_deref()),
+        }
     }
 
     pub fn client(&self) -> Client {
@@ -160,6 +178,8 @@ mod tests {
                 poll: Duration::from_millis(50),
                 columns: 80,
                 unit: None,
+                owner: None,
+                detached: false,
             }
         );
         assert!(settings.socket.ends_with("unitsync.sock"));
@@ -174,11 +194,16 @@ mod tests {
             ("UNITSYNC_TIMEOUT", "1m"),
             ("UNITSYNC_POLL", "5ms"),
             ("COLUMNS", "120"),
+            ("UNITSYNC_OWNER", "12:34"),
+            ("UNITSYNC_DETACHED", "yes"),
         ];
         let from_env = resolve(&cli::Global::default(), &vars).unwrap();
         assert_eq!(from_env.socket, PathBuf::from("/env.sock"));
         assert!(from_env.optional);
         assert_eq!(from_env.connect_timeout, Duration::from_secs(2));
+        assert_eq!(from_env.owner.as_deref(), Some("12:34"));
+        assert!(from_env.detached);
+        assert_eq!(from_env.owner(false), None);
         assert_eq!(
             (from_env.timeout, from_env.poll, from_env.columns),
             (Duration::from_secs(60), Duration::from_millis(5), 120)

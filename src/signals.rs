@@ -11,13 +11,14 @@ use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Pid, setpgid};
+
+use crate::threads;
 
 /// The last stop signal received, or 0. Waiting loops poll it.
 pub static RECEIVED: AtomicI32 = AtomicI32::new(0);
@@ -41,7 +42,7 @@ pub fn catch() {
     if signals.thread_block().is_err() {
         return;
     }
-    let _ = thread::Builder::new().name("signals".into()).stack_size(64 * 1024).spawn(move || {
+    let _ = threads::spawn("signals", 64 * 1024, move || {
         while let Ok(signal) = wait(&signals) {
             RECEIVED.store(signal as i32, Ordering::SeqCst);
             forward(signal as i32);

@@ -12,7 +12,7 @@
 //!   and every soft dependency is completed, ready or failed;
 //! - a unit has a `ready_at` only if it became ready since its last start.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
@@ -145,27 +145,33 @@ pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
 }
 
 /// [`sort_by_name`] for keys that may not be UTF-8 (a `str` sorts as its
-/// bytes, so both orders agree).
+/// bytes, so both orders agree). The work is done by two non-generic
+/// helpers, reached through `dyn` closures: each caller's copy is only the
+/// two small closures (BENCHMARKS.md, "Footprint").
 pub fn sort_by_bytes<T>(items: &mut [T], key: impl Fn(&T) -> &[u8]) {
-    let order = sorted_order(items.iter().map(key).collect());
-    // Position `i` takes the item first at `order[i]`; an item already
-    // swapped away from there (to a position below `i`) is followed.
+    let order = sorted_order(items.len(), &|i| key(&items[i]));
+    permute(&order, &mut |i, at| items.swap(i, at));
+}
+
+/// The indices `0..len` in the order of their keys, equal keys in their
+/// order.
+fn sorted_order<'a>(len: usize, key: &dyn Fn(usize) -> &'a [u8]) -> Vec<usize> {
+    let mut pairs: Vec<(&[u8], usize)> = (0..len).map(|i| (key(i), i)).collect();
+    pairs.sort_unstable();
+    pairs.into_iter().map(|(_, at)| at).collect()
+}
+
+/// Puts the items in `order` through `swap`: position `i` takes the item
+/// first at `order[i]`; an item already swapped away from there (to a
+/// position below `i`) is followed.
+fn permute(order: &[usize], swap: &mut dyn FnMut(usize, usize)) {
     for (i, &first) in order.iter().enumerate() {
         let mut at = first;
         while at < i {
             at = order[at];
         }
-        items.swap(i, at);
+        swap(i, at);
     }
-}
-
-/// The indices of `keys` in the order of their keys, equal keys in their
-/// order. Not inlined: every [`sort_by_bytes`] shares this one copy.
-#[inline(never)]
-fn sorted_order(keys: Vec<&[u8]>) -> Vec<usize> {
-    let mut pairs: Vec<(&[u8], usize)> = keys.into_iter().zip(0..).collect();
-    pairs.sort_unstable();
-    pairs.into_iter().map(|(_, at)| at).collect()
 }
 
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
@@ -307,6 +313,15 @@ pub struct Finished {
     pub reason: Option<String>,
 }
 
+/// The process that started a unit and must finish it: a pid with its
+/// start time (clock ticks since boot), so that a reused pid is not taken
+/// for it. README.md, "Abandoned units".
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Owner {
+    pub pid: u32,
+    pub start: u64,
+}
+
 /// One dependency edge as seen from its dependent.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Dep {
@@ -345,6 +360,9 @@ pub struct UnitInfo {
     pub waited: Option<Duration>,
     /// Since when a refused `start` has been waiting, if one is.
     pub waiting_since: Option<Duration>,
+    /// The process that started it, while it is started or ready and one
+    /// was recorded.
+    pub owner: Option<Owner>,
 }
 
 type Id = usize;
@@ -374,6 +392,10 @@ struct Unit {
     waited: Option<Duration>,
     /// The current wait, while a refused `start` waits.
     blocked: Option<Wait>,
+    /// Who started it, from its last start; kept only while it runs.
+    owner: Option<Owner>,
+    /// When the server last looked for its owner (see [`State::owners`]).
+    owner_checked: Option<Duration>,
     /// Position in a topological order kept up to date as edges arrive:
     /// a dependency's `ord` is always below its dependent's.
     ord: i64,
@@ -431,6 +453,8 @@ impl Unit {
             finished_at: None,
             waited: None,
             blocked: None,
+            owner: None,
+            owner_checked: None,
             ord,
         }
     }
@@ -440,7 +464,10 @@ impl Unit {
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct State {
     units: Vec<Unit>,
-    index: HashMap<String, Id>,
+    /// A B-tree rather than a hash map: the binary then holds no hashing
+    /// at all (SipHash, random keys, hashbrown's tables), for a lookup
+    /// that stays logarithmic.
+    index: BTreeMap<String, Id>,
     edges: usize,
     /// The lowest and highest `ord` handed out so far.
     lowest: i64,
@@ -475,18 +502,23 @@ impl State {
         now: Duration,
     ) -> Result<Wanted, Error> {
         check_name(unit)?;
-        let mut fresh: Vec<&str> = Vec::new();
-        let mut seen = HashSet::new();
         for dep in deps {
             check_name(dep)?;
             if dep == unit {
                 return Err(Error::SelfDependency { unit: unit.to_owned() });
             }
-            if seen.insert(dep.as_str()) {
-                fresh.push(dep);
-            }
         }
-        let deps = fresh;
+        // Each dep once, where it first appears. Found by sorting (equal
+        // names keep their order) through the crate's one sort helper
+        // rather than with a set: one collection type less in the binary.
+        let mut by_name: Vec<(&str, usize)> = deps.iter().map(String::as_str).zip(0..).collect();
+        sort_by_name(&mut by_name, |(dep, _)| dep);
+        let mut repeated = vec![false; deps.len()];
+        for pair in by_name.windows(2) {
+            repeated[pair[1].1] = pair[0].0 == pair[1].0;
+        }
+        let deps: Vec<&str> =
+            deps.iter().zip(repeated).filter(|(_, r)| !r).map(|(d, _)| d.as_str()).collect();
 
         // Check everything first. Every new edge leaves `unit`, and a simple
         // cycle uses one edge out of `unit`, so the new edges cannot form a
@@ -551,13 +583,25 @@ impl State {
 
     /// `start unit`: the one atomic check-and-start, from a client that
     /// polls every `poll` while it waits.
+    #[cfg(test)]
     pub fn start(&mut self, unit: &str, poll: Duration, now: Duration) -> Result<Start, Error> {
+        self.start_owned(unit, poll, None, now)
+    }
+
+    /// [`State::start`] by `owner`, who is recorded if the unit starts.
+    pub fn start_owned(
+        &mut self,
+        unit: &str,
+        poll: Duration,
+        owner: Option<Owner>,
+        now: Duration,
+    ) -> Result<Start, Error> {
         check_name(unit)?;
         let Some(&uid) = self.index.get(unit) else {
             // Nobody mentioned it, so nothing can hold it back.
             self.ensure_capacity(1)?;
             let uid = self.intern(unit, now, Place::Last);
-            return Ok(self.mark_started(uid, now));
+            return Ok(self.mark_started(uid, owner, now));
         };
         if matches!(self.units[uid].status, Status::Started | Status::Ready) {
             return Err(Error::AlreadyStarted { unit: unit.to_owned() });
@@ -586,7 +630,7 @@ impl State {
         }
         let unmet: Vec<Dep> = deps.into_iter().filter(|d| !d.satisfied).collect();
         if unmet.is_empty() {
-            return Ok(self.mark_started(uid, now));
+            return Ok(self.mark_started(uid, owner, now));
         }
         let (began_waiting, polled) = match &mut self.units[uid].blocked {
             Some(wait) if wait.refresh_due(now, poll) => {
@@ -605,7 +649,15 @@ impl State {
 
     /// `ready unit`: a started unit is now ready, and satisfies its
     /// dependents while it keeps running. Repeating it changes nothing.
-    pub fn ready(&mut self, unit: &str, now: Duration) -> Result<Readied, Error> {
+    /// `owner`, who says so, takes over a unit that has none (a detached
+    /// unit handed to a daemon); an owned unit keeps its owner, so a
+    /// helper that says ready and exits abandons nothing.
+    pub fn ready(
+        &mut self,
+        unit: &str,
+        owner: Option<Owner>,
+        now: Duration,
+    ) -> Result<Readied, Error> {
         check_name(unit)?;
         let Some(&id) = self.index.get(unit) else {
             return Err(Error::NotRunning { unit: unit.to_owned(), status: Status::NotRegistered });
@@ -618,7 +670,10 @@ impl State {
             Status::Ready => Ok(Readied::Already { after: after(u.since) }),
             Status::Started => {
                 let after = after(now);
-                self.units[id].ready_at = Some(now);
+                let u = &mut self.units[id];
+                u.ready_at = Some(now);
+                u.owner = u.owner.or(owner);
+                u.owner_checked = None;
                 self.set_status(id, Status::Ready, now);
                 Ok(Readied::Now { after })
             }
@@ -691,6 +746,7 @@ impl State {
                 finished_at: None,
                 waited: None,
                 waiting_since: None,
+                owner: None,
             },
         })
     }
@@ -723,7 +779,53 @@ impl State {
             finished_at: u.finished_at,
             waited: lapsed.map(|w| w.polled.saturating_sub(w.since)).or(u.waited),
             waiting_since: wait.map(|w| w.since),
+            owner: u.owner,
         }
+    }
+
+    /// The owners the server is to check for abandoned units: of the
+    /// running units among `unit` itself (`self_too`) and its
+    /// dependencies, or of every running unit (`unit` None), leaving out
+    /// those looked at less than `fresh` ago. Those returned count as
+    /// looked at `now`: many dependents polling one unit cost one look
+    /// per `fresh`.
+    pub fn owners(
+        &mut self,
+        unit: Option<&str>,
+        self_too: bool,
+        now: Duration,
+        fresh: Duration,
+    ) -> Vec<(String, Owner)> {
+        let ids: Vec<Id> = match unit {
+            None => (0..self.units.len()).collect(),
+            Some(name) => match self.index.get(name) {
+                None => Vec::new(),
+                Some(&id) => {
+                    let own = self_too.then_some(id);
+                    self.units[id].deps.keys().copied().chain(own).collect()
+                }
+            },
+        };
+        let mut owners = Vec::new();
+        for id in ids {
+            let u = &mut self.units[id];
+            let running = matches!(u.status, Status::Started | Status::Ready);
+            let due = u.owner_checked.is_none_or(|at| now.saturating_sub(at) >= fresh);
+            if let Some(owner) = u.owner.filter(|_| running && due) {
+                u.owner_checked = Some(now);
+                owners.push((u.name.clone(), owner));
+            }
+        }
+        owners
+    }
+
+    /// Whether `unit` runs, started by `owner`: still abandoned, if that
+    /// owner is gone.
+    pub fn is_owned_by(&self, unit: &str, owner: Owner) -> bool {
+        self.index.get(unit).is_some_and(|&id| {
+            let u = &self.units[id];
+            matches!(u.status, Status::Started | Status::Ready) && u.owner == Some(owner)
+        })
     }
 
     /// The dependencies of `id`, sorted by name.
@@ -766,6 +868,8 @@ impl State {
         u.reason.clone_from(&reason);
         u.note = None;
         u.failed_by = None;
+        u.owner = None;
+        u.owner_checked = None;
         u.finished_at = Some(now);
         self.end_wait(id, now);
         self.set_status(id, status, now);
@@ -783,7 +887,7 @@ impl State {
         Some(waited)
     }
 
-    fn mark_started(&mut self, id: Id, now: Duration) -> Start {
+    fn mark_started(&mut self, id: Id, owner: Option<Owner>, now: Duration) -> Start {
         let blocked = self.units[id].blocked.take();
         let (waited, waited_for) = match blocked {
             Some(Wait { since, ids, .. }) => {
@@ -802,6 +906,8 @@ impl State {
         u.reason = None;
         u.note = None;
         u.failed_by = None;
+        u.owner = owner;
+        u.owner_checked = None;
         self.set_status(id, Status::Started, now);
         Start::Started { waited, waited_for }
     }
@@ -854,7 +960,7 @@ impl State {
     /// dependencies in the usual order costs no search at all.
     fn closes_cycle(&self, unit: Id, dep: Id) -> bool {
         let floor = self.units[unit].ord;
-        self.units[dep].ord > floor && self.region(dep, true, |ord| ord >= floor).contains(&unit)
+        self.units[dep].ord > floor && self.region(dep, true, &|ord| ord >= floor).contains(&unit)
     }
 
     /// Restores the order after adding `unit -> dep` (no cycle): if `dep`
@@ -881,8 +987,8 @@ impl State {
             sort_by_bytes(&mut keyed, |(key, _)| key);
             keyed.into_iter().map(|(_, id)| (self.units[id].ord, id)).collect()
         };
-        let ahead = by_ord(self.region(dep, true, |ord| ord > lower));
-        let behind = by_ord(self.region(unit, false, |ord| ord < upper));
+        let ahead = by_ord(self.region(dep, true, &|ord| ord > lower));
+        let behind = by_ord(self.region(unit, false, &|ord| ord < upper));
         let slots = by_ord(ahead.iter().chain(&behind).map(|&(_, id)| id).collect());
         for ((_, id), (ord, _)) in ahead.into_iter().chain(behind).zip(slots) {
             self.units[id].ord = ord;
@@ -891,8 +997,12 @@ impl State {
 
     /// Units reachable from `start` along dependencies (or dependents),
     /// `start` included, never going through a unit whose `ord` fails `keep`.
-    fn region(&self, start: Id, along_deps: bool, keep: impl Fn(i64) -> bool) -> Vec<Id> {
-        let mut seen = HashSet::from([start]);
+    /// A `dyn`, so that its three callers share one copy (BENCHMARKS.md,
+    /// "Footprint").
+    fn region(&self, start: Id, along_deps: bool, keep: &dyn Fn(i64) -> bool) -> Vec<Id> {
+        // A map of the type `deps` already is, used as a set: the binary
+        // holds its code once, and no hashing (see `index`).
+        let mut seen = BTreeMap::from([(start, true)]);
         let mut todo = vec![start];
         let mut found = Vec::new();
         while let Some(n) = todo.pop() {
@@ -902,7 +1012,7 @@ impl State {
                 false => Box::new(self.units[n].dependents.iter()),
             };
             for &m in next {
-                if keep(self.units[m].ord) && seen.insert(m) {
+                if keep(self.units[m].ord) && seen.insert(m, true).is_none() {
                     todo.push(m);
                 }
             }

@@ -32,6 +32,7 @@ use nix::unistd::Pid;
 use crate::client::{Client, Say};
 use crate::duration::{human, human_secs};
 use crate::exit;
+use crate::owner;
 use crate::protocol::{Body, Request, Status, UnitView};
 use crate::render;
 use crate::runner;
@@ -304,6 +305,11 @@ impl<'a> Up<'a> {
             }
         };
         command.env("UNITSYNC_SOCKET", &self.socket);
+        // `up` holds every unit for its script's whole life and ends it
+        // from the exit status: it owns what its scripts start.
+        if let Some(me) = owner::me() {
+            command.env(owner::ENV, owner::to_env(me));
+        }
         command
     }
 

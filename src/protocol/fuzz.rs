@@ -86,6 +86,12 @@ fn value(rng: &mut Rng, depth: usize, tame: bool) -> String {
     }
 }
 
+/// A `start`'s or `ready`'s owner, half the time.
+fn owner(rng: &mut Rng) -> Option<OwnerField> {
+    let pid = rng.below(100_000) as u32;
+    rng.chance(50).then(|| OwnerField { pid, start: rng.below(1_000_000) as u64 })
+}
+
 /// A valid request of every kind, as a value and as text with its fields in
 /// any order, odd spacing, escapes and unknown fields: the parser must
 /// accept it and get exactly that request back.
@@ -101,11 +107,17 @@ fn valid(rng: &mut Rng) -> (Request, String) {
         2 => Request::Start {
             unit,
             poll: rng.chance(50).then(|| rng.below(100_000) as f64 / 1000.0),
+            owner: owner(rng),
+            client_pid: rng.chance(50).then(|| rng.below(100_000) as u32),
         },
         3 => Request::Complete { unit, note: rng.chance(50).then(|| name(rng)) },
         4 => Request::Fail { unit, reason: rng.chance(50).then(|| name(rng)) },
         5 => Request::Status { unit },
-        6 => Request::Ready { unit },
+        6 => Request::Ready {
+            unit,
+            owner: owner(rng),
+            client_pid: rng.chance(50).then(|| rng.below(100_000) as u32),
+        },
         7 => Request::StopWaiting { unit },
         _ => Request::List,
     };

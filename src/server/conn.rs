@@ -10,8 +10,10 @@ use std::thread;
 use std::time::Duration;
 
 use super::{Server, THREAD_STACK};
+use crate::owner;
 use crate::peer;
-use crate::protocol::{self, ErrorKind, LineError, Response};
+use crate::protocol::{self, ErrorKind, LineError, Request, Response};
+use crate::threads;
 
 /// Most connections served at once; past it a client is told "busy".
 pub const MAX_CONNECTIONS: usize = 2048;
@@ -61,13 +63,10 @@ pub(super) fn accept_loop(server: &Arc<Server>, listener: &UnixListener, stop: &
             continue;
         }
         let conn_server = server.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("conn-{serial}"))
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                serve_connection(&conn_server, stream);
-                conn_server.connections.fetch_sub(1, Ordering::SeqCst);
-            });
+        let spawned = threads::spawn(format!("conn-{serial}"), THREAD_STACK, move || {
+            serve_connection(&conn_server, stream);
+            conn_server.connections.fetch_sub(1, Ordering::SeqCst);
+        });
         if spawned.is_err() {
             // The stream was moved into the closure and dropped with it.
             server.connections.fetch_sub(1, Ordering::SeqCst);
@@ -85,8 +84,8 @@ fn refuse_busy(server: &Server, stream: UnixStream) {
 }
 
 fn serve_connection(server: &Server, stream: UnixStream) {
-    match peer::credentials(&stream) {
-        Ok(peer) if server.policy.allows(&peer) => {}
+    let peer_pid = match peer::credentials(&stream) {
+        Ok(peer) if server.policy.allows(&peer) => peer.pid,
         Ok(peer) => {
             let uid = peer.uid;
             let owner = match server.policy.owner {
@@ -102,7 +101,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
             return;
         }
         Err(_) => return,
-    }
+    };
     if stream.set_read_timeout(Some(IDLE_TIMEOUT)).is_err()
         || stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err()
     {
@@ -110,6 +109,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
     }
     let mut reader = BufReader::new(&stream);
     let (mut line, mut out) = (Vec::new(), Vec::new());
+    let mut trust = Trust { peer_pid, seen: false };
     loop {
         match protocol::read_line(&mut reader, &mut line) {
             Ok(true) => {}
@@ -124,12 +124,47 @@ fn serve_connection(server: &Server, stream: UnixStream) {
             }
         }
         let response = match protocol::parse_request(&line) {
-            Ok(request) => server.apply(request),
+            Ok(request) => server.apply(trust.owner(request)),
             Err(error) => Response::error(&server.instance, error),
         };
         response.write_line(&mut out);
         if (&stream).write_all(&out).is_err() {
             return;
         }
+    }
+}
+
+/// Whether a connection's owners can be kept (PROTOCOL.md, "Owners").
+struct Trust {
+    /// The client's pid as we see it: 0 if it is in a PID namespace we do
+    /// not contain, or if we cannot see its process.
+    peer_pid: i32,
+    /// Whether we have looked for its process in `/proc` yet.
+    seen: bool,
+}
+
+impl Trust {
+    /// A `start`'s or `ready`'s owner is kept only if the client's pid, as
+    /// it sent it, is the connection's: then the client sees the same pids
+    /// as we do, and the owner's pid means the same process here. And only
+    /// if we can see the client in `/proc` (a `/proc` mounted with
+    /// `hidepid` hides other users' processes): else its script would look
+    /// gone at once.
+    fn owner(&mut self, mut request: Request) -> Request {
+        if let Request::Start { owner, client_pid, .. } | Request::Ready { owner, client_pid, .. } =
+            &mut request
+        {
+            if owner.is_some() && !self.seen && self.peer_pid > 0 {
+                self.seen = true;
+                if owner::of_pid(self.peer_pid as u32).is_none() {
+                    self.peer_pid = 0;
+                }
+            }
+            let same = client_pid.is_some_and(|pid| i64::from(pid) == i64::from(self.peer_pid));
+            if !same || self.peer_pid <= 0 {
+                *owner = None;
+            }
+        }
+        request
     }
 }

@@ -58,9 +58,10 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Err(e) => refused("want", unit, e),
         },
         // A poll that is no duration (negative, huge) promises nothing.
-        Request::Start { unit, poll } => match state.start(
+        Request::Start { unit, poll, owner, .. } => match state.start_owned(
             unit,
             poll.and_then(|p| Duration::try_from_secs_f64(p).ok()).unwrap_or_default(),
+            owner.map(Into::into),
             now,
         ) {
             Ok(Start::Started { waited, waited_for }) => {
@@ -85,7 +86,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("start", unit, e),
         },
-        Request::Ready { unit } => match state.ready(unit, now) {
+        Request::Ready { unit, owner, .. } => match state.ready(unit, owner.map(Into::into), now) {
             Ok(Readied::Now { after }) => {
                 let body = Body::Ready { after: secs(after), already: false };
                 Outcome::change(body, format!("{unit} ready (after {})", human(after)))
@@ -159,8 +160,12 @@ mod tests {
             ["want", unit, deps @ ..] => {
                 Request::Want { unit: unit.to_string(), deps: strings(deps), soft: false }
             }
-            ["start", unit] => Request::Start { unit: unit.to_string(), poll: None },
-            ["ready", unit] => Request::Ready { unit: unit.to_string() },
+            ["start", unit] => {
+                Request::Start { unit: unit.to_string(), poll: None, owner: None, client_pid: None }
+            }
+            ["ready", unit] => {
+                Request::Ready { unit: unit.to_string(), owner: None, client_pid: None }
+            }
             ["complete", unit] => Request::Complete { unit: unit.to_string(), note: None },
             ["complete", unit, note @ ..] => {
                 Request::Complete { unit: unit.to_string(), note: Some(note.join(" ")) }
@@ -266,6 +271,19 @@ mod tests {
             stop-waiting zz  => stopped_waiting
             {"op":"stop_waiting","unit":""} => error bad_name | refused stop_waiting "": invalid unit name "": a name is 1 to 255 bytes long
             start b          => blocked, journaled
+            "#,
+        );
+    }
+
+    #[test]
+    fn an_owner_is_recorded_with_the_start_and_an_abandoned_unit_fails_its_dependents() {
+        check(
+            r#"
+            want b a         => wanted, journaled | b wants a
+            {"op":"start","unit":"a","owner":{"pid":42,"start":7},"client_pid":43} => started, journaled | a started
+            start b          => blocked, journaled
+            {"op":"fail","unit":"a","reason":"abandoned: the script that started it (pid 42) exited without completing it"} => failed, journaled | a failed (ran 2.00s): abandoned: the script that started it (pid 42) exited without completing it
+            start b          => dependency_failed, journaled | b failed: dependency a failed
             "#,
         );
     }

@@ -12,25 +12,26 @@
 
 use std::fmt;
 use std::fs;
-use std::hash::{BuildHasher, Hasher, RandomState};
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::socket::{Shutdown, shutdown};
 
 use crate::duration;
 use crate::journal::{self, Journal};
+use crate::owner;
 use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
 use crate::signals;
-use crate::state::State;
+use crate::state::{Owner, State};
+use crate::threads;
 
 mod conn;
 mod daemon;
@@ -40,6 +41,13 @@ use dispatch::Outcome;
 
 /// Connection threads only parse a line and touch the state: a small stack.
 const THREAD_STACK: usize = 128 * 1024;
+/// How often every running unit's owner is checked, besides the checks of
+/// the requests that read units.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// A waiting `start` checks its dependencies' owners only if nobody has in
+/// this long: a read of `/proc` costs more than the rest of a poll, and a
+/// thousand dependents may poll one unit.
+const START_CHECKS_EVERY: Duration = Duration::from_millis(5);
 
 pub struct Config {
     pub socket: PathBuf,
@@ -276,16 +284,31 @@ impl Prepared {
         let listener_fd = listener.as_raw_fd();
         let accept = {
             let (server, stop) = (server.clone(), stop.clone());
-            thread::Builder::new()
-                .name("accept".into())
-                .stack_size(THREAD_STACK)
-                .spawn(move || conn::accept_loop(&server, &listener, &stop))
-                .map_err(|err| {
-                    // The listener went with the closure: nothing listens.
-                    daemon::remove_socket(&socket);
-                    Error::Thread { what: "accept", err }
-                })?
+            threads::spawn("accept", THREAD_STACK, move || {
+                conn::accept_loop(&server, &listener, &stop)
+            })
+            .map_err(|err| {
+                // The listener went with the closure: nothing listens.
+                daemon::remove_socket(&socket);
+                Error::Thread { what: "accept", err }
+            })?
         };
+        // Abandoned units fail within a second even if nobody asks
+        // (README.md, "Abandoned units"). The thread ends with the process.
+        let sweeper = server.clone();
+        let sweeping = stop.clone();
+        threads::spawn("sweep", THREAD_STACK, move || {
+            while !sweeping.load(Ordering::SeqCst) {
+                thread::sleep(SWEEP_EVERY);
+                sweeper.sweep();
+            }
+        })
+        .map_err(|err| {
+            stop.store(true, Ordering::SeqCst);
+            let _ = shutdown(listener_fd, Shutdown::Both);
+            daemon::remove_socket(&socket);
+            Error::Thread { what: "sweep", err }
+        })?;
         Ok(Running { server, stop, listener_fd, accept, socket })
     }
 }
@@ -363,13 +386,80 @@ impl Server {
     /// the state is rebuilt from it, as a restart would: the request is
     /// refused with nothing changed. That costs a replay, but only then.
     fn apply(&self, request: Request) -> Response {
+        let guard = match &request {
+            Request::Start { unit, .. } => {
+                Guard::Owners { unit: Some(unit), self_too: false, fresh: START_CHECKS_EVERY }
+            }
+            Request::Status { unit } => {
+                Guard::Owners { unit: Some(unit), self_too: true, fresh: Duration::ZERO }
+            }
+            Request::List => Guard::Owners { unit: None, self_too: true, fresh: Duration::ZERO },
+            _ => Guard::None,
+        };
+        // Most requests find no owner to check and take the lock once; the
+        // others check `/proc` outside it, fail what was abandoned, and
+        // take it again.
+        match self.commit(&request, guard) {
+            Ok(response) => response,
+            Err(owners) => {
+                self.fail_abandoned(owners);
+                self.commit(&request, Guard::None).expect("an unguarded request is applied")
+            }
+        }
+    }
+
+    /// Checks every running unit's owner: abandoned units fail within a
+    /// second even if nobody asks.
+    fn sweep(&self) {
+        let owners = {
+            let mut core = self.core.lock().expect("no thread panics holding the state lock");
+            let now = self.log.clock.now();
+            core.state.owners(None, true, now, Duration::ZERO)
+        };
+        self.fail_abandoned(owners);
+    }
+
+    /// Fails as abandoned each of these units whose owner is gone.
+    /// README.md, "Abandoned units".
+    fn fail_abandoned(&self, owners: Vec<(String, Owner)>) {
+        for (unit, owner) in owners {
+            if owner::exists(owner) {
+                continue;
+            }
+            let reason = format!(
+                "abandoned: the script that started it (pid {}) exited without completing it",
+                owner.pid
+            );
+            let request = Request::Fail { unit: unit.clone(), reason: Some(reason) };
+            // Only if it still runs for the same owner: it may have
+            // finished, or started again, since we looked.
+            let _ = self.commit(&request, Guard::Owned(&unit, owner));
+        }
+    }
+
+    /// [`Server::apply`]'s locked part, if `guard` lets it: else nothing
+    /// is applied, and the owners it found due for a check are returned.
+    fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owner)>> {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
             let now = self.log.clock.now();
-            let Outcome { body, log, changed } = dispatch::apply(state, &request, now);
+            match guard {
+                Guard::None => {}
+                Guard::Owners { unit, self_too, fresh } => {
+                    let owners = state.owners(unit, self_too, now, fresh);
+                    if !owners.is_empty() {
+                        return Err(owners);
+                    }
+                }
+                Guard::Owned(unit, owner) if !state.is_owned_by(unit, owner) => {
+                    return Err(Vec::new());
+                }
+                Guard::Owned(..) => {}
+            }
+            let Outcome { body, log, changed } = dispatch::apply(state, request, now);
             match journal {
-                Some(journal) if changed => match journal.append(&request, now) {
+                Some(journal) if changed => match journal.append(request, now) {
                     Ok(()) => (body, log),
                     Err(err) => {
                         let message =
@@ -393,7 +483,7 @@ impl Server {
         if let Some(event) = event {
             self.log.line(&event);
         }
-        Response::new(&self.instance, body)
+        Ok(Response::new(&self.instance, body))
     }
 
     fn error(&self, kind: ErrorKind, message: impl Into<String>) -> Vec<u8> {
@@ -401,12 +491,32 @@ impl Server {
     }
 }
 
-/// A random id for this server's state, so clients notice a restart.
+/// What [`Server::commit`] makes sure of under the lock before it applies
+/// a request.
+enum Guard<'a> {
+    None,
+    /// That no running unit's owner among `unit` (if `self_too`) and its
+    /// dependencies, or among all units, is due for a check (not looked at
+    /// in `fresh`).
+    Owners {
+        unit: Option<&'a str>,
+        self_too: bool,
+        fresh: Duration,
+    },
+    /// That this unit still runs for this owner: failing it as abandoned.
+    Owned(&'a str, Owner),
+}
+
+/// A random id for this server's state, so clients notice a restart:
+/// 64 bits from the kernel's generator, mixed with the time and our pid,
+/// which still tell restarts apart should `/dev/urandom` be unreadable.
+/// Not std's `RandomState`, whose SipHash and seeding code only this used
+/// (BENCHMARKS.md, "Footprint").
 fn new_instance_id() -> String {
-    // RandomState is seeded from the OS for each process.
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    hasher.write_u128(since_epoch.map_or(0, |d| d.as_nanos()));
-    format!("{:016x}", hasher.finish())
+    let mut random = [0; 8];
+    let _ = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut random));
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let id =
+        u64::from_le_bytes(random) ^ (since_epoch as u64) ^ (u64::from(std::process::id()) << 32);
+    format!("{id:016x}")
 }

@@ -2,6 +2,8 @@
 //! one per line as `command => expected`, and compares the transcript.
 //! Line N runs at time N seconds, so timings in the transcript are exact.
 
+use std::collections::HashSet;
+
 use super::*;
 use crate::rng::Rng;
 
@@ -28,7 +30,7 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
             StopWaiting::Stopped { waited } => format!("stopped waiting after {}", secs(waited)),
             StopWaiting::NotWaiting => "was not waiting".to_owned(),
         }),
-        ["ready", unit] => state.ready(unit, now).map(|r| match r {
+        ["ready", unit] => state.ready(unit, None, now).map(|r| match r {
             Readied::Now { after } => format!("ready after {}", secs(after)),
             Readied::Already { after } => format!("already ready after {}", secs(after)),
         }),
@@ -856,7 +858,7 @@ fn random_operations_keep_the_invariants() {
                     state.complete(unit, note.then_some("stopped"), now).map(|_| ())
                 }
                 4 => state.fail(unit, Some("r"), now).map(|_| ()),
-                5 => state.ready(unit, now).map(|r| {
+                5 => state.ready(unit, None, now).map(|r| {
                     let was = before.status(unit, now).unwrap().status;
                     assert!(
                         matches!(was, Status::Started | Status::Ready),
@@ -878,4 +880,39 @@ fn random_operations_keep_the_invariants() {
             assert_consistent(&state);
         }
     }
+}
+
+#[test]
+fn an_owner_is_kept_while_its_unit_runs() {
+    let mut state = State::new();
+    let (me, other) = (Owner { pid: 10, start: 7 }, Owner { pid: 10, start: 8 });
+    let at = Duration::from_secs;
+    state.want("b", &["a".to_owned()], false, at(0)).unwrap();
+    state.start_owned("a", Duration::ZERO, Some(me), at(1)).unwrap();
+    let mut owners = |unit, self_too| state.owners(unit, self_too, at(1), Duration::ZERO);
+    assert_eq!(owners(Some("b"), false), vec![("a".to_owned(), me)]);
+    assert_eq!(owners(Some("b"), true), vec![("a".to_owned(), me)]);
+    assert_eq!(owners(Some("a"), false), vec![]);
+    assert_eq!(owners(None, true), vec![("a".to_owned(), me)]);
+    // Looked at a moment ago: not again until `fresh` has passed.
+    let fresh = Duration::from_millis(5);
+    assert_eq!(state.owners(None, true, at(1), fresh), vec![]);
+    assert_eq!(state.owners(None, true, at(1) + fresh, fresh), vec![("a".to_owned(), me)]);
+    assert!(state.is_owned_by("a", me));
+    assert!(!state.is_owned_by("a", other), "a reused pid is another process");
+    assert_eq!(state.status("a", at(1)).unwrap().owner, Some(me));
+    state.ready("a", Some(other), at(2)).unwrap();
+    assert!(state.is_owned_by("a", me), "a ready unit still runs, owned by its starter");
+    state.fail("a", Some("abandoned"), at(3)).unwrap();
+    assert!(!state.is_owned_by("a", me));
+    assert_eq!(state.owners(None, true, at(3), Duration::ZERO), vec![]);
+    assert_eq!(state.status("a", at(3)).unwrap().owner, None);
+    // A start without an owner (detached) has none, even after an owned one.
+    state.start_owned("a", Duration::ZERO, None, at(4)).unwrap();
+    assert_eq!(state.owners(None, true, at(4), Duration::ZERO), vec![]);
+    // Whoever says a detached unit is ready takes it over.
+    state.ready("a", Some(other), at(5)).unwrap();
+    // Its first look is not put off by the last owner's.
+    let fresh = Duration::from_secs(60);
+    assert_eq!(state.owners(None, true, at(5), fresh), vec![("a".to_owned(), other)]);
 }

@@ -173,7 +173,7 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
             "ready-timeout" => header.ready_timeout = Some(duration()?),
             "stop-timeout" => header.stop_timeout = Some(duration()?),
             _ => {
-                let near = nearest(&key, KEYS.into_iter())
+                let near = nearest(&key, &mut KEYS.into_iter())
                     .map(|k| format!(" (did you mean {k}?)"))
                     .unwrap_or_default();
                 return Err(format!(
@@ -273,7 +273,7 @@ pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
         state::sort_by_name(&mut missing, |d| d);
         missing.dedup();
         for dep in missing {
-            let near = nearest(dep, scripts.iter().map(|s| s.unit.as_str()))
+            let near = nearest(dep, &mut scripts.iter().map(|s| s.unit.as_str()))
                 .map(|n| format!("did you mean {n}? "))
                 .unwrap_or_default();
             warnings.push(format!(

@@ -6,7 +6,6 @@
 //! Where `/proc` is missing (a bare chroot), the functions that need it say
 //! so with `None` and the callers fall back to process groups.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
@@ -14,7 +13,6 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -22,6 +20,8 @@ use nix::unistd::Pid;
 
 use crate::exit;
 use crate::signals;
+use crate::state;
+use crate::threads;
 
 /// The output relays of one child: how many are still open, and the pipes
 /// they read (by inode), to tell whether anyone else still holds them.
@@ -98,24 +98,23 @@ fn relay(
 ) {
     live.fetch_add(1, Ordering::SeqCst);
     let counter = live.clone();
-    let spawned =
-        thread::Builder::new().name("relay".into()).stack_size(64 * 1024).spawn(move || {
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                if !line.ends_with(b"\n") {
-                    line.push(b'\n');
-                }
-                let mut out = label.clone().into_bytes();
-                out.extend_from_slice(&line);
-                let _ = match to_stderr {
-                    true => io::stderr().lock().write_all(&out),
-                    false => io::stdout().lock().write_all(&out),
-                };
-                line.clear();
+    let spawned = threads::spawn("relay", 64 * 1024, move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
             }
-            counter.fetch_sub(1, Ordering::SeqCst);
-        });
+            let mut out = label.clone().into_bytes();
+            out.extend_from_slice(&line);
+            let _ = match to_stderr {
+                true => io::stderr().lock().write_all(&out),
+                false => io::stdout().lock().write_all(&out),
+            };
+            line.clear();
+        }
+        counter.fetch_sub(1, Ordering::SeqCst);
+    });
     if spawned.is_err() {
         live.fetch_sub(1, Ordering::SeqCst);
     }
@@ -167,29 +166,41 @@ pub fn left_behind() -> Option<Vec<Pid>> {
 
 /// The process tree, read from the parent pids in `/proc/*/stat`.
 struct Tree {
-    children: HashMap<u32, Vec<u32>>,
+    /// `(parent, child)`, sorted by parent (as big-endian bytes, through
+    /// the crate's one sort helper) and searched: the binary holds no
+    /// hash table at all.
+    edges: Vec<([u8; 4], u32)>,
 }
 
 impl Tree {
     fn read() -> Option<Tree> {
-        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut edges = Vec::new();
         for entry in fs::read_dir("/proc").ok()?.flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
             let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
             if let Some((state, parent)) = state_and_parent(&stat)
                 && state != "Z"
             {
-                children.entry(parent).or_default().push(pid);
+                edges.push((parent, pid));
             }
         }
-        Some(Tree { children })
+        Some(Tree::new(edges))
+    }
+
+    fn new(edges: Vec<(u32, u32)>) -> Tree {
+        let mut edges: Vec<([u8; 4], u32)> =
+            edges.into_iter().map(|(parent, pid)| (parent.to_be_bytes(), pid)).collect();
+        state::sort_by_bytes(&mut edges, |(parent, _)| parent);
+        Tree { edges }
     }
 
     fn descendants(&self, root: u32) -> Vec<u32> {
         let mut found = Vec::new();
         let mut next = vec![root];
         while let Some(pid) = next.pop() {
-            for &child in self.children.get(&pid).into_iter().flatten() {
+            let key = pid.to_be_bytes();
+            let first = self.edges.partition_point(|(parent, _)| *parent < key);
+            for &(_, child) in self.edges[first..].iter().take_while(|(parent, _)| *parent == key) {
                 found.push(child);
                 next.push(child);
             }
@@ -219,11 +230,8 @@ mod tests {
 
     #[test]
     fn descendants_are_found_at_any_depth() {
-        let mut children = HashMap::new();
-        children.insert(1, vec![2, 3]);
-        children.insert(3, vec![4]);
-        children.insert(9, vec![10]);
-        let mut found = Tree { children }.descendants(1);
+        let tree = Tree::new(vec![(3, 4), (1, 2), (9, 10), (1, 3), (0, 1), (256, 5)]);
+        let mut found = tree.descendants(1);
         found.sort_unstable();
         assert_eq!(found, [2, 3, 4]);
     }

@@ -383,7 +383,7 @@ fn unitsync_optional_turns_a_missing_server_into_a_warning() {
 // (cloning, apt, pip, claude, code-server) is replaced by something harmless
 // that still proves the order: it reads what the dependency wrote.
 
-const CLAUDE_CODE: &str = r#"#!/bin/bash
+pub const CLAUDE_CODE: &str = r#"#!/bin/bash
 set -euo pipefail
 
 UNIT_NAME="claude-code"

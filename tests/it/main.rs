@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, a real server on a real socket, real
 //! shells and real signals. See `util.rs` for the harness.
 
+mod abandoned;
 mod coder;
 mod coder_upstream;
 mod core;

@@ -677,3 +677,22 @@ fn a_script_that_only_waited_shows_its_wait_and_no_run_time() {
         out.stdout.lines().rev().find(|l| l.starts_with("c ")).unwrap_or_else(|| panic!("{out}"));
     assert!(lane.contains('.'), "no dots for the wait: {out}");
 }
+
+#[test]
+fn up_owns_what_its_scripts_start_even_through_a_helper_that_exits() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    // Without $UNITSYNC_OWNER, the helper `sh -c` would own `helper` and
+    // abandon it on exit; under `up`, `up` owns it.
+    script(
+        &dir,
+        "helped.sh",
+        "sh -c 'unitsync start helper; true'\n\
+         unitsync status helper | grep '^status: *started' || exit 9\n\
+         unitsync status helper | grep '^owner:'\n\
+         unitsync complete helper",
+    );
+    let out = up(&sb, &dir, &["true"]);
+    out.ok();
+    out.stdout_has("owner:      pid ");
+}

@@ -404,3 +404,40 @@ fn another_uids_group_socket_is_never_trusted_at_the_default_path() {
     assert!(server.stop_with("TERM").success());
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A `/proc` mounted with `hidepid=2` hides other users' processes from a
+/// server that is not root: it cannot tell whether their scripts live, so
+/// their units get no owner (README.md, "Abandoned units"), while its own
+/// user's do.
+#[test]
+fn a_server_that_cannot_see_a_members_processes_keeps_no_owner_for_it() {
+    let (sb, bin) = shared_sandbox();
+    require("unshare");
+    let dir = sb.socket().parent().unwrap().to_owned();
+    fs::create_dir(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(0), Some(4343)).unwrap();
+    chmod(&dir, 0o770);
+    let mut wrapper: Vec<String> =
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c"].map(String::from).to_vec();
+    wrapper.push("mount -t proc -o hidepid=2 proc /proc && exec \"$@\"".into());
+    wrapper.push("sh".into());
+    wrapper.extend(as_user(4242, 4242, &[4343]));
+    let _server = sb.serve_via(&strs(&wrapper), &bin, &["--group", "4343"]);
+    // dash runs unitsync, which names dash its owner; dash then exits.
+    let script = |uid| {
+        let mut words = as_user(uid, uid, &[4343]);
+        words.extend(["dash", "-c", "\"$0\" \"$@\"; exit 0"].map(String::from));
+        words
+    };
+    sb.run_via(&strs(&script(4244)), &bin, &["start", "theirs"]).ok();
+    sb.run_via(&strs(&script(4242)), &bin, &["start", "mine"]).ok();
+    let member = as_user(4244, 4244, &[4343]);
+    let status = |unit| sb.run_via(&strs(&member), &bin, &["status", unit, "--json"]);
+    // Another user's: no owner, so not taken for abandoned.
+    let theirs = status("theirs");
+    assert!(theirs.ok().stdout.contains("\"status\": \"started\""), "{theirs}");
+    assert!(theirs.stdout.contains("\"owner\": null"), "{theirs}");
+    // The server's own user's: seen, owned, and abandoned.
+    let mine = status("mine");
+    assert!(mine.ok().stdout.contains("abandoned: the script that started it"), "{mine}");
+}

@@ -35,6 +35,10 @@ const USAGE: &str = "usage:
       a random moment; time from its listening (tcp) or its newline (fd) to
       the exit of a dependent's waiting `unitsync start`;
       prints: trials median_us p95_us min_us max_us
+  unitsync-bench abandon TRIALS SOCKET UNITSYNC POLL_MS
+      a script starts a unit a dependent waits for, and is killed at a
+      random moment; time from the kill to the dependent's exit (5);
+      prints: trials median_us p95_us min_us max_us
   unitsync-bench notify FIFO
       (the fd service) once a byte arrives on FIFO, writes a newline to fd
       3, then waits to be stopped
@@ -87,6 +91,9 @@ fn run(args: &[&str]) -> io::Result<bool> {
         ["ready", kind @ ("tcp" | "fd"), trials, socket, bin, poll, dir] => {
             ready_latency(kind, num(trials)?, socket, bin, millis(poll)?, Path::new(dir))
                 .map(|t| report(&t))
+        }
+        ["abandon", trials, socket, bin, poll] => {
+            abandon(num(trials)?, socket, bin, millis(poll)?).map(|t| report(&t))
         }
         ["notify", fifo] => notify(Path::new(fifo)),
         ["shutdown", rounds, bin, dir, unit] => {
@@ -430,6 +437,50 @@ fn ready_latency(
         times.push(until_exit(dependent, &unit)?);
         stop(&mut run)?;
         let _ = fs::remove_file(&fifo);
+    }
+    Ok(times)
+}
+
+/// An abandoned unit: a script starts a unit that a dependent waits for,
+/// then is killed (kill -9) at a random moment of the dependent's poll
+/// cycle; the time runs from the kill until the dependent's `start` has
+/// exited, as it must, with 5 (a dependency failed).
+fn abandon(trials: usize, socket: &str, bin: &str, poll: Duration) -> io::Result<Vec<Duration>> {
+    let mut ctl = Conn::open(socket)?;
+    let mut rng = Rng::from_clock();
+    let tag = std::process::id();
+    let poll_arg = format!("{}ms", poll.as_millis());
+    let mut times = Vec::with_capacity(trials);
+    for k in 0..trials {
+        let (unit, dep) = (format!("a{tag}-{k}"), format!("a{tag}-{k}-dep"));
+        ctl.ok(&format!(r#"{{"op":"want","unit":"{unit}","deps":["{dep}"]}}"#))?;
+        let mut dependent = spawn(Command::new(bin).args([
+            "--socket", socket, "-q", "start", &unit, "--poll", &poll_arg,
+        ]))?;
+        until_status(&mut ctl, &unit, b"\"waiting_since\":", &mut dependent)?;
+        // The script owns `dep` (it is the client's parent) and then waits.
+        let start = format!("{bin} --socket {socket} -q start {dep} && exec sleep 600");
+        let mut script = spawn(Command::new("sh").args(["-c", &start]))?;
+        let started = format!("\"unit\":\"{dep}\",\"status\":\"started\"");
+        until_status(&mut ctl, &dep, started.as_bytes(), &mut script)?;
+        let status = format!("{{\"op\":\"status\",\"unit\":\"{dep}\"}}\n");
+        if contains(ctl.call(status.as_bytes())?, b"\"owner\":null") {
+            return Err(fail(format!("{dep}: started without an owner")));
+        }
+        // Our own status requests checked the owner just now, which puts
+        // off the dependent's next check by up to 5 ms: let that pass, then
+        // die at a random moment of the dependent's check cycle (its poll,
+        // or the 5 ms between checks if that is longer).
+        let cycle = poll.max(Duration::from_millis(5));
+        sleep(Duration::from_millis(10) + rng.duration(cycle));
+        let t0 = Instant::now();
+        script.kill()?;
+        let status = dependent.wait()?;
+        times.push(t0.elapsed());
+        script.wait()?;
+        if status.code() != Some(5) {
+            return Err(fail(format!("the waiter for {unit} ended with {status}, not 5")));
+        }
     }
     Ok(times)
 }

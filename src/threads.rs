@@ -1,0 +1,24 @@
+//! Starting threads: named, with a stack size of their own, and all
+//! through one instantiation of std's spawning code.
+
+use std::io;
+use std::thread::{Builder, JoinHandle};
+
+/// Starts `body` on a thread called `name` with a `stack`-byte stack.
+/// The body goes in a box, so that std's generic spawn code is compiled
+/// once, not once per caller's closure (BENCHMARKS.md, "Footprint").
+pub fn spawn(
+    name: impl Into<String>,
+    stack: usize,
+    body: impl FnOnce() + Send + 'static,
+) -> io::Result<JoinHandle<()>> {
+    spawn_boxed(name.into(), stack, Box::new(body))
+}
+
+fn spawn_boxed(
+    name: String,
+    stack: usize,
+    body: Box<dyn FnOnce() + Send>,
+) -> io::Result<JoinHandle<()>> {
+    Builder::new().name(name).stack_size(stack).spawn(body)
+}

@@ -257,8 +257,10 @@ Usage: unitsync start UNIT [--timeout D] [--poll D] [--detached]
 
 Waits until every dependency of UNIT is met, then marks UNIT started.
 Says what it waits for, then a progress line at most every 10s.
-UNIT is owned by the script that called this: if that script exits while
-UNIT is started or ready, UNIT fails as abandoned.
+UNIT is owned by the script that called this (or by the 'run' or 'up'
+that holds UNIT for it): if the owner exits while UNIT is started or
+ready, UNIT fails as abandoned. A helper program that runs this and exits
+before UNIT is done needs --detached.
 
   --timeout D   give up after D [$UNITSYNC_TIMEOUT, 5m]; 0 waits forever
   --poll D      check every D [$UNITSYNC_POLL, 50ms]
@@ -277,8 +279,7 @@ Usage: unitsync ready [UNIT]
 Marks UNIT, which is started and keeps running (a service), ready: its
 dependents may start now, as if it had completed. UNIT defaults to
 $UNITSYNC_UNIT, which 'unitsync run' sets for its command. Repeating it
-changes nothing. A unit started --detached is owned from now on by the
-script that calls this, unless $UNITSYNC_DETACHED is set.
+changes nothing. UNIT keeps the owner its start recorded.
 
 Exit 0 once ready, 1 if UNIT is not started (pending, never registered,
 already completed or failed: start it first), 2 if there is neither UNIT

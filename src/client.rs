@@ -311,7 +311,7 @@ fn request_unit(request: &Request) -> String {
     match request {
         Request::Want { unit, .. }
         | Request::Start { unit, .. }
-        | Request::Ready { unit, .. }
+        | Request::Ready { unit }
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
         | Request::Status { unit }

@@ -760,7 +760,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
             writeln!(out, "Unit {unit:?} declared dependencies: [{declared}]")?;
         }
         Sub::Start { unit, timeout } => {
-            let owner = settings.owner(false);
+            let owner = settings.owner(false, &unit);
             start(&mut client, &unit, owner, settings.patience(timeout, None), out)?;
         }
         Sub::Complete { unit } => {

@@ -156,14 +156,14 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             signals::catch();
             let patience =
                 Patience { cancel: Some(&signals::RECEIVED), ..settings.patience(timeout, poll) };
-            let owner = settings.owner(detached);
+            let owner = settings.owner(detached, &unit);
             client::start(&mut settings.client(), &unit, owner, patience, settings.say())?;
         }
         Cmd::Ready { unit } => {
             let unit = settings
                 .own_unit(unit)
                 .map_err(|e| Failure::Usage(format!("{e}; see 'unitsync ready --help'")))?;
-            settings.client().call(&Request::ready(&unit, settings.owner(false)))?;
+            settings.client().call(&Request::Ready { unit })?;
         }
         Cmd::Complete { unit } => {
             let said = format!("{unit}: completed");
@@ -219,6 +219,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         }
         Cmd::Run(run) => {
             let patience = settings.patience(run.timeout, run.poll);
+            let owner = settings.run_owner(&run.unit);
             let spec = runner::Spec {
                 unit: run.unit,
                 after: run.after,
@@ -226,6 +227,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 ready: run.ready,
                 ready_timeout: run.ready_timeout.unwrap_or_default(),
                 stop_timeout: run.stop_timeout.unwrap_or(signals::STOP_TIMEOUT),
+                owner,
                 command: run.command,
             };
             let mut client = settings.client();

@@ -4,12 +4,17 @@
 //! units"; PROTOCOL.md, "Owners".
 
 use std::fs;
+use std::io;
 
 use crate::state::Owner;
 
 /// The variable through which `run` and `up` name themselves as the owner
 /// of what their commands start (`PID:STARTTIME`).
 pub const ENV: &str = "UNITSYNC_OWNER";
+
+/// How far up a chain of processes is walked, in case pids are reused
+/// into a loop while we walk.
+const MAX_DEPTH: usize = 64;
 
 /// What `/proc/PID/stat` says of a process: its parent, its start time,
 /// and whether it is a zombie (exited, not yet reaped).
@@ -19,23 +24,38 @@ struct Stat {
     zombie: bool,
 }
 
-fn stat(pid: u32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// `/proc/PID/stat`: None if there is no such process; an error if it
+/// could not be read for another reason (out of descriptors, say) or makes
+/// no sense, which says nothing of whether the process exists.
+fn stat(pid: u32) -> io::Result<Option<Stat>> {
+    let text = match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => text,
+        // ESRCH: it exited between the open and the read.
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(3) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
     // The command name (field 2) is in parentheses and may hold anything,
     // spaces and parentheses included: the fields after it follow the last
     // `)`. Field 3 is the state, 4 the parent, 22 the start time.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(Stat {
-        zombie: *fields.first()? == "Z",
-        ppid: fields.get(1)?.parse().ok()?,
-        start: fields.get(19)?.parse().ok()?,
-    })
+    let rest = text.rfind(')').map(|at| &text[at + 1..]).unwrap_or_default();
+    let mut fields = rest.split_whitespace();
+    let parsed = (|| {
+        let zombie = fields.next()? == "Z";
+        let ppid = fields.next()?.parse().ok()?;
+        let start = fields.nth(17)?.parse().ok()?;
+        Some(Stat { ppid, start, zombie })
+    })();
+    parsed.map(Some).ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: no sense")))
 }
 
-/// The identity of a running process, if it runs.
+/// The identity of a running process, if it runs (and `/proc` says so).
 pub fn of_pid(pid: u32) -> Option<Owner> {
-    stat(pid).filter(|s| !s.zombie).map(|s| Owner { pid, start: s.start })
+    match stat(pid) {
+        Ok(Some(s)) if !s.zombie => Some(Owner { pid, start: s.start }),
+        _ => None,
+    }
 }
 
 /// This process, as an owner of what it runs.
@@ -44,13 +64,18 @@ pub fn me() -> Option<Owner> {
 }
 
 /// Whether `owner` still exists: its pid runs, with the same start time.
-/// If `/proc` cannot be read at all, every owner is taken to exist: no
-/// unit is ever failed for want of a way to look.
+/// Only a sure "no" counts: if `/proc` cannot be read at all, or not for
+/// this pid right now, the owner is taken to exist, so that no unit is
+/// ever failed for want of a way to look.
 pub fn exists(owner: Owner) -> bool {
     if fs::metadata("/proc/self/stat").is_err() {
         return true;
     }
-    of_pid(owner.pid) == Some(owner)
+    match stat(owner.pid) {
+        Ok(Some(s)) => !s.zombie && s.start == owner.start,
+        Ok(None) => false,
+        Err(_) => true,
+    }
 }
 
 /// `PID:STARTTIME`, as [`ENV`] holds it.
@@ -64,26 +89,38 @@ pub fn from_env(text: &str) -> Option<Owner> {
     Some(Owner { pid: pid.parse().ok()?, start: start.parse().ok()? })
 }
 
-/// The owner of what this client starts: [`ENV`] if it names one, else
-/// the script that ran us, found by walking up from our parent while a
+/// The owner [`ENV`] names, if it is one of our ancestors: a process that
+/// outlived the `run` or `up` that set it (a daemon) inherited a stale one.
+pub fn inherited(env: Option<&str>) -> Option<Owner> {
+    let owner = env.and_then(from_env)?;
+    let mut pid = std::os::unix::process::parent_id();
+    for _ in 0..MAX_DEPTH {
+        let here = stat(pid).ok()??;
+        if pid == owner.pid {
+            return (here.start == owner.start).then_some(owner);
+        }
+        if here.ppid <= 1 {
+            break;
+        }
+        pid = here.ppid;
+    }
+    None
+}
+
+/// The script that ran us, found by walking up from our parent while a
 /// process is a fork of its own parent running the same program (same
 /// executable and command line): a subshell or a command substitution
 /// resolves to the script itself.
-pub fn of_caller(env: Option<&str>) -> Option<Owner> {
-    if let Some(owner) = env.and_then(from_env) {
-        return Some(owner);
-    }
-    let mut pid = nix::unistd::getppid().as_raw() as u32;
-    let mut seen = 0;
-    loop {
-        let here = stat(pid)?;
-        // Bounded, in case a pid is reused into a loop while we walk.
-        seen += 1;
-        if here.ppid <= 1 || seen > 64 || !same_program(pid, here.ppid) {
+pub fn of_caller() -> Option<Owner> {
+    let mut pid = std::os::unix::process::parent_id();
+    for _ in 0..MAX_DEPTH {
+        let here = stat(pid).ok()??;
+        if here.ppid <= 1 || !same_program(pid, here.ppid) {
             return Some(Owner { pid, start: here.start });
         }
         pid = here.ppid;
     }
+    None
 }
 
 /// Whether two processes run the same executable with the same command line.
@@ -110,9 +147,15 @@ mod tests {
         assert_eq!(from_env(&to_env(me)), Some(me));
         assert_eq!(from_env("12"), None);
         assert_eq!(from_env("x:1"), None);
-        assert_eq!(of_caller(Some(&to_env(me))), Some(me));
         // Our parent runs another program (cargo's test runner or a shell).
-        let parent = of_caller(None).expect("our parent runs");
+        let parent = of_caller().expect("our parent runs");
         assert!(exists(parent));
+        // $UNITSYNC_OWNER counts only if it names an ancestor: our parent,
+        // not ourselves, and not our parent with another start time.
+        assert_eq!(inherited(Some(&to_env(parent))), Some(parent));
+        assert_eq!(inherited(Some(&to_env(me))), None);
+        let stale = Owner { start: parent.start + 1, ..parent };
+        assert_eq!(inherited(Some(&to_env(stale))), None);
+        assert_eq!(inherited(None), None);
     }
 }

@@ -55,14 +55,9 @@ pub enum Request {
         note: Option<String>,
     },
     /// A started unit is ready: its dependents may start while it runs.
+    /// It keeps the owner its start recorded (README.md, "Abandoned units").
     Ready {
         unit: String,
-        /// Who says so, trusted as `start`'s is; it becomes the owner only
-        /// of a unit that has none (README.md, "Abandoned units").
-        #[serde(skip_serializing_if = "Option::is_none")]
-        owner: Option<OwnerField>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        client_pid: Option<u32>,
     },
     Fail {
         unit: String,
@@ -480,14 +475,8 @@ impl Request {
     /// `start` by `owner` (None: detached). The client's own pid goes
     /// with an owner, so the server can tell that it sees the same pids.
     pub fn start(unit: &str, poll: Option<f64>, owner: Option<Owner>) -> Request {
-        let (owner, client_pid) = claim(owner);
-        Request::Start { unit: unit.to_owned(), poll, owner, client_pid }
-    }
-
-    /// `ready`, said by `owner`, as [`Request::start`].
-    pub fn ready(unit: &str, owner: Option<Owner>) -> Request {
-        let (owner, client_pid) = claim(owner);
-        Request::Ready { unit: unit.to_owned(), owner, client_pid }
+        let client_pid = owner.map(|_| std::process::id());
+        Request::Start { unit: unit.to_owned(), poll, owner: owner.map(Into::into), client_pid }
     }
 
     /// The request as one line, newline included.
@@ -496,10 +485,6 @@ impl Request {
         line.push(b'\n');
         line
     }
-}
-
-fn claim(owner: Option<Owner>) -> (Option<OwnerField>, Option<u32>) {
-    (owner.map(Into::into), owner.map(|_| std::process::id()))
 }
 
 /// Parses one request line, or says what is wrong with it.
@@ -550,9 +535,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             owner: fields.owner,
             client_pid: fields.client_pid,
         },
-        "ready" => {
-            Request::Ready { unit: unit()?, owner: fields.owner, client_pid: fields.client_pid }
-        }
+        "ready" => Request::Ready { unit: unit()? },
         "complete" => Request::Complete { unit: unit()?, note: fields.note.clone() },
         "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
         "status" => Request::Status { unit: unit()? },
@@ -824,18 +807,7 @@ mod tests {
                 Request::Complete { unit: "a".into(), note: Some("stopped".into()) },
                 r#"{"op":"complete","unit":"a","note":"stopped"}"#,
             ),
-            (
-                Request::Ready { unit: "a".into(), owner: None, client_pid: None },
-                r#"{"op":"ready","unit":"a"}"#,
-            ),
-            (
-                Request::Ready {
-                    unit: "a".into(),
-                    owner: Some(OwnerField { pid: 42, start: 1234 }),
-                    client_pid: Some(42),
-                },
-                r#"{"op":"ready","unit":"a","owner":{"pid":42,"start":1234},"client_pid":42}"#,
-            ),
+            (Request::Ready { unit: "a".into() }, r#"{"op":"ready","unit":"a"}"#),
             (
                 Request::Fail { unit: "a".into(), reason: Some("exit status 2".into()) },
                 r#"{"op":"fail","unit":"a","reason":"exit status 2"}"#,

@@ -30,7 +30,7 @@ use crate::client::{self, Client, Patience, Say};
 use crate::duration::human;
 use crate::exit;
 use crate::owner;
-use crate::protocol::{Body, Request, Status};
+use crate::protocol::{Body, Owner, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
 use crate::signals;
 
@@ -47,6 +47,9 @@ pub struct Spec {
     pub ready_timeout: Duration,
     /// `--stop-timeout`: from the stop signal to SIGKILL. Zero: no SIGKILL.
     pub stop_timeout: Duration,
+    /// Who owns the unit: `run` itself, for the whole life of the unit, or
+    /// the `up` that runs it (README.md, "Abandoned units").
+    pub owner: Option<Owner>,
     pub command: Vec<OsString>,
 }
 
@@ -114,9 +117,7 @@ fn wait(
     let began = Instant::now();
     let mut timeout = patience.timeout;
     loop {
-        // `run` holds the unit for its whole life: it is the owner.
-        let owner = owner::me();
-        match client::start(client, &spec.unit, owner, Patience { timeout, ..patience }, say) {
+        match client::start(client, &spec.unit, spec.owner, Patience { timeout, ..patience }, say) {
             Err(client::Error::InstanceChanged { .. }) => {
                 // Keep the one deadline across restarts; never zero, which
                 // would mean "forever".
@@ -168,7 +169,7 @@ impl Unit<'_> {
     fn ready(&mut self) {
         let unit = &self.spec.unit;
         let Some(client) = self.client.as_deref_mut() else { return };
-        match tell(client, &Request::ready(unit, owner::me())) {
+        match tell(client, &Request::Ready { unit: unit.clone() }) {
             Ok(_) => self.say.line(&format!("{unit}: ready")),
             Err(e) => Say::error(&format!(
                 "{unit}: could not mark it ready, so its dependents may wait: {e}"

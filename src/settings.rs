@@ -101,14 +101,30 @@ impl Settings {
         })
     }
 
-    /// The owner of a unit this client starts: none if detached (by
-    /// `--detached` or `$UNITSYNC_DETACHED`), else `$UNITSYNC_OWNER`, else
-    /// the script that called us (README.md, "Abandoned units").
-    pub fn owner(&self, detached: bool) -> Option<Owner> {
+    /// The owner of `unit` when this client starts it: none if detached
+    /// (by `--detached` or `$UNITSYNC_DETACHED`), else the `run` or `up`
+    /// that holds it for us, else the script that called us (README.md,
+    /// "Abandoned units").
+    pub fn owner(&self, detached: bool, unit: &str) -> Option<Owner> {
         match detached || self.detached {
             true => None,
-            false => owner::of_caller(self.owner.as_deref()),
+            false => self.holder(unit).or_else(owner::of_caller),
         }
+    }
+
+    /// The owner of the unit `run` runs: the `up` that holds it, if one
+    /// does (it ends the unit should `run` be killed), else `run` itself.
+    pub fn run_owner(&self, unit: &str) -> Option<Owner> {
+        self.holder(unit).or_else(owner::me)
+    }
+
+    /// `$UNITSYNC_OWNER`, if `unit` is the one it holds for us
+    /// (`$UNITSYNC_UNIT`: `run` and `up` end it from our exit status) and
+    /// it is one of our ancestors (not a stale one a daemon inherited).
+    /// Other units a script starts are its own to end.
+    fn holder(&self, unit: &str) -> Option<Owner> {
+        let held = self.unit.as_deref() == Some(unit);
+        owner::inherited(self.owner.as_deref().filter(|_| held))
     }
 
     pub fn client(&self) -> Client {
@@ -203,7 +219,7 @@ mod tests {
         assert_eq!(from_env.connect_timeout, Duration::from_secs(2));
         assert_eq!(from_env.owner.as_deref(), Some("12:34"));
         assert!(from_env.detached);
-        assert_eq!(from_env.owner(false), None);
+        assert_eq!(from_env.owner(false, "a"), None);
         assert_eq!(
             (from_env.timeout, from_env.poll, from_env.columns),
             (Duration::from_secs(60), Duration::from_millis(5), 120)

@@ -582,14 +582,9 @@ impl State {
     }
 
     /// `start unit`: the one atomic check-and-start, from a client that
-    /// polls every `poll` while it waits.
-    #[cfg(test)]
-    pub fn start(&mut self, unit: &str, poll: Duration, now: Duration) -> Result<Start, Error> {
-        self.start_owned(unit, poll, None, now)
-    }
-
-    /// [`State::start`] by `owner`, who is recorded if the unit starts.
-    pub fn start_owned(
+    /// polls every `poll` while it waits, by `owner`, who is recorded if
+    /// the unit starts (None: nobody, as for `--detached`).
+    pub fn start(
         &mut self,
         unit: &str,
         poll: Duration,
@@ -649,15 +644,10 @@ impl State {
 
     /// `ready unit`: a started unit is now ready, and satisfies its
     /// dependents while it keeps running. Repeating it changes nothing.
-    /// `owner`, who says so, takes over a unit that has none (a detached
-    /// unit handed to a daemon); an owned unit keeps its owner, so a
-    /// helper that says ready and exits abandons nothing.
-    pub fn ready(
-        &mut self,
-        unit: &str,
-        owner: Option<Owner>,
-        now: Duration,
-    ) -> Result<Readied, Error> {
+    /// It keeps the owner its start recorded: whoever says ready (the
+    /// service, a helper, the script that started it detached) may exit
+    /// long before the unit ends.
+    pub fn ready(&mut self, unit: &str, now: Duration) -> Result<Readied, Error> {
         check_name(unit)?;
         let Some(&id) = self.index.get(unit) else {
             return Err(Error::NotRunning { unit: unit.to_owned(), status: Status::NotRegistered });
@@ -670,10 +660,7 @@ impl State {
             Status::Ready => Ok(Readied::Already { after: after(u.since) }),
             Status::Started => {
                 let after = after(now);
-                let u = &mut self.units[id];
-                u.ready_at = Some(now);
-                u.owner = u.owner.or(owner);
-                u.owner_checked = None;
+                self.units[id].ready_at = Some(now);
                 self.set_status(id, Status::Ready, now);
                 Ok(Readied::Now { after })
             }

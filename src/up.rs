@@ -298,15 +298,13 @@ impl<'a> Up<'a> {
                 command.arg("--").arg(&script.path);
                 command
             }
-            None => {
-                let mut command = Command::new(&script.path);
-                command.env("UNITSYNC_UNIT", &script.unit);
-                command
-            }
+            None => Command::new(&script.path),
         };
-        command.env("UNITSYNC_SOCKET", &self.socket);
-        // `up` holds every unit for its script's whole life and ends it
-        // from the exit status: it owns what its scripts start.
+        command.env("UNITSYNC_UNIT", &script.unit).env("UNITSYNC_SOCKET", &self.socket);
+        // `up` holds each script's unit for the script's whole life and
+        // ends it from the exit status: it owns that unit, whether the
+        // script (or the `run` that runs it) starts it. Other units a
+        // script starts are the script's own.
         if let Some(me) = owner::me() {
             command.env(owner::ENV, owner::to_env(me));
         }

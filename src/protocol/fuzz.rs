@@ -86,7 +86,7 @@ fn value(rng: &mut Rng, depth: usize, tame: bool) -> String {
     }
 }
 
-/// A `start`'s or `ready`'s owner, half the time.
+/// A `start`'s owner, half the time.
 fn owner(rng: &mut Rng) -> Option<OwnerField> {
     let pid = rng.below(100_000) as u32;
     rng.chance(50).then(|| OwnerField { pid, start: rng.below(1_000_000) as u64 })
@@ -113,11 +113,7 @@ fn valid(rng: &mut Rng) -> (Request, String) {
         3 => Request::Complete { unit, note: rng.chance(50).then(|| name(rng)) },
         4 => Request::Fail { unit, reason: rng.chance(50).then(|| name(rng)) },
         5 => Request::Status { unit },
-        6 => Request::Ready {
-            unit,
-            owner: owner(rng),
-            client_pid: rng.chance(50).then(|| rng.below(100_000) as u32),
-        },
+        6 => Request::Ready { unit },
         7 => Request::StopWaiting { unit },
         _ => Request::List,
     };

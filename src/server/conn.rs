@@ -109,7 +109,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
     }
     let mut reader = BufReader::new(&stream);
     let (mut line, mut out) = (Vec::new(), Vec::new());
-    let mut trust = Trust { peer_pid, seen: false };
+    let mut trust = Trust { peer_pid, looked: false };
     loop {
         match protocol::read_line(&mut reader, &mut line) {
             Ok(true) => {}
@@ -124,7 +124,7 @@ fn serve_connection(server: &Server, stream: UnixStream) {
             }
         }
         let response = match protocol::parse_request(&line) {
-            Ok(request) => server.apply(trust.owner(request)),
+            Ok(request) => server.apply(trust.vet(request)),
             Err(error) => Response::error(&server.instance, error),
         };
         response.write_line(&mut out);
@@ -140,22 +140,19 @@ struct Trust {
     /// not contain, or if we cannot see its process.
     peer_pid: i32,
     /// Whether we have looked for its process in `/proc` yet.
-    seen: bool,
+    looked: bool,
 }
 
 impl Trust {
-    /// A `start`'s or `ready`'s owner is kept only if the client's pid, as
-    /// it sent it, is the connection's: then the client sees the same pids
-    /// as we do, and the owner's pid means the same process here. And only
-    /// if we can see the client in `/proc` (a `/proc` mounted with
-    /// `hidepid` hides other users' processes): else its script would look
-    /// gone at once.
-    fn owner(&mut self, mut request: Request) -> Request {
-        if let Request::Start { owner, client_pid, .. } | Request::Ready { owner, client_pid, .. } =
-            &mut request
-        {
-            if owner.is_some() && !self.seen && self.peer_pid > 0 {
-                self.seen = true;
+    /// A `start`'s owner is kept only if the client's pid, as it sent it,
+    /// is the connection's: then the client sees the same pids as we do,
+    /// and the owner's pid means the same process here. And only if we can
+    /// see the client in `/proc` (a `/proc` mounted with `hidepid` hides
+    /// other users' processes): else its script would look gone at once.
+    fn vet(&mut self, mut request: Request) -> Request {
+        if let Request::Start { owner, client_pid, .. } = &mut request {
+            if owner.is_some() && !self.looked && self.peer_pid > 0 {
+                self.looked = true;
                 if owner::of_pid(self.peer_pid as u32).is_none() {
                     self.peer_pid = 0;
                 }

@@ -58,7 +58,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Err(e) => refused("want", unit, e),
         },
         // A poll that is no duration (negative, huge) promises nothing.
-        Request::Start { unit, poll, owner, .. } => match state.start_owned(
+        Request::Start { unit, poll, owner, .. } => match state.start(
             unit,
             poll.and_then(|p| Duration::try_from_secs_f64(p).ok()).unwrap_or_default(),
             owner.map(Into::into),
@@ -86,7 +86,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("start", unit, e),
         },
-        Request::Ready { unit, owner, .. } => match state.ready(unit, owner.map(Into::into), now) {
+        Request::Ready { unit } => match state.ready(unit, now) {
             Ok(Readied::Now { after }) => {
                 let body = Body::Ready { after: secs(after), already: false };
                 Outcome::change(body, format!("{unit} ready (after {})", human(after)))
@@ -163,9 +163,7 @@ mod tests {
             ["start", unit] => {
                 Request::Start { unit: unit.to_string(), poll: None, owner: None, client_pid: None }
             }
-            ["ready", unit] => {
-                Request::Ready { unit: unit.to_string(), owner: None, client_pid: None }
-            }
+            ["ready", unit] => Request::Ready { unit: unit.to_string() },
             ["complete", unit] => Request::Complete { unit: unit.to_string(), note: None },
             ["complete", unit, note @ ..] => {
                 Request::Complete { unit: unit.to_string(), note: Some(note.join(" ")) }

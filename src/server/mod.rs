@@ -298,8 +298,11 @@ impl Prepared {
         let sweeper = server.clone();
         let sweeping = stop.clone();
         threads::spawn("sweep", THREAD_STACK, move || {
-            while !sweeping.load(Ordering::SeqCst) {
+            loop {
                 thread::sleep(SWEEP_EVERY);
+                if sweeping.load(Ordering::SeqCst) {
+                    break;
+                }
                 sweeper.sweep();
             }
         })
@@ -387,8 +390,10 @@ impl Server {
     /// refused with nothing changed. That costs a replay, but only then.
     fn apply(&self, request: Request) -> Response {
         let guard = match &request {
+            // Its own unit too: a script that died with it started may be
+            // run again at once.
             Request::Start { unit, .. } => {
-                Guard::Owners { unit: Some(unit), self_too: false, fresh: START_CHECKS_EVERY }
+                Guard::Owners { unit: Some(unit), self_too: true, fresh: START_CHECKS_EVERY }
             }
             Request::Status { unit } => {
                 Guard::Owners { unit: Some(unit), self_too: true, fresh: Duration::ZERO }
@@ -396,9 +401,11 @@ impl Server {
             Request::List => Guard::Owners { unit: None, self_too: true, fresh: Duration::ZERO },
             _ => Guard::None,
         };
-        // Most requests find no owner to check and take the lock once; the
-        // others check `/proc` outside it, fail what was abandoned, and
-        // take it again.
+        // A request takes the lock once if it finds no owner due for a
+        // check (no running owned unit among those it reads, or, for a
+        // `start`, none not looked at in the last 5 ms); else the owners
+        // are checked in `/proc` outside the lock, the abandoned units
+        // failed, and the request applied then.
         match self.commit(&request, guard) {
             Ok(response) => response,
             Err(owners) => {
@@ -438,7 +445,8 @@ impl Server {
     }
 
     /// [`Server::apply`]'s locked part, if `guard` lets it: else nothing
-    /// is applied, and the owners it found due for a check are returned.
+    /// is applied, and the owners found due for a check are returned (none
+    /// if the unit to fail no longer runs for its owner).
     fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owner)>> {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");

@@ -21,16 +21,16 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
         ["want", unit, deps @ ..] => {
             state.want(unit, &strings(deps), false, now).map(|w| render_wanted(&w))
         }
-        ["start", unit] => render_start(state.start(unit, Duration::ZERO, now)),
+        ["start", unit] => render_start(state.start(unit, Duration::ZERO, None, now)),
         ["start", "--poll", poll, unit] => {
             let poll = Duration::from_secs(poll.parse().expect("seconds"));
-            render_start(state.start(unit, poll, now))
+            render_start(state.start(unit, poll, None, now))
         }
         ["stop-waiting", unit] => state.stop_waiting(unit, now).map(|s| match s {
             StopWaiting::Stopped { waited } => format!("stopped waiting after {}", secs(waited)),
             StopWaiting::NotWaiting => "was not waiting".to_owned(),
         }),
-        ["ready", unit] => state.ready(unit, None, now).map(|r| match r {
+        ["ready", unit] => state.ready(unit, now).map(|r| match r {
             Readied::Now { after } => format!("ready after {}", secs(after)),
             Readied::Already { after } => format!("already ready after {}", secs(after)),
         }),
@@ -464,7 +464,7 @@ fn bad_names_are_refused_and_change_nothing() {
         ",
     );
     let mut state = State::new();
-    let err = state.start("a\u{a0}b", Duration::ZERO, Duration::ZERO).unwrap_err();
+    let err = state.start("a\u{a0}b", Duration::ZERO, None, Duration::ZERO).unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid unit name \"a\\u{a0}b\": a name may not contain whitespace"
@@ -585,7 +585,7 @@ fn any_reason_is_cleaned_to_one_short_line() {
     let mut state = State::new();
     state.want("b", &["a".into()], false, Duration::ZERO).unwrap();
     state.fail("a", Some(&"r".repeat(max)), Duration::ZERO).unwrap();
-    state.start("b", Duration::ZERO, Duration::ZERO).unwrap();
+    state.start("b", Duration::ZERO, None, Duration::ZERO).unwrap();
     let reason = state.status("b", Duration::ZERO).unwrap().reason.unwrap();
     assert!(reason.len() == max && reason.starts_with("dependency a failed: rrr"), "{reason}");
     assert!(reason.ends_with("r..."), "{reason}");
@@ -736,10 +736,13 @@ fn timings_record_when_and_how_long() {
     let mut state = State::new();
     let at = Duration::from_secs;
     state.want("b", &["a".into()], false, at(1)).unwrap();
-    assert!(matches!(state.start("b", Duration::ZERO, at(2)).unwrap(), Start::Blocked { .. }));
-    state.start("a", Duration::ZERO, at(3)).unwrap();
+    assert!(matches!(
+        state.start("b", Duration::ZERO, None, at(2)).unwrap(),
+        Start::Blocked { .. }
+    ));
+    state.start("a", Duration::ZERO, None, at(3)).unwrap();
     state.complete("a", None, at(5)).unwrap();
-    state.start("b", Duration::ZERO, at(6)).unwrap();
+    state.start("b", Duration::ZERO, None, at(6)).unwrap();
     let b = state.status("b", Duration::ZERO).unwrap();
     assert_eq!((b.started_at, b.waited, b.finished_at), (Some(at(6)), Some(at(4)), None));
     let a = state.status("a", Duration::ZERO).unwrap();
@@ -845,7 +848,7 @@ fn random_operations_keep_the_invariants() {
                         .collect();
                     state.want(unit, &deps, rng.below(3) == 0, now).map(|_| ())
                 }
-                2 => state.start(unit, Duration::ZERO, now).map(|s| {
+                2 => state.start(unit, Duration::ZERO, None, now).map(|s| {
                     if let Start::Started { .. } = s {
                         assert!(
                             before.status(unit, now).unwrap().startable,
@@ -858,7 +861,7 @@ fn random_operations_keep_the_invariants() {
                     state.complete(unit, note.then_some("stopped"), now).map(|_| ())
                 }
                 4 => state.fail(unit, Some("r"), now).map(|_| ()),
-                5 => state.ready(unit, None, now).map(|r| {
+                5 => state.ready(unit, now).map(|r| {
                     let was = before.status(unit, now).unwrap().status;
                     assert!(
                         matches!(was, Status::Started | Status::Ready),
@@ -888,7 +891,7 @@ fn an_owner_is_kept_while_its_unit_runs() {
     let (me, other) = (Owner { pid: 10, start: 7 }, Owner { pid: 10, start: 8 });
     let at = Duration::from_secs;
     state.want("b", &["a".to_owned()], false, at(0)).unwrap();
-    state.start_owned("a", Duration::ZERO, Some(me), at(1)).unwrap();
+    state.start("a", Duration::ZERO, Some(me), at(1)).unwrap();
     let mut owners = |unit, self_too| state.owners(unit, self_too, at(1), Duration::ZERO);
     assert_eq!(owners(Some("b"), false), vec![("a".to_owned(), me)]);
     assert_eq!(owners(Some("b"), true), vec![("a".to_owned(), me)]);
@@ -901,18 +904,22 @@ fn an_owner_is_kept_while_its_unit_runs() {
     assert!(state.is_owned_by("a", me));
     assert!(!state.is_owned_by("a", other), "a reused pid is another process");
     assert_eq!(state.status("a", at(1)).unwrap().owner, Some(me));
-    state.ready("a", Some(other), at(2)).unwrap();
+    state.ready("a", at(2)).unwrap();
     assert!(state.is_owned_by("a", me), "a ready unit still runs, owned by its starter");
     state.fail("a", Some("abandoned"), at(3)).unwrap();
     assert!(!state.is_owned_by("a", me));
     assert_eq!(state.owners(None, true, at(3), Duration::ZERO), vec![]);
     assert_eq!(state.status("a", at(3)).unwrap().owner, None);
     // A start without an owner (detached) has none, even after an owned one.
-    state.start_owned("a", Duration::ZERO, None, at(4)).unwrap();
+    state.start("a", Duration::ZERO, None, at(4)).unwrap();
     assert_eq!(state.owners(None, true, at(4), Duration::ZERO), vec![]);
-    // Whoever says a detached unit is ready takes it over.
-    state.ready("a", Some(other), at(5)).unwrap();
-    // Its first look is not put off by the last owner's.
+    // A ready keeps it so.
+    state.ready("a", at(5)).unwrap();
+    assert_eq!(state.owners(None, true, at(5), Duration::ZERO), vec![]);
+    // Started again by another owner: its first look is not put off by
+    // the last owner's.
+    state.complete("a", None, at(6)).unwrap();
+    state.start("a", Duration::ZERO, Some(other), at(7)).unwrap();
     let fresh = Duration::from_secs(60);
-    assert_eq!(state.owners(None, true, at(5), fresh), vec![("a".to_owned(), other)]);
+    assert_eq!(state.owners(None, true, at(7), fresh), vec![("a".to_owned(), other)]);
 }

@@ -679,20 +679,72 @@ fn a_script_that_only_waited_shows_its_wait_and_no_run_time() {
 }
 
 #[test]
-fn up_owns_what_its_scripts_start_even_through_a_helper_that_exits() {
+fn up_owns_its_scripts_units_even_through_a_helper_that_exits() {
     let sb = Sandbox::new();
     let dir = startup_dir(&sb);
-    // Without $UNITSYNC_OWNER, the helper `sh -c` would own `helper` and
-    // abandon it on exit; under `up`, `up` owns it.
+    // Without $UNITSYNC_OWNER, the helper `sh -c` would own the script's
+    // unit and abandon it on exit; under `up`, which ends that unit from
+    // the script's exit status, `up` owns it.
     script(
         &dir,
         "helped.sh",
-        "sh -c 'unitsync start helper; true'\n\
-         unitsync status helper | grep '^status: *started' || exit 9\n\
-         unitsync status helper | grep '^owner:'\n\
-         unitsync complete helper",
+        "sh -c 'unitsync start \"$UNITSYNC_UNIT\"; true'\n\
+         unitsync status helped | grep '^status: *started' || exit 9\n\
+         unitsync status helped | grep '^owner:'",
     );
     let out = up(&sb, &dir, &["true"]);
-    out.ok();
-    out.stdout_has("owner:      pid ");
+    // Owned by up (the server's pid: up serves in-process), and completed
+    // by it once the script exited 0.
+    let serving = out.stderr.lines().next().unwrap_or_default().to_owned();
+    let pid = serving.rsplit_once("(pid ").map(|(_, p)| p.trim_end_matches(')')).unwrap_or("?");
+    out.ok().stdout_has(&format!("owner:      pid {pid}\n"));
+    out.stderr_has("helped completed (ran ");
+}
+
+#[test]
+fn a_unit_a_script_under_up_starts_under_another_name_is_the_scripts() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    // The seeds' way: a script named after its module starts a unit of
+    // another name, then dies (set -e) without completing it. `up` does
+    // not end that unit, so the script owns it, and its dependent stops
+    // at once instead of waiting out its timeout.
+    script(
+        &dir,
+        "claude.sh",
+        "set -e\nunitsync start claude-code\nfalse\nunitsync complete claude-code",
+    );
+    script(
+        &dir,
+        "review.sh",
+        "unitsync want review claude-code\nunitsync start review --timeout 5m || exit $?",
+    );
+    let out = up(&sb, &dir, &["true"]);
+    out.code(1);
+    out.stderr_has("claude-code failed (ran ");
+    out.stderr_has("abandoned: the script that started it (pid ");
+    out.stdout_has("review.sh  review  not run: dependency claude-code failed");
+    assert!(out.elapsed < Duration::from_secs(60), "it waited out a timeout{out}");
+}
+
+#[test]
+fn a_header_script_killed_after_its_stop_timeout_ends_stopped_not_abandoned() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-stubborn-header-{}", std::process::id());
+    // Run by `unitsync run`, which up kills with the script: `up`, not
+    // that `run`, owns the unit, and ends it as stopped.
+    script(
+        &dir,
+        "svc.sh",
+        &format!(
+            "# unitsync: stop-timeout=300ms\ntrap '' TERM\nunitsync ready\n\
+             while :; do sleep 0.1; : {token}; done"
+        ),
+    );
+    let out = up(&sb, &dir, &["true"]);
+    out.ok().stderr_has("up: svc: still running 300ms after SIGTERM; killing it (SIGKILL)");
+    out.stdout_has("  stopped (killed after 300ms)");
+    assert!(!out.stderr.contains("abandoned"), "{out}");
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
 }

@@ -334,25 +334,38 @@ fn handoff_unitsync(
     let mut times = Vec::with_capacity(trials);
     for k in 0..trials {
         let (unit, dep) = (format!("h{tag}-{k}"), format!("h{tag}-{k}-dep"));
-        ctl.ok(&format!(r#"{{"op":"want","unit":"{unit}","deps":["{dep}"]}}"#))?;
-        let mut args = vec!["--socket", socket, "-q", "start", &unit];
-        args.extend(["--poll", &poll_arg]);
-        let mut child = spawn(Command::new(bin).args(args))?;
-        // Wait for its first refused start, so it is surely polling.
-        let status = format!("{{\"op\":\"status\",\"unit\":\"{unit}\"}}\n");
-        let began = Instant::now();
-        while contains(ctl.call(status.as_bytes())?, b"\"waiting_since\":null") {
-            if began.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                return Err(fail(format!("{unit}: its start never began waiting")));
-            }
-            sleep(Duration::from_millis(1));
-        }
+        let child = waiting_start(&mut ctl, socket, bin, &unit, &dep, &poll_arg)?;
         sleep(rng.duration(poll));
         ctl.ok(&format!(r#"{{"op":"complete","unit":"{dep}"}}"#))?;
         times.push(until_exit(child, &unit)?);
     }
     Ok(times)
+}
+
+/// Declares `unit` wanting `dep` and starts a `unitsync start unit` that
+/// polls every `poll`; returns once its first start was refused, so that
+/// it surely polls.
+fn waiting_start(
+    ctl: &mut Conn,
+    socket: &str,
+    bin: &str,
+    unit: &str,
+    dep: &str,
+    poll: &str,
+) -> io::Result<Child> {
+    ctl.ok(&format!(r#"{{"op":"want","unit":"{unit}","deps":["{dep}"]}}"#))?;
+    let mut child =
+        spawn(Command::new(bin).args(["--socket", socket, "-q", "start", unit, "--poll", poll]))?;
+    let status = format!("{{\"op\":\"status\",\"unit\":\"{unit}\"}}\n");
+    let began = Instant::now();
+    while contains(ctl.call(status.as_bytes())?, b"\"waiting_since\":null") {
+        if began.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            return Err(fail(format!("{unit}: its start never began waiting")));
+        }
+        sleep(Duration::from_millis(1));
+    }
+    Ok(child)
 }
 
 /// Waits until `unit`'s status answer contains `needle`.
@@ -390,11 +403,7 @@ fn ready_latency(
     let mut times = Vec::with_capacity(trials);
     for k in 0..trials {
         let (unit, service) = (format!("r{tag}-{k}"), format!("r{tag}-{k}-svc"));
-        ctl.ok(&format!(r#"{{"op":"want","unit":"{unit}","deps":["{service}"]}}"#))?;
-        let mut dependent = spawn(Command::new(bin).args([
-            "--socket", socket, "-q", "start", &unit, "--poll", &poll_arg,
-        ]))?;
-        until_status(&mut ctl, &unit, b"\"waiting_since\":", &mut dependent)?;
+        let dependent = waiting_start(&mut ctl, socket, bin, &unit, &service, &poll_arg)?;
         // The service starts at a random moment of the dependent's poll
         // cycle: two polls of one period started back to back would stay
         // in step, and the measure would show that artefact, not the tool.
@@ -453,11 +462,7 @@ fn abandon(trials: usize, socket: &str, bin: &str, poll: Duration) -> io::Result
     let mut times = Vec::with_capacity(trials);
     for k in 0..trials {
         let (unit, dep) = (format!("a{tag}-{k}"), format!("a{tag}-{k}-dep"));
-        ctl.ok(&format!(r#"{{"op":"want","unit":"{unit}","deps":["{dep}"]}}"#))?;
-        let mut dependent = spawn(Command::new(bin).args([
-            "--socket", socket, "-q", "start", &unit, "--poll", &poll_arg,
-        ]))?;
-        until_status(&mut ctl, &unit, b"\"waiting_since\":", &mut dependent)?;
+        let mut dependent = waiting_start(&mut ctl, socket, bin, &unit, &dep, &poll_arg)?;
         // The script owns `dep` (it is the client's parent) and then waits.
         let start = format!("{bin} --socket {socket} -q start {dep} && exec sleep 600");
         let mut script = spawn(Command::new("sh").args(["-c", &start]))?;

@@ -29,7 +29,11 @@ pub fn shared_sandbox() -> (Sandbox, PathBuf) {
         );
     }
     let bin = sb.path("unitsync-copy");
-    fs::copy(BIN, &bin).unwrap();
+    // Copied by `cp`, not by us: a file we hold open for writing is held
+    // by every child another test forks meanwhile, until its exec, and
+    // running the copy then fails with "Text file busy".
+    let copied = std::process::Command::new("cp").arg(BIN).arg(&bin).status().unwrap();
+    assert!(copied.success(), "cp {BIN} {} failed", bin.display());
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     (sb, bin)
 }

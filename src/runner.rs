@@ -198,7 +198,8 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     let program = &spec.command[0];
     let mut command = Command::new(program);
     command.args(&spec.command[1..]).env("UNITSYNC_UNIT", &spec.unit);
-    // What the command starts (its own `ready` included) is run's too.
+    // The command's own unit ($UNITSYNC_UNIT) is run's, which ends it:
+    // other units the command starts are the command's.
     if let Some(me) = owner::me() {
         command.env(owner::ENV, owner::to_env(me));
     }

@@ -75,15 +75,13 @@ const REFUSALS: [&str; 8] = [
     "limit",
 ];
 
-/// `Threads:` of the server, once it has settled (connection threads of
-/// clients that already left may take a moment to end).
-fn settled_threads(server: &Server) -> u64 {
-    let mut low = u64::MAX;
-    for _ in 0..20 {
-        low = low.min(proc_status(server.pid(), "Threads").expect("the server is alive"));
-        sleep(Duration::from_millis(10));
-    }
-    low
+/// `Threads:` of the server once only `open` connection threads are left
+/// (those of clients that already left take a moment to end).
+fn settled_threads(server: &Server, open: usize) -> u64 {
+    eventually(&format!("{open} connection threads are left"), || {
+        connection_threads(server.pid()).len() == open
+    });
+    proc_status(server.pid(), "Threads").expect("the server is alive")
 }
 
 /// The names of the server's connection threads (`conn-N`, N counting
@@ -95,16 +93,23 @@ fn connection_threads(pid: i32) -> Vec<String> {
     names.map(|name| name.trim_end().to_owned()).filter(|name| name.starts_with("conn-")).collect()
 }
 
-/// Fails if the server died, giving it a moment to be reaped: one that
-/// just closed a connection without answering may be dying.
+/// Fails if the server died: it must answer a `ping` on a new connection
+/// (a pong, or a busy line while every slot is taken), which one that is
+/// dying cannot, and still run after it.
 #[track_caller]
 fn assert_alive(server: &mut Server, what: &str) {
-    for _ in 0..25 {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("the server died ({status}) {what}; its log:\n{}", clip(&server.log()));
-        }
-        sleep(Duration::from_millis(20));
+    let answer = UnixStream::connect(&server.socket)
+        .map_err(|e| format!("cannot connect: {e}"))
+        .and_then(|stream| Conn::with(stream).try_ask(br#"{"op":"ping"}"#));
+    let answered =
+        answer.as_ref().is_ok_and(|a| a.contains(r#""result":"pong""#) || kind(a) == "busy");
+    if answered && server.child.try_wait().unwrap().is_none() {
+        return;
     }
+    let status = wait_for_exit(&mut server.child, PATIENCE, || {
+        format!("the server runs {what} but does not answer a ping: {answer:?}")
+    });
+    panic!("the server died ({status}) {what}; its log:\n{}", clip(&server.log()));
 }
 
 /// A log for a failure message, each line cut short.
@@ -747,7 +752,7 @@ fn a_flood_past_the_connection_cap_gets_busy_and_recovers() {
     let mut server = sb.serve(&[]);
     sb.run(&["want", "b", "a"]).ok();
     let before = units(&sb.socket());
-    let baseline = settled_threads(&server);
+    let baseline = settled_threads(&server, 0);
     let busy = |answer: &str| {
         answer.contains(&format!(
             r#""kind":"busy","message":"server busy: {MAX_CONNECTIONS} connections are open; retry later or close idle clients"}}"#
@@ -1071,7 +1076,8 @@ fn clients_that_vanish_mid_answer_never_kill_the_server() {
         conn.ask(format!(r#"{{"op":"want","unit":"u{i:03}","deps":["d{i:03}"]}}"#).as_bytes());
     }
     let before = units(&sb.socket());
-    let baseline = settled_threads(&server);
+    // `conn` is still open.
+    let baseline = settled_threads(&server, 1);
     let vanish = |bytes: &[u8]| {
         let stream = UnixStream::connect(sb.socket()).unwrap();
         let _ = (&stream).write_all(bytes);

@@ -7,7 +7,6 @@
 use std::fs;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
 use std::time::Duration;
 
 use crate::util::*;
@@ -24,6 +23,15 @@ fn until_status(sb: &Sandbox, unit: &str, status: &str) {
     });
 }
 
+/// Waits until the server's clock reads at least a millisecond past the
+/// moment `unit`'s status began (its wire times are to the millisecond).
+fn until_a_millisecond_on(sb: &Sandbox, unit: &str) {
+    eventually(&format!("a millisecond passes after {unit}'s start"), || {
+        let status = sb.run(&["status", unit]).stdout;
+        status.contains(" ago)") && !status.contains("(0ms ago)")
+    });
+}
+
 /// The chart's rows (the lines drawn between borders), as (unit, bar).
 fn rows(chart: &str) -> Vec<(String, String)> {
     chart
@@ -37,17 +45,18 @@ fn rows(chart: &str) -> Vec<(String, String)> {
 
 /// a starts, then c, then b, which needs both and so waits; c completes,
 /// then a, 0.3s after it is let go, so that b waits mostly for a. The
-/// order is the test's doing, whatever the machine's speed; the pauses
-/// between starts only keep two starts out of the same millisecond.
+/// order is the test's doing, whatever the machine's speed; each start
+/// waits for the server's clock to move a millisecond past the one before,
+/// so that no two share a time stamp.
 fn a_c_then_b(sb: &Sandbox) {
     let (go_a, go_c) = (sb.path("go-a"), sb.path("go-c"));
     sb.run(&["want", "b", "a", "c"]).ok();
     let a = spawn(sb, &["run", "a", "--", "sh", "-c", &(until_file_sh(&go_a) + "; sleep 0.3")]);
     until_status(sb, "a", "started");
-    sleep(Duration::from_millis(20));
+    until_a_millisecond_on(sb, "a");
     let c = spawn(sb, &["run", "c", "--", "sh", "-c", &(until_file_sh(&go_c) + "; sleep 0.1")]);
     until_status(sb, "c", "started");
-    sleep(Duration::from_millis(20));
+    until_a_millisecond_on(sb, "c");
     let b = spawn(sb, &["run", "b", "--after", "a", "--after", "c", "--", "sleep", "0.1"]);
     until_waiting(sb, "b");
     fs::write(&go_c, "").unwrap();

@@ -2,12 +2,29 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted: 100 years. Every deadline is the clock
+/// plus a duration (sometimes plus a grace or a sweep on top), and the
+/// clock's `Instant + Duration` panics past its range; a bound far below
+/// it, checked once here, keeps every such sum in range without a checked
+/// addition at each of them. Nobody waits a century for a container.
+pub const MAX: Duration = Duration::from_secs(36_525 * 24 * 3600);
+
 /// Parses a duration; a bare number means seconds. `0` is `Duration::ZERO`,
-/// which callers read as "no deadline" where that makes sense.
+/// which callers read as "no deadline" where that makes sense. Longer than
+/// [`MAX`] is an error (callers prefix the flag or key it came from).
 ///
 /// Integer arithmetic only: parsing floats would pull the standard
 /// library's decimal-to-float tables into a binary whose size we count.
 pub fn parse(text: &str) -> Result<Duration, String> {
+    let d = parse_any(text)?;
+    if d > MAX {
+        return Err(format!("duration {text:?} is too long: at most 100 years (876600h)"));
+    }
+    Ok(d)
+}
+
+/// [`parse`] without the bound: nanoseconds up to `u64::MAX` seconds.
+fn parse_any(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {text:?}: write it like 250ms, 30s, 5m or 1h30m");
     if text.is_empty() {
         return Err(bad());
@@ -165,6 +182,20 @@ mod tests {
                 format!("invalid duration {bad:?}: write it like 250ms, 30s, 5m or 1h30m")
             );
         }
+    }
+
+    #[test]
+    fn refuses_more_than_a_century() {
+        assert_eq!(parse("876600h").unwrap(), MAX);
+        assert_eq!(parse("3155760000").unwrap(), MAX);
+        let long = "duration {:?} is too long: at most 100 years (876600h)";
+        for text in ["876600h1ns", "3155760001", "9223372036854775807", "18446744073709551615s"] {
+            assert_eq!(parse(text).unwrap_err(), long.replace("{:?}", &format!("{text:?}")));
+        }
+        // The bound leaves room for the clock: a deadline at MAX, plus a
+        // grace of MAX on top, is still an instant.
+        let now = std::time::Instant::now();
+        assert!(now.checked_add(MAX).and_then(|t| t.checked_add(MAX)).is_some());
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub struct Run {
     pub ready_timeout: Option<Duration>,
     /// `--stop-timeout D`: between the stop signal and SIGKILL.
     pub stop_timeout: Option<Duration>,
+    /// `--probe-timeout D`: with `--ready exec:`, how long one probe may run.
+    pub probe_timeout: Option<Duration>,
     pub command: Vec<OsString>,
 }
 
@@ -351,7 +353,7 @@ not yet), 5 as soon as one is failed, 3 if the server cannot be reached.
 const RUN_HELP: &str = "\
 Usage: unitsync run UNIT [--after DEP]... [--soft-after DEP]... [--timeout D]
                     [--poll D] [--ready COND [--ready-timeout D]]
-                    [--stop-timeout D] -- CMD [ARG...]
+                    [--probe-timeout D] [--stop-timeout D] -- CMD [ARG...]
 
 Runs CMD as unit UNIT: declares UNIT's dependencies, waits until they are
 met (like 'start'), runs CMD with this process's stdin, stdout and stderr,
@@ -366,6 +368,9 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
                        may start) when COND holds, while CMD keeps running
   --ready-timeout D    with --ready: fail UNIT and stop CMD if it is not
                        ready within D, then exit 4 [no deadline]
+  --probe-timeout D    with --ready exec:: kill a probe (and its process
+                       group) still running after D; the next one starts
+                       [10s; 0 no limit]
   --stop-timeout D     how long a stopped CMD gets between its stop signal
                        and SIGKILL [5s; 0 never sends SIGKILL]
 
@@ -374,7 +379,8 @@ COND is checked at once, then every --poll, until it holds or CMD exits:
   tcp:[HOST:]PORT  a TCP connection is accepted (HOST: an IP, 127.0.0.1)
   unix:PATH        a connection to the Unix socket PATH is accepted
   file:PATH        PATH exists
-  exec:COMMAND     sh -c COMMAND exits 0
+  exec:COMMAND     sh -c COMMAND exits 0 (in a process group of its own,
+                   killed with it after --probe-timeout or when run stops)
 A service that exits before it is ready fails UNIT, whatever its status.
 Without --ready, CMD may mark UNIT ready itself with 'unitsync ready'.
 
@@ -700,6 +706,7 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
     let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
     let (mut ready, mut ready_timeout, mut stop_timeout) = (None, None, None);
+    let mut probe_timeout = None;
     loop {
         // lexopt hides `--`: look for it, or `run -- CMD` would take CMD's
         // name for the unit's.
@@ -729,6 +736,9 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
                 ready_timeout = Some(duration_value(parser, "--ready-timeout")?)
             }
             Long("stop-timeout") => stop_timeout = Some(duration_value(parser, "--stop-timeout")?),
+            Long("probe-timeout") => {
+                probe_timeout = Some(duration_value(parser, "--probe-timeout")?)
+            }
             Short('h') | Long("help") => return Ok(Cmd::Help(RUN_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
@@ -740,6 +750,9 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     if ready_timeout.is_some() && ready.is_none() {
         return Err("--ready-timeout needs --ready COND".into());
     }
+    if probe_timeout.is_some() && !matches!(ready, Some(Cond::Exec(_))) {
+        return Err("--probe-timeout needs --ready exec:COMMAND (the probe it limits)".into());
+    }
     Ok(Cmd::Run(Run {
         unit,
         after,
@@ -749,6 +762,7 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
         ready,
         ready_timeout,
         stop_timeout,
+        probe_timeout,
         command,
     }))
 }
@@ -987,6 +1001,7 @@ mod tests {
                 ready: None,
                 ready_timeout: None,
                 stop_timeout: None,
+                probe_timeout: None,
                 command: vec!["sh".into(), "-c".into(), "--after".into()],
             })
         );
@@ -1001,6 +1016,7 @@ mod tests {
                 ready: None,
                 ready_timeout: None,
                 stop_timeout: None,
+                probe_timeout: None,
                 command: vec!["ls".into(), "-l".into()],
             })
         );
@@ -1009,6 +1025,10 @@ mod tests {
         for line in ["run -- echo hi", "run --after a -- echo hi", "-q run -q -- b true"] {
             assert_eq!(err(line), "missing UNIT before --; see 'unitsync run --help'", "{line}");
         }
+        assert_eq!(
+            err("run b --ready tcp:1 --probe-timeout 1s -- true"),
+            "--probe-timeout needs --ready exec:COMMAND (the probe it limits); see 'unitsync run --help'"
+        );
         assert_eq!(
             err("run b --later x -- true"),
             "unknown option --later; see 'unitsync run --help'"

@@ -227,6 +227,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 ready: run.ready,
                 ready_timeout: run.ready_timeout.unwrap_or_default(),
                 stop_timeout: run.stop_timeout.unwrap_or(signals::STOP_TIMEOUT),
+                probe_timeout: run.probe_timeout.unwrap_or(readiness::PROBE_TIMEOUT),
                 owner,
                 command: run.command,
             };

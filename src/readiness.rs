@@ -7,7 +7,10 @@
 //!   (s6's `notification-fd`, dinit's `pipefd`, OpenRC's `notify=fd:N`);
 //! - `tcp:[HOST:]PORT`, `unix:PATH`: a connection is accepted;
 //! - `file:PATH`: the path exists;
-//! - `exec:COMMAND`: `sh -c COMMAND` exits 0.
+//! - `exec:COMMAND`: `sh -c COMMAND` exits 0. Each probe runs in a
+//!   process group of its own and gets at most the probe timeout; then it
+//!   is killed with its group, and so is one still running when the watch
+//!   ends (ready deadline, stop), so that no probe outlives its purpose.
 //!
 //! A [`Watch`] is polled: [`Watch::check`] never blocks for long, so that
 //! the caller's one loop also sees the command exit, the deadline pass and
@@ -24,12 +27,19 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::sys::signal::Signal;
 use nix::unistd::{dup2_raw, pipe2};
 
+use crate::signals;
 use crate::threads;
+
+/// How long one `exec:` probe may run by default (`--probe-timeout`,
+/// `probe-timeout=`): a probe that hangs (a `pg_isready` against a host
+/// that drops packets) must not hold up the next one for ever.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long one TCP connection attempt may take. A port that drops SYNs
 /// would otherwise stall the check for the kernel's whole connect timeout.
@@ -125,15 +135,19 @@ pub struct Watch {
     /// `fd:N`: what the reader thread found (true: a newline came; false:
     /// EOF or an error first).
     notified: Option<Arc<Notified>>,
-    /// `exec:`: the probe still running, if one is.
-    probe: Option<Child>,
+    /// `exec:`: the probe still running, if one is, and when it started.
+    probe: Option<(Child, Instant)>,
+    /// `exec:`: how long one probe may run; zero: no limit.
+    probe_timeout: Duration,
 }
 
 impl Watch {
     /// Prepares `command` for `cond`: for `fd:N`, a pipe whose write end
-    /// the command will hold as descriptor N.
-    pub fn new(cond: &Cond, command: &mut Command) -> io::Result<Watch> {
-        let mut watch = Watch { cond: cond.clone(), pipe: None, notified: None, probe: None };
+    /// the command will hold as descriptor N. An `exec:` probe is killed
+    /// after `probe_timeout` (zero: never).
+    pub fn new(cond: &Cond, probe_timeout: Duration, command: &mut Command) -> io::Result<Watch> {
+        let mut watch =
+            Watch { cond: cond.clone(), pipe: None, notified: None, probe: None, probe_timeout };
         if let Cond::Fd(n) = *cond {
             // Both ends close on exec, so no other child inherits them; the
             // command gets its copy as N just before its exec.
@@ -197,9 +211,17 @@ impl Watch {
             Cond::Unix(path) => ready_if(UnixStream::connect(path).is_ok()),
             Cond::File(path) => ready_if(fs::symlink_metadata(path).is_ok()),
             Cond::Exec(script) => {
-                if let Some(probe) = &mut self.probe {
+                if let Some((probe, began)) = &mut self.probe {
                     match probe.try_wait() {
-                        Ok(None) => return Check::NotYet,
+                        Ok(None) => {
+                            let late = !self.probe_timeout.is_zero()
+                                && began.elapsed() >= self.probe_timeout;
+                            if !late {
+                                return Check::NotYet;
+                            }
+                            // Hung: killed, and the next probe starts now.
+                            kill(self.probe.take());
+                        }
                         Ok(Some(status)) => {
                             self.probe = None;
                             return ready_if(status.success());
@@ -210,20 +232,37 @@ impl Watch {
                 let mut command = Command::new("sh");
                 command.args(["-c", script]).stdin(Stdio::null()).stdout(Stdio::null());
                 command.stderr(Stdio::null());
-                self.probe = command.spawn().ok();
+                // A group of its own, so that killing it reaches what the
+                // probe started too (`sh -c 'a | b'`, a probe's own forks).
+                signals::reset_in_child(&mut command, true);
+                self.probe = command.spawn().ok().map(|probe| (probe, Instant::now()));
                 Check::NotYet
             }
         }
+    }
+
+    /// Kills the running probe, if any, with its process group, and reaps
+    /// it: called when no answer of it can matter any more.
+    pub fn cancel(&mut self) {
+        kill(self.probe.take());
+    }
+}
+
+/// Kills a probe with its process group and reaps it.
+fn kill(probe: Option<(Child, Instant)>) {
+    if let Some((mut probe, _)) = probe {
+        // Its group is its pid (see `Watch::check`); the pid is ours until
+        // it is reaped below, so the group cannot be someone else's.
+        signals::send(-(probe.id() as i32), Signal::SIGKILL);
+        let _ = probe.kill();
+        let _ = probe.wait();
     }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
         // A probe still running is of no use any more.
-        if let Some(mut probe) = self.probe.take() {
-            let _ = probe.kill();
-            let _ = probe.wait();
-        }
+        self.cancel();
     }
 }
 
@@ -339,7 +378,7 @@ mod tests {
     fn fd_watch(script: &str) -> (Watch, Child) {
         let mut command = Command::new("sh");
         command.args(["-c", script]);
-        let mut watch = Watch::new(&Cond::Fd(5), &mut command).unwrap();
+        let mut watch = Watch::new(&Cond::Fd(5), PROBE_TIMEOUT, &mut command).unwrap();
         let child = command.spawn().unwrap();
         watch.spawned();
         (watch, child)
@@ -383,8 +422,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("unitsync-readiness-{}", std::process::id()));
         let _ = fs::remove_file(&dir);
         let mut command = Command::new("true");
-        let mut watch =
-            Watch::new(&Cond::Exec(format!("test -e {}", dir.display())), &mut command).unwrap();
+        let cond = Cond::Exec(format!("test -e {}", dir.display()));
+        let mut watch = Watch::new(&cond, PROBE_TIMEOUT, &mut command).unwrap();
         assert_eq!(watch.check(), Check::NotYet);
         fs::write(&dir, "").unwrap();
         assert_eq!(settle(&mut watch), Check::Ready);
@@ -396,9 +435,54 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let mut command = Command::new("true");
-        let mut watch = Watch::new(&Cond::Tcp(addr), &mut command).unwrap();
+        let mut watch = Watch::new(&Cond::Tcp(addr), PROBE_TIMEOUT, &mut command).unwrap();
         assert_eq!(watch.check(), Check::Ready);
         drop(listener);
         assert_eq!(watch.check(), Check::NotYet);
+    }
+
+    /// The process groups of the probes started so far: each probe names
+    /// a file after its `$$` (its group, being its leader).
+    fn probe_groups(dir: &std::path::Path) -> Vec<i32> {
+        let names = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name());
+        names.filter_map(|n| n.to_str()?.strip_prefix("probe-")?.parse().ok()).collect()
+    }
+
+    #[test]
+    fn a_hung_probe_is_killed_with_its_group_and_the_next_one_runs() {
+        let dir = std::env::temp_dir().join(format!("unitsync-probes-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).unwrap();
+        // A pipeline: the shell forks both sides, so killing the shell
+        // alone would leave them running.
+        let cond = Cond::Exec(format!("touch {}/probe-$$; sleep 300 | cat", dir.display()));
+        let mut watch =
+            Watch::new(&cond, Duration::from_millis(200), &mut Command::new("true")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while probe_groups(&dir).len() < 2 {
+            assert_eq!(watch.check(), Check::NotYet);
+            assert!(Instant::now() < deadline, "no second probe after the first hung");
+            thread::sleep(Duration::from_millis(5));
+        }
+        // The first was killed before the second started: at most one
+        // group is left (its members die of SIGKILL at once, and are
+        // reaped by whoever reaps orphans here, so give them a moment).
+        let gone_but = |left: usize| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let alive: Vec<i32> =
+                    probe_groups(&dir).into_iter().filter(|g| signals::exists(-g)).collect();
+                if alive.len() <= left {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "probe groups {alive:?} live on");
+                thread::sleep(Duration::from_millis(5));
+            }
+        };
+        gone_but(1);
+        // Dropping the watch (a deadline passed, a stop) ends the running one.
+        drop(watch);
+        gone_but(0);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -47,6 +47,8 @@ pub struct Spec {
     pub ready_timeout: Duration,
     /// `--stop-timeout`: from the stop signal to SIGKILL. Zero: no SIGKILL.
     pub stop_timeout: Duration,
+    /// `--probe-timeout`: how long one `exec:` probe may run. Zero: no limit.
+    pub probe_timeout: Duration,
     /// Who owns the unit: `run` itself, for the whole life of the unit, or
     /// the `up` that runs it (README.md, "Abandoned units").
     pub owner: Option<Owner>,
@@ -209,7 +211,11 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     // ^C and ^Z work as usual.
     let own_group = !io::stdin().is_terminal();
     signals::reset_in_child(&mut command, own_group);
-    let watch = spec.ready.as_ref().map(|cond| Watch::new(cond, &mut command)).transpose();
+    let watch = spec
+        .ready
+        .as_ref()
+        .map(|cond| Watch::new(cond, spec.probe_timeout, &mut command))
+        .transpose();
     let spawned = watch.and_then(|watch| Ok((watch, command.spawn()?)));
     let (watch, mut child) = match spawned {
         Ok(spawned) => spawned,
@@ -322,6 +328,10 @@ fn supervise(
                 None
             };
             if let Some(why) = why {
+                // A probe's answer cannot matter any more.
+                if let Some(watch) = &mut watch {
+                    watch.cancel();
+                }
                 if !matches!(why, Stop::Signal) {
                     signals::send(target, Signal::SIGTERM);
                 }

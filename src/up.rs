@@ -294,6 +294,9 @@ impl<'a> Up<'a> {
                 if let Some(timeout) = header.ready_timeout {
                     command.arg("--ready-timeout").arg(millis(timeout));
                 }
+                if let Some(timeout) = header.probe_timeout {
+                    command.arg("--probe-timeout").arg(millis(timeout));
+                }
                 command.arg("--stop-timeout").arg(millis(stop_timeout));
                 command.arg("--").arg(&script.path);
                 command

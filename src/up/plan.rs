@@ -23,7 +23,8 @@ use super::Error;
 const HEAD_BYTES: u64 = 4096;
 
 /// The keys a `# unitsync:` line takes, for the error about any other.
-const KEYS: [&str; 6] = ["after", "soft-after", "unit", "ready", "ready-timeout", "stop-timeout"];
+const KEYS: [&str; 7] =
+    ["after", "soft-after", "unit", "ready", "ready-timeout", "stop-timeout", "probe-timeout"];
 
 /// A startup script: every one is a unit.
 #[derive(Debug, PartialEq)]
@@ -50,6 +51,8 @@ pub struct Header {
     pub ready: Option<String>,
     pub ready_timeout: Option<Duration>,
     pub stop_timeout: Option<Duration>,
+    /// How long one `exec:` probe may run, as `run --probe-timeout` takes it.
+    pub probe_timeout: Option<Duration>,
 }
 
 impl Script {
@@ -172,6 +175,7 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
             }
             "ready-timeout" => header.ready_timeout = Some(duration()?),
             "stop-timeout" => header.stop_timeout = Some(duration()?),
+            "probe-timeout" => header.probe_timeout = Some(duration()?),
             _ => {
                 let near = nearest(&key, &mut KEYS.into_iter())
                     .map(|k| format!(" (did you mean {k}?)"))
@@ -185,6 +189,10 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
     }
     if header.ready.is_none() && header.ready_timeout.is_some() {
         return Err("ready-timeout= needs ready= (the condition it waits for)".to_owned());
+    }
+    let exec = header.ready.as_deref().is_some_and(|r| matches!(Cond::parse(r), Ok(Cond::Exec(_))));
+    if header.probe_timeout.is_some() && !exec {
+        return Err("probe-timeout= needs ready=exec:COMMAND (the probe it limits)".to_owned());
     }
     Ok((unit, Some(header)))
 }
@@ -338,6 +346,9 @@ mod tests {
         assert_eq!(header.ready.as_deref(), Some("exec:test -e /tmp/x"));
         assert_eq!(header.ready_timeout, Some(Duration::from_secs(30)));
         assert_eq!(header.stop_timeout, Some(Duration::from_secs(2)));
+        let (_, header) =
+            parsed("# unitsync: ready=exec:true probe-timeout=2s\n", "db.sh").unwrap();
+        assert_eq!(header.unwrap().probe_timeout, Some(Duration::from_secs(2)));
     }
 
     #[test]
@@ -355,6 +366,7 @@ mod tests {
         assert!(err("# unitsync: ready=tcp:\n").contains("invalid readiness condition"));
         assert!(err("# unitsync: stop-timeout=soon\n").contains("stop-timeout=: invalid duration"));
         assert!(err("# unitsync: ready-timeout=3s\n").contains("needs ready="));
+        assert!(err("# unitsync: ready=tcp:1 probe-timeout=3s\n").contains("needs ready=exec:"));
         assert!(err("# unitsync: unit=\n").contains("unit= needs a name"));
     }
 

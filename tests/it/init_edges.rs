@@ -58,3 +58,75 @@ fn a_duration_past_the_clock_is_a_usage_error_naming_its_flag() {
     sb.run(&["start", "c", "--timeout", "876600h", "--poll", "876600h"]).ok();
     sb.run(&["run", "b", "--timeout", "876600h", "--", "true"]).ok();
 }
+
+/// Pids of live (not zombie) `sleep TIME` processes (not the `run` or `sh`
+/// whose arguments only mention it).
+fn sleeping(time: &str) -> Vec<String> {
+    let token = format!("sleep\0{time}\0");
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_err() || proc_state(&name).is_some_and(|(s, _)| s == "Z") {
+            continue;
+        }
+        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&token) {
+            found.push(name);
+        }
+    }
+    found
+}
+
+/// A `sleep` argument no other test uses, to find its processes by.
+fn unique_sleep(tag: u32) -> String {
+    format!("{}.{tag}{}", 7000 + tag, std::process::id())
+}
+
+#[test]
+fn a_probe_still_running_at_the_ready_deadline_is_killed_with_its_group() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    let probe = unique_sleep(1);
+    // A pipeline, so that the probe's shell has children of its own.
+    let ready = format!("exec:sleep {probe} | cat");
+    let out =
+        sb.run(&["run", "x", "--ready", &ready, "--ready-timeout", "1s", "--", "sleep", "300"]);
+    out.code(4).stderr_has("x: marked failed: not ready within 1.00s");
+    eventually("the probe is gone with run", || sleeping(&probe).is_empty());
+}
+
+#[test]
+fn a_hung_probe_is_killed_after_the_probe_timeout_and_the_next_one_runs() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    let hang = unique_sleep(2);
+    let mark = sb.path("probed");
+    let mark = mark.to_string_lossy();
+    // The first probe hangs; the second, once the first is killed, passes.
+    let ready = format!("exec:test -e {mark} && exit 0; touch {mark}; sleep {hang} | cat");
+    let mut run = sb
+        .cmd(&["run", "x", "--ready", &ready, "--probe-timeout", "300ms", "--", "sleep", "300"])
+        .spawn()
+        .unwrap();
+    eventually("x is ready", || json_status(&sb, "x").contains("\"status\": \"ready\""));
+    eventually("the hung probe is gone", || sleeping(&hang).is_empty());
+    send_signal(run.id(), "TERM");
+    wait_for_exit(&mut run, PATIENCE, || "run did not stop".into());
+    // The same from an `up` header.
+    let sb = Sandbox::new();
+    let dir = sb.path("d");
+    fs::create_dir(&dir).unwrap();
+    let hang = unique_sleep(3);
+    let mark = sb.path("probed");
+    let mark = mark.to_string_lossy();
+    script(
+        &dir,
+        "db.sh",
+        &format!(
+            "#!/bin/sh\n# unitsync: ready=\"exec:test -e {mark} && exit 0; touch {mark}; sleep {hang} | cat\"\n# unitsync: probe-timeout=300ms ready-timeout=60s\nexec sleep 300\n"
+        ),
+    );
+    let out = sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "unitsync", "wait", "db"]);
+    out.ok();
+    assert!(sleeping(&hang).is_empty(), "the hung probe outlived up{out}");
+}

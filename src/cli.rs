@@ -95,7 +95,8 @@ pub enum Cmd {
 
 #[derive(Debug, PartialEq)]
 pub struct Up {
-    pub dir: Option<PathBuf>,
+    /// `--dir DIR`, repeatable.
+    pub dirs: Vec<PathBuf>,
     pub scripts: Vec<PathBuf>,
     pub script_timeout: Option<Duration>,
     pub stop_timeout: Option<Duration>,
@@ -409,20 +410,23 @@ The entrypoint of a container: starts the server in-process on the socket
 prefixed with the script's name, and prints a summary once every unit is
 completed or ready.
 
-Every script is a unit, named after its file without the extension. One
-whose leading comments say
+Every script is a unit, named after its file without its last extension
+(app.v2.sh is app.v2). One whose leading comments say
 
     # unitsync: after=git-clone,apt-install soft-after=cache unit=NAME
     # unitsync: ready=tcp:5432 ready-timeout=30s stop-timeout=10s
 
-runs as if by 'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
+(and probe-timeout=D, as run's --probe-timeout) runs as if by
+'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
 coordinate themselves ($UNITSYNC_UNIT is their unit); up completes or fails
 their unit from their exit status unless they ended it themselves. An
-unknown key, a header after a command, two scripts with one unit, or a
-cycle is refused before anything runs.
+unknown key, a key given twice, '# UNITSYNC:' in another case, a header
+after a command, two scripts with one unit, or a cycle is refused before
+anything runs.
 
-  --dir DIR             run the executables in DIR (hidden files skipped; a
-                        file that is not executable counts as failed)
+  --dir DIR             run the executables in DIR (repeatable; hidden files
+                        skipped; a file that is not executable, a dangling
+                        symlink or a symlink loop counts as failed)
   --stop-timeout D      SIGKILL a unit this long after SIGTERM [5s]
   --grace D             the most the whole shutdown may take [8s]
   --script-timeout D    stop a script that has neither ended nor become
@@ -776,12 +780,12 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
         None => (raw, Vec::new()),
     };
     let mut parser = lexopt::Parser::from_args(ours);
-    let (mut dir, mut scripts, mut script_timeout) = (None, Vec::new(), None);
+    let (mut dirs, mut scripts, mut script_timeout) = (Vec::new(), Vec::new(), None);
     let (mut stop_timeout, mut grace) = (None, None);
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => scripts.push(PathBuf::from(v)),
-            Long("dir") => dir = Some(parser.value()?.into()),
+            Long("dir") => dirs.push(parser.value()?.into()),
             Long("script-timeout") => {
                 script_timeout = Some(duration_value(&mut parser, "--script-timeout")?)
             }
@@ -793,10 +797,10 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
             arg => global.set(GlobalOption::of(arg)?, &mut parser)?,
         }
     }
-    if dir.is_none() && scripts.is_empty() && command.is_empty() {
+    if dirs.is_empty() && scripts.is_empty() && command.is_empty() {
         return Err("nothing to run: give --dir DIR, scripts, or -- CMD".into());
     }
-    Ok(Cmd::Up(Up { dir, scripts, script_timeout, stop_timeout, grace, command }))
+    Ok(Cmd::Up(Up { dirs, scripts, script_timeout, stop_timeout, grace, command }))
 }
 
 fn ready(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
@@ -1071,10 +1075,10 @@ mod tests {
     fn up_splits_scripts_from_the_command() {
         assert_eq!(
             cmd(
-                "up --dir d a.sh --script-timeout 2m -q b.sh --stop-timeout 1s --grace 3s -- sh -c --dir"
+                "up --dir d a.sh --script-timeout 2m -q b.sh --stop-timeout 1s --grace 3s --dir e -- sh -c --dir"
             ),
             Cmd::Up(Up {
-                dir: Some("d".into()),
+                dirs: vec!["d".into(), "e".into()],
                 scripts: vec!["a.sh".into(), "b.sh".into()],
                 script_timeout: Some(Duration::from_secs(120)),
                 stop_timeout: Some(Duration::from_secs(1)),

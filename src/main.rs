@@ -206,7 +206,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             // In-process, the server a plain `serve` would run.
             let config = server_config(cli::Serve::default(), settings);
             let spec = up::Spec {
-                dir: up.dir,
+                dirs: up.dirs,
                 scripts: up.scripts,
                 script_timeout: up.script_timeout.unwrap_or_default(),
                 stop_timeout: up.stop_timeout.unwrap_or(up::STOP_TIMEOUT),

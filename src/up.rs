@@ -58,7 +58,8 @@ const SWEEP: Duration = Duration::from_millis(500);
 const BLIND_DRAIN: Duration = Duration::from_secs(1);
 
 pub struct Spec {
-    pub dir: Option<PathBuf>,
+    /// `--dir`, each given (all are run, in order).
+    pub dirs: Vec<PathBuf>,
     pub scripts: Vec<PathBuf>,
     /// `Duration::ZERO`: no limit.
     pub script_timeout: Duration,
@@ -140,7 +141,7 @@ enum Startup {
 
 /// Runs `up`. Returns the exit code.
 pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
-    let scripts = plan::collect(spec.dir.as_deref(), &spec.scripts)?;
+    let scripts = plan::collect(&spec.dirs, &spec.scripts)?;
     for warning in plan::check(&scripts)? {
         say.line(&format!("up: warning: {warning}"));
     }

@@ -65,31 +65,48 @@ impl Script {
     }
 }
 
-/// The scripts to run: the files of `--dir`, sorted, then the named ones.
-/// A file of `--dir` that is not executable is kept, marked unrunnable, so
-/// that it is reported rather than skipped; a named one is an error.
-pub fn collect(dir: Option<&Path>, named: &[PathBuf]) -> Result<Vec<Script>, Error> {
+/// The scripts to run: the files of each `--dir` in turn, each sorted,
+/// then the named ones. A file of `--dir` that cannot run (not
+/// executable, a dangling symlink, a symlink loop) is kept, marked
+/// unrunnable, so that it is reported and counts as failed rather than
+/// being skipped without a word; a named one is an error.
+pub fn collect(dirs: &[PathBuf], named: &[PathBuf]) -> Result<Vec<Script>, Error> {
     let mut paths = Vec::new();
-    if let Some(dir) = dir {
+    for dir in dirs {
         let dir_err = |err| Error::Dir { path: dir.to_owned(), err };
         let mut found: Vec<PathBuf> = fs::read_dir(dir)
             .map_err(dir_err)?
             .filter_map(Result::ok)
             .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .map(|e| e.path())
-            .filter(|p| fs::metadata(p).is_ok_and(|m| m.is_file()))
+            // Directories and the like are not scripts; a symlink that
+            // leads nowhere may have been meant as one.
+            .filter(|p| fs::metadata(p).map_or_else(|_| is_symlink(p), |m| m.is_file()))
             .collect();
         // All in `dir`, so their bytes sort as their file names, in the
         // order `Path` would give.
         state::sort_by_bytes(&mut found, |p| p.as_os_str().as_bytes());
         for path in found {
-            let runnable = executable(&path);
-            paths.push((path, runnable));
+            let unrunnable = match fs::metadata(&path) {
+                Ok(_) if executable(&path) => None,
+                Ok(_) => Some(format!("not executable; chmod +x {}", path.display())),
+                Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                    Some("a symlink loop; fix or remove the link".to_owned())
+                }
+                Err(_) => {
+                    let target = fs::read_link(&path).unwrap_or_default();
+                    Some(format!(
+                        "a dangling symlink to {}; fix or remove the link",
+                        target.display()
+                    ))
+                }
+            };
+            paths.push((path, unrunnable));
         }
     }
     for path in named {
         match fs::metadata(path) {
-            Ok(m) if m.is_file() && executable(path) => paths.push((path.clone(), true)),
+            Ok(m) if m.is_file() && executable(path) => paths.push((path.clone(), None)),
             Ok(_) => {
                 let problem = "is not an executable file; chmod +x it".to_owned();
                 return Err(Error::Script { path: path.clone(), problem });
@@ -98,14 +115,35 @@ pub fn collect(dir: Option<&Path>, named: &[PathBuf]) -> Result<Vec<Script>, Err
         }
     }
     let mut scripts = Vec::new();
-    for (path, runnable) in paths {
-        let mut script = read(path)?;
-        if !runnable {
-            script.unrunnable = Some(format!("not executable; chmod +x {}", script.path.display()));
-        }
+    for (path, unrunnable) in paths {
+        let mut script = match unrunnable.is_some() && fs::metadata(&path).is_err() {
+            // Nothing to read: named after the link, without a header.
+            true => {
+                let name = file_name(&path);
+                let unit = stem(&name).to_owned();
+                Script { path, name, unit, header: None, unrunnable: None }
+            }
+            false => read(path)?,
+        };
+        script.unrunnable = unrunnable;
         scripts.push(script);
     }
     Ok(scripts)
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// A unit's default name: its file's name without the last extension
+/// (`app.v2.sh` is `app.v2`), as `basename NAME .sh` would give.
+fn stem(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(stem, _)| stem)
 }
 
 fn executable(path: &Path) -> bool {
@@ -114,9 +152,7 @@ fn executable(path: &Path) -> bool {
 
 /// Reads a script's unit and header.
 fn read(path: PathBuf) -> Result<Script, Error> {
-    let name = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = file_name(&path);
     let problem = |problem: String| Error::Script { path: path.clone(), problem };
     let file = fs::File::open(&path).map_err(|e| problem(e.to_string()))?;
     // Only the start matters, and it may be a binary: read a little, lossily.
@@ -132,7 +168,7 @@ fn read(path: PathBuf) -> Result<Script, Error> {
 /// among its leading comments. Returns the unit (the stem of `name` unless
 /// `unit=` says otherwise) and the header, if there is one.
 fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
-    let stem = name.split_once('.').map_or(name, |(stem, _)| stem).to_owned();
+    let stem = stem(name).to_owned();
     let mut words = Vec::new();
     let mut found = false;
     let mut code: Option<&str> = None;
@@ -145,7 +181,18 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
             code.get_or_insert(line);
             continue;
         };
-        let Some(rest) = comment.trim_start().strip_prefix("unitsync:") else { continue };
+        let comment = comment.trim_start();
+        let Some(rest) = comment.strip_prefix("unitsync:") else {
+            // `# UNITSYNC:` read as "no header" would run the script
+            // without its edges, silently.
+            if comment.get(..9).is_some_and(|m| m.eq_ignore_ascii_case("unitsync:")) {
+                return Err(format!(
+                    "'# {}' is not a header: write '# unitsync:' in lower case",
+                    &comment[..9]
+                ));
+            }
+            continue;
+        };
         if let Some(code) = code {
             return Err(format!(
                 "the '# unitsync:' header must come before any command, but {code:?} comes first"
@@ -159,7 +206,18 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
     }
     let mut unit = stem;
     let mut header = Header::default();
+    let mut seen: Vec<String> = Vec::new();
     for (key, value) in words {
+        // The last of two would win without a word: refused instead, as
+        // an unknown key is (a list is one key: after=a,b).
+        if seen.contains(&key) {
+            let list = match key.as_str() {
+                "after" | "soft-after" => format!(" (a list is written {key}=a,b)"),
+                _ => String::new(),
+            };
+            return Err(format!("header key {key:?} is given twice; give it once{list}"));
+        }
+        seen.push(key.clone());
         let list = || -> Vec<String> {
             value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
         };
@@ -281,7 +339,8 @@ pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
         state::sort_by_name(&mut missing, |d| d);
         missing.dedup();
         for dep in missing {
-            let near = nearest(dep, &mut scripts.iter().map(|s| s.unit.as_str()))
+            let near = ordered(dep, scripts)
+                .or_else(|| nearest(dep, &mut scripts.iter().map(|s| s.unit.as_str())))
                 .map(|n| format!("did you mean {n}? "))
                 .unwrap_or_default();
             warnings.push(format!(
@@ -292,6 +351,15 @@ pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
         }
     }
     Ok(warnings)
+}
+
+/// The unit of a script named for its place in the order, `10-db` for
+/// `db`: its name is `dep` behind a number and a `-`, `_` or `.`.
+fn ordered<'a>(dep: &str, scripts: &'a [Script]) -> Option<&'a str> {
+    scripts.iter().map(|s| s.unit.as_str()).find(|unit| {
+        let rest = unit.trim_start_matches(|c: char| c.is_ascii_digit());
+        rest.len() < unit.len() && rest.get(1..) == Some(dep) && rest.starts_with(['-', '_', '.'])
+    })
 }
 
 #[cfg(test)]
@@ -368,6 +436,59 @@ mod tests {
         assert!(err("# unitsync: ready-timeout=3s\n").contains("needs ready="));
         assert!(err("# unitsync: ready=tcp:1 probe-timeout=3s\n").contains("needs ready=exec:"));
         assert!(err("# unitsync: unit=\n").contains("unit= needs a name"));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_across_lines() {
+        let err = |head: &str| parsed(head, "x.sh").unwrap_err();
+        assert_eq!(
+            err("# unitsync: unit=x unit=y\n"),
+            "header key \"unit\" is given twice; give it once"
+        );
+        assert_eq!(
+            err("# unitsync: ready=tcp:1\n# unitsync: ready=tcp:2\n"),
+            "header key \"ready\" is given twice; give it once"
+        );
+        assert_eq!(
+            err("# unitsync: after=a\n#\n# unitsync: soft-after=c after=b\n"),
+            "header key \"after\" is given twice; give it once (a list is written after=a,b)"
+        );
+    }
+
+    #[test]
+    fn a_header_marker_in_another_case_is_refused_not_ignored() {
+        for marker in ["UNITSYNC:", "UnitSync:", "unitSYNC:"] {
+            assert_eq!(
+                parsed(&format!("#!/bin/sh\n# {marker} after=a\n"), "x.sh").unwrap_err(),
+                format!("'# {marker}' is not a header: write '# unitsync:' in lower case")
+            );
+        }
+        // Other comments that merely mention it are comments.
+        assert_eq!(parsed("# unitsync is used below\nexit 0\n", "x.sh"), Ok(("x".into(), None)));
+    }
+
+    #[test]
+    fn a_unit_is_its_file_name_without_the_last_extension() {
+        assert_eq!(parsed("", "app.v2.sh"), Ok(("app.v2".into(), None)));
+        assert_eq!(parsed("", "10-db.sh"), Ok(("10-db".into(), None)));
+        assert_eq!(parsed("", "plain"), Ok(("plain".into(), None)));
+    }
+
+    #[test]
+    fn a_numbered_script_is_suggested_for_its_bare_name() {
+        let warnings = check(&[
+            script("10-db.sh", "10-db", &[]),
+            script("20_cache.sh", "20_cache", &[]),
+            script("app.sh", "app", &["db", "cache", "10"]),
+        ]);
+        assert_eq!(
+            warnings.unwrap(),
+            [
+                "app.sh: no script provides 10 (it must come from another process, or app will wait for it)",
+                "app.sh: no script provides cache (did you mean 20_cache? it must come from another process, or app will wait for it)",
+                "app.sh: no script provides db (did you mean 10-db? it must come from another process, or app will wait for it)",
+            ]
+        );
     }
 
     fn script(path: &str, unit: &str, after: &[&str]) -> Script {

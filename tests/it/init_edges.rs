@@ -130,3 +130,60 @@ fn a_hung_probe_is_killed_after_the_probe_timeout_and_the_next_one_runs() {
     out.ok();
     assert!(sleeping(&hang).is_empty(), "the hung probe outlived up{out}");
 }
+
+#[test]
+fn every_dir_runs_and_links_that_lead_nowhere_count_as_failed() {
+    let sb = Sandbox::new();
+    let (one, two) = (sb.path("one"), sb.path("two"));
+    fs::create_dir(&one).unwrap();
+    fs::create_dir(&two).unwrap();
+    script(&one, "10-db.sh", "#!/bin/sh\necho db up\n");
+    script(&two, "app.v2.sh", "#!/bin/sh\n# unitsync: after=10-db\necho app up\n");
+    let (one, two) = (one.to_string_lossy(), two.to_string_lossy());
+    // Both directories run; the unit is named without the last extension.
+    let out = sb.run(&["up", "--dir", &one, "--dir", &two, "--", "unitsync", "wait", "app.v2"]);
+    out.ok().stdout_has("10-db.sh  | db up").stdout_has("app.v2.sh | app up");
+    // A bare name next to a numbered script gets it as its did-you-mean.
+    script(&sb.path("two"), "app.v2.sh", "#!/bin/sh\n# unitsync: after=db\necho app up\n");
+    let out = sb.run(&["up", "--dir", &one, "--dir", &two, "--script-timeout", "1s"]);
+    out.code(1).stderr_has(&format!(
+        "warning: {two}/app.v2.sh: no script provides db (did you mean 10-db? it must come from another process, or app.v2 will wait for it)"
+    ));
+    // A dangling link and a loop are reported and fail, like a file that
+    // is not executable; the rest still runs.
+    fs::remove_file(sb.path("two/app.v2.sh")).unwrap();
+    std::os::unix::fs::symlink("nowhere", sb.path("two/dangling.sh")).unwrap();
+    std::os::unix::fs::symlink("loop-b", sb.path("two/loop-a")).unwrap();
+    std::os::unix::fs::symlink("loop-a", sb.path("two/loop-b")).unwrap();
+    let out = sb.run(&["up", "--dir", &one, "--dir", &two]);
+    out.code(1)
+        .stdout_has("10-db.sh    | db up")
+        .stderr_has(&format!(
+            "up: {two}/dangling.sh: a dangling symlink to nowhere; fix or remove the link; counted as failed"
+        ))
+        .stderr_has(&format!("up: {two}/loop-a: a symlink loop; fix or remove the link; counted as failed"))
+        .stderr_has(&format!("up: {two}/loop-b: a symlink loop"))
+        .stderr_has("10-db completed");
+}
+
+#[test]
+fn header_mistakes_are_refused_before_anything_runs() {
+    let sb = Sandbox::new();
+    let dir = sb.path("d");
+    fs::create_dir(&dir).unwrap();
+    let ran = sb.path("ran");
+    let d = dir.to_string_lossy();
+    for (head, error) in [
+        ("# unitsync: unit=x unit=y", "header key \"unit\" is given twice; give it once"),
+        (
+            "# unitsync: ready=tcp:1\n# unitsync: ready=tcp:2",
+            "header key \"ready\" is given twice; give it once",
+        ),
+        ("# UNITSYNC: after=a", "'# UNITSYNC:' is not a header: write '# unitsync:' in lower case"),
+    ] {
+        script(&dir, "a.sh", &format!("#!/bin/sh\n{head}\ntouch {}\n", ran.display()));
+        let out = sb.run(&["up", "--dir", &d, "--", "touch", &ran.to_string_lossy()]);
+        out.code(1).stderr_has(&format!("up: {d}/a.sh: {error}"));
+        assert!(!ran.exists(), "a script or CMD ran despite {head:?}{out}");
+    }
+}

@@ -226,6 +226,11 @@ impl Client {
         }
     }
 
+    /// The instance id of the server that answered so far, once one has.
+    pub fn instance(&self) -> Option<&str> {
+        self.instance.as_deref()
+    }
+
     /// Forgets the instance id, accepting a restarted server from now on.
     pub fn accept_new_instance(&mut self) {
         self.instance = None;
@@ -311,7 +316,7 @@ fn request_unit(request: &Request) -> String {
     match request {
         Request::Want { unit, .. }
         | Request::Start { unit, .. }
-        | Request::Ready { unit }
+        | Request::Ready { unit, .. }
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
         | Request::Status { unit }

@@ -765,7 +765,8 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
         }
         Sub::Complete { unit } => {
             let doing = "complete unit failed";
-            match client.call(&Request::Complete { unit: unit.clone(), note: None }) {
+            match client.call(&Request::Complete { unit: unit.clone(), note: None, instance: None })
+            {
                 Err(client::Error::Refused(body)) if body.kind == ErrorKind::AlreadyCompleted => {
                     return Err(Failure::Coder { doing, cause: same_status("complete", &unit) });
                 }

@@ -298,7 +298,10 @@ mod tests {
         assert!(recovered.entries.is_empty());
         journal.append(&want("b", "a"), Duration::from_millis(5)).unwrap();
         journal
-            .append(&Request::Complete { unit: "a".into(), note: None }, Duration::from_millis(9))
+            .append(
+                &Request::Complete { unit: "a".into(), note: None, instance: None },
+                Duration::from_millis(9),
+            )
             .unwrap();
         drop(journal);
         let (_, recovered) = Journal::open(&path, "other", false).unwrap();
@@ -307,7 +310,10 @@ mod tests {
             recovered.entries,
             vec![
                 (Duration::from_millis(5), want("b", "a")),
-                (Duration::from_millis(9), Request::Complete { unit: "a".into(), note: None })
+                (
+                    Duration::from_millis(9),
+                    Request::Complete { unit: "a".into(), note: None, instance: None }
+                )
             ]
         );
         let text = std::fs::read_to_string(&path).unwrap();
@@ -338,8 +344,15 @@ mod tests {
             vec![
                 (ms(1), want("b", "a")),
                 (ms(2), Request::Want { unit: "c".into(), deps: vec![], soft: false }),
-                (ms(3), Request::Fail { unit: "a".into(), reason: Some("exit status 2".into()) }),
-                (ms(4), Request::Fail { unit: "a".into(), reason: None }),
+                (
+                    ms(3),
+                    Request::Fail {
+                        unit: "a".into(),
+                        reason: Some("exit status 2".into()),
+                        instance: None
+                    }
+                ),
+                (ms(4), Request::Fail { unit: "a".into(), reason: None, instance: None }),
             ]
         );
     }
@@ -371,7 +384,10 @@ mod tests {
         let (mut journal, recovered) = Journal::open(&path, "x", false).unwrap();
         assert_eq!(recovered.entries.len(), 1);
         journal
-            .append(&Request::Complete { unit: "a".into(), note: None }, Duration::ZERO)
+            .append(
+                &Request::Complete { unit: "a".into(), note: None, instance: None },
+                Duration::ZERO,
+            )
             .unwrap();
         let (_, recovered) = Journal::open(&path, "x", false).unwrap();
         assert_eq!(recovered.entries.len(), 2);

@@ -163,18 +163,18 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             let unit = settings
                 .own_unit(unit)
                 .map_err(|e| Failure::Usage(format!("{e}; see 'unitsync ready --help'")))?;
-            settings.client().call(&Request::Ready { unit })?;
+            settings.client().call(&Request::Ready { unit, instance: None })?;
         }
         Cmd::Complete { unit } => {
             let said = format!("{unit}: completed");
-            settings.client().call(&Request::Complete { unit, note: None })?;
+            settings.client().call(&Request::Complete { unit, note: None, instance: None })?;
             settings.say().line(&said);
         }
         Cmd::Fail { unit, reason } => {
             // The server cleans it too; cleaning here keeps a huge log
             // within the request line's cap.
             let reason = reason.as_deref().and_then(protocol::clean_reason);
-            settings.client().call(&Request::Fail { unit, reason })?;
+            settings.client().call(&Request::Fail { unit, reason, instance: None })?;
         }
         Cmd::Status { unit, json } => {
             let mut client = settings.client();

@@ -53,16 +53,25 @@ pub enum Request {
         /// How it completed, in one line (`stopped`), shown by `status`.
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
+        /// See [`Request::instance`].
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
     },
     /// A started unit is ready: its dependents may start while it runs.
     /// It keeps the owner its start recorded (README.md, "Abandoned units").
     Ready {
         unit: String,
+        /// See [`Request::instance`].
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
     },
     Fail {
         unit: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// See [`Request::instance`].
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
     },
     Status {
         unit: String,
@@ -76,6 +85,25 @@ pub enum Request {
 }
 
 const OPS: &str = "ping, want, start, ready, complete, fail, status, list, stop_waiting";
+
+impl Request {
+    /// The instance id of the server a result (`ready`, `complete`,
+    /// `fail`) belongs to: the one that accepted the unit's `start`, as
+    /// `run` knows it. Another server (one restarted without `--state`)
+    /// refuses it with [`ErrorKind::OtherInstance`]: the unit it names
+    /// there is not the one that ran. None: accepted by any server, as
+    /// from the CLI's own `ready`/`complete`/`fail` and from `coder`.
+    /// Returned with the op and the unit, for the refusal's message.
+    pub fn instance(&self) -> Option<(&'static str, &str, &str)> {
+        let (op, unit, instance) = match self {
+            Request::Ready { unit, instance } => ("ready", unit, instance),
+            Request::Complete { unit, instance, .. } => ("complete", unit, instance),
+            Request::Fail { unit, instance, .. } => ("fail", unit, instance),
+            _ => return None,
+        };
+        Some((op, unit, instance.as_deref()?))
+    }
+}
 
 /// An answer: `ok`, `instance`, then the body's `result` and fields, all in
 /// one flat object. Written and read by hand around serde (see
@@ -172,13 +200,15 @@ pub enum ErrorKind {
     Forbidden,
     /// The change could not be written to the `--state` file, so it was refused.
     Journal,
+    /// A result for another server instance (see [`Request::instance`]).
+    OtherInstance,
     /// A kind this client does not know, from a newer server. Never sent.
     Other,
 }
 
 /// The kinds [`error_kind`] knows, and their names on the wire (serde's,
 /// as a test checks).
-const ERROR_KINDS: [ErrorKind; 14] = [
+const ERROR_KINDS: [ErrorKind; 15] = [
     ErrorKind::BadRequest,
     ErrorKind::UnknownOp,
     ErrorKind::LineTooLong,
@@ -193,8 +223,9 @@ const ERROR_KINDS: [ErrorKind; 14] = [
     ErrorKind::Busy,
     ErrorKind::Forbidden,
     ErrorKind::Journal,
+    ErrorKind::OtherInstance,
 ];
-const ERROR_KIND_NAMES: [&str; 14] = [
+const ERROR_KIND_NAMES: [&str; 15] = [
     "bad_request",
     "unknown_op",
     "line_too_long",
@@ -209,6 +240,7 @@ const ERROR_KIND_NAMES: [&str; 14] = [
     "busy",
     "forbidden",
     "journal",
+    "other_instance",
 ];
 
 impl ErrorBody {
@@ -515,6 +547,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         poll: Option<f64>,
         owner: Option<OwnerField>,
         client_pid: Option<u32>,
+        instance: Option<String>,
     }
     let fields: Fields =
         serde_json::from_slice(line).map_err(|e| bad(format!("malformed request: {e}")))?;
@@ -535,9 +568,17 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             owner: fields.owner,
             client_pid: fields.client_pid,
         },
-        "ready" => Request::Ready { unit: unit()? },
-        "complete" => Request::Complete { unit: unit()?, note: fields.note.clone() },
-        "fail" => Request::Fail { unit: unit()?, reason: fields.reason.clone() },
+        "ready" => Request::Ready { unit: unit()?, instance: fields.instance.clone() },
+        "complete" => Request::Complete {
+            unit: unit()?,
+            note: fields.note.clone(),
+            instance: fields.instance.clone(),
+        },
+        "fail" => Request::Fail {
+            unit: unit()?,
+            reason: fields.reason.clone(),
+            instance: fields.instance.clone(),
+        },
         "status" => Request::Status { unit: unit()? },
         "list" => Request::List,
         "stop_waiting" => Request::StopWaiting { unit: unit()? },
@@ -802,17 +843,51 @@ mod tests {
                 },
                 r#"{"op":"start","unit":"b","poll":0.05,"owner":{"pid":42,"start":1234},"client_pid":43}"#,
             ),
-            (Request::Complete { unit: "a".into(), note: None }, r#"{"op":"complete","unit":"a"}"#),
             (
-                Request::Complete { unit: "a".into(), note: Some("stopped".into()) },
+                Request::Complete { unit: "a".into(), note: None, instance: None },
+                r#"{"op":"complete","unit":"a"}"#,
+            ),
+            (
+                Request::Complete {
+                    unit: "a".into(),
+                    note: Some("stopped".into()),
+                    instance: None,
+                },
                 r#"{"op":"complete","unit":"a","note":"stopped"}"#,
             ),
-            (Request::Ready { unit: "a".into() }, r#"{"op":"ready","unit":"a"}"#),
             (
-                Request::Fail { unit: "a".into(), reason: Some("exit status 2".into()) },
+                Request::Complete {
+                    unit: "a".into(),
+                    note: Some("stopped".into()),
+                    instance: Some("5f2c9a0e1b7d3c48".into()),
+                },
+                r#"{"op":"complete","unit":"a","note":"stopped","instance":"5f2c9a0e1b7d3c48"}"#,
+            ),
+            (Request::Ready { unit: "a".into(), instance: None }, r#"{"op":"ready","unit":"a"}"#),
+            (
+                Request::Ready { unit: "a".into(), instance: Some("5f2c9a0e1b7d3c48".into()) },
+                r#"{"op":"ready","unit":"a","instance":"5f2c9a0e1b7d3c48"}"#,
+            ),
+            (
+                Request::Fail {
+                    unit: "a".into(),
+                    reason: Some("exit status 2".into()),
+                    instance: None,
+                },
                 r#"{"op":"fail","unit":"a","reason":"exit status 2"}"#,
             ),
-            (Request::Fail { unit: "a".into(), reason: None }, r#"{"op":"fail","unit":"a"}"#),
+            (
+                Request::Fail {
+                    unit: "a".into(),
+                    reason: Some("exit status 2".into()),
+                    instance: Some("5f2c9a0e1b7d3c48".into()),
+                },
+                r#"{"op":"fail","unit":"a","reason":"exit status 2","instance":"5f2c9a0e1b7d3c48"}"#,
+            ),
+            (
+                Request::Fail { unit: "a".into(), reason: None, instance: None },
+                r#"{"op":"fail","unit":"a"}"#,
+            ),
             (Request::Status { unit: "a".into() }, r#"{"op":"status","unit":"a"}"#),
             (Request::List, r#"{"op":"list"}"#),
             (Request::StopWaiting { unit: "b".into() }, r#"{"op":"stop_waiting","unit":"b"}"#),
@@ -831,7 +906,7 @@ mod tests {
         );
         assert_eq!(
             parse_request(br#"{"unit":"a","op":"fail"}"#).unwrap(),
-            Request::Fail { unit: "a".into(), reason: None }
+            Request::Fail { unit: "a".into(), reason: None, instance: None }
         );
     }
 
@@ -1009,6 +1084,15 @@ mod tests {
                 Body::Error { error: ErrorBody::new(ErrorKind::Cycle, "cycle: a -> b -> a") },
                 r#"{"ok":false,"instance":"i1","result":"error","error":{"kind":"cycle","message":"cycle: a -> b -> a"}}"#,
             ),
+            (
+                Body::Error {
+                    error: ErrorBody::new(
+                        ErrorKind::OtherInstance,
+                        "complete x belongs to the server instance i0, which accepted its start; this server is i1 (restarted without --state since): not recorded",
+                    ),
+                },
+                r#"{"ok":false,"instance":"i1","result":"error","error":{"kind":"other_instance","message":"complete x belongs to the server instance i0, which accepted its start; this server is i1 (restarted without --state since): not recorded"}}"#,
+            ),
         ];
         for (body, text) in cases {
             let response = Response::new("i1", body);
@@ -1047,6 +1131,7 @@ mod tests {
             (ErrorKind::Busy, "busy"),
             (ErrorKind::Forbidden, "forbidden"),
             (ErrorKind::Journal, "journal"),
+            (ErrorKind::OtherInstance, "other_instance"),
         ];
         assert_eq!(kinds.map(|(kind, _)| kind), ERROR_KINDS);
         assert_eq!(kinds.map(|(_, name)| name), ERROR_KIND_NAMES);
@@ -1091,6 +1176,7 @@ mod tests {
             Busy,
             Forbidden,
             Journal,
+            OtherInstance,
             #[serde(other)]
             Other,
         }

@@ -30,7 +30,7 @@ use crate::client::{self, Client, Patience, Say};
 use crate::duration::human;
 use crate::exit;
 use crate::owner;
-use crate::protocol::{Body, Owner, Request, Status};
+use crate::protocol::{self, Body, Owner, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
 use crate::signals;
 
@@ -171,8 +171,12 @@ impl Unit<'_> {
     fn ready(&mut self) {
         let unit = &self.spec.unit;
         let Some(client) = self.client.as_deref_mut() else { return };
-        match tell(client, &Request::Ready { unit: unit.clone() }) {
+        let instance = client.instance().map(str::to_owned);
+        match tell(client, &Request::Ready { unit: unit.clone(), instance }) {
             Ok(_) => self.say.line(&format!("{unit}: ready")),
+            Err(e) if restarted(&e) => Say::error(&format!(
+                "{unit}: not marked ready: the server restarted with a fresh state since it started {unit}"
+            )),
             Err(e) => Say::error(&format!(
                 "{unit}: could not mark it ready, so its dependents may wait: {e}"
             )),
@@ -410,16 +414,18 @@ fn outcome(status: ExitStatus) -> (u8, Option<String>) {
     }
 }
 
-/// Completes or fails the unit. The command has run, so a server that
-/// restarted meanwhile is told too: its dependents may be waiting there,
-/// declared afresh.
+/// Completes or fails the unit, on the server that accepted its start:
+/// the result carries that server's instance id (SPEC §13). A server
+/// restarted with a fresh state refuses it: the unit of that name there,
+/// if any, is not the one that ran, and must not be ended by it.
 fn report(client: &mut Client, unit: &str, end: End, say: Say) {
+    let instance = client.instance().map(str::to_owned);
     let request = match &end {
         End::Completed { note } => {
-            Request::Complete { unit: unit.to_owned(), note: note.map(str::to_owned) }
+            Request::Complete { unit: unit.to_owned(), note: note.map(str::to_owned), instance }
         }
         End::Failed(reason) => {
-            Request::Fail { unit: unit.to_owned(), reason: Some(reason.clone()) }
+            Request::Fail { unit: unit.to_owned(), reason: Some(reason.clone()), instance }
         }
     };
     match (tell(client, &request), end) {
@@ -428,19 +434,38 @@ fn report(client: &mut Client, unit: &str, end: End, say: Say) {
             say.line(&format!("{unit}: completed ({note})"))
         }
         (Ok(_), End::Failed(reason)) => say.line(&format!("{unit}: marked failed: {reason}")),
+        (Err(e), _) if restarted(&e) => Say::error(&format!(
+            "{unit}: its result was not recorded: the server restarted with a fresh state since it started {unit}"
+        )),
         (Err(e), _) => Say::error(&format!(
             "{unit}: could not record how it ended, so its dependents may wait: {e}"
         )),
     }
 }
 
-/// Sends `request` about a command that runs or ran; if the server is
-/// gone or restarted, once more to whichever server answers now.
+/// Sends a result about a command that runs or ran; if the connection is
+/// lost, once more: a server restarted with `--state` keeps its instance
+/// and takes it, another refuses it. Without a known instance (no answer
+/// yet), whichever server answers now takes it, as before instance ids.
 fn tell(client: &mut Client, request: &Request) -> Result<Body, client::Error> {
     let result = client.call(request);
-    if let Err(client::Error::InstanceChanged { .. } | client::Error::Unreachable { .. }) = result {
-        client.accept_new_instance();
-        return client.call(request);
+    match result {
+        Err(client::Error::Unreachable { .. }) => client.call(request),
+        Err(client::Error::InstanceChanged { .. }) if request.instance().is_none() => {
+            client.accept_new_instance();
+            client.call(request)
+        }
+        result => result,
     }
-    result
+}
+
+/// Whether `e` says the result went to another server than the one that
+/// accepted the start: the client saw the instance change, or the server
+/// refused it as another instance's.
+fn restarted(e: &client::Error) -> bool {
+    match e {
+        client::Error::InstanceChanged { .. } => true,
+        client::Error::Refused(body) => body.kind == protocol::ErrorKind::OtherInstance,
+        _ => false,
+    }
 }

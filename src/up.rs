@@ -272,7 +272,8 @@ impl<'a> Up<'a> {
     fn refuse(&mut self, script: &Script, why: &str) {
         eprintln!("unitsync: up: {}: {why}; counted as failed", script.path.display());
         let reason = Some(why.to_owned());
-        let _ = self.client.call(&Request::Fail { unit: script.unit.clone(), reason });
+        let _ =
+            self.client.call(&Request::Fail { unit: script.unit.clone(), reason, instance: None });
     }
 
     /// The command that runs a script: through `unitsync run` if it has a
@@ -459,11 +460,11 @@ impl<'a> Up<'a> {
         }
         let stopped = child.stop.as_ref().is_some_and(|s| !s.timed_out);
         let request = if stopped {
-            Request::Complete { unit, note: Some(STOPPED.to_owned()) }
+            Request::Complete { unit, note: Some(STOPPED.to_owned()), instance: None }
         } else if code == 0 {
-            Request::Complete { unit, note: None }
+            Request::Complete { unit, note: None, instance: None }
         } else {
-            Request::Fail { unit, reason: Some(exit_reason(code)) }
+            Request::Fail { unit, reason: Some(exit_reason(code)), instance: None }
         };
         let _ = self.client.call(&request);
     }

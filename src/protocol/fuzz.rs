@@ -110,10 +110,18 @@ fn valid(rng: &mut Rng) -> (Request, String) {
             owner: owner(rng),
             client_pid: rng.chance(50).then(|| rng.below(100_000) as u32),
         },
-        3 => Request::Complete { unit, note: rng.chance(50).then(|| name(rng)) },
-        4 => Request::Fail { unit, reason: rng.chance(50).then(|| name(rng)) },
+        3 => Request::Complete {
+            unit,
+            note: rng.chance(50).then(|| name(rng)),
+            instance: rng.chance(50).then(|| name(rng)),
+        },
+        4 => Request::Fail {
+            unit,
+            reason: rng.chance(50).then(|| name(rng)),
+            instance: rng.chance(50).then(|| name(rng)),
+        },
         5 => Request::Status { unit },
-        6 => Request::Ready { unit },
+        6 => Request::Ready { unit, instance: rng.chance(50).then(|| name(rng)) },
         7 => Request::StopWaiting { unit },
         _ => Request::List,
     };

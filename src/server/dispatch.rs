@@ -86,7 +86,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("start", unit, e),
         },
-        Request::Ready { unit } => match state.ready(unit, now) {
+        Request::Ready { unit, .. } => match state.ready(unit, now) {
             Ok(Readied::Now { after }) => {
                 let body = Body::Ready { after: secs(after), already: false };
                 Outcome::change(body, format!("{unit} ready (after {})", human(after)))
@@ -96,7 +96,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("ready", unit, e),
         },
-        Request::Complete { unit, note } => match state.complete(unit, note.as_deref(), now) {
+        Request::Complete { unit, note, .. } => match state.complete(unit, note.as_deref(), now) {
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
                 let how = note.as_ref().map(|n| format!(": {n}")).unwrap_or_default();
@@ -105,7 +105,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("complete", unit, e),
         },
-        Request::Fail { unit, reason } => match state.fail(unit, reason.as_deref(), now) {
+        Request::Fail { unit, reason, .. } => match state.fail(unit, reason.as_deref(), now) {
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
                 let why = f.reason.map(|r| format!(": {r}")).unwrap_or_default();
@@ -163,15 +163,23 @@ mod tests {
             ["start", unit] => {
                 Request::Start { unit: unit.to_string(), poll: None, owner: None, client_pid: None }
             }
-            ["ready", unit] => Request::Ready { unit: unit.to_string() },
-            ["complete", unit] => Request::Complete { unit: unit.to_string(), note: None },
-            ["complete", unit, note @ ..] => {
-                Request::Complete { unit: unit.to_string(), note: Some(note.join(" ")) }
+            ["ready", unit] => Request::Ready { unit: unit.to_string(), instance: None },
+            ["complete", unit] => {
+                Request::Complete { unit: unit.to_string(), note: None, instance: None }
             }
-            ["fail", unit] => Request::Fail { unit: unit.to_string(), reason: None },
-            ["fail", unit, reason @ ..] => {
-                Request::Fail { unit: unit.to_string(), reason: Some(reason.join(" ")) }
+            ["complete", unit, note @ ..] => Request::Complete {
+                unit: unit.to_string(),
+                note: Some(note.join(" ")),
+                instance: None,
+            },
+            ["fail", unit] => {
+                Request::Fail { unit: unit.to_string(), reason: None, instance: None }
             }
+            ["fail", unit, reason @ ..] => Request::Fail {
+                unit: unit.to_string(),
+                reason: Some(reason.join(" ")),
+                instance: None,
+            },
             ["status", unit] => Request::Status { unit: unit.to_string() },
             ["list"] => Request::List,
             ["stop-waiting", unit] => Request::StopWaiting { unit: unit.to_string() },

@@ -389,6 +389,23 @@ impl Server {
     /// the state is rebuilt from it, as a restart would: the request is
     /// refused with nothing changed. That costs a replay, but only then.
     fn apply(&self, request: Request) -> Response {
+        // A result from a command whose start another server accepted
+        // (this one restarted without --state meanwhile): the unit of that
+        // name here is not the one that ran. Refused, nothing changed.
+        if let Some((op, unit, theirs)) = request.instance()
+            && theirs != self.instance
+        {
+            let message = format!(
+                "{op} {unit} belongs to the server instance {theirs}, which accepted its start; \
+                 this server is {} (restarted without --state since): not recorded",
+                self.instance
+            );
+            self.log.line(&format!("{unit}: refused {op} from instance {theirs} (not this one)"));
+            return Response::error(
+                &self.instance,
+                ErrorBody::new(ErrorKind::OtherInstance, message),
+            );
+        }
         let guard = match &request {
             // Its own unit too: a script that died with it started may be
             // run again at once.
@@ -437,7 +454,8 @@ impl Server {
                 "abandoned: the script that started it (pid {}) exited without completing it",
                 owner.pid
             );
-            let request = Request::Fail { unit: unit.clone(), reason: Some(reason) };
+            let request =
+                Request::Fail { unit: unit.clone(), reason: Some(reason), instance: None };
             // Only if it still runs for the same owner: it may have
             // finished, or started again, since we looked.
             let _ = self.commit(&request, Guard::Owned(&unit, owner));

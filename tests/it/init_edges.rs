@@ -187,3 +187,74 @@ fn header_mistakes_are_refused_before_anything_runs() {
         assert!(!ran.exists(), "a script or CMD ran despite {head:?}{out}");
     }
 }
+
+/// The instance id a server answers with.
+fn instance_of(sb: &Sandbox) -> String {
+    let pong = &raw_exchange(&sb.socket(), &[br#"{"op":"ping"}"#])[0];
+    let value: serde_json::Value = serde_json::from_str(pong).unwrap();
+    value["instance"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_result_for_another_instance_is_refused_and_changes_nothing() {
+    let sb = Sandbox::new();
+    let server = sb.serve(&[]);
+    let me = instance_of(&sb);
+    sb.run(&["start", "x"]).ok();
+    let answers = raw_exchange(
+        &sb.socket(),
+        &[
+            br#"{"op":"ready","unit":"x","instance":"0123456789abcdef"}"#,
+            br#"{"op":"complete","unit":"x","instance":"0123456789abcdef"}"#,
+            br#"{"op":"fail","unit":"x","reason":"gone","instance":"0123456789abcdef"}"#,
+        ],
+    );
+    for (answer, op) in answers.iter().zip(["ready", "complete", "fail"]) {
+        assert_eq!(
+            answer.trim_end(),
+            format!(
+                r#"{{"ok":false,"instance":"{me}","result":"error","error":{{"kind":"other_instance","message":"{op} x belongs to the server instance 0123456789abcdef, which accepted its start; this server is {me} (restarted without --state since): not recorded"}}}}"#
+            )
+        );
+    }
+    assert!(json_status(&sb, "x").contains("\"status\": \"started\""), "{}", server.log());
+    // Its own instance, and none (the CLI's, coder's), are taken.
+    let own = format!(r#"{{"op":"ready","unit":"x","instance":"{me}"}}"#);
+    let answer = &raw_exchange(&sb.socket(), &[own.as_bytes()])[0];
+    assert!(answer.contains(r#""result":"ready""#), "{answer}");
+    sb.run(&["complete", "x"]).ok();
+    assert!(json_status(&sb, "x").contains("\"status\": \"completed\""));
+}
+
+#[test]
+fn a_run_from_a_dead_server_writes_nothing_into_the_next_one() {
+    let sb = Sandbox::new();
+    let mut old = sb.serve(&[]);
+    let go = sb.path("go");
+    let wait_then_fail = format!("while [ ! -e {} ]; do sleep 0.02; done; exit 3", go.display());
+    let mut run = sb
+        .cmd(&["run", "x", "--", "sh", "-c", &wait_then_fail])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("x started", || json_status(&sb, "x").contains("\"status\": \"started\""));
+    old.stop_with("KILL");
+    // A new server, without --state, on the same socket.
+    let new = sb.serve(&[]);
+    sb.run(&["want", "y", "x"]).ok();
+    fs::write(&go, "").unwrap();
+    let status = wait_for_exit(&mut run, PATIENCE, || "run did not end".into());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut run.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "x: its result was not recorded: the server restarted with a fresh state since it started x"
+        ),
+        "{stderr}"
+    );
+    // The new server's x is the one y declared, untouched.
+    assert!(json_status(&sb, "x").contains("\"status\": \"not registered\""), "{}", new.log());
+    let log = new.log();
+    assert!(!log.contains("x failed") && !log.contains("x completed"), "{log}");
+}

@@ -1,6 +1,6 @@
 #!/bin/sh
 # The whole test suite: installs the tools the tests run (busybox, dash,
-# bash, socat, graphviz, setpriv) when missing, then checks formatting,
+# bash, socat, graphviz, setpriv, PostgreSQL, redis, nginx) when missing, then checks formatting,
 # lints with warnings denied, checks the scripts' syntax under every shell,
 # and runs every test.
 set -eu
@@ -18,6 +18,10 @@ have bash || need="$need bash"
 have socat || need="$need socat"
 have dot || need="$need graphviz"
 have setpriv || need="$need util-linux"
+# Real services under `up` (tests/it/real_services.rs).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need="$need postgresql"
+have redis-server && have redis-cli || need="$need redis-server"
+have nginx || need="$need nginx"
 if [ -n "$need" ]; then
 	echo "scripts/test.sh: installing$need" >&2
 	sudo=""

@@ -14,6 +14,7 @@ mod pods;
 // The one seeded generator of every randomized test: it lives in the
 // crate (under cfg(test), for the parser's fuzz test) and is shared from there.
 mod ready;
+mod real_services;
 #[path = "../../src/rng.rs"]
 mod rng;
 mod run;

@@ -401,7 +401,7 @@ usual codes of 'unitsync --help'.
 ";
 
 const UP_HELP: &str = "\
-Usage: unitsync up [--dir DIR] [SCRIPT...] [--stop-timeout D] [--grace D]
+Usage: unitsync up [--dir DIR]... [SCRIPT...] [--stop-timeout D] [--grace D]
                    [--script-timeout D] [-- CMD [ARG...]]
 
 The entrypoint of a container: starts the server in-process on the socket

@@ -72,8 +72,11 @@ fn postgres_stops_fast_on_int_with_a_client_connected_and_needs_no_recovery() {
     let (uid, gid) = ids("postgres");
     let sb = Sandbox::new();
     // The postgres user owns the cluster and its socket directory.
+    // It must reach it through the sandbox, whatever the umask.
+    fs::set_permissions(&sb.dir, fs::Permissions::from_mode(0o755)).unwrap();
     let pg = sb.path("pg");
     fs::create_dir(&pg).unwrap();
+    fs::set_permissions(&pg, fs::Permissions::from_mode(0o700)).unwrap();
     std::os::unix::fs::chown(&pg, Some(uid), Some(gid)).unwrap();
     let (data, sock) = (pg.join("data"), pg.join("sock"));
     let as_postgres = format!("setpriv --reuid={uid} --regid={gid} --clear-groups");

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::duration::human;
 use crate::peer;
 use crate::protocol::{
-    self, Body, DepView, ErrorBody, LineError, Owner, Request, Status, UnitView,
+    self, Body, DepView, ErrorBody, LineError, Owners, Request, Status, UnitView,
 };
 use crate::render;
 use crate::signals;
@@ -170,7 +170,7 @@ impl Client {
             {
                 Ok(match request {
                     Request::Start { .. } => Body::Started { waited: 0.0, waited_for: Vec::new() },
-                    _ => Body::Completed { ran: None },
+                    _ => Body::Completed { ran: None, abandoned: None },
                 })
             }
             result => result,
@@ -449,7 +449,7 @@ fn wait_until<T>(
 pub fn start(
     client: &mut Client,
     unit: &str,
-    owner: Option<Owner>,
+    owner: Option<Owners>,
     patience: Patience,
     say: Say,
 ) -> Result<(), Error> {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::duration;
 use crate::state::{self, Dep, UnitInfo};
-pub use crate::state::{Owner, Status, clean_reason};
+pub use crate::state::{Owner, Owners, Status, clean_reason};
 
 /// Bumped when a request or response changes incompatibly: 2 renamed the
 /// unit object's `ready` to `startable` (PROTOCOL.md, "Versions").
@@ -44,6 +44,11 @@ pub enum Request {
         /// is the connection's own pid, and then journals it with the start.
         #[serde(skip_serializing_if = "Option::is_none")]
         owner: Option<OwnerField>,
+        /// The processes between the client and its owner, from its parent
+        /// up (a subshell, `timeout`): the unit is abandoned only when
+        /// none of them nor the owner lives. Absent from older clients.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<Vec<OwnerField>>,
         /// The client's own pid, as the client sees it.
         #[serde(skip_serializing_if = "Option::is_none")]
         client_pid: Option<u32>,
@@ -122,8 +127,12 @@ pub enum Body {
         after: f64,
         already: bool,
     },
+    /// `abandoned`: the reason it had failed with, if it had been failed
+    /// as abandoned (its dependents may have given up); absent otherwise.
     Completed {
         ran: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        abandoned: Option<String>,
     },
     Failed {
         ran: Option<f64>,
@@ -249,23 +258,37 @@ enum StatusDef {
 }
 
 /// A unit's owner on the wire: a pid and its start time, in clock ticks
-/// since boot (field 22 of `/proc/PID/stat`).
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+/// since boot (field 22 of `/proc/PID/stat`), and for the owner itself
+/// what it is called (`warm.sh`), for the abandoned reason.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct OwnerField {
     pub pid: u32,
     pub start: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
-impl From<OwnerField> for Owner {
-    fn from(o: OwnerField) -> Owner {
+/// How many processes below the owner are kept: a walk goes no deeper.
+pub const MAX_VIA: usize = 64;
+
+impl From<&OwnerField> for Owner {
+    fn from(o: &OwnerField) -> Owner {
         Owner { pid: o.pid, start: o.start }
     }
 }
 
 impl From<Owner> for OwnerField {
     fn from(o: Owner) -> OwnerField {
-        OwnerField { pid: o.pid, start: o.start }
+        OwnerField { pid: o.pid, start: o.start, name: None }
     }
+}
+
+/// A `start`'s owner and the processes below it, as the state keeps them.
+pub fn owners(owner: Option<&OwnerField>, via: Option<&[OwnerField]>) -> Option<Owners> {
+    let owner = owner?;
+    let name = owner.name.as_deref().and_then(clean_reason).map(|n| n.chars().take(64).collect());
+    let via = via.unwrap_or_default().iter().take(MAX_VIA).map(Owner::from).collect();
+    Some(Owners { owner: owner.into(), name, via })
 }
 
 /// The statuses [`status`] knows, and their names on the wire.
@@ -474,9 +497,14 @@ impl Response {
 impl Request {
     /// `start` by `owner` (None: detached). The client's own pid goes
     /// with an owner, so the server can tell that it sees the same pids.
-    pub fn start(unit: &str, poll: Option<f64>, owner: Option<Owner>) -> Request {
-        let client_pid = owner.map(|_| std::process::id());
-        Request::Start { unit: unit.to_owned(), poll, owner: owner.map(Into::into), client_pid }
+    pub fn start(unit: &str, poll: Option<f64>, owner: Option<Owners>) -> Request {
+        let client_pid = owner.as_ref().map(|_| std::process::id());
+        let via = owner
+            .as_ref()
+            .filter(|o| !o.via.is_empty())
+            .map(|o| o.via.iter().copied().map(OwnerField::from).collect());
+        let owner = owner.map(|o| OwnerField { name: o.name, ..o.owner.into() });
+        Request::Start { unit: unit.to_owned(), poll, owner, via, client_pid }
     }
 
     /// The request as one line, newline included.
@@ -514,6 +542,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         note: Option<String>,
         poll: Option<f64>,
         owner: Option<OwnerField>,
+        via: Option<Vec<OwnerField>>,
         client_pid: Option<u32>,
     }
     let fields: Fields =
@@ -532,7 +561,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         "start" => Request::Start {
             unit: unit()?,
             poll: fields.poll,
-            owner: fields.owner,
+            owner: fields.owner.clone(),
+            via: fields.via.clone(),
             client_pid: fields.client_pid,
         },
         "ready" => Request::Ready { unit: unit()? },
@@ -574,7 +604,10 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
             reason: f.option("reason", Object::string)?,
         },
         "ready" => Body::Ready { after: f.f64("after")?, already: f.bool("already")? },
-        "completed" => Body::Completed { ran: f.option("ran", Object::f64)? },
+        "completed" => Body::Completed {
+            ran: f.option("ran", Object::f64)?,
+            abandoned: f.option("abandoned", Object::string)?,
+        },
         "failed" => Body::Failed { ran: f.option("ran", Object::f64)? },
         "stopped_waiting" => Body::StoppedWaiting { waited: f.option("waited", Object::f64)? },
         "status" => Body::Status { now: f.f64("now")?, unit: unit_view(&f.object("unit")?)? },
@@ -781,7 +814,13 @@ mod tests {
                 r#"{"op":"want","unit":"b","deps":["a"],"soft":false}"#,
             ),
             (
-                Request::Start { unit: "b".into(), poll: None, owner: None, client_pid: None },
+                Request::Start {
+                    unit: "b".into(),
+                    poll: None,
+                    owner: None,
+                    via: None,
+                    client_pid: None,
+                },
                 r#"{"op":"start","unit":"b"}"#,
             ),
             (
@@ -789,6 +828,7 @@ mod tests {
                     unit: "b".into(),
                     poll: Some(0.05),
                     owner: None,
+                    via: None,
                     client_pid: None,
                 },
                 r#"{"op":"start","unit":"b","poll":0.05}"#,
@@ -797,10 +837,21 @@ mod tests {
                 Request::Start {
                     unit: "b".into(),
                     poll: Some(0.05),
-                    owner: Some(OwnerField { pid: 42, start: 1234 }),
+                    owner: Some(OwnerField { pid: 42, start: 1234, name: None }),
+                    via: None,
                     client_pid: Some(43),
                 },
                 r#"{"op":"start","unit":"b","poll":0.05,"owner":{"pid":42,"start":1234},"client_pid":43}"#,
+            ),
+            (
+                Request::Start {
+                    unit: "b".into(),
+                    poll: None,
+                    owner: Some(OwnerField { pid: 42, start: 1234, name: Some("warm.sh".into()) }),
+                    via: Some(vec![OwnerField { pid: 44, start: 1240, name: None }]),
+                    client_pid: Some(45),
+                },
+                r#"{"op":"start","unit":"b","owner":{"pid":42,"start":1234,"name":"warm.sh"},"via":[{"pid":44,"start":1240}],"client_pid":45}"#,
             ),
             (Request::Complete { unit: "a".into(), note: None }, r#"{"op":"complete","unit":"a"}"#),
             (
@@ -986,7 +1037,7 @@ mod tests {
                 r#"{"ok":true,"instance":"i1","result":"dependency_failed","dependency":"a","reason":"exit status 2"}"#,
             ),
             (
-                Body::Completed { ran: Some(1.0) },
+                Body::Completed { ran: Some(1.0), abandoned: None },
                 r#"{"ok":true,"instance":"i1","result":"completed","ran":1.0}"#,
             ),
             (

@@ -311,7 +311,13 @@ pub struct Finished {
     pub ran: Option<Duration>,
     /// The failure reason as kept, once cleaned by [`clean_reason`].
     pub reason: Option<String>,
+    /// The reason it had failed with, if it had been failed as abandoned:
+    /// its dependents may have given up already.
+    pub was_abandoned: Option<String>,
 }
+
+/// How the reason of a unit failed as abandoned begins.
+pub const ABANDONED: &str = "abandoned: ";
 
 /// The process that started a unit and must finish it: a pid with its
 /// start time (clock ticks since boot), so that a reused pid is not taken
@@ -320,6 +326,30 @@ pub struct Finished {
 pub struct Owner {
     pub pid: u32,
     pub start: u64,
+}
+
+/// Who holds a started unit: its owner (the script), what it is called,
+/// and the processes the client's walk went through below it (a subshell,
+/// `timeout`...), from the client's parent up. The unit is abandoned only
+/// when none of them exists. README.md, "Abandoned units".
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Owners {
+    pub owner: Owner,
+    pub name: Option<String>,
+    pub via: Vec<Owner>,
+}
+
+impl Owners {
+    /// Every process that holds the unit, the owner last.
+    pub fn all(&self) -> impl Iterator<Item = Owner> + '_ {
+        self.via.iter().copied().chain([self.owner])
+    }
+}
+
+impl From<Owner> for Owners {
+    fn from(owner: Owner) -> Owners {
+        Owners { owner, name: None, via: Vec::new() }
+    }
 }
 
 /// One dependency edge as seen from its dependent.
@@ -393,7 +423,7 @@ struct Unit {
     /// The current wait, while a refused `start` waits.
     blocked: Option<Wait>,
     /// Who started it, from its last start; kept only while it runs.
-    owner: Option<Owner>,
+    owner: Option<Owners>,
     /// When the server last looked for its owner (see [`State::owners`]).
     owner_checked: Option<Duration>,
     /// Position in a topological order kept up to date as edges arrive:
@@ -588,7 +618,7 @@ impl State {
         &mut self,
         unit: &str,
         poll: Duration,
-        owner: Option<Owner>,
+        owner: Option<Owners>,
         now: Duration,
     ) -> Result<Start, Error> {
         check_name(unit)?;
@@ -766,7 +796,7 @@ impl State {
             finished_at: u.finished_at,
             waited: lapsed.map(|w| w.polled.saturating_sub(w.since)).or(u.waited),
             waiting_since: wait.map(|w| w.since),
-            owner: u.owner,
+            owner: u.owner.as_ref().map(|o| o.owner),
         }
     }
 
@@ -782,7 +812,7 @@ impl State {
         self_too: bool,
         now: Duration,
         fresh: Duration,
-    ) -> Vec<(String, Owner)> {
+    ) -> Vec<(String, Owners)> {
         let ids: Vec<Id> = match unit {
             None => (0..self.units.len()).collect(),
             Some(name) => match self.index.get(name) {
@@ -798,9 +828,9 @@ impl State {
             let u = &mut self.units[id];
             let running = matches!(u.status, Status::Started | Status::Ready);
             let due = u.owner_checked.is_none_or(|at| now.saturating_sub(at) >= fresh);
-            if let Some(owner) = u.owner.filter(|_| running && due) {
+            if let Some(owner) = u.owner.as_ref().filter(|_| running && due) {
+                owners.push((u.name.clone(), owner.clone()));
                 u.owner_checked = Some(now);
-                owners.push((u.name.clone(), owner));
             }
         }
         owners
@@ -808,10 +838,10 @@ impl State {
 
     /// Whether `unit` runs, started by `owner`: still abandoned, if that
     /// owner is gone.
-    pub fn is_owned_by(&self, unit: &str, owner: Owner) -> bool {
+    pub fn is_owned_by(&self, unit: &str, owner: &Owners) -> bool {
         self.index.get(unit).is_some_and(|&id| {
             let u = &self.units[id];
-            matches!(u.status, Status::Started | Status::Ready) && u.owner == Some(owner)
+            matches!(u.status, Status::Started | Status::Ready) && u.owner.as_ref() == Some(owner)
         })
     }
 
@@ -852,6 +882,10 @@ impl State {
             Status::Started | Status::Ready => u.started_at.map(|at| now.saturating_sub(at)),
             _ => None,
         };
+        let was_abandoned = match u.status {
+            Status::Failed => u.reason.clone().filter(|r| r.starts_with(ABANDONED)),
+            _ => None,
+        };
         u.reason.clone_from(&reason);
         u.note = None;
         u.failed_by = None;
@@ -860,7 +894,7 @@ impl State {
         u.finished_at = Some(now);
         self.end_wait(id, now);
         self.set_status(id, status, now);
-        Ok(Finished { ran, reason })
+        Ok(Finished { ran, reason, was_abandoned })
     }
 
     /// Ends the current wait of a unit that will not start from it (a
@@ -874,7 +908,7 @@ impl State {
         Some(waited)
     }
 
-    fn mark_started(&mut self, id: Id, owner: Option<Owner>, now: Duration) -> Start {
+    fn mark_started(&mut self, id: Id, owner: Option<Owners>, now: Duration) -> Start {
         let blocked = self.units[id].blocked.take();
         let (waited, waited_for) = match blocked {
             Some(Wait { since, ids, .. }) => {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::duration::human;
-use crate::protocol::{Body, PROTOCOL_VERSION, Request, UnitView, secs};
+use crate::protocol::{self, Body, PROTOCOL_VERSION, Request, UnitView, secs};
 use crate::state::{self, Readied, Start, State, StopWaiting};
 
 /// What applying one request did: the answer, the log line, and whether
@@ -58,10 +58,10 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Err(e) => refused("want", unit, e),
         },
         // A poll that is no duration (negative, huge) promises nothing.
-        Request::Start { unit, poll, owner, .. } => match state.start(
+        Request::Start { unit, poll, owner, via, .. } => match state.start(
             unit,
             poll.and_then(|p| Duration::try_from_secs_f64(p).ok()).unwrap_or_default(),
-            owner.map(Into::into),
+            protocol::owners(owner.as_ref(), via.as_deref()),
             now,
         ) {
             Ok(Start::Started { waited, waited_for }) => {
@@ -100,7 +100,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
                 let how = note.as_ref().map(|n| format!(": {n}")).unwrap_or_default();
-                let body = Body::Completed { ran: f.ran.map(secs) };
+                let body = Body::Completed { ran: f.ran.map(secs), abandoned: f.was_abandoned };
                 Outcome::change(body, format!("{unit} completed{ran}{how}"))
             }
             Err(e) => refused("complete", unit, e),
@@ -160,9 +160,13 @@ mod tests {
             ["want", unit, deps @ ..] => {
                 Request::Want { unit: unit.to_string(), deps: strings(deps), soft: false }
             }
-            ["start", unit] => {
-                Request::Start { unit: unit.to_string(), poll: None, owner: None, client_pid: None }
-            }
+            ["start", unit] => Request::Start {
+                unit: unit.to_string(),
+                poll: None,
+                owner: None,
+                via: None,
+                client_pid: None,
+            },
             ["ready", unit] => Request::Ready { unit: unit.to_string() },
             ["complete", unit] => Request::Complete { unit: unit.to_string(), note: None },
             ["complete", unit, note @ ..] => {

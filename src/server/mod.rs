@@ -30,7 +30,7 @@ use crate::owner;
 use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
 use crate::signals;
-use crate::state::{Owner, State};
+use crate::state::{ABANDONED, Owners, State};
 use crate::threads;
 
 mod conn;
@@ -428,26 +428,30 @@ impl Server {
 
     /// Fails as abandoned each of these units whose owner is gone.
     /// README.md, "Abandoned units".
-    fn fail_abandoned(&self, owners: Vec<(String, Owner)>) {
-        for (unit, owner) in owners {
-            if owner::exists(owner) {
+    fn fail_abandoned(&self, owners: Vec<(String, Owners)>) {
+        for (unit, owners) in owners {
+            if owner::any_exists(&owners) {
                 continue;
             }
+            let pid = owners.owner.pid;
+            let who = match &owners.name {
+                Some(name) => format!("pid {pid} ({name})"),
+                None => format!("pid {pid}"),
+            };
             let reason = format!(
-                "abandoned: the script that started it (pid {}) exited without completing it",
-                owner.pid
+                "{ABANDONED}the script that started it ({who}) exited without completing it"
             );
             let request = Request::Fail { unit: unit.clone(), reason: Some(reason) };
             // Only if it still runs for the same owner: it may have
             // finished, or started again, since we looked.
-            let _ = self.commit(&request, Guard::Owned(&unit, owner));
+            let _ = self.commit(&request, Guard::Owned(&unit, &owners));
         }
     }
 
     /// [`Server::apply`]'s locked part, if `guard` lets it: else nothing
     /// is applied, and the owners found due for a check are returned (none
     /// if the unit to fail no longer runs for its owner).
-    fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owner)>> {
+    fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owners)>> {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
@@ -512,7 +516,7 @@ enum Guard<'a> {
         fresh: Duration,
     },
     /// That this unit still runs for this owner: failing it as abandoned.
-    Owned(&'a str, Owner),
+    Owned(&'a str, &'a Owners),
 }
 
 /// A random id for this server's state, so clients notice a restart:

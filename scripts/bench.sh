@@ -380,6 +380,14 @@ out=$("$load" hold "$sock" 1000 5 50 "$spid")
 hold=$out
 stop_server
 
+# ------------------------------- 1,000 waiting clients, 10,000 other units
+say "1b. footprint: 1,000 clients waiting, 10,000 other units registered"
+# Real `unitsync start --poll 200ms` processes, on a registered dependency
+# and on one nobody registered (whose did-you-mean once cost each client
+# the whole list: issue 19 §2).
+waiters=$(sh scripts/bench/waiters.sh "$us" "$work" 1000 10000)
+wt() { echo "$waiters" | awk -v c="$1" -v f="$2" '$1 == c { print $f }'; }
+
 # -------------------------------------------------------- journal cost
 say "7. the cost of --state (5 rounds per mode)"
 # Every request is an accepted change (failing a unit again is allowed), so
@@ -536,6 +544,8 @@ EOF
 	echo "| 10,000 units each wanting 10: in seconds (under 60 s) | $(scale_verdict fan 10000) |"
 	echo "| idle server RSS under 2 MiB | $(mib "$rss_idle") | $(at_most "$rss_idle" 2048) |"
 	echo "| 1,000 clients polling: RSS under 64 MiB | $(mib "$(field "$hold" 3)") | $(at_most "$(field "$hold" 3)" 65536) |"
+	echo "| 1,000 \`start --poll 200ms\` waiting on a registered dependency, 10,000 other units: RSS under 64 MiB | $(mib "$(wt registered 2)"), $(wt registered 3) CPU-s/s | $(at_most "$(wt registered 2)" 65536) |"
+	echo "| the same on a dependency nobody registered: RSS under 64 MiB | $(mib "$(wt unregistered 2)"), $(wt unregistered 3) CPU-s/s | $(at_most "$(wt unregistered 2)" 65536) |"
 	echo
 	echo "**Where the binary's bytes go, against 1.5x.** The hello-world"
 	echo "already carries static glibc and Rust's std; unitsync adds the rest."

@@ -61,6 +61,7 @@ mod server;
 mod settings;
 mod signals;
 mod state;
+mod suggest;
 mod threads;
 mod up;
 

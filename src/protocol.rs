@@ -78,9 +78,15 @@ pub enum Request {
     StopWaiting {
         unit: String,
     },
+    /// The registered unit whose name `unit` may be a typo of: the
+    /// did-you-mean of `wait` (a waiting `start` hears it with its unmet
+    /// dependencies).
+    Near {
+        unit: String,
+    },
 }
 
-const OPS: &str = "ping, want, start, ready, complete, fail, status, list, stop_waiting";
+const OPS: &str = "ping, want, start, ready, complete, fail, status, list, stop_waiting, near";
 
 /// An answer: `ok`, `instance`, then the body's `result` and fields, all in
 /// one flat object. Written and read by hand around serde (see
@@ -113,9 +119,13 @@ pub enum Body {
         waited: f64,
         waited_for: Vec<String>,
     },
+    /// `near`: for unmet dependencies nobody registered, a registered
+    /// name close to theirs; only when the wait begins.
     Blocked {
         now: f64,
         unmet: Vec<DepView>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        near: Vec<NearView>,
     },
     DependencyFailed {
         dependency: String,
@@ -141,6 +151,10 @@ pub enum Body {
     /// unit was not waiting, which changed nothing.
     StoppedWaiting {
         waited: Option<f64>,
+    },
+    /// A registered unit whose name is close to the one asked of, if any.
+    Near {
+        near: Option<String>,
     },
     Status {
         now: f64,
@@ -381,6 +395,14 @@ pub struct DepView {
     pub since: f64,
 }
 
+/// For an unregistered dependency of a `start` that begins to wait, a
+/// registered unit whose name is close to it (a typo?).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct NearView {
+    pub unit: String,
+    pub near: String,
+}
+
 /// One unit, as `status --json` prints it and `list --json` prints each.
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct UnitView {
@@ -571,6 +593,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         "status" => Request::Status { unit: unit()? },
         "list" => Request::List,
         "stop_waiting" => Request::StopWaiting { unit: unit()? },
+        "near" => Request::Near { unit: unit()? },
         _ => {
             let message = format!("unknown op {op:?}; known ops: {OPS}");
             return Err(ErrorBody::new(ErrorKind::UnknownOp, message));
@@ -598,7 +621,11 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         "started" => {
             Body::Started { waited: f.f64("waited")?, waited_for: f.strings("waited_for")? }
         }
-        "blocked" => Body::Blocked { now: f.f64("now")?, unmet: f.list("unmet", dep_view)? },
+        "blocked" => Body::Blocked {
+            now: f.f64("now")?,
+            unmet: f.list("unmet", dep_view)?,
+            near: f.option("near", |f, name| f.list(name, near_view))?.unwrap_or_default(),
+        },
         "dependency_failed" => Body::DependencyFailed {
             dependency: f.string("dependency")?,
             reason: f.option("reason", Object::string)?,
@@ -610,6 +637,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         },
         "failed" => Body::Failed { ran: f.option("ran", Object::f64)? },
         "stopped_waiting" => Body::StoppedWaiting { waited: f.option("waited", Object::f64)? },
+        "near" => Body::Near { near: f.option("near", Object::string)? },
         "status" => Body::Status { now: f.f64("now")?, unit: unit_view(&f.object("unit")?)? },
         "list" => Body::List { now: f.f64("now")?, units: f.list("units", unit_view)? },
         "error" => {
@@ -650,6 +678,10 @@ fn dep_view(f: &Object) -> Result<DepView, String> {
         satisfied: f.bool("satisfied")?,
         since: f.f64("since")?,
     })
+}
+
+fn near_view(f: &Object) -> Result<NearView, String> {
+    Ok(NearView { unit: f.string("unit")?, near: f.string("near")? })
 }
 
 /// A JSON object of a response (or of the journal's), read field by field
@@ -867,6 +899,7 @@ mod tests {
             (Request::Status { unit: "a".into() }, r#"{"op":"status","unit":"a"}"#),
             (Request::List, r#"{"op":"list"}"#),
             (Request::StopWaiting { unit: "b".into() }, r#"{"op":"stop_waiting","unit":"b"}"#),
+            (Request::Near { unit: "b".into() }, r#"{"op":"near","unit":"b"}"#),
         ];
         for (request, text) in cases {
             assert_eq!(request.to_line(), line(text));
@@ -1026,7 +1059,7 @@ mod tests {
                 r#"{"ok":true,"instance":"i1","result":"started","waited":2.9,"waited_for":["a"]}"#,
             ),
             (
-                Body::Blocked { now: 3.0, unmet: vec![dep] },
+                Body::Blocked { now: 3.0, unmet: vec![dep], near: Vec::new() },
                 r#"{"ok":true,"instance":"i1","result":"blocked","now":3.0,"unmet":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}]}"#,
             ),
             (

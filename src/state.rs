@@ -836,6 +836,12 @@ impl State {
         owners
     }
 
+    /// The names of the units somebody declared or ran (for the
+    /// did-you-mean), in no order.
+    pub fn registered_names(&self) -> impl Iterator<Item = &str> {
+        self.units.iter().filter(|u| u.status != Status::NotRegistered).map(|u| u.name.as_str())
+    }
+
     /// Whether `unit` runs, started by `owner`: still abandoned, if that
     /// owner is gone.
     pub fn is_owned_by(&self, unit: &str, owner: &Owners) -> bool {

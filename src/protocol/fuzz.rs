@@ -97,7 +97,7 @@ fn owner(rng: &mut Rng) -> Option<OwnerField> {
 /// accept it and get exactly that request back.
 fn valid(rng: &mut Rng) -> (Request, String) {
     let unit = name(rng);
-    let request = match rng.below(9) {
+    let request = match rng.below(10) {
         0 => Request::Ping,
         1 => Request::Want {
             unit,
@@ -116,6 +116,7 @@ fn valid(rng: &mut Rng) -> (Request, String) {
         5 => Request::Status { unit },
         6 => Request::Ready { unit },
         7 => Request::StopWaiting { unit },
+        8 => Request::Near { unit },
         _ => Request::List,
     };
     let text = String::from_utf8(request.to_line()).unwrap();

@@ -168,10 +168,7 @@ impl Client {
                             | (Request::Complete { .. }, protocol::ErrorKind::AlreadyCompleted)
                     ) =>
             {
-                Ok(match request {
-                    Request::Start { .. } => Body::Started { waited: 0.0, waited_for: Vec::new() },
-                    _ => Body::Completed { ran: None, abandoned: None },
-                })
+                Ok(Body::Retried)
             }
             result => result,
         }
@@ -462,7 +459,7 @@ pub fn start(
     // the wait begins; kept for the last attempt's words.
     let mut near: Vec<(String, String)> = Vec::new();
     let mut check = |client: &mut Client, last: bool| match client.call(&request)? {
-        Body::Started { .. } => Ok(Check::Done(())),
+        Body::Started { .. } | Body::Retried => Ok(Check::Done(())),
         Body::Blocked { now, unmet, near: heard } => {
             // The first attempt and the last say why in full.
             let explain = last || !std::mem::replace(&mut blocked, true);

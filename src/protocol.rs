@@ -156,6 +156,12 @@ pub enum Body {
     Near {
         near: Option<String>,
     },
+    /// Never on the wire: the client's own answer when a `start` or a
+    /// `complete` it sent again (the first answer was lost with the
+    /// connection) is refused as already done: its first try took, and
+    /// how long it waited is not known.
+    #[serde(skip_serializing)]
+    Retried,
     Status {
         now: f64,
         unit: UnitView,

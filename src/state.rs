@@ -1081,3 +1081,135 @@ impl State {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// One unit exactly as the state holds it, references by name: what a
+/// compacted journal keeps instead of the history that led to it
+/// (journal.rs). Only [`State::snapshot`] makes these and only
+/// [`State::restore`] reads them back.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct UnitRecord {
+    pub name: String,
+    pub status: Status,
+    pub deps: Vec<(String, bool)>,
+    pub dependents: Vec<String>,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub failed_by: Option<String>,
+    pub since: Duration,
+    pub started_at: Option<Duration>,
+    pub ready_at: Option<Duration>,
+    pub finished_at: Option<Duration>,
+    pub waited: Option<Duration>,
+    pub wait: Option<WaitRecord>,
+    pub owner: Option<Owners>,
+    pub ord: i64,
+}
+
+/// A unit's current wait, as [`UnitRecord`] keeps it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WaitRecord {
+    pub since: Duration,
+    pub unmet: Vec<String>,
+    pub polled: Duration,
+    pub poll: Duration,
+}
+
+/// The whole state as records: [`State::snapshot`].
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Snapshot {
+    pub units: Vec<UnitRecord>,
+    /// The lowest and highest topological positions handed out so far.
+    pub lowest: i64,
+    pub highest: i64,
+}
+
+impl State {
+    /// Every unit, in the order they were made (ids), as records.
+    pub fn snapshot(&self) -> Snapshot {
+        let name = |id: Id| self.units[id].name.clone();
+        let units = self
+            .units
+            .iter()
+            .map(|u| UnitRecord {
+                name: u.name.clone(),
+                status: u.status,
+                deps: u.deps.iter().map(|(&d, &soft)| (name(d), soft)).collect(),
+                dependents: u.dependents.iter().map(|&d| name(d)).collect(),
+                reason: u.reason.clone(),
+                note: u.note.clone(),
+                failed_by: u.failed_by.map(name),
+                since: u.since,
+                started_at: u.started_at,
+                ready_at: u.ready_at,
+                finished_at: u.finished_at,
+                waited: u.waited,
+                wait: u.blocked.as_ref().map(|w| WaitRecord {
+                    since: w.since,
+                    unmet: w.ids.iter().map(|&d| name(d)).collect(),
+                    polled: w.polled,
+                    poll: w.poll,
+                }),
+                owner: u.owner.clone(),
+                ord: u.ord,
+            })
+            .collect();
+        Snapshot { units, lowest: self.lowest, highest: self.highest }
+    }
+
+    /// The state [`State::snapshot`] recorded, or what is wrong with the
+    /// records (a name used before it is made, twice, or unknown).
+    pub fn restore(snapshot: &Snapshot) -> Result<State, String> {
+        let records = &snapshot.units;
+        let mut state = State::new();
+        for (id, r) in records.iter().enumerate() {
+            if state.index.insert(r.name.clone(), id).is_some() {
+                return Err(format!("unit {} recorded twice", quote(&r.name)));
+            }
+        }
+        let id = |name: &String| {
+            state.index.get(name).copied().ok_or_else(|| format!("unknown unit {}", quote(name)))
+        };
+        let mut units = Vec::with_capacity(records.len());
+        let mut edges = 0;
+        for r in records {
+            let deps = r
+                .deps
+                .iter()
+                .map(|(d, soft)| Ok((id(d)?, *soft)))
+                .collect::<Result<_, String>>()?;
+            let dependents = r.dependents.iter().map(&id).collect::<Result<_, _>>()?;
+            let blocked = match &r.wait {
+                Some(w) => Some(Wait {
+                    since: w.since,
+                    ids: w.unmet.iter().map(&id).collect::<Result<_, _>>()?,
+                    polled: w.polled,
+                    poll: w.poll,
+                }),
+                None => None,
+            };
+            edges += r.deps.len();
+            units.push(Unit {
+                name: r.name.clone(),
+                status: r.status,
+                deps,
+                dependents,
+                reason: r.reason.clone(),
+                note: r.note.clone(),
+                failed_by: r.failed_by.as_ref().map(&id).transpose()?,
+                since: r.since,
+                started_at: r.started_at,
+                ready_at: r.ready_at,
+                finished_at: r.finished_at,
+                waited: r.waited,
+                blocked,
+                owner: r.owner.clone(),
+                owner_checked: None,
+                ord: r.ord,
+            });
+        }
+        (state.lowest, state.highest) = (snapshot.lowest, snapshot.highest);
+        state.units = units;
+        state.edges = edges;
+        Ok(state)
+    }
+}

@@ -380,6 +380,14 @@ out=$("$load" hold "$sock" 1000 5 50 "$spid")
 hold=$out
 stop_server
 
+# ------------------------------- 1,000 waiting clients, 10,000 other units
+say "1b. footprint: 1,000 clients waiting, 10,000 other units registered"
+# Real `unitsync start --poll 200ms` processes, on a registered dependency
+# and on one nobody registered (whose did-you-mean once cost each client
+# the whole list: issue 19 §2).
+waiters=$(sh scripts/bench/waiters.sh "$us" "$work" 1000 10000)
+wt() { echo "$waiters" | awk -v c="$1" -v f="$2" '$1 == c { print $f }'; }
+
 # -------------------------------------------------------- journal cost
 say "7. the cost of --state (5 rounds per mode)"
 # Every request is an accepted change (failing a unit again is allowed), so
@@ -406,6 +414,10 @@ while [ "$round" -le 5 ]; do
 	round=$((round + 1))
 done
 jr() { awk -v m="$1" -v c="$2" -v f="$3" '$1 == m && $2 == c { print $f }' "$work/journal" | med; }
+# The state file after a million changes of 50 units: compacted, so its
+# size and replay time stay bounded (issue 19 §3).
+say "7b. the state file after 1,000,000 changes"
+jsize=$(sh scripts/bench/journal.sh "$us" "$work" 1000000)
 journal_fs=$(df -T "$work" 2>/dev/null | awk 'NR == 2 { print $2 }')
 
 # ----------------------------------------------------------------- scale
@@ -536,6 +548,9 @@ EOF
 	echo "| 10,000 units each wanting 10: in seconds (under 60 s) | $(scale_verdict fan 10000) |"
 	echo "| idle server RSS under 2 MiB | $(mib "$rss_idle") | $(at_most "$rss_idle" 2048) |"
 	echo "| 1,000 clients polling: RSS under 64 MiB | $(mib "$(field "$hold" 3)") | $(at_most "$(field "$hold" 3)" 65536) |"
+	echo "| state file after 1,000,000 changes of 50 units: at most max(1 MiB, 4x a snapshot) | $(field "$jsize" 2) bytes, replayed in $(field "$jsize" 3) s | $(at_most "$(field "$jsize" 2)" 1048576) |"
+	echo "| 1,000 \`start --poll 200ms\` waiting on a registered dependency, 10,000 other units: RSS under 64 MiB | $(mib "$(wt registered 2)"), $(wt registered 3) CPU-s/s | $(at_most "$(wt registered 2)" 65536) |"
+	echo "| the same on a dependency nobody registered: RSS under 64 MiB | $(mib "$(wt unregistered 2)"), $(wt unregistered 3) CPU-s/s | $(at_most "$(wt unregistered 2)" 65536) |"
 	echo
 	echo "**Where the binary's bytes go, against 1.5x.** The hello-world"
 	echo "already carries static glibc and Rust's std; unitsync adds the rest."

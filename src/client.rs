@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::duration::human;
 use crate::peer;
 use crate::protocol::{
-    self, Body, DepView, ErrorBody, LineError, Owner, Request, Status, UnitView,
+    self, Body, DepView, ErrorBody, LineError, Owners, Request, Status, UnitView,
 };
 use crate::render;
 use crate::signals;
@@ -168,10 +168,7 @@ impl Client {
                             | (Request::Complete { .. }, protocol::ErrorKind::AlreadyCompleted)
                     ) =>
             {
-                Ok(match request {
-                    Request::Start { .. } => Body::Started { waited: 0.0, waited_for: Vec::new() },
-                    _ => Body::Completed { ran: None },
-                })
+                Ok(Body::Retried)
             }
             result => result,
         }
@@ -320,7 +317,8 @@ fn request_unit(request: &Request) -> String {
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
         | Request::Status { unit }
-        | Request::StopWaiting { unit } => unit.clone(),
+        | Request::StopWaiting { unit }
+        | Request::Near { unit } => unit.clone(),
         Request::Ping | Request::List => "request".to_owned(),
     }
 }
@@ -454,7 +452,7 @@ fn wait_until<T>(
 pub fn start(
     client: &mut Client,
     unit: &str,
-    owner: Option<Owner>,
+    owner: Option<Owners>,
     patience: Patience,
     say: Say,
 ) -> Result<(), Error> {
@@ -462,18 +460,28 @@ pub fn start(
     let poll = Some(protocol::secs(patience.poll));
     let request = Request::start(unit, poll, owner);
     let mut blocked = false;
+    // The server suggests a near name for an unregistered dependency when
+    // the wait begins; kept for the last attempt's words.
+    let mut near: Vec<(String, String)> = Vec::new();
     let mut check = |client: &mut Client, last: bool| match client.call(&request)? {
-        Body::Started { .. } => Ok(Check::Done(())),
-        Body::Blocked { now, unmet } => {
+        Body::Started { .. } | Body::Retried => Ok(Check::Done(())),
+        Body::Blocked { now, unmet, near: heard } => {
             // The first attempt and the last say why in full.
             let explain = last || !std::mem::replace(&mut blocked, true);
-            let missing = unmet.iter().any(|d| d.status == Status::NotRegistered);
-            let registered = registered_units(client, explain && missing);
+            for n in heard {
+                if !near.iter().any(|(u, _)| *u == n.unit) {
+                    near.push((n.unit, n.near));
+                }
+            }
             let why = unmet
                 .iter()
                 .map(|d| {
                     let note = match d.status == Status::NotRegistered && explain {
-                        true => typo_note(&d.unit, &registered, last),
+                        true => {
+                            let n =
+                                near.iter().find(|(u, _)| *u == d.unit).map(|(_, n)| n.as_str());
+                            typo_note(n, last)
+                        }
                         false => None,
                     };
                     render::waited_for(d, now, note.as_deref())
@@ -552,7 +560,6 @@ fn unsettled<'a>(
     last: bool,
 ) -> Result<(Vec<&'a String>, String), Error> {
     let (mut still, mut why) = (Vec::new(), Vec::new());
-    let mut registered = None;
     for unit in units {
         let Body::Status { now, unit: view } =
             client.call(&Request::Status { unit: (*unit).clone() })?
@@ -568,8 +575,12 @@ fn unsettled<'a>(
             }
             // A typo is worth a did-you-mean at once, not only at the end.
             Status::NotRegistered if explain => {
-                let registered = registered.get_or_insert_with(|| registered_units(client, true));
-                let note = typo_note(&view.unit, registered, last);
+                let near = match client.call(&Request::Near { unit: view.unit.clone() }) {
+                    Ok(Body::Near { near }) => near,
+                    // A server from before `near`: no suggestion.
+                    _ => None,
+                };
+                let note = typo_note(near.as_deref(), last);
                 why.push(describe_unit(&view, now, note.as_deref()));
                 still.push(*unit);
             }
@@ -594,71 +605,13 @@ fn describe_unit(view: &UnitView, now: f64, note: Option<&str>) -> String {
     render::waited_for(&dep, now, note)
 }
 
-/// Every unit, if `needed`, to compare unregistered names with.
-fn registered_units(client: &mut Client, needed: bool) -> Vec<UnitView> {
-    match needed.then(|| client.call(&Request::List)) {
-        Some(Ok(Body::List { units, .. })) => units,
-        _ => Vec::new(),
-    }
-}
-
-/// Someone may have mistyped a name: what to say of the unregistered
-/// `name`. A near registered name at once; that nobody declared it only
-/// on the `last` attempt, since its script may be slow to.
-fn typo_note(name: &str, registered: &[UnitView], last: bool) -> Option<String> {
-    match suggest(name, registered) {
+/// Someone may have mistyped a name: what to say of an unregistered one,
+/// given the registered name the server found `near` it. That at once;
+/// that nobody declared it only on the `last` attempt, since its script
+/// may be slow to.
+fn typo_note(near: Option<&str>, last: bool) -> Option<String> {
+    match near {
         Some(near) => Some(format!("did you mean {near}?")),
         None => last.then(|| "no script declared or started it".to_owned()),
-    }
-}
-
-/// A registered unit whose name is close to `name`, if there is one.
-fn suggest(name: &str, units: &[UnitView]) -> Option<String> {
-    let registered = units.iter().filter(|u| u.status != Status::NotRegistered);
-    nearest(name, &mut registered.map(|u| u.unit.as_str())).map(str::to_owned)
-}
-
-/// The candidate closest to `name` if it is close enough to be a typo of
-/// it: at most two edits, and at most a third of the longer name. A `dyn`,
-/// so that its callers share one copy (BENCHMARKS.md, "Footprint").
-pub fn nearest<'a>(name: &str, candidates: &mut dyn Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|other| (edit_distance(name, other), other))
-        .filter(|&(d, other)| d <= 2 && d * 3 <= name.chars().count().max(other.chars().count()))
-        .min()
-        .map(|(_, other)| other)
-}
-
-/// Optimal string alignment distance: edits, counting a swap of two
-/// neighbouring characters as one (`gti` -> `git`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    d[0] = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edit_distance_counts_swaps_as_one() {
-        assert_eq!(edit_distance("gti-clone", "git-clone"), 1);
-        assert_eq!(edit_distance("git-clon", "git-clone"), 1);
-        assert_eq!(edit_distance("apt", "pip"), 3);
-        assert_eq!(edit_distance("", "ab"), 2);
     }
 }

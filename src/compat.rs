@@ -77,7 +77,7 @@ use crate::cli;
 use crate::client::{self, Client, Say};
 use crate::duration;
 use crate::exit;
-use crate::protocol::{Body, DepView, ErrorKind, Owner, Request, Status, UnitView};
+use crate::protocol::{Body, DepView, ErrorKind, Owners, Request, Status, UnitView};
 use crate::render;
 use crate::settings::Settings;
 use crate::state;
@@ -813,7 +813,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
 fn start(
     client: &mut Client,
     unit: &str,
-    owner: Option<Owner>,
+    owner: Option<Owners>,
     patience: client::Patience,
     out: &mut impl Write,
 ) -> Result<(), Failure> {

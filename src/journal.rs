@@ -24,15 +24,17 @@
 //! reset on reboot anyway.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::duration;
 use crate::protocol::{self, Request};
+use crate::state::{Owner, Owners, Snapshot, Status, UnitRecord, WaitRecord};
 
 const FORMAT: u32 = 1;
 
@@ -64,6 +66,159 @@ fn parse_entry(line: &[u8]) -> Result<(Duration, Request), String> {
     let t = protocol::Object::new(&value)?.u64("t")?;
     let request = protocol::parse_request(line).map_err(|e| e.message)?;
     Ok((Duration::from_millis(t), request))
+}
+
+/// How a snapshot's first line begins (see [`Journal::compact`]).
+const SNAPSHOT: &[u8] = b"{\"snapshot\":";
+
+/// The size past which a journal is compacted (and at least 4x its last
+/// snapshot): 1 MiB, or `$UNITSYNC_COMPACT_BYTES`, which exists for the
+/// tests (to compact often) and is not otherwise documented.
+pub fn compact_bytes() -> u64 {
+    std::env::var("UNITSYNC_COMPACT_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 20)
+}
+
+/// Durations in a snapshot are nanoseconds: it keeps the state exactly.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn snapshot_line(snapshot: &Snapshot, now: Duration) -> Vec<u8> {
+    let head = json!({
+        "t_ns": nanos(now),
+        "lowest": snapshot.lowest,
+        "highest": snapshot.highest,
+        "units": snapshot.units.len(),
+    });
+    serde_json::to_vec(&json!({ "snapshot": head })).expect("a snapshot serializes")
+}
+
+fn owner_json(o: Owner) -> Value {
+    json!({ "pid": o.pid, "start": o.start })
+}
+
+fn record_line(r: &UnitRecord) -> Vec<u8> {
+    let opt = |d: Option<Duration>| d.map(nanos);
+    let record = json!({
+        "name": r.name,
+        "status": r.status.as_str(),
+        "deps": r.deps,
+        "dependents": r.dependents,
+        "reason": r.reason,
+        "note": r.note,
+        "failed_by": r.failed_by,
+        "since": nanos(r.since),
+        "started_at": opt(r.started_at),
+        "ready_at": opt(r.ready_at),
+        "finished_at": opt(r.finished_at),
+        "waited": opt(r.waited),
+        "wait": r.wait.as_ref().map(|w| json!({
+            "since": nanos(w.since),
+            "unmet": w.unmet,
+            "polled": nanos(w.polled),
+            "poll": nanos(w.poll),
+        })),
+        "owner": r.owner.as_ref().map(|o| json!({
+            "owner": owner_json(o.owner),
+            "name": o.name,
+            "via": o.via.iter().map(|&v| owner_json(v)).collect::<Vec<_>>(),
+        })),
+        "ord": r.ord,
+    });
+    serde_json::to_vec(&json!({ "record": record })).expect("a record serializes")
+}
+
+/// The snapshot's first line: its time, its order bounds, and how many
+/// unit records follow.
+fn parse_snapshot(line: &[u8]) -> Result<(Duration, Snapshot, usize), String> {
+    let v: Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let head = &v["snapshot"];
+    let int = |name: &str| head[name].as_i64().ok_or_else(|| format!("snapshot: no {name}"));
+    let at = Duration::from_nanos(head["t_ns"].as_u64().ok_or("snapshot: no t_ns")?);
+    let count = usize::try_from(int("units")?).map_err(|e| e.to_string())?;
+    let snapshot = Snapshot { units: Vec::new(), lowest: int("lowest")?, highest: int("highest")? };
+    Ok((at, snapshot, count))
+}
+
+fn parse_record(line: &[u8]) -> Result<UnitRecord, String> {
+    let v: Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let r = &v["record"];
+    let bad = |what: &str| format!("unit record: bad {what}");
+    let string = |x: &Value, what: &str| x.as_str().map(str::to_owned).ok_or_else(|| bad(what));
+    let opt_string = |x: &Value, what: &str| match x {
+        Value::Null => Ok(None),
+        x => string(x, what).map(Some),
+    };
+    let dur = |x: &Value, what: &str| x.as_u64().map(Duration::from_nanos).ok_or_else(|| bad(what));
+    let opt_dur = |x: &Value, what: &str| match x {
+        Value::Null => Ok(None),
+        x => dur(x, what).map(Some),
+    };
+    let strings = |x: &Value, what: &str| -> Result<Vec<String>, String> {
+        x.as_array().ok_or_else(|| bad(what))?.iter().map(|s| string(s, what)).collect()
+    };
+    let owner = |x: &Value| -> Result<Owner, String> {
+        let pid =
+            x["pid"].as_u64().and_then(|p| u32::try_from(p).ok()).ok_or_else(|| bad("pid"))?;
+        Ok(Owner { pid, start: x["start"].as_u64().ok_or_else(|| bad("start"))? })
+    };
+    let status_name = string(&r["status"], "status")?;
+    let status = [
+        Status::NotRegistered,
+        Status::Pending,
+        Status::Started,
+        Status::Ready,
+        Status::Completed,
+        Status::Failed,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == status_name)
+    .ok_or_else(|| bad("status"))?;
+    let deps = r["deps"]
+        .as_array()
+        .ok_or_else(|| bad("deps"))?
+        .iter()
+        .map(|d| Ok((string(&d[0], "deps")?, d[1].as_bool().ok_or_else(|| bad("deps"))?)))
+        .collect::<Result<_, String>>()?;
+    let wait = match &r["wait"] {
+        Value::Null => None,
+        w => Some(WaitRecord {
+            since: dur(&w["since"], "wait")?,
+            unmet: strings(&w["unmet"], "wait")?,
+            polled: dur(&w["polled"], "wait")?,
+            poll: dur(&w["poll"], "wait")?,
+        }),
+    };
+    let owner = match &r["owner"] {
+        Value::Null => None,
+        o => Some(Owners {
+            owner: owner(&o["owner"])?,
+            name: opt_string(&o["name"], "owner")?,
+            via: o["via"]
+                .as_array()
+                .ok_or_else(|| bad("via"))?
+                .iter()
+                .map(owner)
+                .collect::<Result<_, _>>()?,
+        }),
+    };
+    Ok(UnitRecord {
+        name: string(&r["name"], "name")?,
+        status,
+        deps,
+        dependents: strings(&r["dependents"], "dependents")?,
+        reason: opt_string(&r["reason"], "reason")?,
+        note: opt_string(&r["note"], "note")?,
+        failed_by: opt_string(&r["failed_by"], "failed_by")?,
+        since: dur(&r["since"], "since")?,
+        started_at: opt_dur(&r["started_at"], "started_at")?,
+        ready_at: opt_dur(&r["ready_at"], "ready_at")?,
+        finished_at: opt_dur(&r["finished_at"], "finished_at")?,
+        waited: opt_dur(&r["waited"], "waited")?,
+        wait,
+        owner,
+        ord: r["ord"].as_i64().ok_or_else(|| bad("ord"))?,
+    })
 }
 
 #[derive(Debug)]
@@ -102,6 +257,14 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     fsync: bool,
+    /// Its header, written again at the top of a compacted file.
+    header: Vec<u8>,
+    /// The size of the last snapshot written: the journal is compacted once
+    /// it is four times that (and over [`compact_bytes`]).
+    snapshot_len: u64,
+    /// After a compaction that failed (a full disk), none is tried again
+    /// until the file has grown past this.
+    retry_after: u64,
     line: Vec<u8>,
     /// The length of the file's whole lines: where the next line goes.
     len: u64,
@@ -114,8 +277,12 @@ pub struct Recovered {
     pub instance: String,
     /// When the server's timeline began (its `now` is measured from here).
     pub origin: SystemTime,
+    /// The state a compaction wrote, and when: the entries apply to it.
+    pub snapshot: Option<(Duration, Snapshot)>,
     /// The accepted requests, in order, with their times.
     pub entries: Vec<(Duration, Request)>,
+    /// The line of the first entry (for errors).
+    pub first_line: usize,
 }
 
 impl Journal {
@@ -129,8 +296,17 @@ impl Journal {
         let io_err = |err| Error::Io { path: path.to_owned(), err };
         let file =
             OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err)?;
-        let mut journal =
-            Journal { file, path: path.to_owned(), fsync, line: Vec::new(), len: 0, torn: false };
+        let mut journal = Journal {
+            file,
+            path: path.to_owned(),
+            fsync,
+            header: Vec::new(),
+            snapshot_len: 0,
+            retry_after: 0,
+            line: Vec::new(),
+            len: 0,
+            torn: false,
+        };
         let (recovered, valid_len) = journal.read()?;
         let recovered = match recovered {
             Some(recovered) => {
@@ -152,10 +328,17 @@ impl Journal {
                 };
                 journal.file.set_len(0).map_err(io_err)?;
                 let line = serde_json::to_vec(&header).expect("a header serializes");
+                journal.header.clone_from(&line);
                 journal.write_line(line)?;
                 // Keep millisecond precision consistent with the header.
                 let origin = UNIX_EPOCH + Duration::from_millis(header.origin_ms);
-                Recovered { instance: header.instance, origin, entries: Vec::new() }
+                Recovered {
+                    instance: header.instance,
+                    origin,
+                    snapshot: None,
+                    entries: Vec::new(),
+                    first_line: 2,
+                }
             }
         };
         Ok((journal, recovered))
@@ -195,10 +378,33 @@ impl Journal {
                 detail: format!("format {} is not {FORMAT}", header.unitsync_journal),
             });
         }
+        self.header = first.strip_suffix(b"\n").unwrap_or(first).to_vec();
         let mut valid_len = first.len() as u64;
         let mut entries = Vec::new();
         let last = lines.len() - 1;
-        for (i, line) in lines.iter().enumerate().skip(1) {
+        // A compacted file: its snapshot comes first, whole (it was renamed
+        // into place complete).
+        let mut snapshot = None;
+        let mut first_line = 2;
+        if lines.get(1).is_some_and(|l| l.starts_with(SNAPSHOT)) {
+            let corrupt = |line: usize, detail: String| Error::Corrupt {
+                path: self.path.clone(),
+                line,
+                detail,
+            };
+            let (at, mut snap, count) = parse_snapshot(&lines[1]).map_err(|e| corrupt(2, e))?;
+            valid_len += lines[1].len() as u64;
+            for i in 2..2 + count {
+                let line =
+                    lines.get(i).ok_or_else(|| corrupt(i + 1, "snapshot cut short".into()))?;
+                snap.units.push(parse_record(line).map_err(|e| corrupt(i + 1, e))?);
+                valid_len += line.len() as u64;
+            }
+            self.snapshot_len = valid_len;
+            first_line = 3 + count;
+            snapshot = Some((at, snap));
+        }
+        for (i, line) in lines.iter().enumerate().skip(first_line - 1) {
             let complete = line.ends_with(b"\n");
             match parse_entry(line) {
                 Ok(entry) if complete => {
@@ -214,7 +420,9 @@ impl Journal {
             }
         }
         let origin = UNIX_EPOCH + Duration::from_millis(header.origin_ms);
-        Ok((Some(Recovered { instance: header.instance, origin, entries }), valid_len))
+        let recovered =
+            Recovered { instance: header.instance, origin, snapshot, entries, first_line };
+        Ok((Some(recovered), valid_len))
     }
 
     /// Appends one accepted request, made at `now`.
@@ -264,10 +472,81 @@ impl Journal {
         Ok(())
     }
 
-    /// The requests the file holds now, read back from it.
-    pub fn entries(&mut self) -> Result<Vec<(Duration, Request)>, Error> {
-        let (recovered, _) = self.read()?;
-        Ok(recovered.map(|r| r.entries).unwrap_or_default())
+    /// What the file holds now, read back from it.
+    pub fn reread(&mut self) -> Result<Option<Recovered>, Error> {
+        Ok(self.read()?.0)
+    }
+
+    /// Whether the file has grown enough to be compacted: past
+    /// max([`compact_bytes`], 4x its last snapshot).
+    pub fn compaction_due(&self) -> bool {
+        self.len > compact_bytes().max(self.snapshot_len.saturating_mul(4))
+            && self.len > self.retry_after
+    }
+
+    /// Replaces the file by `snapshot`, the state at `now`: written to a
+    /// temporary file beside it, synced, renamed over it, the directory
+    /// synced; then appends go to the new file. If anything fails before
+    /// the rename, the old file stays as it was (it holds every change
+    /// too) and the error is returned; no compaction is tried again until
+    /// the file has grown by [`compact_bytes`] more.
+    pub fn compact(&mut self, snapshot: &Snapshot, now: Duration) -> Result<(u64, u64), Error> {
+        let before = self.len;
+        let temp = self.path.with_file_name(format!(
+            ".{}.compact",
+            self.path.file_name().map_or("state".into(), |n| n.to_string_lossy())
+        ));
+        let written = self.write_snapshot(&temp, snapshot, now);
+        let (file, len) = match written {
+            Ok(done) => done,
+            Err(err) => {
+                let _ = fs::remove_file(&temp);
+                self.retry_after = self.len.saturating_add(compact_bytes());
+                return Err(Error::Io { path: temp, err });
+            }
+        };
+        if let Err(err) = fs::rename(&temp, &self.path) {
+            let _ = fs::remove_file(&temp);
+            self.retry_after = self.len.saturating_add(compact_bytes());
+            return Err(Error::Io { path: self.path.clone(), err });
+        }
+        // The rename is in place: both files held every change, so from
+        // here on the new one is the journal, whatever the directory's sync says.
+        (self.file, self.len, self.snapshot_len, self.torn) = (file, len, len, false);
+        let dir =
+            self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|err| Error::Io { path: dir.to_owned(), err })?;
+        Ok((before, len))
+    }
+
+    /// The header and `snapshot` into a new file at `temp`, synced; the
+    /// file, open for appending, and its length.
+    fn write_snapshot(
+        &self,
+        temp: &Path,
+        snapshot: &Snapshot,
+        now: Duration,
+    ) -> io::Result<(File, u64)> {
+        let _ = fs::remove_file(temp);
+        let file = OpenOptions::new().read(true).append(true).create_new(true).open(temp)?;
+        let mut out = io::BufWriter::new(&file);
+        let mut len = 0u64;
+        let mut line = |out: &mut io::BufWriter<&File>, mut bytes: Vec<u8>| {
+            bytes.push(b'\n');
+            len += bytes.len() as u64;
+            out.write_all(&bytes)
+        };
+        line(&mut out, self.header.clone())?;
+        line(&mut out, snapshot_line(snapshot, now))?;
+        for record in &snapshot.units {
+            line(&mut out, record_line(record))?;
+        }
+        out.flush()?;
+        drop(out);
+        file.sync_all()?;
+        Ok((file, len))
     }
 
     pub fn path(&self) -> &Path {

@@ -50,6 +50,7 @@ mod exit;
 mod journal;
 mod owner;
 mod peer;
+mod procfs;
 mod protocol;
 mod readiness;
 mod render;
@@ -60,6 +61,7 @@ mod server;
 mod settings;
 mod signals;
 mod state;
+mod suggest;
 mod threads;
 mod up;
 
@@ -167,7 +169,18 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         }
         Cmd::Complete { unit } => {
             let said = format!("{unit}: completed");
-            settings.client().call(&Request::Complete { unit, note: None, instance: None })?;
+            let body = settings.client().call(&Request::Complete {
+                unit: unit.clone(),
+                note: None,
+                instance: None,
+            })?;
+            if let protocol::Body::Completed { abandoned: Some(reason), .. } = body {
+                // Completed all the same, but late: README.md, "Abandoned units".
+                eprintln!(
+                    "unitsync: warning: {unit} had failed ({reason}); it is completed now, \
+                     but its dependents may already have given up"
+                );
+            }
             settings.say().line(&said);
         }
         Cmd::Fail { unit, reason } => {

@@ -4,9 +4,9 @@
 //! units"; PROTOCOL.md, "Owners".
 
 use std::fs;
-use std::io;
 
-use crate::state::Owner;
+use crate::procfs::{self, stat};
+use crate::state::{Owner, Owners};
 
 /// The variable through which `run` and `up` name themselves as the owner
 /// of what their commands start (`PID:STARTTIME`).
@@ -16,44 +16,10 @@ pub const ENV: &str = "UNITSYNC_OWNER";
 /// into a loop while we walk.
 const MAX_DEPTH: usize = 64;
 
-/// What `/proc/PID/stat` says of a process: its parent, its start time,
-/// and whether it is a zombie (exited, not yet reaped).
-struct Stat {
-    ppid: u32,
-    start: u64,
-    zombie: bool,
-}
-
-/// `/proc/PID/stat`: None if there is no such process; an error if it
-/// could not be read for another reason (out of descriptors, say) or makes
-/// no sense, which says nothing of whether the process exists.
-fn stat(pid: u32) -> io::Result<Option<Stat>> {
-    let text = match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(text) => text,
-        // ESRCH: it exited between the open and the read.
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(3) => {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
-    // The command name (field 2) is in parentheses and may hold anything,
-    // spaces and parentheses included: the fields after it follow the last
-    // `)`. Field 3 is the state, 4 the parent, 22 the start time.
-    let rest = text.rfind(')').map(|at| &text[at + 1..]).unwrap_or_default();
-    let mut fields = rest.split_whitespace();
-    let parsed = (|| {
-        let zombie = fields.next()? == "Z";
-        let ppid = fields.next()?.parse().ok()?;
-        let start = fields.nth(17)?.parse().ok()?;
-        Some(Stat { ppid, start, zombie })
-    })();
-    parsed.map(Some).ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: no sense")))
-}
-
 /// The identity of a running process, if it runs (and `/proc` says so).
 pub fn of_pid(pid: u32) -> Option<Owner> {
     match stat(pid) {
-        Ok(Some(s)) if !s.zombie => Some(Owner { pid, start: s.start }),
+        Ok(Some(s)) if !s.zombie() => Some(Owner { pid, start: s.start }),
         _ => None,
     }
 }
@@ -72,10 +38,15 @@ pub fn exists(owner: Owner) -> bool {
         return true;
     }
     match stat(owner.pid) {
-        Ok(Some(s)) => !s.zombie && s.start == owner.start,
+        Ok(Some(s)) => !s.zombie() && s.start == owner.start,
         Ok(None) => false,
         Err(_) => true,
     }
+}
+
+/// Whether any process of a unit's owners still exists (see [`exists`]).
+pub fn any_exists(owners: &Owners) -> bool {
+    owners.all().any(exists)
 }
 
 /// `PID:STARTTIME`, as [`ENV`] holds it.
@@ -107,20 +78,101 @@ pub fn inherited(env: Option<&str>) -> Option<Owner> {
     None
 }
 
-/// The script that ran us, found by walking up from our parent while a
-/// process is a fork of its own parent running the same program (same
-/// executable and command line): a subshell or a command substitution
-/// resolves to the script itself.
-pub fn of_caller() -> Option<Owner> {
+/// The script that ran us, and the processes between it and us. The walk
+/// starts at our parent and goes up while a process is a fork of its own
+/// parent running the same program (same executable and command line: a
+/// subshell or a command substitution), or a wrapper that waits for what
+/// it runs (`timeout`, `sudo`, `sh -c`...: see [`is_wrapper`]). Every
+/// process it went through is kept: the unit is abandoned only when none
+/// of them lives, so a background subshell that outlives its script still
+/// holds the unit (README.md, "Abandoned units").
+pub fn of_caller() -> Option<Owners> {
     let mut pid = std::os::unix::process::parent_id();
+    let mut chain = Vec::new();
     for _ in 0..MAX_DEPTH {
         let here = stat(pid).ok()??;
-        if here.ppid <= 1 || !same_program(pid, here.ppid) {
-            return Some(Owner { pid, start: here.start });
+        chain.push(Owner { pid, start: here.start });
+        let up = here.ppid > 1 && (same_program(pid, here.ppid) || is_wrapper(pid, &here.comm));
+        if !up {
+            let owner = chain.pop()?;
+            return Some(Owners { owner, name: name(pid, &here.comm), via: chain });
         }
         pid = here.ppid;
     }
     None
+}
+
+/// Programs that run a command as their child and wait for it, so that
+/// their caller is the script. (Those that exec what they run, as `nice`
+/// and `env` do, are never seen: the command takes their pid.)
+const WRAPPERS: [&str; 13] = [
+    "timeout", "flock", "time", "nice", "ionice", "stdbuf", "chrt", "taskset", "setpriv", "su",
+    "sudo", "runuser", "xargs",
+];
+
+/// Shells whose `-c` runs a command line handed to them by a caller.
+const SHELLS: [&str; 8] = ["sh", "bash", "dash", "ash", "busybox", "zsh", "ksh", "mksh"];
+
+/// Whether process `pid`, named `comm`, is a wrapper to walk past: one of
+/// [`WRAPPERS`], or a shell run as `sh -c` (its command line is its
+/// caller's, the caller is the script).
+fn is_wrapper(pid: u32, comm: &str) -> bool {
+    if WRAPPERS.contains(&comm) {
+        return true;
+    }
+    if !SHELLS.contains(&comm) {
+        return false;
+    }
+    let Some(args) = procfs::cmdline(pid) else { return false };
+    shell_dash_c(&args)
+}
+
+/// A shell's arguments after its name (and after the applet's name, for
+/// `busybox sh`).
+fn shell_args(args: &[String]) -> &[String] {
+    match args {
+        [busybox, _applet, rest @ ..] if base(busybox) == "busybox" => rest,
+        [_, rest @ ..] => rest,
+        [] => &[],
+    }
+}
+
+/// Whether a shell's arguments say `-c` before its first operand
+/// (`sh -c`, `bash -ec`, `busybox sh -c`).
+fn shell_dash_c(args: &[String]) -> bool {
+    for arg in shell_args(args) {
+        match arg.strip_prefix('-') {
+            // `--login`, `--norc` and the like.
+            Some(long) if long.starts_with('-') && long.len() > 1 => {}
+            Some(flags) if !flags.is_empty() => {
+                if flags.contains('c') {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The last part of a path.
+fn base(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// What the abandoned reason calls the owner: the script a shell runs
+/// (`warm.sh` for `sh ./warm.sh`), else the command name. At most 64
+/// bytes, so a reason stays one short line.
+fn name(pid: u32, comm: &str) -> Option<String> {
+    let args = procfs::cmdline(pid).unwrap_or_default();
+    let script = if SHELLS.contains(&comm) && !shell_dash_c(&args) {
+        shell_args(&args).iter().find(|a| !a.starts_with('-')).map(|a| base(a))
+    } else {
+        None
+    };
+    let name = script.unwrap_or(comm);
+    let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// Whether two processes run the same executable with the same command line.
@@ -148,7 +200,7 @@ mod tests {
         assert_eq!(from_env("12"), None);
         assert_eq!(from_env("x:1"), None);
         // Our parent runs another program (cargo's test runner or a shell).
-        let parent = of_caller().expect("our parent runs");
+        let parent = of_caller().expect("our parent runs").owner;
         assert!(exists(parent));
         // $UNITSYNC_OWNER counts only if it names an ancestor: our parent,
         // not ourselves, and not our parent with another start time.
@@ -157,5 +209,19 @@ mod tests {
         let stale = Owner { start: parent.start + 1, ..parent };
         assert_eq!(inherited(Some(&to_env(stale))), None);
         assert_eq!(inherited(None), None);
+    }
+
+    #[test]
+    fn sh_dash_c_is_a_wrapper_and_a_script_file_is_not() {
+        let args = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert!(shell_dash_c(&args("sh -c x")));
+        assert!(shell_dash_c(&args("/bin/bash -ec x")));
+        assert!(shell_dash_c(&args("bash --norc -c x")));
+        assert!(shell_dash_c(&args("busybox sh -c x")));
+        assert!(!shell_dash_c(&args("sh ./warm.sh -c")));
+        assert!(!shell_dash_c(&args("sh")));
+        assert!(!shell_dash_c(&args("dash -e script")));
+        assert!(!shell_dash_c(&args("busybox sh warm.sh")));
+        assert_eq!(shell_args(&args("busybox sh -e warm.sh")), &args("-e warm.sh")[..]);
     }
 }

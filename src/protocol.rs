@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::duration;
 use crate::state::{self, Dep, UnitInfo};
-pub use crate::state::{Owner, Status, clean_reason};
+pub use crate::state::{Owner, Owners, Status, clean_reason};
 
 /// Bumped when a request or response changes incompatibly: 2 renamed the
 /// unit object's `ready` to `startable` (PROTOCOL.md, "Versions").
@@ -44,6 +44,11 @@ pub enum Request {
         /// is the connection's own pid, and then journals it with the start.
         #[serde(skip_serializing_if = "Option::is_none")]
         owner: Option<OwnerField>,
+        /// The processes between the client and its owner, from its parent
+        /// up (a subshell, `timeout`): the unit is abandoned only when
+        /// none of them nor the owner lives. Absent from older clients.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via: Option<Vec<OwnerField>>,
         /// The client's own pid, as the client sees it.
         #[serde(skip_serializing_if = "Option::is_none")]
         client_pid: Option<u32>,
@@ -82,9 +87,15 @@ pub enum Request {
     StopWaiting {
         unit: String,
     },
+    /// The registered unit whose name `unit` may be a typo of: the
+    /// did-you-mean of `wait` (a waiting `start` hears it with its unmet
+    /// dependencies).
+    Near {
+        unit: String,
+    },
 }
 
-const OPS: &str = "ping, want, start, ready, complete, fail, status, list, stop_waiting";
+const OPS: &str = "ping, want, start, ready, complete, fail, status, list, stop_waiting, near";
 
 impl Request {
     /// The instance id of the server a result (`ready`, `complete`,
@@ -136,9 +147,13 @@ pub enum Body {
         waited: f64,
         waited_for: Vec<String>,
     },
+    /// `near`: for unmet dependencies nobody registered, a registered
+    /// name close to theirs; only when the wait begins.
     Blocked {
         now: f64,
         unmet: Vec<DepView>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        near: Vec<NearView>,
     },
     DependencyFailed {
         dependency: String,
@@ -150,8 +165,12 @@ pub enum Body {
         after: f64,
         already: bool,
     },
+    /// `abandoned`: the reason it had failed with, if it had been failed
+    /// as abandoned (its dependents may have given up); absent otherwise.
     Completed {
         ran: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        abandoned: Option<String>,
     },
     Failed {
         ran: Option<f64>,
@@ -161,6 +180,16 @@ pub enum Body {
     StoppedWaiting {
         waited: Option<f64>,
     },
+    /// A registered unit whose name is close to the one asked of, if any.
+    Near {
+        near: Option<String>,
+    },
+    /// Never on the wire: the client's own answer when a `start` or a
+    /// `complete` it sent again (the first answer was lost with the
+    /// connection) is refused as already done: its first try took, and
+    /// how long it waited is not known.
+    #[serde(skip_serializing)]
+    Retried,
     Status {
         now: f64,
         unit: UnitView,
@@ -281,23 +310,37 @@ enum StatusDef {
 }
 
 /// A unit's owner on the wire: a pid and its start time, in clock ticks
-/// since boot (field 22 of `/proc/PID/stat`).
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+/// since boot (field 22 of `/proc/PID/stat`), and for the owner itself
+/// what it is called (`warm.sh`), for the abandoned reason.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct OwnerField {
     pub pid: u32,
     pub start: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
-impl From<OwnerField> for Owner {
-    fn from(o: OwnerField) -> Owner {
+/// How many processes below the owner are kept: a walk goes no deeper.
+pub const MAX_VIA: usize = 64;
+
+impl From<&OwnerField> for Owner {
+    fn from(o: &OwnerField) -> Owner {
         Owner { pid: o.pid, start: o.start }
     }
 }
 
 impl From<Owner> for OwnerField {
     fn from(o: Owner) -> OwnerField {
-        OwnerField { pid: o.pid, start: o.start }
+        OwnerField { pid: o.pid, start: o.start, name: None }
     }
+}
+
+/// A `start`'s owner and the processes below it, as the state keeps them.
+pub fn owners(owner: Option<&OwnerField>, via: Option<&[OwnerField]>) -> Option<Owners> {
+    let owner = owner?;
+    let name = owner.name.as_deref().and_then(clean_reason).map(|n| n.chars().take(64).collect());
+    let via = via.unwrap_or_default().iter().take(MAX_VIA).map(Owner::from).collect();
+    Some(Owners { owner: owner.into(), name, via })
 }
 
 /// The statuses [`status`] knows, and their names on the wire.
@@ -388,6 +431,14 @@ pub struct DepView {
     pub satisfied: bool,
     /// When the dependency entered its current status.
     pub since: f64,
+}
+
+/// For an unregistered dependency of a `start` that begins to wait, a
+/// registered unit whose name is close to it (a typo?).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct NearView {
+    pub unit: String,
+    pub near: String,
 }
 
 /// One unit, as `status --json` prints it and `list --json` prints each.
@@ -506,9 +557,14 @@ impl Response {
 impl Request {
     /// `start` by `owner` (None: detached). The client's own pid goes
     /// with an owner, so the server can tell that it sees the same pids.
-    pub fn start(unit: &str, poll: Option<f64>, owner: Option<Owner>) -> Request {
-        let client_pid = owner.map(|_| std::process::id());
-        Request::Start { unit: unit.to_owned(), poll, owner: owner.map(Into::into), client_pid }
+    pub fn start(unit: &str, poll: Option<f64>, owner: Option<Owners>) -> Request {
+        let client_pid = owner.as_ref().map(|_| std::process::id());
+        let via = owner
+            .as_ref()
+            .filter(|o| !o.via.is_empty())
+            .map(|o| o.via.iter().copied().map(OwnerField::from).collect());
+        let owner = owner.map(|o| OwnerField { name: o.name, ..o.owner.into() });
+        Request::Start { unit: unit.to_owned(), poll, owner, via, client_pid }
     }
 
     /// The request as one line, newline included.
@@ -546,6 +602,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         note: Option<String>,
         poll: Option<f64>,
         owner: Option<OwnerField>,
+        via: Option<Vec<OwnerField>>,
         client_pid: Option<u32>,
         instance: Option<String>,
     }
@@ -565,7 +622,8 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         "start" => Request::Start {
             unit: unit()?,
             poll: fields.poll,
-            owner: fields.owner,
+            owner: fields.owner.clone(),
+            via: fields.via.clone(),
             client_pid: fields.client_pid,
         },
         "ready" => Request::Ready { unit: unit()?, instance: fields.instance.clone() },
@@ -582,6 +640,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
         "status" => Request::Status { unit: unit()? },
         "list" => Request::List,
         "stop_waiting" => Request::StopWaiting { unit: unit()? },
+        "near" => Request::Near { unit: unit()? },
         _ => {
             let message = format!("unknown op {op:?}; known ops: {OPS}");
             return Err(ErrorBody::new(ErrorKind::UnknownOp, message));
@@ -609,15 +668,23 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         "started" => {
             Body::Started { waited: f.f64("waited")?, waited_for: f.strings("waited_for")? }
         }
-        "blocked" => Body::Blocked { now: f.f64("now")?, unmet: f.list("unmet", dep_view)? },
+        "blocked" => Body::Blocked {
+            now: f.f64("now")?,
+            unmet: f.list("unmet", dep_view)?,
+            near: f.option("near", |f, name| f.list(name, near_view))?.unwrap_or_default(),
+        },
         "dependency_failed" => Body::DependencyFailed {
             dependency: f.string("dependency")?,
             reason: f.option("reason", Object::string)?,
         },
         "ready" => Body::Ready { after: f.f64("after")?, already: f.bool("already")? },
-        "completed" => Body::Completed { ran: f.option("ran", Object::f64)? },
+        "completed" => Body::Completed {
+            ran: f.option("ran", Object::f64)?,
+            abandoned: f.option("abandoned", Object::string)?,
+        },
         "failed" => Body::Failed { ran: f.option("ran", Object::f64)? },
         "stopped_waiting" => Body::StoppedWaiting { waited: f.option("waited", Object::f64)? },
+        "near" => Body::Near { near: f.option("near", Object::string)? },
         "status" => Body::Status { now: f.f64("now")?, unit: unit_view(&f.object("unit")?)? },
         "list" => Body::List { now: f.f64("now")?, units: f.list("units", unit_view)? },
         "error" => {
@@ -658,6 +725,10 @@ fn dep_view(f: &Object) -> Result<DepView, String> {
         satisfied: f.bool("satisfied")?,
         since: f.f64("since")?,
     })
+}
+
+fn near_view(f: &Object) -> Result<NearView, String> {
+    Ok(NearView { unit: f.string("unit")?, near: f.string("near")? })
 }
 
 /// A JSON object of a response (or of the journal's), read field by field
@@ -822,7 +893,13 @@ mod tests {
                 r#"{"op":"want","unit":"b","deps":["a"],"soft":false}"#,
             ),
             (
-                Request::Start { unit: "b".into(), poll: None, owner: None, client_pid: None },
+                Request::Start {
+                    unit: "b".into(),
+                    poll: None,
+                    owner: None,
+                    via: None,
+                    client_pid: None,
+                },
                 r#"{"op":"start","unit":"b"}"#,
             ),
             (
@@ -830,6 +907,7 @@ mod tests {
                     unit: "b".into(),
                     poll: Some(0.05),
                     owner: None,
+                    via: None,
                     client_pid: None,
                 },
                 r#"{"op":"start","unit":"b","poll":0.05}"#,
@@ -838,10 +916,21 @@ mod tests {
                 Request::Start {
                     unit: "b".into(),
                     poll: Some(0.05),
-                    owner: Some(OwnerField { pid: 42, start: 1234 }),
+                    owner: Some(OwnerField { pid: 42, start: 1234, name: None }),
+                    via: None,
                     client_pid: Some(43),
                 },
                 r#"{"op":"start","unit":"b","poll":0.05,"owner":{"pid":42,"start":1234},"client_pid":43}"#,
+            ),
+            (
+                Request::Start {
+                    unit: "b".into(),
+                    poll: None,
+                    owner: Some(OwnerField { pid: 42, start: 1234, name: Some("warm.sh".into()) }),
+                    via: Some(vec![OwnerField { pid: 44, start: 1240, name: None }]),
+                    client_pid: Some(45),
+                },
+                r#"{"op":"start","unit":"b","owner":{"pid":42,"start":1234,"name":"warm.sh"},"via":[{"pid":44,"start":1240}],"client_pid":45}"#,
             ),
             (
                 Request::Complete { unit: "a".into(), note: None, instance: None },
@@ -891,6 +980,7 @@ mod tests {
             (Request::Status { unit: "a".into() }, r#"{"op":"status","unit":"a"}"#),
             (Request::List, r#"{"op":"list"}"#),
             (Request::StopWaiting { unit: "b".into() }, r#"{"op":"stop_waiting","unit":"b"}"#),
+            (Request::Near { unit: "b".into() }, r#"{"op":"near","unit":"b"}"#),
         ];
         for (request, text) in cases {
             assert_eq!(request.to_line(), line(text));
@@ -1050,7 +1140,7 @@ mod tests {
                 r#"{"ok":true,"instance":"i1","result":"started","waited":2.9,"waited_for":["a"]}"#,
             ),
             (
-                Body::Blocked { now: 3.0, unmet: vec![dep] },
+                Body::Blocked { now: 3.0, unmet: vec![dep], near: Vec::new() },
                 r#"{"ok":true,"instance":"i1","result":"blocked","now":3.0,"unmet":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}]}"#,
             ),
             (
@@ -1061,7 +1151,7 @@ mod tests {
                 r#"{"ok":true,"instance":"i1","result":"dependency_failed","dependency":"a","reason":"exit status 2"}"#,
             ),
             (
-                Body::Completed { ran: Some(1.0) },
+                Body::Completed { ran: Some(1.0), abandoned: None },
                 r#"{"ok":true,"instance":"i1","result":"completed","ran":1.0}"#,
             ),
             (

@@ -30,7 +30,7 @@ use crate::client::{self, Client, Patience, Say};
 use crate::duration::human;
 use crate::exit;
 use crate::owner;
-use crate::protocol::{self, Body, Owner, Request, Status};
+use crate::protocol::{self, Body, Owners, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
 use crate::signals;
 
@@ -51,7 +51,7 @@ pub struct Spec {
     pub probe_timeout: Duration,
     /// Who owns the unit: `run` itself, for the whole life of the unit, or
     /// the `up` that runs it (README.md, "Abandoned units").
-    pub owner: Option<Owner>,
+    pub owner: Option<Owners>,
     pub command: Vec<OsString>,
 }
 
@@ -119,7 +119,13 @@ fn wait(
     let began = Instant::now();
     let mut timeout = patience.timeout;
     loop {
-        match client::start(client, &spec.unit, spec.owner, Patience { timeout, ..patience }, say) {
+        match client::start(
+            client,
+            &spec.unit,
+            spec.owner.clone(),
+            Patience { timeout, ..patience },
+            say,
+        ) {
             Err(client::Error::InstanceChanged { .. }) => {
                 // Keep the one deadline across restarts; never zero, which
                 // would mean "forever".

@@ -13,7 +13,7 @@ use crate::client::{Client, Patience, Say};
 use crate::duration;
 use crate::owner;
 use crate::peer;
-use crate::protocol::Owner;
+use crate::protocol::{Owner, Owners};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 const DEFAULT_POLL: Duration = Duration::from_millis(50);
@@ -105,17 +105,17 @@ impl Settings {
     /// (by `--detached` or `$UNITSYNC_DETACHED`), else the `run` or `up`
     /// that holds it for us, else the script that called us (README.md,
     /// "Abandoned units").
-    pub fn owner(&self, detached: bool, unit: &str) -> Option<Owner> {
+    pub fn owner(&self, detached: bool, unit: &str) -> Option<Owners> {
         match detached || self.detached {
             true => None,
-            false => self.holder(unit).or_else(owner::of_caller),
+            false => self.holder(unit).map(Owners::from).or_else(owner::of_caller),
         }
     }
 
     /// The owner of the unit `run` runs: the `up` that holds it, if one
     /// does (it ends the unit should `run` be killed), else `run` itself.
-    pub fn run_owner(&self, unit: &str) -> Option<Owner> {
-        self.holder(unit).or_else(owner::me)
+    pub fn run_owner(&self, unit: &str) -> Option<Owners> {
+        self.holder(unit).or_else(owner::me).map(Owners::from)
     }
 
     /// `$UNITSYNC_OWNER`, if `unit` is the one it holds for us

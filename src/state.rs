@@ -311,7 +311,13 @@ pub struct Finished {
     pub ran: Option<Duration>,
     /// The failure reason as kept, once cleaned by [`clean_reason`].
     pub reason: Option<String>,
+    /// The reason it had failed with, if it had been failed as abandoned:
+    /// its dependents may have given up already.
+    pub was_abandoned: Option<String>,
 }
+
+/// How the reason of a unit failed as abandoned begins.
+pub const ABANDONED: &str = "abandoned: ";
 
 /// The process that started a unit and must finish it: a pid with its
 /// start time (clock ticks since boot), so that a reused pid is not taken
@@ -320,6 +326,30 @@ pub struct Finished {
 pub struct Owner {
     pub pid: u32,
     pub start: u64,
+}
+
+/// Who holds a started unit: its owner (the script), what it is called,
+/// and the processes the client's walk went through below it (a subshell,
+/// `timeout`...), from the client's parent up. The unit is abandoned only
+/// when none of them exists. README.md, "Abandoned units".
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Owners {
+    pub owner: Owner,
+    pub name: Option<String>,
+    pub via: Vec<Owner>,
+}
+
+impl Owners {
+    /// Every process that holds the unit, the owner last.
+    pub fn all(&self) -> impl Iterator<Item = Owner> + '_ {
+        self.via.iter().copied().chain([self.owner])
+    }
+}
+
+impl From<Owner> for Owners {
+    fn from(owner: Owner) -> Owners {
+        Owners { owner, name: None, via: Vec::new() }
+    }
 }
 
 /// One dependency edge as seen from its dependent.
@@ -393,7 +423,7 @@ struct Unit {
     /// The current wait, while a refused `start` waits.
     blocked: Option<Wait>,
     /// Who started it, from its last start; kept only while it runs.
-    owner: Option<Owner>,
+    owner: Option<Owners>,
     /// When the server last looked for its owner (see [`State::owners`]).
     owner_checked: Option<Duration>,
     /// Position in a topological order kept up to date as edges arrive:
@@ -588,7 +618,7 @@ impl State {
         &mut self,
         unit: &str,
         poll: Duration,
-        owner: Option<Owner>,
+        owner: Option<Owners>,
         now: Duration,
     ) -> Result<Start, Error> {
         check_name(unit)?;
@@ -766,7 +796,7 @@ impl State {
             finished_at: u.finished_at,
             waited: lapsed.map(|w| w.polled.saturating_sub(w.since)).or(u.waited),
             waiting_since: wait.map(|w| w.since),
-            owner: u.owner,
+            owner: u.owner.as_ref().map(|o| o.owner),
         }
     }
 
@@ -782,7 +812,7 @@ impl State {
         self_too: bool,
         now: Duration,
         fresh: Duration,
-    ) -> Vec<(String, Owner)> {
+    ) -> Vec<(String, Owners)> {
         let ids: Vec<Id> = match unit {
             None => (0..self.units.len()).collect(),
             Some(name) => match self.index.get(name) {
@@ -798,20 +828,26 @@ impl State {
             let u = &mut self.units[id];
             let running = matches!(u.status, Status::Started | Status::Ready);
             let due = u.owner_checked.is_none_or(|at| now.saturating_sub(at) >= fresh);
-            if let Some(owner) = u.owner.filter(|_| running && due) {
+            if let Some(owner) = u.owner.as_ref().filter(|_| running && due) {
+                owners.push((u.name.clone(), owner.clone()));
                 u.owner_checked = Some(now);
-                owners.push((u.name.clone(), owner));
             }
         }
         owners
     }
 
+    /// The names of the units somebody declared or ran (for the
+    /// did-you-mean), in no order.
+    pub fn registered_names(&self) -> impl Iterator<Item = &str> {
+        self.units.iter().filter(|u| u.status != Status::NotRegistered).map(|u| u.name.as_str())
+    }
+
     /// Whether `unit` runs, started by `owner`: still abandoned, if that
     /// owner is gone.
-    pub fn is_owned_by(&self, unit: &str, owner: Owner) -> bool {
+    pub fn is_owned_by(&self, unit: &str, owner: &Owners) -> bool {
         self.index.get(unit).is_some_and(|&id| {
             let u = &self.units[id];
-            matches!(u.status, Status::Started | Status::Ready) && u.owner == Some(owner)
+            matches!(u.status, Status::Started | Status::Ready) && u.owner.as_ref() == Some(owner)
         })
     }
 
@@ -852,6 +888,10 @@ impl State {
             Status::Started | Status::Ready => u.started_at.map(|at| now.saturating_sub(at)),
             _ => None,
         };
+        let was_abandoned = match u.status {
+            Status::Failed => u.reason.clone().filter(|r| r.starts_with(ABANDONED)),
+            _ => None,
+        };
         u.reason.clone_from(&reason);
         u.note = None;
         u.failed_by = None;
@@ -860,7 +900,7 @@ impl State {
         u.finished_at = Some(now);
         self.end_wait(id, now);
         self.set_status(id, status, now);
-        Ok(Finished { ran, reason })
+        Ok(Finished { ran, reason, was_abandoned })
     }
 
     /// Ends the current wait of a unit that will not start from it (a
@@ -874,7 +914,7 @@ impl State {
         Some(waited)
     }
 
-    fn mark_started(&mut self, id: Id, owner: Option<Owner>, now: Duration) -> Start {
+    fn mark_started(&mut self, id: Id, owner: Option<Owners>, now: Duration) -> Start {
         let blocked = self.units[id].blocked.take();
         let (waited, waited_for) = match blocked {
             Some(Wait { since, ids, .. }) => {
@@ -1041,3 +1081,135 @@ impl State {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// One unit exactly as the state holds it, references by name: what a
+/// compacted journal keeps instead of the history that led to it
+/// (journal.rs). Only [`State::snapshot`] makes these and only
+/// [`State::restore`] reads them back.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct UnitRecord {
+    pub name: String,
+    pub status: Status,
+    pub deps: Vec<(String, bool)>,
+    pub dependents: Vec<String>,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub failed_by: Option<String>,
+    pub since: Duration,
+    pub started_at: Option<Duration>,
+    pub ready_at: Option<Duration>,
+    pub finished_at: Option<Duration>,
+    pub waited: Option<Duration>,
+    pub wait: Option<WaitRecord>,
+    pub owner: Option<Owners>,
+    pub ord: i64,
+}
+
+/// A unit's current wait, as [`UnitRecord`] keeps it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WaitRecord {
+    pub since: Duration,
+    pub unmet: Vec<String>,
+    pub polled: Duration,
+    pub poll: Duration,
+}
+
+/// The whole state as records: [`State::snapshot`].
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Snapshot {
+    pub units: Vec<UnitRecord>,
+    /// The lowest and highest topological positions handed out so far.
+    pub lowest: i64,
+    pub highest: i64,
+}
+
+impl State {
+    /// Every unit, in the order they were made (ids), as records.
+    pub fn snapshot(&self) -> Snapshot {
+        let name = |id: Id| self.units[id].name.clone();
+        let units = self
+            .units
+            .iter()
+            .map(|u| UnitRecord {
+                name: u.name.clone(),
+                status: u.status,
+                deps: u.deps.iter().map(|(&d, &soft)| (name(d), soft)).collect(),
+                dependents: u.dependents.iter().map(|&d| name(d)).collect(),
+                reason: u.reason.clone(),
+                note: u.note.clone(),
+                failed_by: u.failed_by.map(name),
+                since: u.since,
+                started_at: u.started_at,
+                ready_at: u.ready_at,
+                finished_at: u.finished_at,
+                waited: u.waited,
+                wait: u.blocked.as_ref().map(|w| WaitRecord {
+                    since: w.since,
+                    unmet: w.ids.iter().map(|&d| name(d)).collect(),
+                    polled: w.polled,
+                    poll: w.poll,
+                }),
+                owner: u.owner.clone(),
+                ord: u.ord,
+            })
+            .collect();
+        Snapshot { units, lowest: self.lowest, highest: self.highest }
+    }
+
+    /// The state [`State::snapshot`] recorded, or what is wrong with the
+    /// records (a name used before it is made, twice, or unknown).
+    pub fn restore(snapshot: &Snapshot) -> Result<State, String> {
+        let records = &snapshot.units;
+        let mut state = State::new();
+        for (id, r) in records.iter().enumerate() {
+            if state.index.insert(r.name.clone(), id).is_some() {
+                return Err(format!("unit {} recorded twice", quote(&r.name)));
+            }
+        }
+        let id = |name: &String| {
+            state.index.get(name).copied().ok_or_else(|| format!("unknown unit {}", quote(name)))
+        };
+        let mut units = Vec::with_capacity(records.len());
+        let mut edges = 0;
+        for r in records {
+            let deps = r
+                .deps
+                .iter()
+                .map(|(d, soft)| Ok((id(d)?, *soft)))
+                .collect::<Result<_, String>>()?;
+            let dependents = r.dependents.iter().map(&id).collect::<Result<_, _>>()?;
+            let blocked = match &r.wait {
+                Some(w) => Some(Wait {
+                    since: w.since,
+                    ids: w.unmet.iter().map(&id).collect::<Result<_, _>>()?,
+                    polled: w.polled,
+                    poll: w.poll,
+                }),
+                None => None,
+            };
+            edges += r.deps.len();
+            units.push(Unit {
+                name: r.name.clone(),
+                status: r.status,
+                deps,
+                dependents,
+                reason: r.reason.clone(),
+                note: r.note.clone(),
+                failed_by: r.failed_by.as_ref().map(&id).transpose()?,
+                since: r.since,
+                started_at: r.started_at,
+                ready_at: r.ready_at,
+                finished_at: r.finished_at,
+                waited: r.waited,
+                blocked,
+                owner: r.owner.clone(),
+                owner_checked: None,
+                ord: r.ord,
+            });
+        }
+        (state.lowest, state.highest) = (snapshot.lowest, snapshot.highest);
+        state.units = units;
+        state.edges = edges;
+        Ok(state)
+    }
+}

@@ -89,7 +89,7 @@ fn value(rng: &mut Rng, depth: usize, tame: bool) -> String {
 /// A `start`'s owner, half the time.
 fn owner(rng: &mut Rng) -> Option<OwnerField> {
     let pid = rng.below(100_000) as u32;
-    rng.chance(50).then(|| OwnerField { pid, start: rng.below(1_000_000) as u64 })
+    rng.chance(50).then(|| OwnerField { pid, start: rng.below(1_000_000) as u64, name: None })
 }
 
 /// A valid request of every kind, as a value and as text with its fields in
@@ -97,7 +97,7 @@ fn owner(rng: &mut Rng) -> Option<OwnerField> {
 /// accept it and get exactly that request back.
 fn valid(rng: &mut Rng) -> (Request, String) {
     let unit = name(rng);
-    let request = match rng.below(9) {
+    let request = match rng.below(10) {
         0 => Request::Ping,
         1 => Request::Want {
             unit,
@@ -108,6 +108,7 @@ fn valid(rng: &mut Rng) -> (Request, String) {
             unit,
             poll: rng.chance(50).then(|| rng.below(100_000) as f64 / 1000.0),
             owner: owner(rng),
+            via: rng.chance(50).then(|| (0..rng.below(3)).filter_map(|_| owner(rng)).collect()),
             client_pid: rng.chance(50).then(|| rng.below(100_000) as u32),
         },
         3 => Request::Complete {
@@ -123,6 +124,7 @@ fn valid(rng: &mut Rng) -> (Request, String) {
         5 => Request::Status { unit },
         6 => Request::Ready { unit, instance: rng.chance(50).then(|| name(rng)) },
         7 => Request::StopWaiting { unit },
+        8 => Request::Near { unit },
         _ => Request::List,
     };
     let text = String::from_utf8(request.to_line()).unwrap();

@@ -131,8 +131,18 @@ fn serve_connection(server: &Server, stream: UnixStream) {
         if (&stream).write_all(&out).is_err() {
             return;
         }
+        // A large answer (a `list` of many units) would leave its size
+        // behind for the connection's whole life: give it back.
+        if out.capacity() > KEEP_BUFFER {
+            out = Vec::new();
+        }
+        line.shrink_to(KEEP_BUFFER);
     }
 }
+
+/// The most a connection keeps of its buffers between requests: a
+/// waiting client's answers are far smaller.
+const KEEP_BUFFER: usize = 16 * 1024;
 
 /// Whether a connection's owners can be kept (PROTOCOL.md, "Owners").
 struct Trust {

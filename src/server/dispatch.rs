@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use crate::duration::human;
-use crate::protocol::{Body, PROTOCOL_VERSION, Request, UnitView, secs};
-use crate::state::{self, Readied, Start, State, StopWaiting};
+use crate::protocol::{self, Body, NearView, PROTOCOL_VERSION, Request, UnitView, secs};
+use crate::state::{self, Readied, Start, State, Status, StopWaiting};
+use crate::suggest;
 
 /// What applying one request did: the answer, the log line, and whether
 /// the state changed (so the request must be journaled), as the state
@@ -58,10 +59,10 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Err(e) => refused("want", unit, e),
         },
         // A poll that is no duration (negative, huge) promises nothing.
-        Request::Start { unit, poll, owner, .. } => match state.start(
+        Request::Start { unit, poll, owner, via, .. } => match state.start(
             unit,
             poll.and_then(|p| Duration::try_from_secs_f64(p).ok()).unwrap_or_default(),
-            owner.map(Into::into),
+            protocol::owners(owner.as_ref(), via.as_deref()),
             now,
         ) {
             Ok(Start::Started { waited, waited_for }) => {
@@ -76,8 +77,20 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
                 Outcome::change(Body::Started { waited: secs(waited), waited_for }, log)
             }
             Ok(Start::Blocked { unmet, began_waiting, polled }) => {
+                // Once per wait, not per poll: it reads every name.
+                let near = match began_waiting {
+                    true => unmet
+                        .iter()
+                        .filter(|d| d.status == Status::NotRegistered)
+                        .filter_map(|d| {
+                            let near = near(state, &d.unit)?;
+                            Some(NearView { unit: d.unit.clone(), near })
+                        })
+                        .collect(),
+                    false => Vec::new(),
+                };
                 let unmet = unmet.into_iter().map(Into::into).collect();
-                let body = Body::Blocked { now: secs(now), unmet };
+                let body = Body::Blocked { now: secs(now), unmet, near };
                 Outcome { body, log: None, changed: began_waiting || polled }
             }
             Ok(Start::DependencyFailed { dep, reason }) => {
@@ -100,7 +113,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             Ok(f) => {
                 let ran = f.ran.map(|d| format!(" (ran {})", human(d))).unwrap_or_default();
                 let how = note.as_ref().map(|n| format!(": {n}")).unwrap_or_default();
-                let body = Body::Completed { ran: f.ran.map(secs) };
+                let body = Body::Completed { ran: f.ran.map(secs), abandoned: f.was_abandoned };
                 Outcome::change(body, format!("{unit} completed{ran}{how}"))
             }
             Err(e) => refused("complete", unit, e),
@@ -124,6 +137,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("stop_waiting", unit, e),
         },
+        Request::Near { unit } => Outcome::unchanged(Body::Near { near: near(state, unit) }, None),
         Request::Status { unit } => match state.status(unit, now) {
             Ok(info) => Outcome::unchanged(
                 Body::Status { now: secs(now), unit: UnitView::from(info) },
@@ -138,6 +152,11 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
     }
 }
 
+/// A registered unit other than `unit` whose name is close to it.
+fn near(state: &State, unit: &str) -> Option<String> {
+    let mut names = state.registered_names().filter(|&n| n != unit);
+    suggest::nearest(unit, &mut names).map(str::to_owned)
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,9 +179,13 @@ mod tests {
             ["want", unit, deps @ ..] => {
                 Request::Want { unit: unit.to_string(), deps: strings(deps), soft: false }
             }
-            ["start", unit] => {
-                Request::Start { unit: unit.to_string(), poll: None, owner: None, client_pid: None }
-            }
+            ["start", unit] => Request::Start {
+                unit: unit.to_string(),
+                poll: None,
+                owner: None,
+                via: None,
+                client_pid: None,
+            },
             ["ready", unit] => Request::Ready { unit: unit.to_string(), instance: None },
             ["complete", unit] => {
                 Request::Complete { unit: unit.to_string(), note: None, instance: None }

@@ -30,7 +30,7 @@ use crate::owner;
 use crate::peer::{self, Policy};
 use crate::protocol::{Body, ErrorBody, ErrorKind, Request, Response};
 use crate::signals;
-use crate::state::{Owner, State};
+use crate::state::{ABANDONED, Owners, State};
 use crate::threads;
 
 mod conn;
@@ -213,8 +213,9 @@ pub fn prepare(config: &Config) -> Result<Prepared, Error> {
             let (journal, recovered) =
                 Journal::open(path, &fresh, config.fsync).map_err(Error::Journal)?;
             let count = recovered.entries.len();
-            let state = replay(&recovered.entries, path).map_err(Error::Journal)?;
-            let last = recovered.entries.last().map_or(Duration::ZERO, |(at, _)| *at);
+            let state = replay(&recovered, path).map_err(Error::Journal)?;
+            let snapshot_at = recovered.snapshot.as_ref().map_or(Duration::ZERO, |(at, _)| *at);
+            let last = recovered.entries.last().map_or(snapshot_at, |(at, _)| *at);
             // Continue the recorded timeline: wall time since its origin, and
             // never before the last recorded change.
             let since_origin = recovered.origin.elapsed().unwrap_or_default().max(last);
@@ -239,15 +240,20 @@ pub fn prepare(config: &Config) -> Result<Prepared, Error> {
     Ok(Prepared { listener, server, socket: config.socket.clone(), note })
 }
 
-/// The state that the journal at `path` recorded: its `entries` replayed.
-fn replay(entries: &[(Duration, Request)], path: &Path) -> Result<State, journal::Error> {
-    let mut state = State::new();
-    for (i, (at, request)) in entries.iter().enumerate() {
+/// The state that the journal at `path` recorded: its snapshot (if it was
+/// compacted), then its `entries` replayed.
+fn replay(recovered: &journal::Recovered, path: &Path) -> Result<State, journal::Error> {
+    let corrupt = |line, detail| journal::Error::Corrupt { path: path.to_owned(), line, detail };
+    let mut state = match &recovered.snapshot {
+        Some((_, snapshot)) => State::restore(snapshot).map_err(|e| corrupt(2, e))?,
+        None => State::new(),
+    };
+    for (i, (at, request)) in recovered.entries.iter().enumerate() {
         if let Outcome { body: Body::Error { error }, .. } =
             dispatch::apply(&mut state, request, *at)
         {
             let detail = format!("change {} no longer applies: {}", i + 1, error.message);
-            return Err(journal::Error::Corrupt { path: path.to_owned(), line: i + 2, detail });
+            return Err(corrupt(recovered.first_line + i, detail));
         }
     }
     Ok(state)
@@ -338,8 +344,11 @@ struct Clock {
 }
 
 impl Clock {
+    /// Whole milliseconds, as the journal records times: a restarted
+    /// server then rebuilds exactly the state (every time in every view)
+    /// that the one before it held.
     fn now(&self) -> Duration {
-        self.offset + self.base.elapsed()
+        Duration::from_millis(duration::millis(self.offset + self.base.elapsed()))
     }
 }
 
@@ -445,27 +454,31 @@ impl Server {
 
     /// Fails as abandoned each of these units whose owner is gone.
     /// README.md, "Abandoned units".
-    fn fail_abandoned(&self, owners: Vec<(String, Owner)>) {
-        for (unit, owner) in owners {
-            if owner::exists(owner) {
+    fn fail_abandoned(&self, owners: Vec<(String, Owners)>) {
+        for (unit, owners) in owners {
+            if owner::any_exists(&owners) {
                 continue;
             }
+            let pid = owners.owner.pid;
+            let who = match &owners.name {
+                Some(name) => format!("pid {pid} ({name})"),
+                None => format!("pid {pid}"),
+            };
             let reason = format!(
-                "abandoned: the script that started it (pid {}) exited without completing it",
-                owner.pid
+                "{ABANDONED}the script that started it ({who}) exited without completing it"
             );
             let request =
                 Request::Fail { unit: unit.clone(), reason: Some(reason), instance: None };
             // Only if it still runs for the same owner: it may have
             // finished, or started again, since we looked.
-            let _ = self.commit(&request, Guard::Owned(&unit, owner));
+            let _ = self.commit(&request, Guard::Owned(&unit, &owners));
         }
     }
 
     /// [`Server::apply`]'s locked part, if `guard` lets it: else nothing
     /// is applied, and the owners found due for a check are returned (none
     /// if the unit to fail no longer runs for its owner).
-    fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owner)>> {
+    fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owners)>> {
         let (body, event) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
@@ -486,19 +499,38 @@ impl Server {
             let Outcome { body, log, changed } = dispatch::apply(state, request, now);
             match journal {
                 Some(journal) if changed => match journal.append(request, now) {
-                    Ok(()) => (body, log),
-                    Err(err) => {
-                        let message =
-                            match journal.entries().and_then(|e| replay(&e, journal.path())) {
-                                Ok(recorded) => {
-                                    *state = recorded;
-                                    format!("{err}; the change was refused and nothing changed")
+                    Ok(()) => {
+                        // The change is in the file; a compaction replaces
+                        // the file by one that holds it too, or fails and
+                        // leaves it be (README.md, "Durability").
+                        if journal.compaction_due() {
+                            let event = match journal.compact(&state.snapshot(), now) {
+                                Ok((before, after)) => {
+                                    format!("state file compacted: {before} bytes -> {after} bytes")
                                 }
-                                Err(again) => format!(
-                                    "{err}; the change is applied but would be lost on restart \
-                                 (the state file cannot be read back: {again})"
+                                Err(err) => format!(
+                                    "state file not compacted ({err}); it is kept as it was"
                                 ),
                             };
+                            self.log.line(&event);
+                        }
+                        (body, log)
+                    }
+                    Err(err) => {
+                        let reread = journal.reread().and_then(|r| match r {
+                            Some(r) => replay(&r, journal.path()),
+                            None => Ok(State::new()),
+                        });
+                        let message = match reread {
+                            Ok(recorded) => {
+                                *state = recorded;
+                                format!("{err}; the change was refused and nothing changed")
+                            }
+                            Err(again) => format!(
+                                "{err}; the change is applied but would be lost on restart \
+                                 (the state file cannot be read back: {again})"
+                            ),
+                        };
                         let error = ErrorBody::new(ErrorKind::Journal, message.clone());
                         (Body::Error { error }, Some(message))
                     }
@@ -530,7 +562,7 @@ enum Guard<'a> {
         fresh: Duration,
     },
     /// That this unit still runs for this owner: failing it as abandoned.
-    Owned(&'a str, Owner),
+    Owned(&'a str, &'a Owners),
 }
 
 /// A random id for this server's state, so clients notice a restart:

@@ -12,10 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::client::nearest;
 use crate::duration;
 use crate::readiness::Cond;
 use crate::state::{self, State};
+use crate::suggest::nearest;
 
 use super::Error;
 

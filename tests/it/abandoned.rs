@@ -20,7 +20,8 @@ fn spawn_sh(sb: &Sandbox, shell: &str, script: &str, log: &str) -> (Child, std::
     let mut words: Vec<&str> = shell.split_whitespace().collect();
     require(words[0]);
     let program = words.remove(0);
-    words.extend(["-c", script]);
+    let file = sb.script_file(script);
+    words.push(file.to_str().unwrap());
     let mut cmd = sb.cmd_via(&[], Path::new(program), &words);
     let log = sb.path(log);
     cmd.current_dir(&sb.dir).stdout(Stdio::null()).stderr(fs::File::create(&log).unwrap());
@@ -141,7 +142,8 @@ fn run_owns_its_unit_and_its_command_owns_what_it_starts_under_other_names() {
     let _server = sb.serve(&[]);
     let go = sb.path("go");
     let command = format!("unitsync start inner; {}; unitsync complete inner", until_file_sh(&go));
-    let mut run = sb.cmd(&["run", "a", "--", "dash", "-c", &command]);
+    let script = sb.script_file(&command);
+    let mut run = sb.cmd(&["run", "a", "--", "dash", script.to_str().unwrap()]);
     run.stderr(Stdio::null());
     let mut run = run.spawn().unwrap();
     until_owned(&sb, "a", run.id());
@@ -420,4 +422,106 @@ fn a_stale_unitsync_owner_from_a_process_that_is_no_ancestor_is_ignored() {
     fs::write(&go, "").unwrap();
     let status = wait_for_exit(&mut child, PATIENCE, || "the script hangs".into());
     assert!(status.success(), "{}", fs::read_to_string(&log).unwrap());
+}
+
+/// The issue's repro, as a script file: a background subshell that starts
+/// the unit outlives its script, which exits at once. The unit stays
+/// started while the subshell lives (it is on the owner chain), completes
+/// when the subshell says so, and fails, naming the script, only when
+/// every process on the chain is gone.
+#[test]
+fn a_background_subshell_that_outlives_its_script_keeps_its_unit() {
+    for shell in SHELLS {
+        let sb = Sandbox::new();
+        let _server = sb.serve(&[]);
+        let (go, end) = (sb.path("go"), sb.path("end"));
+        let (started_u, started_v) = (sb.path("started_u"), sb.path("started_v"));
+        let script = format!(
+            "( unitsync start u; touch {}; {}; unitsync complete u 2>{} ) >/dev/null 2>&1 & \
+             ( unitsync start v; touch {}; {} ) >/dev/null 2>&1 & exit 0",
+            started_u.display(),
+            until_file_sh(&go),
+            sb.path("complete.err").display(),
+            started_v.display(),
+            until_file_sh(&end),
+        );
+        let file = sb.path("warm.sh");
+        fs::write(&file, script).unwrap();
+        let mut words: Vec<&str> = shell.split_whitespace().collect();
+        require(words[0]);
+        words.push(file.to_str().unwrap());
+        let out = output(format!("{shell} warm.sh"), {
+            let mut cmd = sb.cmd_via(&[], Path::new(words[0]), &words[1..]);
+            cmd.current_dir(&sb.dir);
+            cmd
+        });
+        out.ok();
+        eventually("both subshells started their units", || {
+            started_u.exists() && started_v.exists()
+        });
+        // The script is gone: each status looks at the owners again, and
+        // the subshells still hold their units.
+        for unit in ["u", "v"] {
+            let status = json_status(&sb, unit);
+            assert!(status.contains("\"status\": \"started\""), "{shell}: {unit}: {status}");
+        }
+        fs::write(&go, "").unwrap();
+        eventually("the subshell completes u", || {
+            json_status(&sb, "u").contains("\"status\": \"completed\"")
+        });
+        // The other subshell exits without completing v: now nobody on
+        // its chain lives, and the reason names the script.
+        fs::write(&end, "").unwrap();
+        eventually("v fails as abandoned", || {
+            let v = json_status(&sb, "v");
+            v.contains("\"status\": \"failed\"")
+                && v.contains(" (warm.sh)) exited without completing it")
+        });
+        let complete_err = fs::read_to_string(sb.path("complete.err")).unwrap();
+        assert!(!complete_err.contains("warning"), "{shell}: {complete_err}");
+    }
+}
+
+/// Forking wrappers that wait for what they run (`timeout`, `sh -c`) are
+/// walked past: the script that called them owns the unit, and it stays
+/// started after they exit.
+#[test]
+fn forking_wrappers_are_walked_past_to_the_script() {
+    require("timeout");
+    for start in [
+        "timeout 60 unitsync start a",
+        "sh -c 'unitsync start a; true'",
+        "timeout 60 sh -c 'unitsync start a; true'",
+    ] {
+        let sb = Sandbox::new();
+        let _server = sb.serve(&[]);
+        let go = sb.path("go");
+        let script = format!("{start}; {}; unitsync complete a", until_file_sh(&go));
+        let (mut child, log) = spawn_sh(&sb, "dash", &script, "script.err");
+        until_owned(&sb, "a", child.id());
+        fs::write(&go, "").unwrap();
+        let status = wait_for_exit(&mut child, PATIENCE, || format!("{start}: script hangs"));
+        assert!(status.success(), "{start}: {}", fs::read_to_string(&log).unwrap());
+        assert!(json_status(&sb, "a").contains("\"status\": \"completed\""), "{start}");
+    }
+}
+
+/// A late `complete` of a unit failed as abandoned completes it, and warns
+/// that its dependents may have given up.
+#[test]
+fn completing_an_abandoned_unit_completes_it_with_a_warning() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    sb.shell("dash", "unitsync start a; exit 0").ok();
+    eventually("a fails as abandoned", || {
+        json_status(&sb, "a").contains("abandoned: the script that started it (pid ")
+    });
+    let out = sb.run(&["complete", "a"]);
+    out.ok().stderr_has("warning: a had failed (abandoned: the script that started it (pid ");
+    out.stderr_has("its dependents may already have given up");
+    assert!(json_status(&sb, "a").contains("\"status\": \"completed\""));
+    // An ordinary complete says nothing of the kind.
+    sb.run(&["start", "b"]).ok();
+    let out = sb.run(&["complete", "b"]);
+    assert!(!out.ok().stderr.contains("warning"), "{out}");
 }

@@ -2,6 +2,7 @@
 //! restarted on its state file loses no accepted change, and the clients
 //! driving a 50-unit graph through it carry on.
 
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -22,10 +23,26 @@ fn deps_of(i: usize) -> Vec<usize> {
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing() {
+    sigkills(&[]);
+}
+
+/// The same with the journal compacted every few changes (past 2,000
+/// bytes and 4x its snapshot), so that many kills land while it is.
+#[test]
+fn sigkill_at_random_moments_while_compacting_loses_nothing() {
+    let log = sigkills(&["env", "UNITSYNC_COMPACT_BYTES=2000"]);
+    assert!(log.contains("state file compacted"), "no compaction happened:\n{log}");
+}
+
+/// Drives the graph through a server run by `wrapper` and killed at
+/// random moments; returns the servers' logs.
+fn sigkills(wrapper: &[&str]) -> String {
     let sb = Sandbox::new();
     let state = sb.path("state");
     let state_arg = state.to_string_lossy().into_owned();
-    let mut server = sb.serve(&["--state", &state_arg]);
+    let serve = || sb.serve_via(wrapper, Path::new(BIN), &["--state", &state_arg]);
+    let mut server = serve();
+    let mut logs = String::new();
     let order = sb.path("order");
 
     // Every unit is a `run` of its own, all started at once, in reverse
@@ -67,8 +84,9 @@ fn sigkill_at_random_moments_loses_nothing() {
         clients = still;
         if !clients.is_empty() {
             server.stop_with("KILL");
+            logs.push_str(&server.log());
             kills += 1;
-            server = sb.serve(&["--state", &state_arg]);
+            server = serve();
         }
     }
 
@@ -114,6 +132,8 @@ fn sigkill_at_random_moments_loses_nothing() {
         }
     }
     eprintln!("survived {kills} SIGKILLs with {UNITS} units; nothing lost");
+    logs.push_str(&server.log());
+    logs
 }
 
 fn field(json: &str, name: &str) -> f64 {
@@ -188,4 +208,119 @@ fn a_wait_that_stopped_stays_stopped_after_a_restart() {
     let json = json_status(&sb, "c");
     assert!(json.contains("\"waiting_since\": null"), "{json}");
     assert!(!json.contains("\"waited\": null"), "{json}");
+}
+
+/// Issue 19 §3: a compacted state file rebuilds exactly the state it
+/// replaced: every view (times, owners, waits, failures, notes) reads the
+/// same, byte for byte, after a SIGKILL and a restart, and with the
+/// changes made after the compaction replayed on top of it.
+#[test]
+fn a_compacted_state_file_replays_exactly_the_state_before() {
+    let sb = Sandbox::new();
+    let state = sb.path("state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let serve = || {
+        sb.serve_via(&["env", "UNITSYNC_COMPACT_BYTES=1"], Path::new(BIN), &["--state", &state_arg])
+    };
+    let mut server = serve();
+    let mut conn = Conn::open(&sb.socket());
+    let me = std::process::id();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start: u64 =
+        stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19).unwrap().parse().unwrap();
+    let owner = format!(
+        r#""owner":{{"pid":{me},"start":{start},"name":"the test"}},"via":[{{"pid":{me},"start":{start}}}],"client_pid":{me}"#
+    );
+    for line in [
+        r#"{"op":"want","unit":"b","deps":["a"]}"#.to_owned(),
+        r#"{"op":"want","unit":"c","deps":["b","typo"],"soft":false}"#.to_owned(),
+        r#"{"op":"want","unit":"s","deps":["a"],"soft":true}"#.to_owned(),
+        format!(r#"{{"op":"start","unit":"a",{owner}}}"#),
+        r#"{"op":"ready","unit":"a"}"#.to_owned(),
+        r#"{"op":"start","unit":"c","poll":0.2}"#.to_owned(),
+        format!(r#"{{"op":"start","unit":"b",{owner}}}"#),
+        r#"{"op":"fail","unit":"b","reason":"exit status 2"}"#.to_owned(),
+        r#"{"op":"start","unit":"c"}"#.to_owned(),
+        r#"{"op":"complete","unit":"a","note":"stopped"}"#.to_owned(),
+        r#"{"op":"want","unit":"w","deps":["never"]}"#.to_owned(),
+        r#"{"op":"start","unit":"w","poll":30}"#.to_owned(),
+        format!(r#"{{"op":"start","unit":"x",{owner}}}"#),
+    ] {
+        let answer = conn.ask(line.as_bytes());
+        assert!(answer.contains("\"ok\":true"), "{line}: {answer}");
+    }
+    let log = server.log();
+    assert!(log.contains("state file compacted"), "{log}");
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(text.lines().nth(1).unwrap().starts_with("{\"snapshot\":"), "{text}");
+    let before = sb.run(&["list", "--json"]);
+    before.ok();
+    assert!(before.stdout.contains("\"waiting_since\": "), "{}", before.stdout);
+    assert!(before.stdout.contains(&format!("\"owner\": {me}")), "{}", before.stdout);
+    server.stop_with("KILL");
+    let _server = serve();
+    let after = sb.run(&["list", "--json"]);
+    assert_eq!(after.ok().stdout, before.stdout);
+}
+
+/// Unmounts a test's tmpfs, however the test ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A disk that cannot take the compacted copy (a tmpfs out of inodes: the
+/// temporary file cannot be made, while the journal itself still grows):
+/// the old journal stays, the server keeps serving and acknowledging, and
+/// a restart replays every change.
+#[test]
+fn a_full_disk_during_compaction_keeps_the_old_journal_and_serving() {
+    assert!(is_root(), "this test mounts a tmpfs: run it as root (scripts/test.sh does)");
+    require("mount");
+    let sb = Sandbox::new();
+    let disk = sb.path("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m,nr_inodes=64", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(mount.success(), "cannot mount a tmpfs on {}", disk.display());
+    let _mounted = Mounted(disk.clone());
+    let state = disk.join("state");
+    let state_arg = state.to_string_lossy().into_owned();
+    let serve = || {
+        sb.serve_via(&["env", "UNITSYNC_COMPACT_BYTES=1"], Path::new(BIN), &["--state", &state_arg])
+    };
+    let mut server = serve();
+    sb.run(&["want", "first"]).ok();
+    // Every inode taken: no temporary file can be made.
+    let mut filled = 0;
+    while std::fs::File::create(disk.join(format!("fill{filled}"))).is_ok() {
+        filled += 1;
+        assert!(filled < 1000, "the tmpfs takes files without end");
+    }
+    for i in 0..40 {
+        sb.run(&["want", &format!("u{i}"), "first"]).ok();
+    }
+    sb.run(&["complete", "first"]).ok();
+    let log = server.log();
+    assert!(log.contains("state file not compacted ("), "{log}");
+    assert!(log.contains("it is kept as it was"), "{log}");
+    let before = sb.run(&["list", "--json"]);
+    before.ok();
+    assert_eq!(before.stdout.matches("\"unit\": \"u").count(), 40, "{}", before.stdout);
+    server.stop_with("KILL");
+    let _server = serve();
+    let after = sb.run(&["list", "--json"]);
+    assert_eq!(after.ok().stdout, before.stdout);
+    let leftovers: Vec<_> = std::fs::read_dir(&disk)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.contains("compact"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -3,6 +3,7 @@
 //! start` processes would, but from threads so the test stays cheap.
 //! 1,000 connected clients polling at once stay under 64 MiB.
 
+use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -172,4 +173,45 @@ fn a_thousand_polling_clients_each_start_exactly_once_in_bounded_memory() {
          at most, {max_threads} threads at most; {:?} in all",
         began.elapsed()
     );
+}
+
+/// Issue 19 §2: clients waiting on a dependency nobody registered yet cost
+/// the server no memory that grows with the graph. Each used to fetch the
+/// whole list for its did-you-mean, and its connection kept that answer's
+/// buffer for life: 100 waiters with 10,000 units held ~350 MiB.
+#[test]
+fn clients_waiting_on_an_unregistered_dependency_stay_small_however_many_units() {
+    const UNITS: usize = 10_000;
+    const WAITERS: usize = 100;
+    ensure_fd_limit(4 * WAITERS as u64 + 64);
+    let sb = Sandbox::new();
+    let server = sb.serve(&[]);
+    let mut conn = Conn::open(&sb.socket());
+    for i in 0..UNITS {
+        let line = format!(
+            "{{\"op\":\"want\",\"unit\":\"a-rather-long-unit-name-to-make-lists-large-{i:05}\",\"deps\":[]}}"
+        );
+        let answer = conn.ask(line.as_bytes());
+        assert!(answer.contains("\"ok\":true"), "{answer}");
+    }
+    let mut waiters = Vec::new();
+    for i in 0..WAITERS {
+        sb.run(&["want", &format!("w{i}"), "nope"]).ok();
+        let log = sb.path(&format!("w{i}.err"));
+        let mut cmd = sb.cmd(&["start", &format!("w{i}"), "--poll", "200ms", "--timeout", "5m"]);
+        cmd.stderr(fs::File::create(&log).unwrap());
+        waiters.push((cmd.spawn().unwrap(), log));
+    }
+    // Each said why it waits: its first answer (and, before, its list) is in.
+    eventually("every client is waiting", || {
+        waiters.iter().all(|(_, log)| {
+            fs::read_to_string(log).unwrap_or_default().contains("waiting for nope")
+        })
+    });
+    let rss = proc_status(server.pid(), "VmRSS").expect("the server runs");
+    for (child, _) in &mut waiters {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(rss < MAX_RSS_KIB, "server RSS {rss} KiB with {WAITERS} waiters");
 }

@@ -222,6 +222,9 @@ impl<'a> Running<'a> {
     fn new(sb: &'a Sandbox, unitsync: &Path, volumes: &[(&str, u32, u32)]) -> Running<'a> {
         require("busybox");
         let bin = sb.path("pod-bin");
+        if bin.exists() {
+            fs::remove_dir_all(&bin).unwrap();
+        }
         fs::create_dir(&bin).unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
         let busybox = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
@@ -236,8 +239,11 @@ impl<'a> Running<'a> {
         }
         let mut swaps = Vec::new();
         for (i, &(volume, group, mode)) in volumes.iter().enumerate() {
+            // A volume may be there already, from a run before this one.
             let dir = sb.path(&format!("volume{i}"));
-            fs::create_dir(&dir).unwrap();
+            if !dir.exists() {
+                fs::create_dir(&dir).unwrap();
+            }
             std::os::unix::fs::chown(&dir, Some(0), Some(group)).unwrap();
             fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
             swaps.push((volume.to_string(), dir.display().to_string()));
@@ -461,17 +467,64 @@ fn compose_project() -> Vec<Container> {
     containers
 }
 
+/// Whether the compose example's `unitsync` volume is a tmpfs: one that
+/// lives only while the project's containers run.
+fn compose_volume_is_tmpfs() -> bool {
+    let docs = yaml_documents(&example("examples/compose/compose.yaml"));
+    let opts = &docs[0]["volumes"]["unitsync"]["driver_opts"];
+    opts["type"].as_str() == Some("tmpfs")
+}
+
+/// Unmounts a volume's tmpfs when the project is down (or the test fails).
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Issue 19 §4: `docker compose down` and `up` again, on the one volume
+/// the project declares. Its volume is a tmpfs, mounted here while the
+/// project runs as Docker's local driver would; the second run starts from
+/// an empty graph, not from the first run's state file.
+#[test]
+fn the_compose_project_runs_twice_on_its_volume_from_a_fresh_graph() {
+    assert!(compose_volume_is_tmpfs(), "the compose example's volume must not outlive the project");
+    let containers = compose_project();
+    let (sb, unitsync) = shared_sandbox();
+    let volume = sb.path("volume0");
+    fs::create_dir(&volume).unwrap();
+    for run in 0..2 {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(&volume)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "cannot mount a tmpfs on {}", volume.display());
+        let _tmpfs = Tmpfs(volume.clone());
+        let log = run_compose_project(&sb, &unitsync, &containers);
+        assert!(log.contains("recovered 0 changes"), "run {run} replayed an old graph:\n{log}");
+    }
+}
+
 #[test]
 fn the_compose_services_run_here_with_healthchecks() {
     let containers = compose_project();
     let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["web", "agent"]);
     let (sb, unitsync) = shared_sandbox();
+    run_compose_project(&sb, &unitsync, &containers);
+}
+
+/// Runs the compose project until both healthchecks pass, checks the
+/// order and the agent's fetch, stops it; returns the server's log.
+fn run_compose_project(sb: &Sandbox, unitsync: &Path, containers: &[Container]) -> String {
     let volumes = [("/run/unitsync", 0, 0o755), ("/srv", 0, 0o755), ("/tmp", 0, 0o1777)];
-    let mut project = Running::new(&sb, &unitsync, &volumes);
+    let mut project = Running::new(sb, unitsync, &volumes);
     // Services reach each other by name.
     project.swaps.push(("http://web:".into(), "http://127.0.0.1:".into()));
-    for c in &containers {
+    for c in containers {
         project.start(c);
     }
     let (web, agent) = (&containers[0], &containers[1]);
@@ -481,7 +534,7 @@ fn the_compose_services_run_here_with_healthchecks() {
     let pong = project.probe(web, &ping);
     let pid = pong.stdout.rsplit_once("server pid ").expect("a pid").1.trim().parse().unwrap();
     project.adopted.push(pid);
-    for c in &containers {
+    for c in containers {
         project.until_passes(c, c.probe.as_ref().unwrap());
     }
     let log = fs::read_to_string(project.swap("/run/unitsync/server.log")).unwrap();
@@ -492,4 +545,6 @@ fn the_compose_services_run_here_with_healthchecks() {
     let fetched = fs::read_to_string(project.swap("/tmp/agent.out")).unwrap_or_default();
     assert_eq!(fetched, "hello from the repository\n", "{}", project.log("agent"));
     assert_eq!(agent.uid, 1002, "the agent is another user than the server");
+    fs::remove_file(project.swap("/tmp/agent.out")).unwrap();
+    log
 }

@@ -106,9 +106,18 @@ impl Sandbox {
         let program = words.next().unwrap();
         require(program);
         let mut cmd = Command::new(program);
-        cmd.args(words).arg("-c").arg(script).current_dir(&self.dir);
+        cmd.args(words).arg(self.script_file(script)).current_dir(&self.dir);
         self.env(&mut cmd);
         output(format!("{shell} -c '{script}'"), cmd)
+    }
+
+    /// `script` in a file of its own, for a shell to run as a script: a
+    /// shell run as `sh -c` is a wrapper whose caller owns what it starts
+    /// (README.md, "Abandoned units"), and a test's caller is the test.
+    pub fn script_file(&self, script: &str) -> PathBuf {
+        let file = self.path(&format!("{}.sh", unique("script")));
+        fs::write(&file, script).unwrap();
+        file
     }
 
     /// Starts `unitsync serve ARGS` and waits until it answers.

@@ -1,0 +1,97 @@
+//! The one reader of `/proc/PID/stat` (and of a process's command line):
+//! what owners, `up`'s process tree and the tests need to know of a
+//! process. proc(5).
+
+use std::fs;
+use std::io;
+
+/// What `/proc/PID/stat` says of a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Its command name (field 2): the executable's base name, at most 15
+    /// bytes, as the kernel keeps it.
+    pub comm: String,
+    /// Its state letter (field 3): `R`, `S`, `Z` (a zombie: exited, not yet
+    /// reaped)...
+    pub state: char,
+    /// Its parent (field 4); 0 for a process whose parent is outside our
+    /// PID namespace.
+    pub ppid: u32,
+    /// When it started, in clock ticks since boot (field 22): with the pid,
+    /// it names one process even if the pid is reused.
+    pub start: u64,
+}
+
+impl Stat {
+    pub fn zombie(&self) -> bool {
+        self.state == 'Z'
+    }
+}
+
+/// `ESRCH`: the process exited between the open and the read.
+const ESRCH: i32 = nix::libc::ESRCH;
+
+/// `/proc/PID/stat`: None if there is no such process; an error if it
+/// could not be read for another reason (out of descriptors, say) or makes
+/// no sense, which says nothing of whether the process exists.
+pub fn stat(pid: u32) -> io::Result<Option<Stat>> {
+    let text = match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ESRCH) => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    parse(&text).map(Some).ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: no sense")))
+}
+
+/// Parses a `/proc/PID/stat` line. The command name (field 2) is in
+/// parentheses and may hold anything, spaces and parentheses included: the
+/// fields after it follow the last `)`.
+fn parse(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_owned();
+    let mut fields = text[close + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    // Fields 5 to 21 lie between the parent and the start time.
+    let start = fields.nth(17)?.parse().ok()?;
+    Some(Stat { comm, state, ppid, start })
+}
+
+/// A process's arguments (`/proc/PID/cmdline`), argv[0] first; None if it
+/// cannot be read (it exited, or it is a kernel thread with none).
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if raw.is_empty() {
+        return None;
+    }
+    let raw = raw.strip_suffix(b"\0").unwrap_or(&raw);
+    Some(raw.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_is_read_past_a_command_name_of_any_shape() {
+        let line = "26775 (a) (b c) S 12 26775 12 0 -1 4194560 120 0 0 0 0 0 0 0 20 0 1 0 \
+                    98765 2416640 233 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0";
+        let stat = parse(line).expect("a valid line");
+        assert_eq!(stat, Stat { comm: "a) (b c".into(), state: 'S', ppid: 12, start: 98765 });
+        assert!(!stat.zombie());
+        assert_eq!(parse("12 (x) Z"), None);
+        assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn this_process_reads_as_itself() {
+        let me = stat(std::process::id()).unwrap().expect("we run");
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+        assert!(!me.zombie());
+        assert!(cmdline(std::process::id()).is_some_and(|args| !args.is_empty()));
+        assert_eq!(stat(u32::MAX).unwrap(), None);
+    }
+}

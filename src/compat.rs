@@ -80,7 +80,6 @@ use crate::exit;
 use crate::protocol::{Body, DepView, ErrorKind, Owner, Request, Status, UnitView};
 use crate::render;
 use crate::settings::Settings;
-use crate::state;
 
 /// `coder --help` (or any `coder` help outside `exp sync`): what this
 /// `coder` is.
@@ -794,7 +793,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
             // Coder lists the units scripts registered, not placeholders.
             let mut units: Vec<&UnitView> =
                 units.iter().filter(|u| u.status != Status::NotRegistered).collect();
-            state::sort_by_name(&mut units, |u| &u.unit);
+            units.sort_by_key(|u| &u.unit);
             let text = match view.json {
                 true => render::json(&list_json(&units)),
                 false => list(&units, &view),
@@ -825,8 +824,8 @@ fn start(
     let mut all: Vec<&str> = view.dependencies.iter().map(|d| d.unit.as_str()).collect();
     let mut unmet: Vec<&str> =
         view.dependencies.iter().filter(|d| !d.satisfied).map(|d| d.unit.as_str()).collect();
-    state::sort_by_name(&mut all, |n| n);
-    state::sort_by_name(&mut unmet, |n| n);
+    all.sort();
+    unmet.sort();
     if !view.startable {
         let waiting = unmet.join(", ");
         writeln!(out, "Unit {unit:?} is waiting for dependencies to be satisfied: [{waiting}]")?;
@@ -869,7 +868,7 @@ fn status(unit: &UnitView, view: &View) -> String {
         return out;
     }
     let mut deps: Vec<&DepView> = unit.dependencies.iter().collect();
-    state::sort_by_name(&mut deps, |d| &d.unit);
+    deps.sort_by_key(|d| &d.unit);
     let rows = deps.iter().map(|d| {
         vec![
             d.unit.clone(),

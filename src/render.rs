@@ -6,7 +6,6 @@ use std::fmt::Write;
 
 use crate::duration::{human_secs, stamp_secs};
 use crate::protocol::{DepView, Status, UnitView};
-use crate::state;
 
 /// `status UNIT`: one unit, for people.
 pub fn status(unit: &UnitView, now: f64) -> String {
@@ -181,10 +180,8 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
     if units.is_empty() {
         return "no units\n".to_owned();
     }
-    let mut keyed: Vec<(Vec<u8>, Lane)> =
-        units.iter().map(|u| Lane::new(u, now)).map(|lane| (lane.order_key(), lane)).collect();
-    state::sort_by_bytes(&mut keyed, |(key, _)| key);
-    let lanes: Vec<Lane> = keyed.into_iter().map(|(_, lane)| lane).collect();
+    let mut lanes: Vec<Lane> = units.iter().map(|u| Lane::new(u, now)).collect();
+    lanes.sort_by_key(Lane::order_key);
     let total = lanes.iter().flat_map(|l| &l.spans).map(|s| s.1).fold(0.0, f64::max);
     let longest = lanes.iter().map(|l| text_width(&l.unit.unit)).max().unwrap_or(0);
     let name_width = longest.max(4).min(width.saturating_sub(3 + MIN_BAR.max(width / 2)).max(1));
@@ -243,8 +240,8 @@ struct Lane<'a> {
     end_mark: Option<char>,
 }
 
-impl Lane<'_> {
-    fn new(unit: &UnitView, now: f64) -> Lane<'_> {
+impl<'a> Lane<'a> {
+    fn new(unit: &'a UnitView, now: f64) -> Lane<'a> {
         let mut spans = Vec::new();
         // A wait ends in its start, or, for a unit that never started from
         // it (a dependency failed, its client gave up), when it finished.
@@ -293,21 +290,9 @@ impl Lane<'_> {
         self.spans.iter().map(|s| millis(s.0)).min()
     }
 
-    /// Orders lanes by group, then first time, then name, as bytes: through
-    /// the crate's one sort helper rather than a sort of its own
-    /// (BENCHMARKS.md, "Footprint").
-    fn order_key(&self) -> Vec<u8> {
-        let mut key = vec![self.group()];
-        match self.first() {
-            None => key.push(0),
-            Some(ms) => {
-                key.push(1);
-                // Flipping the sign bit orders i64s as their big-endian bytes.
-                key.extend_from_slice(&((ms as u64) ^ (1 << 63)).to_be_bytes());
-            }
-        }
-        key.extend_from_slice(self.unit.unit.as_bytes());
-        key
+    /// Orders lanes by group, then first time (none first), then name.
+    fn order_key(&self) -> (u8, Option<i64>, &'a str) {
+        (self.group(), self.first(), &self.unit.unit)
     }
 
     /// Units with something to draw, then the other registered ones, then
@@ -504,7 +489,7 @@ struct ByName<'a>(Vec<&'a UnitView>);
 impl<'a> ByName<'a> {
     fn new(units: &'a [UnitView]) -> ByName<'a> {
         let mut sorted: Vec<&UnitView> = units.iter().collect();
-        state::sort_by_name(&mut sorted, |u| &u.unit);
+        sorted.sort_by_key(|u| &u.unit);
         ByName(sorted)
     }
 
@@ -632,61 +617,8 @@ fn and_list(items: &[String]) -> String {
 
 /// `status --json` and `list --json`: pretty JSON and a newline.
 pub fn json(value: &impl serde::Serialize) -> String {
-    // Compact, as the wire writes it, then indented by [`indent`]: serde's
-    // pretty serializer would be one more copy of every view's serializer
-    // (BENCHMARKS.md, "Footprint"). The writer is the wire's `&mut Vec`, so
-    // the views share the wire's instantiations.
-    let mut compact = Vec::new();
     // Views are plain data with string keys: serializing cannot fail.
-    serde_json::to_writer(&mut compact, value).expect("views serialize");
-    indent(&compact) + "\n"
-}
-
-/// Compact JSON laid out as `serde_json::to_string_pretty` lays it out:
-/// two blanks per level, `": "` after a key, `[]` and `{}` when empty.
-/// Strings are copied as they are, escapes included.
-fn indent(compact: &[u8]) -> String {
-    let mut out = Vec::with_capacity(compact.len() * 2);
-    let mut depth = 0;
-    let newline = |out: &mut Vec<u8>, depth: usize| {
-        out.push(b'\n');
-        out.resize(out.len() + 2 * depth, b' ');
-    };
-    let (mut in_string, mut escaped) = (false, false);
-    let mut bytes = compact.iter().copied().peekable();
-    while let Some(b) = bytes.next() {
-        out.push(b);
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => match bytes.peek() {
-                Some(b'}' | b']') => out.extend(bytes.next()),
-                _ => {
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            },
-            b'}' | b']' => {
-                out.pop();
-                depth -= 1;
-                newline(&mut out, depth);
-                out.push(b);
-            }
-            b',' => newline(&mut out, depth),
-            b':' => out.push(b' '),
-            _ => {}
-        }
-    }
-    // Only ASCII was inserted, between whole UTF-8 sequences.
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+    serde_json::to_string_pretty(value).expect("views serialize") + "\n"
 }
 
 /// `list --dot`: the graph, statuses as colours, soft edges dashed.
@@ -1409,59 +1341,5 @@ ran:        2.50s
         );
         let text = status(&timed("x", NotRegistered, None, None, None), 5.0);
         assert!(text.contains("startable:  yes (nobody declared it)\n"), "{text}");
-    }
-
-    /// `json`'s layout is serde_json's pretty printer's, byte for byte.
-    #[test]
-    fn json_is_laid_out_as_serde_pretty_prints() {
-        fn pretty(value: &impl serde::Serialize) -> String {
-            serde_json::to_string_pretty(value).unwrap() + "\n"
-        }
-        let tricky = [
-            "",
-            "[]{},:\"",
-            "a \"quoted\" [list], {map}: done",
-            "back\\slash\\",
-            "\\\"",
-            "tab\tnewline\ncontrol\u{1}",
-            "ünïcödé ✓ 𝄞 \u{2028}",
-            "  indented:  ,  ",
-        ];
-        let mut values = vec![
-            serde_json::json!(null),
-            serde_json::json!(true),
-            serde_json::json!(-1.5),
-            serde_json::json!([]),
-            serde_json::json!({}),
-            serde_json::json!([[]]),
-            serde_json::json!([{}]),
-            serde_json::json!({"a": [], "b": {}, "c": [[], {}], "d": [{"e": {"f": []}}]}),
-            serde_json::json!([1, [2, [3, [4, []]]], {"x": {"y": {"z": null}}}]),
-            serde_json::json!({"k": "v", "n": 0, "l": [true, false, null, 1e300, "s"]}),
-        ];
-        for text in tricky {
-            values.push(serde_json::json!(text));
-            values.push(serde_json::json!([text, text]));
-            values.push(serde_json::json!({ text: text, "after": [text] }));
-        }
-        for value in &values {
-            assert_eq!(json(value), pretty(value), "{value}");
-        }
-        let mut units = trouble();
-        units.extend(demo());
-        units.extend(services());
-        for (i, text) in tricky.iter().enumerate() {
-            let mut unit = units[i % units.len()].clone();
-            unit.reason = Some(text.to_string());
-            unit.note = Some(format!("{text}{text}"));
-            unit.unit = format!("{text}-{i}");
-            units.push(unit);
-        }
-        for unit in &units {
-            assert_eq!(json(unit), pretty(unit));
-        }
-        assert_eq!(json(&units), pretty(&units));
-        let none: &[UnitView] = &[];
-        assert_eq!(json(&none), pretty(&none));
     }
 }

@@ -459,14 +459,48 @@ const VALUE_FLAGS: [(&str, Option<char>); 4] =
 /// `-h/--help` anywhere asks for help.
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError> {
     let all: Vec<String> = args.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    let mut words = Vec::new();
-    let mut flags = Vec::new();
-    let mut help = false;
+    let Lexed { words, flags, help } = lex(&all);
+    let typed = || ["coder".to_owned()].into_iter().chain(all.iter().cloned()).collect::<Vec<_>>();
+    if words.len() < 2 || words[0] != "exp" || words[1] != "sync" {
+        if help {
+            return Ok(Parsed::Help(Page::Ours));
+        }
+        return Err(ParseError::NotProvided(typed().join(" ")));
+    }
+    let name = words.get(2).and_then(|word| Name::of(word));
+    if help {
+        return Ok(Parsed::Help(Page::Coder(name)));
+    }
+    let Some(name) = name else {
+        // `coder exp sync` alone prints its help, as Coder's does.
+        let Some(word) = words.get(2) else { return Ok(Parsed::Help(Page::Coder(None))) };
+        return Err(ParseError::Usage {
+            command: "coder exp sync".to_owned(),
+            message: format!("unrecognized subcommand {word:?}"),
+        });
+    };
+    let Flags { socket_path, timeout, view } = apply_flags(name, flags, &all)?;
+    let sub = positionals(name, &words[3..], timeout, view)?;
+    Ok(Parsed::Run(Invocation { socket_path, sub }))
+}
+
+/// The arguments sorted into words and flags, as pflag sorts them.
+struct Lexed {
+    words: Vec<String>,
+    flags: Vec<Flag>,
+    /// `-h` or `--help` came anywhere.
+    help: bool,
+}
+
+/// Sorts arguments into words and flags: a flag that takes a value takes
+/// the next argument unless its value is inline; `--` makes the rest words.
+fn lex(all: &[String]) -> Lexed {
+    let mut lexed = Lexed { words: Vec::new(), flags: Vec::new(), help: false };
     let mut only_words = false;
     let mut rest = all.iter();
     while let Some(arg) = rest.next() {
         if only_words || arg == "-" || !arg.starts_with('-') {
-            words.push(arg.clone());
+            lexed.words.push(arg.clone());
             continue;
         }
         if arg == "--" {
@@ -493,7 +527,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
             }
         };
         if name == "--help" || name == "-h" {
-            help = true;
+            lexed.help = true;
             continue;
         }
         let value = match (inline, takes) {
@@ -501,37 +535,27 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
             (None, true) => rest.next().cloned(),
             (None, false) => None,
         };
-        flags.push(Flag { name, typed: arg.clone(), value });
+        lexed.flags.push(Flag { name, typed: arg.clone(), value });
     }
-    let typed = || ["coder".to_owned()].into_iter().chain(all.iter().cloned()).collect::<Vec<_>>();
-    if words.len() < 2 || words[0] != "exp" || words[1] != "sync" {
-        if help {
-            return Ok(Parsed::Help(Page::Ours));
-        }
-        return Err(ParseError::NotProvided(typed().join(" ")));
-    }
-    let name = words.get(2).and_then(|word| Name::of(word));
-    if help {
-        return Ok(Parsed::Help(Page::Coder(name)));
-    }
-    let Some(name) = name else {
-        // `coder exp sync` alone prints its help, as Coder's does.
-        let Some(word) = words.get(2) else { return Ok(Parsed::Help(Page::Coder(None))) };
-        return Err(ParseError::Usage {
-            command: "coder exp sync".to_owned(),
-            message: format!("unrecognized subcommand {word:?}"),
-        });
-    };
-    let command = name.command();
+    lexed
+}
+
+/// What the flags of a `coder exp sync` command set.
+struct Flags {
+    socket_path: Option<PathBuf>,
+    timeout: Option<Duration>,
+    view: View,
+}
+
+/// Checks each flag against what `name` accepts and reads its value;
+/// errors are worded as pflag words them, with every argument (`all`).
+fn apply_flags(name: Name, flags: Vec<Flag>, all: &[String]) -> Result<Flags, ParseError> {
     let flag_error = |message: String| ParseError::Flags {
-        command: command.clone(),
-        args: all.clone(),
+        command: name.command(),
+        args: all.to_vec(),
         message,
     };
-    let usage =
-        |message: &str| ParseError::Usage { command: command.clone(), message: message.to_owned() };
-
-    let (mut socket_path, mut timeout, mut view) = (None, None, View::default());
+    let mut set = Flags { socket_path: None, timeout: None, view: View::default() };
     for flag in flags {
         let long = match flag.name.strip_prefix("--") {
             Some(long) => Some(long),
@@ -568,10 +592,10 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
             flag_error(format!("invalid argument {value:?} for {shown:?} flag: {why}"))
         };
         match long {
-            "socket-path" => socket_path = Some(PathBuf::from(&value)),
-            "timeout" => timeout = Some(go_duration(&value).map_err(bad)?),
+            "socket-path" => set.socket_path = Some(PathBuf::from(&value)),
+            "timeout" => set.timeout = Some(go_duration(&value).map_err(bad)?),
             "output" => {
-                view.json = match value.as_str() {
+                set.view.json = match value.as_str() {
                     "table" => false,
                     "json" => true,
                     _ => return Err(bad(invalid_choice(&value, &["table", "json"]))),
@@ -587,12 +611,22 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
                 if let Some(wrong) = named.iter().find(|c| !choices.contains(&c.as_str())) {
                     return Err(bad(invalid_choice(wrong, choices)));
                 }
-                view.columns.get_or_insert_with(Vec::new).extend(named);
+                set.view.columns.get_or_insert_with(Vec::new).extend(named);
             }
         }
     }
+    Ok(set)
+}
 
-    let args = &words[3..];
+/// The subcommand `name` made of its positional arguments `args`.
+fn positionals(
+    name: Name,
+    args: &[String],
+    timeout: Option<Duration>,
+    view: View,
+) -> Result<Sub, ParseError> {
+    let usage =
+        |message: &str| ParseError::Usage { command: name.command(), message: message.to_owned() };
     let one_unit = || match args {
         [unit] => Ok(unit.clone()),
         _ => Err(usage("exactly one unit name is required")),
@@ -601,7 +635,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
         Some(extra) => Err(usage(&format!("unexpected argument {extra:?}"))),
         None => Ok(()),
     };
-    let sub = match name {
+    Ok(match name {
         Name::Ping => no_args().map(|()| Sub::Ping)?,
         Name::Want => match args {
             [unit, deps @ ..] if !deps.is_empty() => {
@@ -617,8 +651,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
         Name::Complete => Sub::Complete { unit: one_unit()? },
         Name::Status => Sub::Status { unit: one_unit()?, view },
         Name::List => no_args().map(|()| Sub::List { view })?,
-    };
-    Ok(Parsed::Run(Invocation { socket_path, sub }))
+    })
 }
 
 /// serpent's enum flags: `invalid choice: yaml, should be one of [table json]`.

@@ -64,12 +64,12 @@ mod threads;
 mod up;
 
 use std::env;
+use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use cli::{Cmd, ListFormat};
 use client::{Patience, Say};
-use exit::Failure;
 use protocol::{Body, Request};
 use settings::Settings;
 
@@ -247,4 +247,88 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
     }
     out.flush()?;
     Ok(exit::SUCCESS)
+}
+
+/// The exit code for a client error.
+fn client_code(e: &client::Error) -> u8 {
+    match e {
+        client::Error::Unreachable { .. } => exit::UNREACHABLE,
+        client::Error::TimedOut(_) => exit::TIMED_OUT,
+        client::Error::DependencyFailed(_) => exit::DEPENDENCY_FAILED,
+        client::Error::Interrupted { signal, .. } => exit::signaled(*signal),
+        client::Error::Refused(_)
+        | client::Error::Protocol { .. }
+        | client::Error::InstanceChanged { .. } => exit::ERROR,
+    }
+}
+
+/// How a native command can fail.
+#[derive(Debug)]
+enum Failure {
+    /// A usage error found after parsing (a default the environment lacks).
+    Usage(String),
+    Client(client::Error),
+    Server(server::Error),
+    Up(up::Error),
+    Output(io::Error),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => exit::USAGE,
+            Failure::Client(e) => client_code(e),
+            Failure::Server(_) | Failure::Up(_) | Failure::Output(_) => exit::ERROR,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(message) => f.write_str(message),
+            Failure::Client(e) => e.fmt(f),
+            Failure::Server(e) => e.fmt(f),
+            Failure::Up(e) => e.fmt(f),
+            Failure::Output(e) => write!(f, "cannot write output: {e}"),
+        }
+    }
+}
+
+impl From<client::Error> for Failure {
+    fn from(e: client::Error) -> Failure {
+        Failure::Client(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Output(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn each_client_error_has_its_code() {
+        let path = PathBuf::from("/s");
+        let cases = [
+            (client::Error::Unreachable { path: path.clone(), reason: "gone".into() }, 3),
+            (client::Error::TimedOut("late".into()), 4),
+            (client::Error::DependencyFailed("a failed".into()), 5),
+            (client::Error::Interrupted { subject: "b".into(), signal: 15 }, 143),
+            (client::Error::Protocol { path: path.clone(), detail: "?".into() }, 1),
+            (client::Error::InstanceChanged { path, unit: "b".into() }, 1),
+        ];
+        for (e, code) in cases {
+            assert_eq!(client_code(&e), code, "{e}");
+            assert_eq!(Failure::from(e).code(), code);
+        }
+        let broken = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert_eq!(Failure::from(broken).code(), exit::ERROR);
+    }
 }

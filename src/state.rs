@@ -12,7 +12,7 @@
 //!   and every soft dependency is completed, ready or failed;
 //! - a unit has a `ready_at` only if it became ready since its last start.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -725,15 +725,14 @@ impl State {
     }
 
     /// The owners the server is to check for abandoned units: of the
-    /// running units among `unit` itself (`self_too`) and its
-    /// dependencies, or of every running unit (`unit` None), leaving out
+    /// running units among `unit` and its dependencies (its own too: a
+    /// script that died with it started may run it again at once), or of every running unit (`unit` None), leaving out
     /// those looked at less than `fresh` ago. Those returned count as
     /// looked at `now`: many dependents polling one unit cost one look
     /// per `fresh`.
     pub fn owners(
         &mut self,
         unit: Option<&str>,
-        self_too: bool,
         now: Duration,
         fresh: Duration,
     ) -> Vec<(String, Owner)> {
@@ -741,10 +740,7 @@ impl State {
             None => (0..self.units.len()).collect(),
             Some(name) => match self.index.get(name) {
                 None => Vec::new(),
-                Some(&id) => {
-                    let own = self_too.then_some(id);
-                    self.units[id].deps.keys().copied().chain(own).collect()
-                }
+                Some(&id) => self.units[id].deps.keys().copied().chain([id]).collect(),
             },
         };
         let mut owners = Vec::new();
@@ -890,94 +886,6 @@ impl State {
         self.index.insert(name.to_owned(), id);
         id
     }
-
-    /// Whether the new edge `unit -> dep` would close a cycle, that is,
-    /// whether `unit` is reachable from `dep` along dependency edges.
-    ///
-    /// The topological order bounds the search (Pearce and Kelly's dynamic
-    /// topological sort): `ord` falls along every path of dependencies, so
-    /// if `dep` is already before `unit` there is nothing to search, and
-    /// otherwise only units placed between the two need a look. Declaring
-    /// dependencies in the usual order costs no search at all.
-    fn closes_cycle(&self, unit: Id, dep: Id) -> bool {
-        let floor = self.units[unit].ord;
-        self.units[dep].ord > floor && self.region(dep, true, &|ord| ord >= floor).contains(&unit)
-    }
-
-    /// Restores the order after adding `unit -> dep` (no cycle): if `dep`
-    /// came after `unit`, the dependencies of `dep` placed after `unit`
-    /// move, in their order, ahead of `unit` and its dependents placed
-    /// before `dep`, into the same set of positions.
-    fn keep_order(&mut self, unit: Id, dep: Id) {
-        let (lower, upper) = (self.units[unit].ord, self.units[dep].ord);
-        if upper < lower {
-            return;
-        }
-        let by_ord = |ids: Vec<Id>| -> Vec<(i64, Id)> {
-            let mut keyed: Vec<(i64, Id)> =
-                ids.into_iter().map(|id| (self.units[id].ord, id)).collect();
-            keyed.sort_unstable();
-            keyed
-        };
-        let ahead = by_ord(self.region(dep, true, &|ord| ord > lower));
-        let behind = by_ord(self.region(unit, false, &|ord| ord < upper));
-        let slots = by_ord(ahead.iter().chain(&behind).map(|&(_, id)| id).collect());
-        for ((_, id), (ord, _)) in ahead.into_iter().chain(behind).zip(slots) {
-            self.units[id].ord = ord;
-        }
-    }
-
-    /// Units reachable from `start` along dependencies (or dependents),
-    /// `start` included, never going through a unit whose `ord` fails `keep`.
-    fn region(&self, start: Id, along_deps: bool, keep: &dyn Fn(i64) -> bool) -> Vec<Id> {
-        let mut seen = BTreeSet::from([start]);
-        let mut todo = vec![start];
-        let mut found = Vec::new();
-        while let Some(n) = todo.pop() {
-            found.push(n);
-            let next: Box<dyn Iterator<Item = &Id>> = match along_deps {
-                true => Box::new(self.units[n].deps.keys()),
-                false => Box::new(self.units[n].dependents.iter()),
-            };
-            for &m in next {
-                if keep(self.units[m].ord) && seen.insert(m) {
-                    todo.push(m);
-                }
-            }
-        }
-        found
-    }
-
-    /// The cycle that the edge `unit -> dep` would close, as names starting
-    /// and ending at `unit`. Only called once `closes_cycle(unit, dep)` holds.
-    fn cycle_path(&self, unit: Id, dep: Id) -> Vec<String> {
-        // Indexed by id: an error path, so one slot per unit costs nothing
-        // that matters, and the binary holds one hash-map type less.
-        let mut parent: Vec<Option<Id>> = vec![None; self.units.len()];
-        let mut queue = VecDeque::from([dep]);
-        while let Some(n) = queue.pop_front() {
-            if n == unit {
-                break;
-            }
-            for &m in self.units[n].deps.keys() {
-                if m != dep && parent[m].is_none() {
-                    parent[m] = Some(n);
-                    queue.push_back(m);
-                }
-            }
-        }
-        let mut path = vec![unit];
-        let mut n = unit;
-        while n != dep {
-            // Every node but `dep` on the BFS tree has a parent.
-            n = parent[n].expect("closes_cycle() found a path, so BFS does too");
-            path.push(n);
-        }
-        path.push(unit);
-        // Built backwards from `unit`: [unit, ..., dep, unit] reversed.
-        path.reverse();
-        path.into_iter().map(|id| self.units[id].name.clone()).collect()
-    }
 }
 
 // Shims for `up/`, whose sorts move to `sort_by_key` on the init-core
@@ -990,6 +898,8 @@ pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
 pub fn sort_by_bytes<T>(items: &mut [T], key: impl Fn(&T) -> &[u8]) {
     items.sort_by(|a, b| key(a).cmp(key(b)));
 }
+
+mod topo;
 
 #[cfg(test)]
 pub(crate) mod tests;

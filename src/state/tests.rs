@@ -892,15 +892,15 @@ fn an_owner_is_kept_while_its_unit_runs() {
     let at = Duration::from_secs;
     state.want("b", &["a".to_owned()], false, at(0)).unwrap();
     state.start("a", Duration::ZERO, Some(me), at(1)).unwrap();
-    let mut owners = |unit, self_too| state.owners(unit, self_too, at(1), Duration::ZERO);
-    assert_eq!(owners(Some("b"), false), vec![("a".to_owned(), me)]);
-    assert_eq!(owners(Some("b"), true), vec![("a".to_owned(), me)]);
-    assert_eq!(owners(Some("a"), false), vec![]);
-    assert_eq!(owners(None, true), vec![("a".to_owned(), me)]);
+    let mut owners = |unit| state.owners(unit, at(1), Duration::ZERO);
+    assert_eq!(owners(Some("b")), vec![("a".to_owned(), me)], "a dependency's owner");
+    assert_eq!(owners(Some("a")), vec![("a".to_owned(), me)], "the unit's own owner");
+    assert_eq!(owners(Some("c")), vec![], "an unknown unit has none");
+    assert_eq!(owners(None), vec![("a".to_owned(), me)]);
     // Looked at a moment ago: not again until `fresh` has passed.
     let fresh = Duration::from_millis(5);
-    assert_eq!(state.owners(None, true, at(1), fresh), vec![]);
-    assert_eq!(state.owners(None, true, at(1) + fresh, fresh), vec![("a".to_owned(), me)]);
+    assert_eq!(state.owners(None, at(1), fresh), vec![]);
+    assert_eq!(state.owners(None, at(1) + fresh, fresh), vec![("a".to_owned(), me)]);
     assert!(state.is_owned_by("a", me));
     assert!(!state.is_owned_by("a", other), "a reused pid is another process");
     assert_eq!(state.status("a", at(1)).unwrap().owner, Some(me));
@@ -908,18 +908,18 @@ fn an_owner_is_kept_while_its_unit_runs() {
     assert!(state.is_owned_by("a", me), "a ready unit still runs, owned by its starter");
     state.fail("a", Some("abandoned"), at(3)).unwrap();
     assert!(!state.is_owned_by("a", me));
-    assert_eq!(state.owners(None, true, at(3), Duration::ZERO), vec![]);
+    assert_eq!(state.owners(None, at(3), Duration::ZERO), vec![]);
     assert_eq!(state.status("a", at(3)).unwrap().owner, None);
     // A start without an owner (detached) has none, even after an owned one.
     state.start("a", Duration::ZERO, None, at(4)).unwrap();
-    assert_eq!(state.owners(None, true, at(4), Duration::ZERO), vec![]);
+    assert_eq!(state.owners(None, at(4), Duration::ZERO), vec![]);
     // A ready keeps it so.
     state.ready("a", at(5)).unwrap();
-    assert_eq!(state.owners(None, true, at(5), Duration::ZERO), vec![]);
+    assert_eq!(state.owners(None, at(5), Duration::ZERO), vec![]);
     // Started again by another owner: its first look is not put off by
     // the last owner's.
     state.complete("a", None, at(6)).unwrap();
     state.start("a", Duration::ZERO, Some(other), at(7)).unwrap();
     let fresh = Duration::from_secs(60);
-    assert_eq!(state.owners(None, true, at(7), fresh), vec![("a".to_owned(), other)]);
+    assert_eq!(state.owners(None, at(7), fresh), vec![("a".to_owned(), other)]);
 }

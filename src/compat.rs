@@ -1,68 +1,11 @@
-//! The `coder` personality. Invoked as `coder` (a symlink to this binary, as
-//! busybox does it), unitsync answers `coder exp sync
-//! ping|want|start|complete|status|list` the way Coder's CLI does, so that
-//! template scripts written for Coder's workspace startup coordination run
-//! unchanged against `unitsync serve`. Everything else `coder` is refused.
-//!
-//! Matched against coder/coder's own source and tests (cli/sync*.go and
-//! their golden files, cli/cliui/{table,output}.go, cli/root.go's error
-//! formatting, agent/agentsocket, agent/unit) and the serpent and pflag
-//! flag parsers it uses:
-//! - flags: `--socket-path` on every subcommand, else
-//!   `$CODER_AGENT_SOCKET_PATH`, else unitsync's own socket rules (an empty
-//!   `--socket-path ""` means the default too); `start --timeout` takes Go
-//!   durations (`500us`, `1h2m3s`), 5m by default, 0 or less waits forever;
-//!   `status` and `list` take `-o/--output table|json` and `-c/--column`
-//!   (`depends on,required status,current status,satisfied`, and
-//!   `unit,status,ready`), which hides columns but keeps their order.
-//! - texts: `Success` (`ping`, `complete`); `Unit "x" declared
-//!   dependencies: [b, a]` (in argument order); `Unit "x" is waiting for
-//!   dependencies to be satisfied: [a, b]`, then `Unit "x" started with no
-//!   dependencies`, `... started immediately, dependencies already
-//!   satisfied: [a]` or `... finished waiting for dependencies: [a, b]`
-//!   (sorted). An error in a command prints `Encountered an error running
-//!   "coder exp sync start", see "coder exp sync start --help" for more
-//!   information` and `error: ` plus Coder's prefix (`connect to agent
-//!   socket: `, `declare dependency failed: `, `get status failed: `, `start
-//!   unit failed: `, `complete unit failed: `, `list units failed: `) and
-//!   cause (`... same status already set`, `... unit name is required`), or
-//!   `timeout waiting for dependencies of unit 'x'`, or `unrecognized
-//!   subcommand "frob"`. A flag error is one line, `parsing flags ([exp sync
-//!   start a --soft]) for "coder exp sync start": unknown flag: --soft`, in
-//!   pflag's words (`invalid argument "yaml" for "-o, --output" flag:
-//!   invalid choice: yaml, should be one of [table json]`). Every error
-//!   exits 1.
-//! - layouts: `status` is `Unit:`/`Status:`/`Ready:`, then `Dependencies:`
-//!   and a DEPENDS ON / REQUIRED STATUS / CURRENT STATUS / SATISFIED table,
-//!   or `No dependencies found`; `list` is a UNIT / STATUS / READY table of
-//!   registered units only, or `No units registered`. Tables are cliui's:
-//!   rows sorted by their first column, every cell padded and followed by
-//!   two blanks, the last one too. JSON has Coder's fields (`unit_name`,
-//!   `status`, `is_ready`, `dependencies` of `depends_on`,
-//!   `required_status`, `current_status`, `is_satisfied`) and Go's values:
-//!   a not-registered status is `""`, an empty list `null`. `is_ready` and
-//!   `Ready:` say whether the unit may start (our `startable`). Coder's
-//!   statuses are ours (pending, started, completed); `failed`, which only
-//!   a native `unitsync fail` can cause, shows as is.
-//! - `--help` on `coder exp sync` and on each subcommand is Coder's page for
-//!   it; `coder exp sync` alone prints its page too.
-//!
-//! Where we differ, on purpose, because unitsync guarantees otherwise:
-//! `start` checks every 50ms (`$UNITSYNC_POLL`), not every second, and
-//! starts atomically. `want U A B` adds its edges in one atomic call (Coder
-//! adds them one by one and may stop half way), and a refused cycle names
-//! its path (`cycle: b -> a -> b`). `complete` registers a unit nobody
-//! declared (Coder refuses it: a script's EXIT trap must not fail because
-//! its `start` never reached the server). A native `ready` unit (a service
-//! that runs and satisfies its dependents) shows as `completed`: Coder has
-//! no such status, and its scripts proceed as after a completed unit; it
-//! still runs, so unlike a completed one it cannot start again. Unit names
-//! follow unitsync's rules. A timeout adds a `unitsync: ` line naming what
-//! it still waited for. Besides: lines end in `\n`, not cliui's `\r\n`,
-//! without styling; help pages name unitsync's version, not Coder's;
-//! `status` has no `History:` section; `ping` and `list` refuse stray
-//! arguments. `$UNITSYNC_OPTIONAL=1` turns an unreachable server into a
-//! warning and success, as for the native commands.
+//! The `coder` personality: invoked as `coder`, unitsync answers `coder exp
+//! sync ping|want|start|complete|status|list` as Coder's CLI does (its
+//! flags, texts, tables, JSON, errors and help pages; exit 1 on any error),
+//! on top of the native client. What it matches and where it differs on
+//! purpose: README.md, "Coder compatibility". The texts and layouts were
+//! matched against coder/coder's cli/sync*.go and their golden files,
+//! cli/cliui, and the serpent and pflag flag parsers; the tests below and
+//! tests/it/coder_upstream.rs pin them.
 
 use std::env;
 use std::ffi::{OsStr, OsString};

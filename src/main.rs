@@ -1,27 +1,8 @@
 //! unitsync: startup scripts running in parallel declare dependencies on
 //! each other and wait for them.
 //!
-//! Codemap:
-//! - `cli`      parses arguments into plain data (`Cmd`); no env, no files.
-//! - `state`    the pure state machine: units, edges, readiness, cycles.
-//! - `protocol` the JSON-lines wire format and its line cap.
-//! - `server`   socket hygiene, accept loop, one thread per connection.
-//! - `client`   one request per line; the deadline-driven waiting loops.
-//! - `compat`   the `coder` personality: Coder's `coder exp sync` CLI.
-//! - `peer`     uids, peer credentials, groups (no NSS).
-//! - `render`   table, JSON, DOT, timeline and critical-chain output.
-//! - `runner`   `run`: a unit's whole life around a command or a service, signals included.
-//! - `readiness` a service's readiness conditions (`fd:`, `tcp:`, `unix:`, `file:`, `exec:`).
-//! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
-//!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
-//! - `signals`  stop signals for `run`, `up` and a waiting `start`: caught, forwarded, reset in children.
-//! - `threads`  named threads with their stack sizes, all through one copy of std's spawn code.
-//! - `settings` global options with the environment's defaults applied.
-//! - `exit`     the exit codes below, named, and which outcome gets which.
-//! - `duration` `250ms`/`5m` in and out.
-//! - `journal`  the `--state` file: append accepted changes, replay them.
-//!
-//! docs/ARCHITECTURE.md draws the map and the invariants at more length.
+//! The code map, the dependency rules and the invariants are in
+//! docs/ARCHITECTURE.md.
 //!
 //! Invariants: only `state` changes units, and only under the server's one
 //! lock; a refused request changes nothing; this file is the only place
@@ -330,5 +311,70 @@ mod tests {
         }
         let broken = io::Error::from(io::ErrorKind::BrokenPipe);
         assert_eq!(Failure::from(broken).code(), exit::ERROR);
+    }
+
+    /// docs/ARCHITECTURE.md stays true: every source file is in its code
+    /// map, and its dependency list is what the `use crate::` lines say,
+    /// each module importing only modules listed above it (so `state` and
+    /// `exit` import nothing from the crate).
+    #[test]
+    fn the_code_map_is_true() {
+        use std::collections::{BTreeMap, BTreeSet};
+        use std::fs;
+        use std::path::Path;
+
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let map = fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap();
+        // Every .rs file under src, as `dir/name.rs`, and what it imports.
+        let mut files = Vec::new();
+        let mut todo = vec![root.join("src")];
+        while let Some(dir) = todo.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for path in &files {
+            let name = path.strip_prefix(root.join("src")).unwrap().to_str().unwrap().to_owned();
+            assert!(map.contains(&format!("| `{name}` |")), "{name} is not in the code map");
+            // Test-only files and inline test modules may use anything.
+            if name.ends_with("tests.rs") || name == "protocol/fuzz.rs" {
+                continue;
+            }
+            let text = fs::read_to_string(path).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let module = name.split(['/', '.']).next().unwrap().to_owned();
+            let used = imports.entry(module.clone()).or_default();
+            for line in code.lines().filter(|l| l.starts_with("use crate::")) {
+                let dep = line["use crate::".len()..].split([':', ';', '{']).next().unwrap();
+                if dep != module {
+                    used.insert(dep.to_owned());
+                }
+            }
+        }
+        imports.remove("main");
+        imports.remove("rng");
+        // The list in the map, in order: "- `module` → a, b".
+        let mut listed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let deps = map.split("## Dependencies").nth(1).unwrap().split("\n## ").next().unwrap();
+        for line in deps.lines().filter(|l| l.starts_with("- `")) {
+            let (module, rest) = line[3..].split_once('`').unwrap();
+            let needs: BTreeSet<String> = match rest.split_once('→') {
+                Some((_, list)) => list.split(',').map(|d| d.trim().to_owned()).collect(),
+                None => BTreeSet::new(),
+            };
+            for dep in &needs {
+                assert!(listed.contains_key(dep), "{module} imports {dep}, listed below it");
+            }
+            listed.insert(module.to_owned(), needs);
+        }
+        listed.remove("rng");
+        assert_eq!(listed, imports, "docs/ARCHITECTURE.md's dependency list");
+        assert!(imports["state"].is_empty() && imports["exit"].is_empty());
     }
 }

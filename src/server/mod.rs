@@ -6,9 +6,10 @@
 //! - `dispatch` the pure step from a request to an answer, a log line and
 //!   whether the state changed.
 //!
-//! Each request is lock → apply → unlock → write: no I/O happens under the
-//! lock except reading the clock, so a slow or stuck client never holds up
-//! the others. Connections, line lengths and idle time are all bounded.
+//! Each request is lock → apply → journal → unlock → write; what the lock
+//! covers, its one exception (the journal) and its cost are stated in
+//! docs/ARCHITECTURE.md, "Invariants". Connections, line lengths and idle
+//! time are all bounded.
 
 use std::fmt;
 use std::fs;

@@ -10,6 +10,7 @@ mod hardening;
 mod hostile;
 mod load;
 mod pods;
+mod protocol_doc;
 // The one seeded generator of every randomized test: it lives in the
 // crate (under cfg(test), for the parser's fuzz test) and is shared from there.
 mod ready;

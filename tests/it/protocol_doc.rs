@@ -52,7 +52,10 @@ fn the_socat_session_is_what_the_server_answers() {
     let text = protocol_md();
     let lines = block(&text, "## A session with socat");
     let session: Vec<&String> = lines.iter().filter(|l| !l.starts_with('$')).collect();
-    assert!(session.len() >= 20 && session.len() % 2 == 0, "request and answer pairs: {session:?}");
+    assert!(
+        session.len() >= 20 && session.len().is_multiple_of(2),
+        "request and answer pairs: {session:?}"
+    );
     let sb = Sandbox::new();
     let mut server = sb.serve(&[]);
     server.wait_ready();

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The whole test suite: installs the tools the tests run (busybox, dash,
-# bash, socat, graphviz, setpriv) when missing, then checks formatting,
-# lints with warnings denied, checks the scripts' syntax under every shell,
-# and runs every test.
+# bash, socat, graphviz, setpriv, python3-yaml) when missing, then checks
+# formatting, lints with warnings denied, checks the scripts' syntax under
+# every shell, checks the static binary's size, and runs every test.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,8 @@ have bash || need="$need bash"
 have socat || need="$need socat"
 have dot || need="$need graphviz"
 have setpriv || need="$need util-linux"
+# tests/it/pods.rs reads the pod examples' YAML with Python's yaml module.
+python3 -c 'import yaml' 2>/dev/null || need="$need python3-yaml"
 if [ -n "$need" ]; then
 	echo "scripts/test.sh: installing$need" >&2
 	sudo=""

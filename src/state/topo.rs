@@ -8,6 +8,13 @@ use std::collections::{BTreeSet, VecDeque};
 
 use super::{Id, State};
 
+#[cfg(test)]
+thread_local! {
+    /// Units [`State::region`] visited on this thread: the tests count the
+    /// cycle checks' work with it.
+    pub(super) static VISITED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Which edges a search follows from a unit.
 #[derive(Clone, Copy)]
 enum Along {
@@ -62,6 +69,8 @@ impl State {
         let mut todo = vec![start];
         let mut found = Vec::new();
         while let Some(n) = todo.pop() {
+            #[cfg(test)]
+            VISITED.with(|v| v.set(v.get() + 1));
             found.push(n);
             let next: Box<dyn Iterator<Item = &Id>> = match along {
                 Along::Deps => Box::new(self.units[n].deps.keys()),

@@ -183,3 +183,193 @@ fn progress(status: Status) -> u8 {
         Status::Ready | Status::Completed | Status::Failed => 3,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::*;
+    use Status::*;
+
+    #[test]
+    fn critical_chain_of_the_demo() {
+        assert_eq!(
+            critical(&demo(), 1.5),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+apt-install  @0.007s +1.01s
+pip-install  @1.017s +403ms (waited 1.01s for apt-install)
+total: 1.42s from the server's start until pip-install completed
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_follows_the_dependency_that_completed_last() {
+        // a(0.3s) and c(0.1s) in parallel, b after both: b waited for a.
+        let a = timed("a", Completed, Some(0.0), Some(0.0), Some(0.3));
+        let c = timed("c", Completed, Some(0.0), Some(0.0), Some(0.1));
+        let mut b = timed("b", Completed, Some(0.302), Some(0.3), Some(0.4));
+        b.dependencies = vec![dep(&a, false), dep(&c, false)];
+        // d after b: three links.
+        let mut d = timed("d", Completed, Some(0.401), Some(0.2), Some(0.5));
+        d.dependencies = vec![dep(&b, false)];
+        assert_eq!(
+            critical(&[a, b, c, d], 0.6),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+a  @0.000s +300ms
+b  @0.302s +98ms (waited 300ms for a)
+d  @0.401s +99ms (waited 200ms for b)
+total: 500ms from the server's start until d completed
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_of_a_unit_still_running_or_waiting() {
+        let mut units = demo();
+        let pip = units.iter_mut().find(|u| u.unit == "pip-install").unwrap();
+        pip.status = Started;
+        pip.finished_at = None;
+        assert_eq!(
+            critical(&units, 1.5),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+apt-install  @0.007s +1.01s
+pip-install  @1.017s +483ms (waited 1.01s for apt-install; still running)
+total: 1.50s so far; pip-install is still running
+"
+        );
+        // report waits for a running server and for a placeholder; the
+        // chain follows the placeholder, which is furthest from done.
+        assert_eq!(
+            critical(&trouble(), 5.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+gti-clone  (never registered)
+report     waiting 1.00s for coder_script.frontend[\"dev-server\"] (started 2.00s ago) and gti-clone (never registered)
+total: 5.00s so far; report is still waiting
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_blames_the_moment_a_service_was_ready() {
+        // web waited for db until db was ready, not until it ended: the
+        // same chain while db runs, once it was stopped after web
+        // completed, and once it failed.
+        let chain = "\
+critical chain (@ when a unit started, + how long it ran):
+db   @0.000s +1.20s to ready
+web  @1.250s +750ms (waited 1.15s for db)
+total: 2.00s from the server's start until web completed
+";
+        assert_eq!(critical(&services(), 3.0), chain);
+        // web's view of db as it is now: it entered its status after web
+        // started.
+        let with = |db: UnitView| {
+            let mut web = named(&services(), "web");
+            web.dependencies = vec![dep(&db, false)];
+            [db, web]
+        };
+        assert_eq!(critical(&with(stop(named(&services(), "db"), 2.5)), 3.0), chain);
+        let mut db = named(&services(), "db");
+        (db.status, db.since, db.finished_at) = (Failed, 2.5, Some(2.5));
+        db.reason = Some("exit status 1".into());
+        assert_eq!(
+            critical(&with(db), 3.0),
+            chain.replace("+1.20s to ready\n", "+1.20s to ready (then failed: exit status 1)\n")
+        );
+        // web ran within the millisecond db became ready: it is still
+        // the end of the chain.
+        let mut instant = named(&services(), "web");
+        (instant.started_at, instant.finished_at, instant.ran) = (Some(1.2), Some(1.2), Some(0.0));
+        instant.waited = Some(1.1);
+        assert_eq!(
+            critical(&[named(&services(), "db"), instant], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+db   @0.000s +1.20s to ready
+web  @1.200s +0ms (waited 1.10s for db)
+total: 1.20s from the server's start until web completed
+"
+        );
+        // A service still running counts as done when it became ready.
+        let mut late = named(&services(), "web");
+        (late.status, late.finished_at, late.ran) = (Completed, Some(1.0), None);
+        (late.started_at, late.waited, late.dependencies) = (Some(0.5), Some(0.0), Vec::new());
+        assert_eq!(
+            critical(&[named(&services(), "db"), late], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+db  @0.000s +1.20s to ready
+total: 1.20s from the server's start until db became ready
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_through_failures() {
+        // test failed because build did, which had waited for fetch.
+        let units: Vec<UnitView> =
+            ["build", "fetch", "test"].iter().map(|n| named(&trouble(), n)).collect();
+        assert_eq!(
+            critical(&units, 5.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+fetch  @0.000s +1.00s
+build  @1.000s +1.50s (waited 1.00s for fetch; failed: exit status 2)
+test   failed @2.600s: dependency build failed: exit status 2
+total: 2.60s from the server's start until test failed
+"
+        );
+        // A soft dependency that failed still ended the wait.
+        let mut lint = timed("lint", Failed, Some(0.0), Some(0.0), Some(0.5));
+        lint.reason = None;
+        let mut report = timed("report", Completed, Some(0.501), Some(0.5), Some(0.7));
+        report.dependencies = vec![dep(&lint, true)];
+        assert_eq!(
+            critical(&[lint, report], 1.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+lint    @0.000s +500ms (failed)
+report  @0.501s +199ms (waited 500ms for lint)
+total: 700ms from the server's start until report completed
+"
+        );
+    }
+
+    #[test]
+    fn critical_chain_edge_cases() {
+        assert_eq!(critical(&[], 1.0), "no units\n");
+        let idle = [named(&trouble(), "gti-clone"), named(&trouble(), "idle")];
+        assert_eq!(critical(&idle, 5.0), "no unit has started yet\n");
+        // A cycle cannot come from the server; if a view had one, the walk
+        // still ends, each unit once.
+        let mut a = timed("a", Completed, Some(1.0), Some(0.5), Some(2.0));
+        let mut b = timed("b", Completed, Some(1.0), Some(0.5), Some(1.5));
+        a.dependencies = vec![DepView { since: 0.0, ..dep(&b, false) }];
+        b.dependencies = vec![DepView { since: 0.0, ..dep(&a, false) }];
+        assert_eq!(
+            critical(&[a, b], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+b  @1.000s +500ms (waited 500ms for a)
+a  @1.000s +1.00s (waited 500ms for b)
+total: 2.00s from the server's start until a completed
+"
+        );
+        // A wait no completed dependency explains (it re-ran since): the
+        // chain stops there.
+        let mut c = timed("c", Completed, Some(1.0), Some(0.5), Some(2.0));
+        c.dependencies = vec![dep(&timed("a", Started, Some(1.5), Some(0.0), None), false)];
+        assert_eq!(
+            critical(&[c], 3.0),
+            "\
+critical chain (@ when a unit started, + how long it ran):
+c  @1.000s +1.00s (waited 500ms)
+total: 2.00s from the server's start until c completed
+"
+        );
+    }
+}

@@ -197,3 +197,177 @@ fn wrap(items: &[&str], width: usize) -> String {
     }
     out + &line + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::*;
+    use Status::*;
+
+    #[test]
+    fn the_timeline_aligns_wide_names() {
+        let units = [
+            timed("日本", Completed, Some(0.0), None, Some(1.0)),
+            timed("ab", Completed, Some(0.0), None, Some(1.0)),
+        ];
+        let chart = timeline(&units, 1.0, 30);
+        let bars: Vec<usize> = chart
+            .lines()
+            .skip(1)
+            .take(2)
+            .map(|l| text_width(l.split('|').next().unwrap()))
+            .collect();
+        assert_eq!(bars, [5, 5], "{chart}");
+    }
+
+    #[test]
+    fn timeline_of_the_demo() {
+        assert_eq!(
+            timeline(&demo(), 1.5, 72),
+            "\
+UNIT         0ms                                                  1.42s
+apt-install |##########################################                |
+git-clone   |##########################                                |
+pip-install |.........................................#################|
+agent       |.........................#############                    |
+. waiting  # running
+"
+        );
+        assert_eq!(
+            timeline(&demo(), 1.5, 40),
+            "\
+UNIT         0ms                  1.42s
+apt-install |###################       |
+git-clone   |############              |
+pip-install |..................########|
+agent       |...........######         |
+. waiting  # running
+"
+        );
+        // Narrow: names are cut, the bar keeps its minimum.
+        assert_eq!(
+            timeline(&demo(), 1.5, 20),
+            "\
+UNIT     0ms  1.42s
+apt-in… |########  |
+git-cl… |#####     |
+pip-in… |.......###|
+agent   |....###   |
+. waiting  # running
+"
+        );
+    }
+
+    #[test]
+    fn timeline_marks_failed_running_waiting_and_placeholders() {
+        // build's `!` ends its run; test failed without running (its
+        // dependency did); the server still runs and report still waits, up
+        // to now; idle and the placeholder come last, said in words.
+        assert_eq!(
+            timeline(&trouble(), 5.0, 72),
+            "\
+UNIT                               0ms                            5.00s
+build                             |.......##########!                  |
+fetch                             |########                            |
+test                              |                  !                 |
+coder_script.frontend[\"dev-serve… |                     ##############>|
+report                            |                            .......>|
+idle                              |pending                             |
+gti-clone                         |not registered                      |
+. waiting  # running  ! failed  > still going
+"
+        );
+        assert_eq!(
+            timeline(&trouble(), 5.0, 40),
+            "\
+UNIT               0ms            5.00s
+build             |....#####!          |
+fetch             |####                |
+test              |          !         |
+coder_script.fro… |            #######>|
+report            |                ...>|
+idle              |pending             |
+gti-clone         |not registered      |
+. waiting  # running  ! failed
+> still going
+"
+        );
+        assert_eq!(
+            timeline(&trouble(), 5.0, 20),
+            "\
+UNIT     0ms  5.00s
+build   |..##!     |
+fetch   |##        |
+test    |     !    |
+coder_… |      ###>|
+report  |        .>|
+idle    |pending   |
+gti-cl… |not regis…|
+. waiting  # running
+! failed
+> still going
+"
+        );
+    }
+
+    #[test]
+    fn timeline_draws_a_service_ready_phase() {
+        // db ran until it was ready, and is still ready now: `=` up to `>`.
+        assert_eq!(
+            timeline(&services(), 3.0, 40),
+            "\
+UNIT  0ms                         3.00s
+db   |#############===================>|
+web  | ............#########           |
+. waiting  # running  = ready
+> still going
+"
+        );
+        // Stopped at +2.5s, it keeps its ready phase up to its end.
+        let units = [stop(named(&services(), "db"), 2.5), named(&services(), "web")];
+        assert_eq!(
+            timeline(&units, 3.0, 40),
+            "\
+UNIT  0ms                         2.50s
+db   |###############==================|
+web  | ...............###########      |
+. waiting  # running  = ready
+"
+        );
+    }
+
+    #[test]
+    fn timeline_fits_any_width() {
+        for units in [demo(), trouble(), services()] {
+            for width in 20..=200 {
+                let text = timeline(&units, 5.0, width);
+                for line in text.lines() {
+                    let columns = line.chars().count();
+                    assert!(columns <= width, "{columns} > {width}:\n{text}");
+                    // Every row is the full width: name, bar, borders.
+                    if line.ends_with('|') {
+                        assert_eq!(columns, width, "{text}");
+                    }
+                }
+                assert_eq!(text.lines().filter(|l| l.ends_with('|')).count(), units.len());
+            }
+        }
+    }
+
+    #[test]
+    fn timeline_edge_cases() {
+        assert_eq!(timeline(&[], 1.0, 40), "no units\n");
+        // Nothing happened yet: no division by a zero total.
+        let idle = [timed("a", Pending, None, None, None)];
+        assert_eq!(
+            timeline(&idle, 0.0, 24),
+            "UNIT  0ms           0ms\na    |pending          |\n. waiting  # running\n"
+        );
+        // Everything at the same instant still draws one cell.
+        let instant = [timed("a", Completed, Some(0.0), Some(0.0), Some(0.0))];
+        assert_eq!(
+            timeline(&instant, 0.0, 24),
+            "UNIT  0ms           0ms\na    |#                |\n. waiting  # running\n"
+        );
+    }
+}

@@ -64,6 +64,8 @@ impl State {
 
     /// Units reachable from `start` along dependencies (or dependents),
     /// `start` included, never going through a unit whose `ord` fails `keep`.
+    /// `keep` is a `dyn`, so that the three callers share one copy
+    /// (BENCHMARKS.md, "Footprint").
     fn region(&self, start: Id, along: Along, keep: &dyn Fn(i64) -> bool) -> Vec<Id> {
         let mut seen = BTreeSet::from([start]);
         let mut todo = vec![start];

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite: installs the tools the tests run (busybox, dash,
-# bash, socat, graphviz, setpriv, PostgreSQL, redis, nginx) when missing, then checks formatting,
-# lints with warnings denied, checks the scripts' syntax under every shell,
+# bash, socat, graphviz, setpriv, python3-yaml, PostgreSQL, redis, nginx)
+# when missing, then checks formatting, lints with warnings denied, checks
+# the scripts' syntax under every shell, checks the static binary's size,
 # and runs every test.
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,6 +23,8 @@ have setpriv || need="$need util-linux"
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need="$need postgresql"
 have redis-server && have redis-cli || need="$need redis-server"
 have nginx || need="$need nginx"
+# tests/it/pods.rs reads the pod examples' YAML with Python's yaml module.
+python3 -c 'import yaml' 2>/dev/null || need="$need python3-yaml"
 if [ -n "$need" ]; then
 	echo "scripts/test.sh: installing$need" >&2
 	sudo=""
@@ -44,6 +47,21 @@ fi
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# SPEC §8: the static binary stays within 1.8x a static hello-world built
+# the same way. tests/chroot.sh below reuses this build (cargo finds it
+# fresh).
+bin=$(sh scripts/build-static.sh | tail -n 1)
+hello=$(sh scripts/hello-static.sh | tail -n 1)
+us_bytes=$(wc -c <"$bin")
+hello_bytes=$(wc -c <"$hello")
+# Hundredths, in integer arithmetic: 1.8x is 180.
+ratio=$((us_bytes * 100 / hello_bytes))
+printf 'static size: unitsync %s bytes, hello-world %s bytes, %d.%02dx (limit 1.80x)\n' \
+	"$us_bytes" "$hello_bytes" $((ratio / 100)) $((ratio % 100))
+if [ "$ratio" -gt 180 ] || { [ "$ratio" -eq 180 ] && [ $((us_bytes * 100 % hello_bytes)) -ne 0 ]; }; then
+	echo "scripts/test.sh: the static binary is above 1.8x a static hello-world (SPEC §8)" >&2
+	exit 1
+fi
 # The static binary in a busybox-only root, then three such roots as a pod
 # (needs root for chroot, mknod, unshare and other uids).
 sudo=""

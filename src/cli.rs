@@ -665,19 +665,28 @@ fn want(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt:
 }
 
 fn start(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
-    waiting(parser, global, false)
+    waiting(parser, global, Waiter::Start)
 }
 
 fn wait(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
-    waiting(parser, global, true)
+    waiting(parser, global, Waiter::Wait)
 }
 
-/// `start UNIT` (`many` false) and `wait UNIT...`: one set of options, how
-/// long to wait and how often to check.
+/// Which of the two waiting commands [`waiting`] parses.
+#[derive(Clone, Copy, PartialEq)]
+enum Waiter {
+    /// `start UNIT`: one unit, `--detached`.
+    Start,
+    /// `wait UNIT...`: many units, `--once`.
+    Wait,
+}
+
+/// `start UNIT` and `wait UNIT...`: one set of options, how long to wait
+/// and how often to check.
 fn waiting(
     parser: &mut lexopt::Parser,
     global: &mut Global,
-    many: bool,
+    waiter: Waiter,
 ) -> Result<Cmd, lexopt::Error> {
     let (mut values, mut timeout, mut poll, mut once) = (Vec::new(), None, None, false);
     let mut detached = false;
@@ -686,15 +695,18 @@ fn waiting(
             Value(v) => values.push(v.string()?),
             Long("timeout") => timeout = Some(duration_value(parser, "--timeout")?),
             Long("poll") => poll = Some(poll_value(parser)?),
-            Long("once") if many => once = true,
-            Long("detached") if !many => detached = true,
+            Long("once") if waiter == Waiter::Wait => once = true,
+            Long("detached") if waiter == Waiter::Start => detached = true,
             Short('h') | Long("help") => {
-                return Ok(Cmd::Help(if many { WAIT_HELP } else { START_HELP }));
+                return Ok(Cmd::Help(match waiter {
+                    Waiter::Start => START_HELP,
+                    Waiter::Wait => WAIT_HELP,
+                }));
             }
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
     }
-    if !many {
+    if waiter == Waiter::Start {
         return Ok(Cmd::Start { unit: one_unit(values)?, timeout, poll, detached });
     }
     if values.is_empty() {

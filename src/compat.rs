@@ -1,68 +1,11 @@
-//! The `coder` personality. Invoked as `coder` (a symlink to this binary, as
-//! busybox does it), unitsync answers `coder exp sync
-//! ping|want|start|complete|status|list` the way Coder's CLI does, so that
-//! template scripts written for Coder's workspace startup coordination run
-//! unchanged against `unitsync serve`. Everything else `coder` is refused.
-//!
-//! Matched against coder/coder's own source and tests (cli/sync*.go and
-//! their golden files, cli/cliui/{table,output}.go, cli/root.go's error
-//! formatting, agent/agentsocket, agent/unit) and the serpent and pflag
-//! flag parsers it uses:
-//! - flags: `--socket-path` on every subcommand, else
-//!   `$CODER_AGENT_SOCKET_PATH`, else unitsync's own socket rules (an empty
-//!   `--socket-path ""` means the default too); `start --timeout` takes Go
-//!   durations (`500us`, `1h2m3s`), 5m by default, 0 or less waits forever;
-//!   `status` and `list` take `-o/--output table|json` and `-c/--column`
-//!   (`depends on,required status,current status,satisfied`, and
-//!   `unit,status,ready`), which hides columns but keeps their order.
-//! - texts: `Success` (`ping`, `complete`); `Unit "x" declared
-//!   dependencies: [b, a]` (in argument order); `Unit "x" is waiting for
-//!   dependencies to be satisfied: [a, b]`, then `Unit "x" started with no
-//!   dependencies`, `... started immediately, dependencies already
-//!   satisfied: [a]` or `... finished waiting for dependencies: [a, b]`
-//!   (sorted). An error in a command prints `Encountered an error running
-//!   "coder exp sync start", see "coder exp sync start --help" for more
-//!   information` and `error: ` plus Coder's prefix (`connect to agent
-//!   socket: `, `declare dependency failed: `, `get status failed: `, `start
-//!   unit failed: `, `complete unit failed: `, `list units failed: `) and
-//!   cause (`... same status already set`, `... unit name is required`), or
-//!   `timeout waiting for dependencies of unit 'x'`, or `unrecognized
-//!   subcommand "frob"`. A flag error is one line, `parsing flags ([exp sync
-//!   start a --soft]) for "coder exp sync start": unknown flag: --soft`, in
-//!   pflag's words (`invalid argument "yaml" for "-o, --output" flag:
-//!   invalid choice: yaml, should be one of [table json]`). Every error
-//!   exits 1.
-//! - layouts: `status` is `Unit:`/`Status:`/`Ready:`, then `Dependencies:`
-//!   and a DEPENDS ON / REQUIRED STATUS / CURRENT STATUS / SATISFIED table,
-//!   or `No dependencies found`; `list` is a UNIT / STATUS / READY table of
-//!   registered units only, or `No units registered`. Tables are cliui's:
-//!   rows sorted by their first column, every cell padded and followed by
-//!   two blanks, the last one too. JSON has Coder's fields (`unit_name`,
-//!   `status`, `is_ready`, `dependencies` of `depends_on`,
-//!   `required_status`, `current_status`, `is_satisfied`) and Go's values:
-//!   a not-registered status is `""`, an empty list `null`. `is_ready` and
-//!   `Ready:` say whether the unit may start (our `startable`). Coder's
-//!   statuses are ours (pending, started, completed); `failed`, which only
-//!   a native `unitsync fail` can cause, shows as is.
-//! - `--help` on `coder exp sync` and on each subcommand is Coder's page for
-//!   it; `coder exp sync` alone prints its page too.
-//!
-//! Where we differ, on purpose, because unitsync guarantees otherwise:
-//! `start` checks every 50ms (`$UNITSYNC_POLL`), not every second, and
-//! starts atomically. `want U A B` adds its edges in one atomic call (Coder
-//! adds them one by one and may stop half way), and a refused cycle names
-//! its path (`cycle: b -> a -> b`). `complete` registers a unit nobody
-//! declared (Coder refuses it: a script's EXIT trap must not fail because
-//! its `start` never reached the server). A native `ready` unit (a service
-//! that runs and satisfies its dependents) shows as `completed`: Coder has
-//! no such status, and its scripts proceed as after a completed unit; it
-//! still runs, so unlike a completed one it cannot start again. Unit names
-//! follow unitsync's rules. A timeout adds a `unitsync: ` line naming what
-//! it still waited for. Besides: lines end in `\n`, not cliui's `\r\n`,
-//! without styling; help pages name unitsync's version, not Coder's;
-//! `status` has no `History:` section; `ping` and `list` refuse stray
-//! arguments. `$UNITSYNC_OPTIONAL=1` turns an unreachable server into a
-//! warning and success, as for the native commands.
+//! The `coder` personality: invoked as `coder`, unitsync answers `coder exp
+//! sync ping|want|start|complete|status|list` as Coder's CLI does (its
+//! flags, texts, tables, JSON, errors and help pages; exit 1 on any error),
+//! on top of the native client. What it matches and where it differs on
+//! purpose: README.md, "Coder compatibility". The texts and layouts were
+//! matched against coder/coder's cli/sync*.go and their golden files,
+//! cli/cliui, and the serpent and pflag flag parsers; the tests below and
+//! tests/it/coder_upstream.rs pin them.
 
 use std::env;
 use std::ffi::{OsStr, OsString};
@@ -80,7 +23,6 @@ use crate::exit;
 use crate::protocol::{Body, DepView, ErrorKind, Owners, Request, Status, UnitView};
 use crate::render;
 use crate::settings::Settings;
-use crate::state;
 
 /// `coder --help` (or any `coder` help outside `exp sync`): what this
 /// `coder` is.
@@ -460,14 +402,48 @@ const VALUE_FLAGS: [(&str, Option<char>); 4] =
 /// `-h/--help` anywhere asks for help.
 fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError> {
     let all: Vec<String> = args.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
-    let mut words = Vec::new();
-    let mut flags = Vec::new();
-    let mut help = false;
+    let Lexed { words, flags, help } = lex(&all);
+    let typed = || ["coder".to_owned()].into_iter().chain(all.iter().cloned()).collect::<Vec<_>>();
+    if words.len() < 2 || words[0] != "exp" || words[1] != "sync" {
+        if help {
+            return Ok(Parsed::Help(Page::Ours));
+        }
+        return Err(ParseError::NotProvided(typed().join(" ")));
+    }
+    let name = words.get(2).and_then(|word| Name::of(word));
+    if help {
+        return Ok(Parsed::Help(Page::Coder(name)));
+    }
+    let Some(name) = name else {
+        // `coder exp sync` alone prints its help, as Coder's does.
+        let Some(word) = words.get(2) else { return Ok(Parsed::Help(Page::Coder(None))) };
+        return Err(ParseError::Usage {
+            command: "coder exp sync".to_owned(),
+            message: format!("unrecognized subcommand {word:?}"),
+        });
+    };
+    let Flags { socket_path, timeout, view } = apply_flags(name, flags, &all)?;
+    let sub = positionals(name, &words[3..], timeout, view)?;
+    Ok(Parsed::Run(Invocation { socket_path, sub }))
+}
+
+/// The arguments sorted into words and flags, as pflag sorts them.
+struct Lexed {
+    words: Vec<String>,
+    flags: Vec<Flag>,
+    /// `-h` or `--help` came anywhere.
+    help: bool,
+}
+
+/// Sorts arguments into words and flags: a flag that takes a value takes
+/// the next argument unless its value is inline; `--` makes the rest words.
+fn lex(all: &[String]) -> Lexed {
+    let mut lexed = Lexed { words: Vec::new(), flags: Vec::new(), help: false };
     let mut only_words = false;
     let mut rest = all.iter();
     while let Some(arg) = rest.next() {
         if only_words || arg == "-" || !arg.starts_with('-') {
-            words.push(arg.clone());
+            lexed.words.push(arg.clone());
             continue;
         }
         if arg == "--" {
@@ -494,7 +470,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
             }
         };
         if name == "--help" || name == "-h" {
-            help = true;
+            lexed.help = true;
             continue;
         }
         let value = match (inline, takes) {
@@ -502,37 +478,27 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
             (None, true) => rest.next().cloned(),
             (None, false) => None,
         };
-        flags.push(Flag { name, typed: arg.clone(), value });
+        lexed.flags.push(Flag { name, typed: arg.clone(), value });
     }
-    let typed = || ["coder".to_owned()].into_iter().chain(all.iter().cloned()).collect::<Vec<_>>();
-    if words.len() < 2 || words[0] != "exp" || words[1] != "sync" {
-        if help {
-            return Ok(Parsed::Help(Page::Ours));
-        }
-        return Err(ParseError::NotProvided(typed().join(" ")));
-    }
-    let name = words.get(2).and_then(|word| Name::of(word));
-    if help {
-        return Ok(Parsed::Help(Page::Coder(name)));
-    }
-    let Some(name) = name else {
-        // `coder exp sync` alone prints its help, as Coder's does.
-        let Some(word) = words.get(2) else { return Ok(Parsed::Help(Page::Coder(None))) };
-        return Err(ParseError::Usage {
-            command: "coder exp sync".to_owned(),
-            message: format!("unrecognized subcommand {word:?}"),
-        });
-    };
-    let command = name.command();
+    lexed
+}
+
+/// What the flags of a `coder exp sync` command set.
+struct Flags {
+    socket_path: Option<PathBuf>,
+    timeout: Option<Duration>,
+    view: View,
+}
+
+/// Checks each flag against what `name` accepts and reads its value;
+/// errors are worded as pflag words them, with every argument (`all`).
+fn apply_flags(name: Name, flags: Vec<Flag>, all: &[String]) -> Result<Flags, ParseError> {
     let flag_error = |message: String| ParseError::Flags {
-        command: command.clone(),
-        args: all.clone(),
+        command: name.command(),
+        args: all.to_vec(),
         message,
     };
-    let usage =
-        |message: &str| ParseError::Usage { command: command.clone(), message: message.to_owned() };
-
-    let (mut socket_path, mut timeout, mut view) = (None, None, View::default());
+    let mut set = Flags { socket_path: None, timeout: None, view: View::default() };
     for flag in flags {
         let long = match flag.name.strip_prefix("--") {
             Some(long) => Some(long),
@@ -569,10 +535,10 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
             flag_error(format!("invalid argument {value:?} for {shown:?} flag: {why}"))
         };
         match long {
-            "socket-path" => socket_path = Some(PathBuf::from(&value)),
-            "timeout" => timeout = Some(go_duration(&value).map_err(bad)?),
+            "socket-path" => set.socket_path = Some(PathBuf::from(&value)),
+            "timeout" => set.timeout = Some(go_duration(&value).map_err(bad)?),
             "output" => {
-                view.json = match value.as_str() {
+                set.view.json = match value.as_str() {
                     "table" => false,
                     "json" => true,
                     _ => return Err(bad(invalid_choice(&value, &["table", "json"]))),
@@ -588,12 +554,22 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
                 if let Some(wrong) = named.iter().find(|c| !choices.contains(&c.as_str())) {
                     return Err(bad(invalid_choice(wrong, choices)));
                 }
-                view.columns.get_or_insert_with(Vec::new).extend(named);
+                set.view.columns.get_or_insert_with(Vec::new).extend(named);
             }
         }
     }
+    Ok(set)
+}
 
-    let args = &words[3..];
+/// The subcommand `name` made of its positional arguments `args`.
+fn positionals(
+    name: Name,
+    args: &[String],
+    timeout: Option<Duration>,
+    view: View,
+) -> Result<Sub, ParseError> {
+    let usage =
+        |message: &str| ParseError::Usage { command: name.command(), message: message.to_owned() };
     let one_unit = || match args {
         [unit] => Ok(unit.clone()),
         _ => Err(usage("exactly one unit name is required")),
@@ -602,7 +578,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
         Some(extra) => Err(usage(&format!("unexpected argument {extra:?}"))),
         None => Ok(()),
     };
-    let sub = match name {
+    Ok(match name {
         Name::Ping => no_args().map(|()| Sub::Ping)?,
         Name::Want => match args {
             [unit, deps @ ..] if !deps.is_empty() => {
@@ -618,8 +594,7 @@ fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ParseError>
         Name::Complete => Sub::Complete { unit: one_unit()? },
         Name::Status => Sub::Status { unit: one_unit()?, view },
         Name::List => no_args().map(|()| Sub::List { view })?,
-    };
-    Ok(Parsed::Run(Invocation { socket_path, sub }))
+    })
 }
 
 /// serpent's enum flags: `invalid choice: yaml, should be one of [table json]`.
@@ -795,7 +770,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
             // Coder lists the units scripts registered, not placeholders.
             let mut units: Vec<&UnitView> =
                 units.iter().filter(|u| u.status != Status::NotRegistered).collect();
-            state::sort_by_name(&mut units, |u| &u.unit);
+            units.sort_by_key(|u| &u.unit);
             let text = match view.json {
                 true => render::json(&list_json(&units)),
                 false => list(&units, &view),
@@ -826,8 +801,8 @@ fn start(
     let mut all: Vec<&str> = view.dependencies.iter().map(|d| d.unit.as_str()).collect();
     let mut unmet: Vec<&str> =
         view.dependencies.iter().filter(|d| !d.satisfied).map(|d| d.unit.as_str()).collect();
-    state::sort_by_name(&mut all, |n| n);
-    state::sort_by_name(&mut unmet, |n| n);
+    all.sort();
+    unmet.sort();
     if !view.startable {
         let waiting = unmet.join(", ");
         writeln!(out, "Unit {unit:?} is waiting for dependencies to be satisfied: [{waiting}]")?;
@@ -870,7 +845,7 @@ fn status(unit: &UnitView, view: &View) -> String {
         return out;
     }
     let mut deps: Vec<&DepView> = unit.dependencies.iter().collect();
-    state::sort_by_name(&mut deps, |d| &d.unit);
+    deps.sort_by_key(|d| &d.unit);
     let rows = deps.iter().map(|d| {
         vec![
             d.unit.clone(),

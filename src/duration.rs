@@ -87,7 +87,7 @@ fn to_duration(nanos: u128) -> Option<Duration> {
     Some(Duration::new(secs, (nanos % NANOS_PER_SEC) as u32))
 }
 
-/// Formats a duration briefly: `0.8s`, `12.3s`, `4m05s`, `1h02m`, rounded
+/// Formats a duration briefly: `800ms`, `1.23s`, `12.3s`, `4m05s`, `1h02m`, rounded
 /// to the last digit shown (integer arithmetic, as in [`parse`]).
 pub fn human(d: Duration) -> String {
     let ms = millis(d);
@@ -110,9 +110,8 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// Whole milliseconds as a `u64` (enough for 584 million years), not the
-/// `u128` of [`Duration::as_millis`]: arithmetic and formatting on `u128`
-/// would add their own code to the binary.
+/// Whole milliseconds as a `u64` (enough for 584 million years), the unit
+/// the formatters and the wire's seconds count in.
 pub fn millis(d: Duration) -> u64 {
     d.as_millis() as u64
 }

@@ -1,27 +1,8 @@
 //! unitsync: startup scripts running in parallel declare dependencies on
 //! each other and wait for them.
 //!
-//! Codemap:
-//! - `cli`      parses arguments into plain data (`Cmd`); no env, no files.
-//! - `state`    the pure state machine: units, edges, readiness, cycles.
-//! - `protocol` the JSON-lines wire format and its line cap.
-//! - `server`   socket hygiene, accept loop, one thread per connection.
-//! - `client`   one request per line; the deadline-driven waiting loops.
-//! - `compat`   the `coder` personality: Coder's `coder exp sync` CLI.
-//! - `peer`     uids, peer credentials, groups (no NSS).
-//! - `render`   table, JSON, DOT, timeline and critical-chain output.
-//! - `runner`   `run`: a unit's whole life around a command or a service, signals included.
-//! - `readiness` a service's readiness conditions (`fd:`, `tcp:`, `unix:`, `file:`, `exec:`).
-//! - `up`       the container entrypoint: in-process server, every script a unit (`up::plan`),
-//!   processes and reaping (`up::procs`), the summary and the ordered shutdown.
-//! - `signals`  stop signals for `run`, `up` and a waiting `start`: caught, forwarded, reset in children.
-//! - `threads`  named threads with their stack sizes, all through one copy of std's spawn code.
-//! - `settings` global options with the environment's defaults applied.
-//! - `exit`     the exit codes below, named, and which outcome gets which.
-//! - `duration` `250ms`/`5m` in and out.
-//! - `journal`  the `--state` file: append accepted changes, replay them.
-//!
-//! docs/ARCHITECTURE.md draws the map and the invariants at more length.
+//! The code map, the dependency rules and the invariants are in
+//! docs/ARCHITECTURE.md.
 //!
 //! Invariants: only `state` changes units, and only under the server's one
 //! lock; a refused request changes nothing; this file is the only place
@@ -66,12 +47,12 @@ mod threads;
 mod up;
 
 use std::env;
+use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use cli::{Cmd, ListFormat};
 use client::{Patience, Say};
-use exit::Failure;
 use protocol::{Body, Request};
 use settings::Settings;
 
@@ -261,4 +242,153 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
     }
     out.flush()?;
     Ok(exit::SUCCESS)
+}
+
+/// The exit code for a client error.
+fn client_code(e: &client::Error) -> u8 {
+    match e {
+        client::Error::Unreachable { .. } => exit::UNREACHABLE,
+        client::Error::TimedOut(_) => exit::TIMED_OUT,
+        client::Error::DependencyFailed(_) => exit::DEPENDENCY_FAILED,
+        client::Error::Interrupted { signal, .. } => exit::signaled(*signal),
+        client::Error::Refused(_)
+        | client::Error::Protocol { .. }
+        | client::Error::InstanceChanged { .. } => exit::ERROR,
+    }
+}
+
+/// How a native command can fail.
+#[derive(Debug)]
+enum Failure {
+    /// A usage error found after parsing (a default the environment lacks).
+    Usage(String),
+    Client(client::Error),
+    Server(server::Error),
+    Up(up::Error),
+    Output(io::Error),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => exit::USAGE,
+            Failure::Client(e) => client_code(e),
+            Failure::Server(_) | Failure::Up(_) | Failure::Output(_) => exit::ERROR,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(message) => f.write_str(message),
+            Failure::Client(e) => e.fmt(f),
+            Failure::Server(e) => e.fmt(f),
+            Failure::Up(e) => e.fmt(f),
+            Failure::Output(e) => write!(f, "cannot write output: {e}"),
+        }
+    }
+}
+
+impl From<client::Error> for Failure {
+    fn from(e: client::Error) -> Failure {
+        Failure::Client(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Output(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn each_client_error_has_its_code() {
+        let path = PathBuf::from("/s");
+        let cases = [
+            (client::Error::Unreachable { path: path.clone(), reason: "gone".into() }, 3),
+            (client::Error::TimedOut("late".into()), 4),
+            (client::Error::DependencyFailed("a failed".into()), 5),
+            (client::Error::Interrupted { subject: "b".into(), signal: 15 }, 143),
+            (client::Error::Protocol { path: path.clone(), detail: "?".into() }, 1),
+            (client::Error::InstanceChanged { path, unit: "b".into() }, 1),
+        ];
+        for (e, code) in cases {
+            assert_eq!(client_code(&e), code, "{e}");
+            assert_eq!(Failure::from(e).code(), code);
+        }
+        let broken = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert_eq!(Failure::from(broken).code(), exit::ERROR);
+    }
+
+    /// docs/ARCHITECTURE.md stays true: every source file is in its code
+    /// map, and its dependency list is what the `use crate::` lines say,
+    /// each module importing only modules listed above it (so `state` and
+    /// `exit` import nothing from the crate).
+    #[test]
+    fn the_code_map_is_true() {
+        use std::collections::{BTreeMap, BTreeSet};
+        use std::fs;
+        use std::path::Path;
+
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let map = fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap();
+        // Every .rs file under src, as `dir/name.rs`, and what it imports.
+        let mut files = Vec::new();
+        let mut todo = vec![root.join("src")];
+        while let Some(dir) = todo.pop() {
+            for entry in fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for path in &files {
+            let name = path.strip_prefix(root.join("src")).unwrap().to_str().unwrap().to_owned();
+            assert!(map.contains(&format!("| `{name}` |")), "{name} is not in the code map");
+            // Test-only files and inline test modules may use anything.
+            if name.ends_with("tests.rs") || name == "protocol/fuzz.rs" {
+                continue;
+            }
+            let text = fs::read_to_string(path).unwrap();
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap();
+            let module = name.split(['/', '.']).next().unwrap().to_owned();
+            let used = imports.entry(module.clone()).or_default();
+            for line in code.lines().filter(|l| l.starts_with("use crate::")) {
+                let dep = line["use crate::".len()..].split([':', ';', '{']).next().unwrap();
+                if dep != module {
+                    used.insert(dep.to_owned());
+                }
+            }
+        }
+        imports.remove("main");
+        imports.remove("rng");
+        // The list in the map, in order: "- `module` → a, b".
+        let mut listed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let deps = map.split("## Dependencies").nth(1).unwrap().split("\n## ").next().unwrap();
+        for line in deps.lines().filter(|l| l.starts_with("- `")) {
+            let (module, rest) = line[3..].split_once('`').unwrap();
+            let needs: BTreeSet<String> = match rest.split_once('→') {
+                Some((_, list)) => list.split(',').map(|d| d.trim().to_owned()).collect(),
+                None => BTreeSet::new(),
+            };
+            for dep in &needs {
+                assert!(listed.contains_key(dep), "{module} imports {dep}, listed below it");
+            }
+            listed.insert(module.to_owned(), needs);
+        }
+        listed.remove("rng");
+        assert_eq!(listed, imports, "docs/ARCHITECTURE.md's dependency list");
+        assert!(imports["state"].is_empty() && imports["exit"].is_empty());
+    }
 }

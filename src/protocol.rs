@@ -8,7 +8,6 @@ use std::fmt;
 use std::io::{self, BufRead};
 use std::time::Duration;
 
-use serde::de::{self, Unexpected};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -210,8 +209,7 @@ pub struct ErrorBody {
 }
 
 /// Why a request was refused, for programs; PROTOCOL.md lists them.
-/// Read by [`error_kind`].
-#[derive(Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     BadRequest,
@@ -231,46 +229,11 @@ pub enum ErrorKind {
     Journal,
     /// A result for another server instance (see [`Request::instance`]).
     OtherInstance,
-    /// A kind this client does not know, from a newer server. Never sent.
+    /// A kind this client does not know, from a newer server, so that its
+    /// message still shows. Never sent.
+    #[serde(other)]
     Other,
 }
-
-/// The kinds [`error_kind`] knows, and their names on the wire (serde's,
-/// as a test checks).
-const ERROR_KINDS: [ErrorKind; 15] = [
-    ErrorKind::BadRequest,
-    ErrorKind::UnknownOp,
-    ErrorKind::LineTooLong,
-    ErrorKind::BadName,
-    ErrorKind::SelfDependency,
-    ErrorKind::Cycle,
-    ErrorKind::AlreadyStarted,
-    ErrorKind::AlreadyCompleted,
-    ErrorKind::NotRunning,
-    ErrorKind::BadNote,
-    ErrorKind::Limit,
-    ErrorKind::Busy,
-    ErrorKind::Forbidden,
-    ErrorKind::Journal,
-    ErrorKind::OtherInstance,
-];
-const ERROR_KIND_NAMES: [&str; 15] = [
-    "bad_request",
-    "unknown_op",
-    "line_too_long",
-    "bad_name",
-    "self_dependency",
-    "cycle",
-    "already_started",
-    "already_completed",
-    "not_running",
-    "bad_note",
-    "limit",
-    "busy",
-    "forbidden",
-    "journal",
-    "other_instance",
-];
 
 impl ErrorBody {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> ErrorBody {
@@ -295,9 +258,9 @@ impl From<state::Error> for ErrorBody {
 }
 
 /// [`Status`] on the wire: the state machine knows no serde, so its enum
-/// is serialized through this mirror (serde's "remote" derive) and read by
-/// [`status`]. The names are [`Status::as_str`]'s, as a test checks.
-#[derive(Serialize)]
+/// is written and read through this mirror (serde's "remote" derive).
+/// The names are [`Status::as_str`]'s, as a test checks.
+#[derive(Serialize, Deserialize)]
 #[serde(remote = "Status", rename_all = "lowercase")]
 enum StatusDef {
     #[serde(rename = "not registered")]
@@ -343,82 +306,9 @@ pub fn owners(owner: Option<&OwnerField>, via: Option<&[OwnerField]>) -> Option<
     Some(Owners { owner: owner.into(), name, via })
 }
 
-/// The statuses [`status`] knows, and their names on the wire.
-const STATUSES: [Status; 6] = [
-    Status::NotRegistered,
-    Status::Pending,
-    Status::Started,
-    Status::Ready,
-    Status::Completed,
-    Status::Failed,
-];
-const STATUS_NAMES: [&str; 6] =
-    ["not registered", "pending", "started", "ready", "completed", "failed"];
-
 /// A status as the wire spells it.
 fn status(value: &Value) -> Result<Status, serde_json::Error> {
-    let at = variant(value, &STATUS_NAMES, false)?;
-    Ok(STATUSES[at.expect("only a known name is read")])
-}
-
-/// An error kind as the wire spells it: one this client does not know
-/// (from a newer server) is [`ErrorKind::Other`], so its message shows.
-fn error_kind(value: &Value) -> Result<ErrorKind, serde_json::Error> {
-    Ok(variant(value, &ERROR_KIND_NAMES, true)?.map_or(ErrorKind::Other, |at| ERROR_KINDS[at]))
-}
-
-/// Which of `names` the unit variant in `value` is (`"pending"`, or
-/// `{"pending":null}` as serde reads it too); `None` for another name if
-/// `other` allows one. Read as serde's derived `Deserialize` reads an enum
-/// from a `Value`, with its errors, but by hand: the derived impls and
-/// serde_json's enum access for them cost more code (BENCHMARKS.md,
-/// "Footprint").
-fn variant(
-    value: &Value,
-    names: &'static [&'static str],
-    other: bool,
-) -> Result<Option<usize>, serde_json::Error> {
-    let (name, payload) = match value {
-        Value::String(name) => (name, None),
-        Value::Object(map) if map.len() == 1 => {
-            let (name, payload) = map.iter().next().expect("one entry");
-            (name, Some(payload))
-        }
-        Value::Object(_) => {
-            return Err(de::Error::invalid_value(Unexpected::Map, &"map with a single key"));
-        }
-        value => return Err(de::Error::invalid_type(unexpected(value), &"string or map")),
-    };
-    let at = names.iter().position(|n| n == name);
-    if at.is_none() && !other {
-        // serde's words for three names or more, as `names` always are.
-        let expected: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-        let message = format!("unknown variant `{name}`, expected one of {}", expected.join(", "));
-        return Err(de::Error::custom(message));
-    }
-    match payload {
-        // A unit variant's payload, if there is one, is `null`.
-        Some(payload) if !payload.is_null() => {
-            Err(de::Error::invalid_type(unexpected(payload), &"unit"))
-        }
-        _ => Ok(at),
-    }
-}
-
-/// What serde_json's errors call a value of the wrong type.
-fn unexpected(value: &Value) -> Unexpected<'_> {
-    match value {
-        Value::Null => Unexpected::Unit,
-        Value::Bool(b) => Unexpected::Bool(*b),
-        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-            (Some(u), _, _) => Unexpected::Unsigned(u),
-            (None, Some(i), _) => Unexpected::Signed(i),
-            (None, None, f) => Unexpected::Float(f.unwrap_or_default()),
-        },
-        Value::String(s) => Unexpected::Str(s),
-        Value::Array(_) => Unexpected::Seq,
-        Value::Object(_) => Unexpected::Map,
-    }
+    StatusDef::deserialize(value)
 }
 
 /// One dependency of a unit, as `status --json` and `list --json` print it.
@@ -689,7 +579,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         "list" => Body::List { now: f.f64("now")?, units: f.list("units", unit_view)? },
         "error" => {
             let error = f.object("error")?;
-            let kind = error_kind(error.need("kind")?).map_err(|e| e.to_string())?;
+            let kind = ErrorKind::deserialize(error.need("kind")?).map_err(|e| e.to_string())?;
             Body::Error { error: ErrorBody { kind, message: error.string("message")? } }
         }
         other => return Err(format!("unknown result {other:?}")),
@@ -1223,90 +1113,16 @@ mod tests {
             (ErrorKind::Journal, "journal"),
             (ErrorKind::OtherInstance, "other_instance"),
         ];
-        assert_eq!(kinds.map(|(kind, _)| kind), ERROR_KINDS);
-        assert_eq!(kinds.map(|(_, name)| name), ERROR_KIND_NAMES);
         for (kind, name) in kinds {
             let text = serde_json::to_string(&kind).unwrap();
             assert_eq!(text, format!("\"{name}\""));
-            assert_eq!(error_kind(&serde_json::from_str(&text).unwrap()).unwrap(), kind);
+            assert_eq!(serde_json::from_str::<ErrorKind>(&text).unwrap(), kind);
         }
         // A kind from a newer server still parses, so its message shows.
-        assert_eq!(error_kind(&Value::from("from_the_future")).unwrap(), ErrorKind::Other);
-    }
-
-    /// `status` and `error_kind` read what serde's derived `Deserialize`
-    /// reads from a `Value`, and fail where it fails, in its words.
-    #[test]
-    fn enums_are_read_as_serde_derives_read_them() {
-        #[derive(Deserialize)]
-        #[serde(remote = "Status", rename_all = "lowercase")]
-        enum StatusMirror {
-            #[serde(rename = "not registered")]
-            NotRegistered,
-            Pending,
-            Started,
-            Ready,
-            Completed,
-            Failed,
-        }
-        #[derive(Deserialize)]
-        #[serde(remote = "ErrorKind", rename_all = "snake_case")]
-        enum ErrorKindMirror {
-            BadRequest,
-            UnknownOp,
-            LineTooLong,
-            BadName,
-            SelfDependency,
-            Cycle,
-            AlreadyStarted,
-            AlreadyCompleted,
-            NotRunning,
-            BadNote,
-            Limit,
-            Busy,
-            Forbidden,
-            Journal,
-            OtherInstance,
-            #[serde(other)]
-            Other,
-        }
-        let mut texts: Vec<String> = [
-            r#""""#,
-            r#""Pending""#,
-            r#""from_the_future""#,
-            r#""at line 3 column 4""#,
-            "true",
-            "0",
-            "7",
-            "-7",
-            "1.5",
-            "-0.0",
-            "1e300",
-            "[]",
-            r#"["pending"]"#,
-            "{}",
-            r#"{"pending":null,"failed":null}"#,
-            r#"{"nope":null}"#,
-            r#"{"nope":1}"#,
-            r#"{"":null}"#,
-        ]
-        .map(String::from)
-        .to_vec();
-        for name in STATUS_NAMES.iter().chain(&ERROR_KIND_NAMES) {
-            texts.push(format!("{name:?}"));
-            for payload in ["null", "true", "2", "-2", "2.5", r#""x""#, "[]", "{}", r#"{"a":1}"#] {
-                texts.push(format!("{{{name:?}:{payload}}}"));
-            }
-        }
-        for text in &texts {
-            let value: Value = serde_json::from_str(text).unwrap();
-            let ours = status(&value).map_err(|e| e.to_string());
-            let serdes = StatusMirror::deserialize(&value).map_err(|e| e.to_string());
-            assert_eq!(ours, serdes, "{text}");
-            let ours = error_kind(&value).map_err(|e| e.to_string());
-            let serdes = ErrorKindMirror::deserialize(&value).map_err(|e| e.to_string());
-            assert_eq!(ours, serdes, "{text}");
-        }
+        assert_eq!(
+            ErrorKind::deserialize(&Value::from("from_the_future")).unwrap(),
+            ErrorKind::Other
+        );
     }
 
     #[test]

@@ -6,7 +6,12 @@ use std::fmt::Write;
 
 use crate::duration::{human_secs, stamp_secs};
 use crate::protocol::{DepView, Status, UnitView};
-use crate::state;
+
+mod chain;
+mod timeline;
+
+pub use chain::critical;
+pub use timeline::timeline;
 
 /// `status UNIT`: one unit, for people.
 pub fn status(unit: &UnitView, now: f64) -> String {
@@ -160,197 +165,10 @@ fn layout(rows: &[&[String]]) -> String {
     out
 }
 
-/// Timeline cells. ASCII, so the chart survives any terminal and any log.
-const WAITING: char = '.';
-const RUNNING: char = '#';
-/// A service from when it became ready: still running, serving its
-/// dependents.
-const READY: char = '=';
-const FAILED: char = '!';
-const ONGOING: char = '>';
-/// The bar keeps at least this many columns (or half the width, if more);
-/// the unit-name column is truncated to leave it that room.
-const MIN_BAR: usize = 10;
-
-/// `list --timeline`: a text Gantt chart, `width` columns at most. One row
-/// per unit, in the order they started or began waiting (then by name);
-/// units that never did either come last, placeholders after the rest. Time
-/// runs from the server's start to the latest event, or to `now` while a
-/// unit still runs or waits.
-pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
-    if units.is_empty() {
-        return "no units\n".to_owned();
-    }
-    let mut keyed: Vec<(Vec<u8>, Lane)> =
-        units.iter().map(|u| Lane::new(u, now)).map(|lane| (lane.order_key(), lane)).collect();
-    state::sort_by_bytes(&mut keyed, |(key, _)| key);
-    let lanes: Vec<Lane> = keyed.into_iter().map(|(_, lane)| lane).collect();
-    let total = lanes.iter().flat_map(|l| &l.spans).map(|s| s.1).fold(0.0, f64::max);
-    let longest = lanes.iter().map(|l| text_width(&l.unit.unit)).max().unwrap_or(0);
-    let name_width = longest.max(4).min(width.saturating_sub(3 + MIN_BAR.max(width / 2)).max(1));
-    // `NAME |BAR|`: the bar gets what the names leave.
-    let bar = width.saturating_sub(name_width + 3).max(1);
-    let scale = if total > 0.0 { bar as f64 / total } else { 0.0 };
-
-    let mut out = String::new();
-    let header = format!("{}  {}", pad("UNIT", name_width), axis(total, bar));
-    out += header.trim_end();
-    out.push('\n');
-    let (mut ready, mut failed, mut ongoing) = (false, false, false);
-    for lane in &lanes {
-        let mut cells = vec![' '; bar];
-        if lane.spans.is_empty() {
-            // Nothing to draw: say why, inside the bar.
-            for (cell, c) in cells.iter_mut().zip(fit(lane.unit.status.as_str(), bar).chars()) {
-                *cell = c;
-            }
-        }
-        let mut last = 0;
-        for &(from, to, c) in &lane.spans {
-            let (first, end) = span_cells(from, to, scale, bar);
-            cells[first..end].fill(c);
-            last = last.max(end - 1);
-        }
-        if let Some(mark) = lane.end_mark {
-            cells[last] = mark;
-            failed |= mark == FAILED;
-            ongoing |= mark == ONGOING;
-        }
-        // The end mark may hide a ready phase one cell long.
-        ready |= cells.contains(&READY);
-        let bar: String = cells.into_iter().collect();
-        let _ = writeln!(out, "{} |{bar}|", pad(&fit(&lane.unit.unit, name_width), name_width));
-    }
-    let mut legend = vec![". waiting", "# running"];
-    if ready {
-        legend.push("= ready");
-    }
-    if failed {
-        legend.push("! failed");
-    }
-    if ongoing {
-        legend.push("> still going");
-    }
-    out + &wrap(&legend, width)
-}
-
-/// One timeline row: the spans to draw and how the row sorts.
-struct Lane<'a> {
-    unit: &'a UnitView,
-    /// `(from, to, cell)`, drawn in this order, later over earlier.
-    spans: Vec<(f64, f64, char)>,
-    /// Replaces the last drawn cell: failed, or still running or waiting.
-    end_mark: Option<char>,
-}
-
-impl Lane<'_> {
-    fn new(unit: &UnitView, now: f64) -> Lane<'_> {
-        let mut spans = Vec::new();
-        // A wait ends in its start, or, for a unit that never started from
-        // it (a dependency failed, its client gave up), when it finished.
-        if let (Some(end), Some(waited)) = (unit.started_at.or(unit.finished_at), unit.waited)
-            && waited > 0.0
-        {
-            spans.push(((end - waited).max(0.0), end, WAITING));
-        }
-        match (unit.started_at, unit.finished_at) {
-            (Some(start), end) => {
-                let end = if still_running(unit) { now } else { end.unwrap_or(start) };
-                match unit.ready_at {
-                    // A service: running until it was ready, ready since,
-                    // up to its end (a stopped service too) or now.
-                    Some(ready) => {
-                        let ready = ready.max(start);
-                        spans.push((start, ready, RUNNING));
-                        spans.push((ready, end.max(ready), READY));
-                    }
-                    None => spans.push((start, end.max(start), RUNNING)),
-                }
-            }
-            // Finished without a start of its own (`complete` of a unit
-            // nobody started, a dependency failed): an instant.
-            (None, Some(end)) => spans.push((end, end, RUNNING)),
-            (None, None) => {}
-        }
-        // A refused `start` waiting now (after an earlier run, perhaps).
-        if let Some(since) = unit.waiting_since {
-            spans.push((since, now.max(since), WAITING));
-        }
-        let end_mark = if spans.is_empty() {
-            None
-        } else if unit.status == Status::Failed {
-            Some(FAILED)
-        } else if still_running(unit) || unit.waiting_since.is_some() {
-            Some(ONGOING)
-        } else {
-            None
-        };
-        Lane { unit, spans, end_mark }
-    }
-
-    /// When it first waited or started, to the millisecond.
-    fn first(&self) -> Option<i64> {
-        self.spans.iter().map(|s| millis(s.0)).min()
-    }
-
-    /// Orders lanes by group, then first time, then name, as bytes: through
-    /// the crate's one sort helper rather than a sort of its own
-    /// (BENCHMARKS.md, "Footprint").
-    fn order_key(&self) -> Vec<u8> {
-        let mut key = vec![self.group()];
-        match self.first() {
-            None => key.push(0),
-            Some(ms) => {
-                key.push(1);
-                // Flipping the sign bit orders i64s as their big-endian bytes.
-                key.extend_from_slice(&((ms as u64) ^ (1 << 63)).to_be_bytes());
-            }
-        }
-        key.extend_from_slice(self.unit.unit.as_bytes());
-        key
-    }
-
-    /// Units with something to draw, then the other registered ones, then
-    /// placeholders.
-    fn group(&self) -> u8 {
-        match (self.spans.is_empty(), self.unit.status) {
-            (false, _) => 0,
-            (true, Status::NotRegistered) => 2,
-            (true, _) => 1,
-        }
-    }
-}
-
-/// Whether a unit's process still runs: started, or ready (a service).
-fn still_running(unit: &UnitView) -> bool {
-    matches!(unit.status, Status::Started | Status::Ready)
-}
-
 /// Seconds to whole milliseconds, the wire's precision: sorting and
 /// comparing on it is immune to float noise such as `0.615 - 0.603`.
 fn millis(secs: f64) -> i64 {
     (secs * 1000.0).round() as i64
-}
-
-/// The cells `[first, end)` that a span covers; at least one, so an
-/// instant stays visible.
-fn span_cells(from: f64, to: f64, scale: f64, bar: usize) -> (usize, usize) {
-    // A hair of slack so float noise never moves an edge by a whole cell.
-    let first = ((from * scale + 1e-9).floor() as usize).min(bar - 1);
-    let end = ((to * scale - 1e-9).ceil() as usize).clamp(first + 1, bar);
-    (first, end)
-}
-
-/// The time axis over the bar: 0 at the left, `total` at the right.
-fn axis(total: f64, bar: usize) -> String {
-    let (left, right) = (human_secs(0.0), human_secs(total));
-    if left.len() + 1 + right.len() <= bar {
-        format!("{left}{right:>0$}", bar - left.len())
-    } else if right.len() <= bar {
-        format!("{right:>bar$}")
-    } else {
-        String::new()
-    }
 }
 
 /// `text` in at most `columns` columns, cut with an ellipsis.
@@ -407,200 +225,6 @@ fn char_width(c: char) -> usize {
     if WIDE.iter().any(|&(low, high)| (low..=high).contains(&c)) { 2 } else { 1 }
 }
 
-/// Items two spaces apart, wrapped at `width` columns.
-fn wrap(items: &[&str], width: usize) -> String {
-    let mut out = String::new();
-    let mut line = String::new();
-    for item in items {
-        if !line.is_empty() && line.chars().count() + 2 + item.chars().count() > width {
-            out += &line;
-            out.push('\n');
-            line.clear();
-        }
-        if !line.is_empty() {
-            line += "  ";
-        }
-        line += item;
-    }
-    out + &line + "\n"
-}
-
-/// `list --critical`: like `systemd-analyze critical-chain`, the chain of
-/// units that decided when the last one finished. The unit that ended last
-/// (one still running or waiting ends now; a service ends when it became
-/// ready) blames its wait on the dependency that released it last before
-/// it started (completed, or became ready), that one on its own, and so on
-/// back to a unit that did not wait. Printed root first.
-pub fn critical(units: &[UnitView], now: f64) -> String {
-    if units.is_empty() {
-        return "no units\n".to_owned();
-    }
-    let by_name = ByName::new(units);
-    // Ties go to a waiting unit, then to a dependent of the other (each is
-    // downstream of what it waits for: a unit that ran within the
-    // millisecond its service became ready).
-    let depends = |a: &UnitView, b: &UnitView| a.dependencies.iter().any(|d| d.unit == b.unit);
-    let last = units.iter().filter_map(|u| Some((u, ended(u, now)?))).max_by(|(a, ta), (b, tb)| {
-        millis(*ta)
-            .cmp(&millis(*tb))
-            .then(a.waiting_since.is_some().cmp(&b.waiting_since.is_some()))
-            .then(depends(a, b).cmp(&depends(b, a)))
-            .then(b.unit.cmp(&a.unit))
-    });
-    let Some((last, end)) = last else {
-        return "no unit has started yet\n".to_owned();
-    };
-    let mut links: Vec<(&str, String)> = Vec::new();
-    let mut seen = vec![false; units.len()];
-    let mut next = Some(last.unit.as_str());
-    // The server refuses cycles, but a bad view must not loop: every name
-    // is visited once, so the walk is bounded by the number of units.
-    while let Some(name) = next.take() {
-        match by_name.find(name) {
-            Some((i, _)) if std::mem::replace(&mut seen[i], true) => break,
-            Some((_, unit)) => {
-                let (text, blamed) = link(unit, &by_name, now);
-                links.push((name, text));
-                next = blamed;
-            }
-            None => links.push((name, "(unknown)".to_owned())),
-        }
-    }
-    let name_width = links.iter().map(|(name, _)| text_width(name)).max().unwrap_or(0);
-    let mut out = String::from("critical chain (@ when a unit started, + how long it ran):\n");
-    for (name, text) in links.iter().rev() {
-        let _ = writeln!(out, "{}  {text}", pad(name, name_width));
-    }
-    let total = human_secs(end);
-    let _ = match last.status {
-        Status::Started => writeln!(out, "total: {total} so far; {} is still running", last.unit),
-        _ if last.waiting_since.is_some() => {
-            writeln!(out, "total: {total} so far; {} is still waiting", last.unit)
-        }
-        _ if last.ready_at.is_some() => {
-            writeln!(out, "total: {total} from the server's start until {} became ready", last.unit)
-        }
-        status => {
-            writeln!(out, "total: {total} from the server's start until {} {status}", last.unit)
-        }
-    };
-    out
-}
-
-/// When a unit ended, for the chain: now if it still runs or waits; when
-/// it became ready if it is a service (it released its dependents then,
-/// whatever it did since); else when it finished.
-fn ended(unit: &UnitView, now: f64) -> Option<f64> {
-    if unit.status == Status::Started || unit.waiting_since.is_some() {
-        return Some(now);
-    }
-    unit.ready_at.or(unit.finished_at)
-}
-
-/// Units found by name: sorted once, then searched. (A `HashMap` would
-/// bring one more copy of the hash table's code into the binary.)
-struct ByName<'a>(Vec<&'a UnitView>);
-
-impl<'a> ByName<'a> {
-    fn new(units: &'a [UnitView]) -> ByName<'a> {
-        let mut sorted: Vec<&UnitView> = units.iter().collect();
-        state::sort_by_name(&mut sorted, |u| &u.unit);
-        ByName(sorted)
-    }
-
-    /// The unit named `name`, with a number of its own below `units.len()`.
-    fn find(&self, name: &str) -> Option<(usize, &'a UnitView)> {
-        let i = self.0.binary_search_by(|u| u.unit.as_str().cmp(name)).ok()?;
-        Some((i, self.0[i]))
-    }
-}
-
-/// When a dependency let its dependents go: when it became ready, if it
-/// did since its last start, else when it entered its status if that
-/// satisfies the edge (completed, or failed for a soft one).
-fn released(dep: &DepView, by_name: &ByName) -> Option<f64> {
-    let ready_at = by_name.find(&dep.unit).and_then(|(_, u)| u.ready_at);
-    ready_at.or(dep.satisfied.then_some(dep.since))
-}
-
-/// One line of the critical chain, and the dependency to blame next.
-fn link<'a>(unit: &'a UnitView, by_name: &ByName, now: f64) -> (String, Option<&'a str>) {
-    if let Some(since) = unit.waiting_since {
-        let unmet: Vec<&DepView> = unit.dependencies.iter().filter(|d| !d.satisfied).collect();
-        // Follow the one furthest from done: it decides when the wait ends.
-        let blamed = unmet.iter().min_by_key(|d| (progress(d.status), &d.unit));
-        let names: Vec<String> = unmet.iter().map(|d| waited_for(d, now, None)).collect();
-        let text = format!("waiting {} for {}", human_secs(now - since), and_list(&names));
-        return (text, blamed.map(|d| d.unit.as_str()));
-    }
-    let reason = unit.reason.as_deref();
-    if unit.status == Status::Failed
-        && let Some(dep) = &unit.failed_by
-    {
-        let at = unit.finished_at.map_or("-".to_owned(), |t| stamp_secs('@', t));
-        return (format!("failed {at}: {}", reason.unwrap_or_default()), Some(dep));
-    }
-    let Some(start) = unit.started_at else {
-        let text = match (unit.status, unit.finished_at) {
-            (status @ (Status::Completed | Status::Failed), Some(t)) => {
-                format!("{status} {} without starting", stamp_secs('@', t))
-            }
-            (Status::NotRegistered, _) => "(never registered)".to_owned(),
-            (status, _) => format!("({status}, never started)"),
-        };
-        return (text, None);
-    };
-    let running = unit.status == Status::Started;
-    let end = match unit.ready_at {
-        Some(ready) => ready,
-        None if running => now,
-        None => unit.finished_at.unwrap_or(start),
-    };
-    let mut notes = Vec::new();
-    let mut blamed = None;
-    if let Some(waited) = unit.waited.filter(|&w| w > 0.0) {
-        // Its wait ended when the last of its dependencies released it.
-        blamed = unit
-            .dependencies
-            .iter()
-            .filter_map(|d| Some((d, millis(released(d, by_name)?))))
-            .filter(|&(_, at)| at <= millis(start))
-            .max_by(|(a, at), (b, bt)| at.cmp(bt).then(b.unit.cmp(&a.unit)))
-            .map(|(d, _)| d.unit.as_str());
-        notes.push(match blamed {
-            Some(dep) => format!("waited {} for {dep}", human_secs(waited)),
-            None => format!("waited {}", human_secs(waited)),
-        });
-    }
-    if running {
-        notes.push("still running".to_owned());
-    }
-    if unit.status == Status::Failed {
-        // A service that failed after it was ready failed later than the
-        // time shown.
-        let then = if unit.ready_at.is_some() { "then " } else { "" };
-        notes.push(reason.map_or(format!("{then}failed"), |r| format!("{then}failed: {r}")));
-    }
-    let mut text = format!("{} +{}", stamp_secs('@', start), human_secs(end - start));
-    if unit.ready_at.is_some() {
-        text += " to ready";
-    }
-    if !notes.is_empty() {
-        let _ = write!(text, " ({})", notes.join("; "));
-    }
-    (text, blamed)
-}
-
-/// How far a dependency is from done, least first.
-fn progress(status: Status) -> u8 {
-    match status {
-        Status::NotRegistered => 0,
-        Status::Pending => 1,
-        Status::Started => 2,
-        Status::Ready | Status::Completed | Status::Failed => 3,
-    }
-}
-
 /// `git-clone (started 3.20s ago)`: a unit that someone waits for and how
 /// far it has got, with an optional note (`never registered; did you mean
 /// git-clone?`). The one wording of these facts: `status`, the critical
@@ -632,61 +256,8 @@ fn and_list(items: &[String]) -> String {
 
 /// `status --json` and `list --json`: pretty JSON and a newline.
 pub fn json(value: &impl serde::Serialize) -> String {
-    // Compact, as the wire writes it, then indented by [`indent`]: serde's
-    // pretty serializer would be one more copy of every view's serializer
-    // (BENCHMARKS.md, "Footprint"). The writer is the wire's `&mut Vec`, so
-    // the views share the wire's instantiations.
-    let mut compact = Vec::new();
     // Views are plain data with string keys: serializing cannot fail.
-    serde_json::to_writer(&mut compact, value).expect("views serialize");
-    indent(&compact) + "\n"
-}
-
-/// Compact JSON laid out as `serde_json::to_string_pretty` lays it out:
-/// two blanks per level, `": "` after a key, `[]` and `{}` when empty.
-/// Strings are copied as they are, escapes included.
-fn indent(compact: &[u8]) -> String {
-    let mut out = Vec::with_capacity(compact.len() * 2);
-    let mut depth = 0;
-    let newline = |out: &mut Vec<u8>, depth: usize| {
-        out.push(b'\n');
-        out.resize(out.len() + 2 * depth, b' ');
-    };
-    let (mut in_string, mut escaped) = (false, false);
-    let mut bytes = compact.iter().copied().peekable();
-    while let Some(b) = bytes.next() {
-        out.push(b);
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => match bytes.peek() {
-                Some(b'}' | b']') => out.extend(bytes.next()),
-                _ => {
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            },
-            b'}' | b']' => {
-                out.pop();
-                depth -= 1;
-                newline(&mut out, depth);
-                out.push(b);
-            }
-            b',' => newline(&mut out, depth),
-            b':' => out.push(b' '),
-            _ => {}
-        }
-    }
-    // Only ASCII was inserted, between whole UTF-8 sequences.
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+    serde_json::to_string_pretty(value).expect("views serialize") + "\n"
 }
 
 /// `list --dot`: the graph, statuses as colours, soft edges dashed.
@@ -741,7 +312,7 @@ mod tests {
     use super::*;
     use Status::*;
 
-    fn view(unit: &str, status: Status, deps: &[(&str, Status, bool)]) -> UnitView {
+    pub(super) fn view(unit: &str, status: Status, deps: &[(&str, Status, bool)]) -> UnitView {
         UnitView {
             unit: unit.into(),
             status,
@@ -827,22 +398,6 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
     }
 
     #[test]
-    fn the_timeline_aligns_wide_names() {
-        let units = [
-            timed("日本", Completed, Some(0.0), None, Some(1.0)),
-            timed("ab", Completed, Some(0.0), None, Some(1.0)),
-        ];
-        let chart = timeline(&units, 1.0, 30);
-        let bars: Vec<usize> = chart
-            .lines()
-            .skip(1)
-            .take(2)
-            .map(|l| text_width(l.split('|').next().unwrap()))
-            .collect();
-        assert_eq!(bars, [5, 5], "{chart}");
-    }
-
-    #[test]
     fn dot_quotes_names_and_dashes_soft_edges() {
         let units = [view("coder_script.x[\"y\"]", Pending, &[("a", NotRegistered, true)])];
         assert_eq!(
@@ -909,7 +464,7 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
     }
 
     /// A unit with its timings: started at, waited, finished at.
-    fn timed(
+    pub(super) fn timed(
         name: &str,
         status: Status,
         started_at: Option<f64>,
@@ -936,7 +491,7 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
     }
 
     /// `on` as a dependency object, its status and `since` taken from it.
-    fn dep(on: &UnitView, soft: bool) -> DepView {
+    pub(super) fn dep(on: &UnitView, soft: bool) -> DepView {
         DepView {
             unit: on.unit.clone(),
             status: on.status,
@@ -948,7 +503,7 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
 
     /// The demo's graph, all done: git-clone and apt-install in parallel,
     /// agent after git-clone, pip-install after both. Sorted by name.
-    fn demo() -> Vec<UnitView> {
+    pub(super) fn demo() -> Vec<UnitView> {
         let git = timed("git-clone", Completed, Some(0.007), Some(0.0), Some(0.614));
         let apt = timed("apt-install", Completed, Some(0.007), Some(0.0), Some(1.015));
         let mut agent = timed("agent", Completed, Some(0.616), Some(0.603), Some(0.919));
@@ -961,7 +516,7 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
     /// At +5s: fetch completed; build waited for it, then failed; test
     /// failed because build did; a server with a long name still runs;
     /// report waits for it and for a placeholder; idle never started.
-    fn trouble() -> Vec<UnitView> {
+    pub(super) fn trouble() -> Vec<UnitView> {
         let fetch = timed("fetch", Completed, Some(0.0), Some(0.0), Some(1.0));
         let mut build = timed("build", Failed, Some(1.0), Some(1.0), Some(2.5));
         build.reason = Some("exit status 2".into());
@@ -987,7 +542,7 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
     /// At +3s: db, a service, started at once and was ready at +1.2s; it
     /// still runs. web asked to start at +0.1s, waited for db, started
     /// at +1.25s and completed at +2s.
-    fn services() -> Vec<UnitView> {
+    pub(super) fn services() -> Vec<UnitView> {
         let mut db = timed("db", Ready, Some(0.0), Some(0.0), None);
         db.ready_at = Some(1.2);
         db.since = 1.2;
@@ -997,7 +552,7 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
     }
 
     /// A ready service ended at `at` by a stop signal that `run` forwarded.
-    fn stop(service: UnitView, at: f64) -> UnitView {
+    pub(super) fn stop(service: UnitView, at: f64) -> UnitView {
         let ran = service.started_at.map(|s| at - s);
         UnitView {
             status: Completed,
@@ -1010,342 +565,8 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
     }
 
     /// Finds a fixture unit by name.
-    fn named(units: &[UnitView], name: &str) -> UnitView {
+    pub(super) fn named(units: &[UnitView], name: &str) -> UnitView {
         units.iter().find(|u| u.unit == name).expect("the fixture has it").clone()
-    }
-
-    #[test]
-    fn timeline_of_the_demo() {
-        assert_eq!(
-            timeline(&demo(), 1.5, 72),
-            "\
-UNIT         0ms                                                  1.42s
-apt-install |##########################################                |
-git-clone   |##########################                                |
-pip-install |.........................................#################|
-agent       |.........................#############                    |
-. waiting  # running
-"
-        );
-        assert_eq!(
-            timeline(&demo(), 1.5, 40),
-            "\
-UNIT         0ms                  1.42s
-apt-install |###################       |
-git-clone   |############              |
-pip-install |..................########|
-agent       |...........######         |
-. waiting  # running
-"
-        );
-        // Narrow: names are cut, the bar keeps its minimum.
-        assert_eq!(
-            timeline(&demo(), 1.5, 20),
-            "\
-UNIT     0ms  1.42s
-apt-in… |########  |
-git-cl… |#####     |
-pip-in… |.......###|
-agent   |....###   |
-. waiting  # running
-"
-        );
-    }
-
-    #[test]
-    fn timeline_marks_failed_running_waiting_and_placeholders() {
-        // build's `!` ends its run; test failed without running (its
-        // dependency did); the server still runs and report still waits, up
-        // to now; idle and the placeholder come last, said in words.
-        assert_eq!(
-            timeline(&trouble(), 5.0, 72),
-            "\
-UNIT                               0ms                            5.00s
-build                             |.......##########!                  |
-fetch                             |########                            |
-test                              |                  !                 |
-coder_script.frontend[\"dev-serve… |                     ##############>|
-report                            |                            .......>|
-idle                              |pending                             |
-gti-clone                         |not registered                      |
-. waiting  # running  ! failed  > still going
-"
-        );
-        assert_eq!(
-            timeline(&trouble(), 5.0, 40),
-            "\
-UNIT               0ms            5.00s
-build             |....#####!          |
-fetch             |####                |
-test              |          !         |
-coder_script.fro… |            #######>|
-report            |                ...>|
-idle              |pending             |
-gti-clone         |not registered      |
-. waiting  # running  ! failed
-> still going
-"
-        );
-        assert_eq!(
-            timeline(&trouble(), 5.0, 20),
-            "\
-UNIT     0ms  5.00s
-build   |..##!     |
-fetch   |##        |
-test    |     !    |
-coder_… |      ###>|
-report  |        .>|
-idle    |pending   |
-gti-cl… |not regis…|
-. waiting  # running
-! failed
-> still going
-"
-        );
-    }
-
-    #[test]
-    fn timeline_draws_a_service_ready_phase() {
-        // db ran until it was ready, and is still ready now: `=` up to `>`.
-        assert_eq!(
-            timeline(&services(), 3.0, 40),
-            "\
-UNIT  0ms                         3.00s
-db   |#############===================>|
-web  | ............#########           |
-. waiting  # running  = ready
-> still going
-"
-        );
-        // Stopped at +2.5s, it keeps its ready phase up to its end.
-        let units = [stop(named(&services(), "db"), 2.5), named(&services(), "web")];
-        assert_eq!(
-            timeline(&units, 3.0, 40),
-            "\
-UNIT  0ms                         2.50s
-db   |###############==================|
-web  | ...............###########      |
-. waiting  # running  = ready
-"
-        );
-    }
-
-    #[test]
-    fn timeline_fits_any_width() {
-        for units in [demo(), trouble(), services()] {
-            for width in 20..=200 {
-                let text = timeline(&units, 5.0, width);
-                for line in text.lines() {
-                    let columns = line.chars().count();
-                    assert!(columns <= width, "{columns} > {width}:\n{text}");
-                    // Every row is the full width: name, bar, borders.
-                    if line.ends_with('|') {
-                        assert_eq!(columns, width, "{text}");
-                    }
-                }
-                assert_eq!(text.lines().filter(|l| l.ends_with('|')).count(), units.len());
-            }
-        }
-    }
-
-    #[test]
-    fn timeline_edge_cases() {
-        assert_eq!(timeline(&[], 1.0, 40), "no units\n");
-        // Nothing happened yet: no division by a zero total.
-        let idle = [timed("a", Pending, None, None, None)];
-        assert_eq!(
-            timeline(&idle, 0.0, 24),
-            "UNIT  0ms           0ms\na    |pending          |\n. waiting  # running\n"
-        );
-        // Everything at the same instant still draws one cell.
-        let instant = [timed("a", Completed, Some(0.0), Some(0.0), Some(0.0))];
-        assert_eq!(
-            timeline(&instant, 0.0, 24),
-            "UNIT  0ms           0ms\na    |#                |\n. waiting  # running\n"
-        );
-    }
-
-    #[test]
-    fn critical_chain_of_the_demo() {
-        assert_eq!(
-            critical(&demo(), 1.5),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-apt-install  @0.007s +1.01s
-pip-install  @1.017s +403ms (waited 1.01s for apt-install)
-total: 1.42s from the server's start until pip-install completed
-"
-        );
-    }
-
-    #[test]
-    fn critical_chain_follows_the_dependency_that_completed_last() {
-        // a(0.3s) and c(0.1s) in parallel, b after both: b waited for a.
-        let a = timed("a", Completed, Some(0.0), Some(0.0), Some(0.3));
-        let c = timed("c", Completed, Some(0.0), Some(0.0), Some(0.1));
-        let mut b = timed("b", Completed, Some(0.302), Some(0.3), Some(0.4));
-        b.dependencies = vec![dep(&a, false), dep(&c, false)];
-        // d after b: three links.
-        let mut d = timed("d", Completed, Some(0.401), Some(0.2), Some(0.5));
-        d.dependencies = vec![dep(&b, false)];
-        assert_eq!(
-            critical(&[a, b, c, d], 0.6),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-a  @0.000s +300ms
-b  @0.302s +98ms (waited 300ms for a)
-d  @0.401s +99ms (waited 200ms for b)
-total: 500ms from the server's start until d completed
-"
-        );
-    }
-
-    #[test]
-    fn critical_chain_of_a_unit_still_running_or_waiting() {
-        let mut units = demo();
-        let pip = units.iter_mut().find(|u| u.unit == "pip-install").unwrap();
-        pip.status = Started;
-        pip.finished_at = None;
-        assert_eq!(
-            critical(&units, 1.5),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-apt-install  @0.007s +1.01s
-pip-install  @1.017s +483ms (waited 1.01s for apt-install; still running)
-total: 1.50s so far; pip-install is still running
-"
-        );
-        // report waits for a running server and for a placeholder; the
-        // chain follows the placeholder, which is furthest from done.
-        assert_eq!(
-            critical(&trouble(), 5.0),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-gti-clone  (never registered)
-report     waiting 1.00s for coder_script.frontend[\"dev-server\"] (started 2.00s ago) and gti-clone (never registered)
-total: 5.00s so far; report is still waiting
-"
-        );
-    }
-
-    #[test]
-    fn critical_chain_blames_the_moment_a_service_was_ready() {
-        // web waited for db until db was ready, not until it ended: the
-        // same chain while db runs, once it was stopped after web
-        // completed, and once it failed.
-        let chain = "\
-critical chain (@ when a unit started, + how long it ran):
-db   @0.000s +1.20s to ready
-web  @1.250s +750ms (waited 1.15s for db)
-total: 2.00s from the server's start until web completed
-";
-        assert_eq!(critical(&services(), 3.0), chain);
-        // web's view of db as it is now: it entered its status after web
-        // started.
-        let with = |db: UnitView| {
-            let mut web = named(&services(), "web");
-            web.dependencies = vec![dep(&db, false)];
-            [db, web]
-        };
-        assert_eq!(critical(&with(stop(named(&services(), "db"), 2.5)), 3.0), chain);
-        let mut db = named(&services(), "db");
-        (db.status, db.since, db.finished_at) = (Failed, 2.5, Some(2.5));
-        db.reason = Some("exit status 1".into());
-        assert_eq!(
-            critical(&with(db), 3.0),
-            chain.replace("+1.20s to ready\n", "+1.20s to ready (then failed: exit status 1)\n")
-        );
-        // web ran within the millisecond db became ready: it is still
-        // the end of the chain.
-        let mut instant = named(&services(), "web");
-        (instant.started_at, instant.finished_at, instant.ran) = (Some(1.2), Some(1.2), Some(0.0));
-        instant.waited = Some(1.1);
-        assert_eq!(
-            critical(&[named(&services(), "db"), instant], 3.0),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-db   @0.000s +1.20s to ready
-web  @1.200s +0ms (waited 1.10s for db)
-total: 1.20s from the server's start until web completed
-"
-        );
-        // A service still running counts as done when it became ready.
-        let mut late = named(&services(), "web");
-        (late.status, late.finished_at, late.ran) = (Completed, Some(1.0), None);
-        (late.started_at, late.waited, late.dependencies) = (Some(0.5), Some(0.0), Vec::new());
-        assert_eq!(
-            critical(&[named(&services(), "db"), late], 3.0),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-db  @0.000s +1.20s to ready
-total: 1.20s from the server's start until db became ready
-"
-        );
-    }
-
-    #[test]
-    fn critical_chain_through_failures() {
-        // test failed because build did, which had waited for fetch.
-        let units: Vec<UnitView> =
-            ["build", "fetch", "test"].iter().map(|n| named(&trouble(), n)).collect();
-        assert_eq!(
-            critical(&units, 5.0),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-fetch  @0.000s +1.00s
-build  @1.000s +1.50s (waited 1.00s for fetch; failed: exit status 2)
-test   failed @2.600s: dependency build failed: exit status 2
-total: 2.60s from the server's start until test failed
-"
-        );
-        // A soft dependency that failed still ended the wait.
-        let mut lint = timed("lint", Failed, Some(0.0), Some(0.0), Some(0.5));
-        lint.reason = None;
-        let mut report = timed("report", Completed, Some(0.501), Some(0.5), Some(0.7));
-        report.dependencies = vec![dep(&lint, true)];
-        assert_eq!(
-            critical(&[lint, report], 1.0),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-lint    @0.000s +500ms (failed)
-report  @0.501s +199ms (waited 500ms for lint)
-total: 700ms from the server's start until report completed
-"
-        );
-    }
-
-    #[test]
-    fn critical_chain_edge_cases() {
-        assert_eq!(critical(&[], 1.0), "no units\n");
-        let idle = [named(&trouble(), "gti-clone"), named(&trouble(), "idle")];
-        assert_eq!(critical(&idle, 5.0), "no unit has started yet\n");
-        // A cycle cannot come from the server; if a view had one, the walk
-        // still ends, each unit once.
-        let mut a = timed("a", Completed, Some(1.0), Some(0.5), Some(2.0));
-        let mut b = timed("b", Completed, Some(1.0), Some(0.5), Some(1.5));
-        a.dependencies = vec![DepView { since: 0.0, ..dep(&b, false) }];
-        b.dependencies = vec![DepView { since: 0.0, ..dep(&a, false) }];
-        assert_eq!(
-            critical(&[a, b], 3.0),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-b  @1.000s +500ms (waited 500ms for a)
-a  @1.000s +1.00s (waited 500ms for b)
-total: 2.00s from the server's start until a completed
-"
-        );
-        // A wait no completed dependency explains (it re-ran since): the
-        // chain stops there.
-        let mut c = timed("c", Completed, Some(1.0), Some(0.5), Some(2.0));
-        c.dependencies = vec![dep(&timed("a", Started, Some(1.5), Some(0.0), None), false)];
-        assert_eq!(
-            critical(&[c], 3.0),
-            "\
-critical chain (@ when a unit started, + how long it ran):
-c  @1.000s +1.00s (waited 500ms)
-total: 2.00s from the server's start until c completed
-"
-        );
     }
 
     #[test]
@@ -1409,59 +630,5 @@ ran:        2.50s
         );
         let text = status(&timed("x", NotRegistered, None, None, None), 5.0);
         assert!(text.contains("startable:  yes (nobody declared it)\n"), "{text}");
-    }
-
-    /// `json`'s layout is serde_json's pretty printer's, byte for byte.
-    #[test]
-    fn json_is_laid_out_as_serde_pretty_prints() {
-        fn pretty(value: &impl serde::Serialize) -> String {
-            serde_json::to_string_pretty(value).unwrap() + "\n"
-        }
-        let tricky = [
-            "",
-            "[]{},:\"",
-            "a \"quoted\" [list], {map}: done",
-            "back\\slash\\",
-            "\\\"",
-            "tab\tnewline\ncontrol\u{1}",
-            "ünïcödé ✓ 𝄞 \u{2028}",
-            "  indented:  ,  ",
-        ];
-        let mut values = vec![
-            serde_json::json!(null),
-            serde_json::json!(true),
-            serde_json::json!(-1.5),
-            serde_json::json!([]),
-            serde_json::json!({}),
-            serde_json::json!([[]]),
-            serde_json::json!([{}]),
-            serde_json::json!({"a": [], "b": {}, "c": [[], {}], "d": [{"e": {"f": []}}]}),
-            serde_json::json!([1, [2, [3, [4, []]]], {"x": {"y": {"z": null}}}]),
-            serde_json::json!({"k": "v", "n": 0, "l": [true, false, null, 1e300, "s"]}),
-        ];
-        for text in tricky {
-            values.push(serde_json::json!(text));
-            values.push(serde_json::json!([text, text]));
-            values.push(serde_json::json!({ text: text, "after": [text] }));
-        }
-        for value in &values {
-            assert_eq!(json(value), pretty(value), "{value}");
-        }
-        let mut units = trouble();
-        units.extend(demo());
-        units.extend(services());
-        for (i, text) in tricky.iter().enumerate() {
-            let mut unit = units[i % units.len()].clone();
-            unit.reason = Some(text.to_string());
-            unit.note = Some(format!("{text}{text}"));
-            unit.unit = format!("{text}-{i}");
-            units.push(unit);
-        }
-        for unit in &units {
-            assert_eq!(json(unit), pretty(unit));
-        }
-        assert_eq!(json(&units), pretty(&units));
-        let none: &[UnitView] = &[];
-        assert_eq!(json(&none), pretty(&none));
     }
 }

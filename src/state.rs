@@ -12,7 +12,7 @@
 //!   and every soft dependency is completed, ready or failed;
 //! - a unit has a `ready_at` only if it became ready since its last start.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -135,44 +135,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// Sorts `items` by name, items with equal names kept in their order (a
-/// stable sort). Every sort by name in the crate comes here, so the binary
-/// holds one copy of the sort code (for `(&[u8], usize)` pairs) instead of
-/// one per item type and comparator: BENCHMARKS.md, "Footprint".
-pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
-    sort_by_bytes(items, |item| name(item).as_bytes());
-}
-
-/// [`sort_by_name`] for keys that may not be UTF-8 (a `str` sorts as its
-/// bytes, so both orders agree). The work is done by two non-generic
-/// helpers, reached through `dyn` closures: each caller's copy is only the
-/// two small closures (BENCHMARKS.md, "Footprint").
-pub fn sort_by_bytes<T>(items: &mut [T], key: impl Fn(&T) -> &[u8]) {
-    let order = sorted_order(items.len(), &|i| key(&items[i]));
-    permute(&order, &mut |i, at| items.swap(i, at));
-}
-
-/// The indices `0..len` in the order of their keys, equal keys in their
-/// order.
-fn sorted_order<'a>(len: usize, key: &dyn Fn(usize) -> &'a [u8]) -> Vec<usize> {
-    let mut pairs: Vec<(&[u8], usize)> = (0..len).map(|i| (key(i), i)).collect();
-    pairs.sort_unstable();
-    pairs.into_iter().map(|(_, at)| at).collect()
-}
-
-/// Puts the items in `order` through `swap`: position `i` takes the item
-/// first at `order[i]`; an item already swapped away from there (to a
-/// position below `i`) is followed.
-fn permute(order: &[usize], swap: &mut dyn FnMut(usize, usize)) {
-    for (i, &first) in order.iter().enumerate() {
-        let mut at = first;
-        while at < i {
-            at = order[at];
-        }
-        swap(i, at);
-    }
-}
 
 /// Quotes a possibly hostile name for an error message: escaped, and cut short.
 pub fn quote(name: &str) -> String {
@@ -538,17 +500,9 @@ impl State {
                 return Err(Error::SelfDependency { unit: unit.to_owned() });
             }
         }
-        // Each dep once, where it first appears. Found by sorting (equal
-        // names keep their order) through the crate's one sort helper
-        // rather than with a set: one collection type less in the binary.
-        let mut by_name: Vec<(&str, usize)> = deps.iter().map(String::as_str).zip(0..).collect();
-        sort_by_name(&mut by_name, |(dep, _)| dep);
-        let mut repeated = vec![false; deps.len()];
-        for pair in by_name.windows(2) {
-            repeated[pair[1].1] = pair[0].0 == pair[1].0;
-        }
-        let deps: Vec<&str> =
-            deps.iter().zip(repeated).filter(|(_, r)| !r).map(|(d, _)| d.as_str()).collect();
+        // Each dep once, where it first appears.
+        let mut seen = BTreeSet::new();
+        let deps: Vec<&str> = deps.iter().map(String::as_str).filter(|d| seen.insert(*d)).collect();
 
         // Check everything first. Every new edge leaves `unit`, and a simple
         // cycle uses one edge out of `unit`, so the new edges cannot form a
@@ -771,7 +725,7 @@ impl State {
     /// Every unit, placeholders included, sorted by name.
     pub fn list(&self, now: Duration) -> Vec<UnitInfo> {
         let mut all: Vec<UnitInfo> = (0..self.units.len()).map(|id| self.info(id, now)).collect();
-        sort_by_name(&mut all, |u| &u.unit);
+        all.sort_by(|a, b| a.unit.cmp(&b.unit));
         all
     }
 
@@ -801,15 +755,14 @@ impl State {
     }
 
     /// The owners the server is to check for abandoned units: of the
-    /// running units among `unit` itself (`self_too`) and its
-    /// dependencies, or of every running unit (`unit` None), leaving out
+    /// running units among `unit` and its dependencies (its own too: a
+    /// script that died with it started may run it again at once), or of every running unit (`unit` None), leaving out
     /// those looked at less than `fresh` ago. Those returned count as
     /// looked at `now`: many dependents polling one unit cost one look
     /// per `fresh`.
     pub fn owners(
         &mut self,
         unit: Option<&str>,
-        self_too: bool,
         now: Duration,
         fresh: Duration,
     ) -> Vec<(String, Owners)> {
@@ -817,10 +770,7 @@ impl State {
             None => (0..self.units.len()).collect(),
             Some(name) => match self.index.get(name) {
                 None => Vec::new(),
-                Some(&id) => {
-                    let own = self_too.then_some(id);
-                    self.units[id].deps.keys().copied().chain(own).collect()
-                }
+                Some(&id) => self.units[id].deps.keys().copied().chain([id]).collect(),
             },
         };
         let mut owners = Vec::new();
@@ -867,7 +817,7 @@ impl State {
                 }
             })
             .collect();
-        sort_by_name(&mut deps, |d| &d.unit);
+        deps.sort_by(|a, b| a.unit.cmp(&b.unit));
         deps
     }
 
@@ -920,7 +870,7 @@ impl State {
             Some(Wait { since, ids, .. }) => {
                 let mut names: Vec<String> =
                     ids.iter().map(|&d| self.units[d].name.clone()).collect();
-                sort_by_name(&mut names, |n| n);
+                names.sort();
                 (now.saturating_sub(since), names)
             }
             None => (Duration::ZERO, Vec::new()),
@@ -976,108 +926,20 @@ impl State {
         self.index.insert(name.to_owned(), id);
         id
     }
-
-    /// Whether the new edge `unit -> dep` would close a cycle, that is,
-    /// whether `unit` is reachable from `dep` along dependency edges.
-    ///
-    /// The topological order bounds the search (Pearce and Kelly's dynamic
-    /// topological sort): `ord` falls along every path of dependencies, so
-    /// if `dep` is already before `unit` there is nothing to search, and
-    /// otherwise only units placed between the two need a look. Declaring
-    /// dependencies in the usual order costs no search at all.
-    fn closes_cycle(&self, unit: Id, dep: Id) -> bool {
-        let floor = self.units[unit].ord;
-        self.units[dep].ord > floor && self.region(dep, true, &|ord| ord >= floor).contains(&unit)
-    }
-
-    /// Restores the order after adding `unit -> dep` (no cycle): if `dep`
-    /// came after `unit`, the dependencies of `dep` placed after `unit`
-    /// move, in their order, ahead of `unit` and its dependents placed
-    /// before `dep`, into the same set of positions.
-    fn keep_order(&mut self, unit: Id, dep: Id) {
-        let (lower, upper) = (self.units[unit].ord, self.units[dep].ord);
-        if upper < lower {
-            return;
-        }
-        // Sorted as `(ord, id)`, all three, through the crate's one sort
-        // helper: the key is both as big-endian bytes, the sign bit of
-        // `ord` flipped so that the bytes order as the numbers do.
-        let by_ord = |ids: Vec<Id>| -> Vec<(i64, Id)> {
-            let mut keyed: Vec<([u8; 16], Id)> = ids
-                .into_iter()
-                .map(|id| {
-                    let ord = (self.units[id].ord as u64) ^ (1 << 63);
-                    let key = (u128::from(ord) << 64) | id as u128;
-                    (key.to_be_bytes(), id)
-                })
-                .collect();
-            sort_by_bytes(&mut keyed, |(key, _)| key);
-            keyed.into_iter().map(|(_, id)| (self.units[id].ord, id)).collect()
-        };
-        let ahead = by_ord(self.region(dep, true, &|ord| ord > lower));
-        let behind = by_ord(self.region(unit, false, &|ord| ord < upper));
-        let slots = by_ord(ahead.iter().chain(&behind).map(|&(_, id)| id).collect());
-        for ((_, id), (ord, _)) in ahead.into_iter().chain(behind).zip(slots) {
-            self.units[id].ord = ord;
-        }
-    }
-
-    /// Units reachable from `start` along dependencies (or dependents),
-    /// `start` included, never going through a unit whose `ord` fails `keep`.
-    /// A `dyn`, so that its three callers share one copy (BENCHMARKS.md,
-    /// "Footprint").
-    fn region(&self, start: Id, along_deps: bool, keep: &dyn Fn(i64) -> bool) -> Vec<Id> {
-        // A map of the type `deps` already is, used as a set: the binary
-        // holds its code once, and no hashing (see `index`).
-        let mut seen = BTreeMap::from([(start, true)]);
-        let mut todo = vec![start];
-        let mut found = Vec::new();
-        while let Some(n) = todo.pop() {
-            found.push(n);
-            let next: Box<dyn Iterator<Item = &Id>> = match along_deps {
-                true => Box::new(self.units[n].deps.keys()),
-                false => Box::new(self.units[n].dependents.iter()),
-            };
-            for &m in next {
-                if keep(self.units[m].ord) && seen.insert(m, true).is_none() {
-                    todo.push(m);
-                }
-            }
-        }
-        found
-    }
-
-    /// The cycle that the edge `unit -> dep` would close, as names starting
-    /// and ending at `unit`. Only called once `closes_cycle(unit, dep)` holds.
-    fn cycle_path(&self, unit: Id, dep: Id) -> Vec<String> {
-        // Indexed by id: an error path, so one slot per unit costs nothing
-        // that matters, and the binary holds one hash-map type less.
-        let mut parent: Vec<Option<Id>> = vec![None; self.units.len()];
-        let mut queue = VecDeque::from([dep]);
-        while let Some(n) = queue.pop_front() {
-            if n == unit {
-                break;
-            }
-            for &m in self.units[n].deps.keys() {
-                if m != dep && parent[m].is_none() {
-                    parent[m] = Some(n);
-                    queue.push_back(m);
-                }
-            }
-        }
-        let mut path = vec![unit];
-        let mut n = unit;
-        while n != dep {
-            // Every node but `dep` on the BFS tree has a parent.
-            n = parent[n].expect("reaches() found a path, so BFS does too");
-            path.push(n);
-        }
-        path.push(unit);
-        // Built backwards from `unit`: [unit, ..., dep, unit] reversed.
-        path.reverse();
-        path.into_iter().map(|id| self.units[id].name.clone()).collect()
-    }
 }
+
+// Shims for `up/`, whose sorts move to `sort_by_key` on the init-core
+// branch; delete both once no caller is left. Not part of the state machine.
+#[doc(hidden)]
+pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
+    items.sort_by(|a, b| name(a).cmp(name(b)));
+}
+#[doc(hidden)]
+pub fn sort_by_bytes<T>(items: &mut [T], key: impl Fn(&T) -> &[u8]) {
+    items.sort_by(|a, b| key(a).cmp(key(b)));
+}
+
+mod topo;
 
 #[cfg(test)]
 pub(crate) mod tests;

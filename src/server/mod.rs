@@ -6,9 +6,10 @@
 //! - `dispatch` the pure step from a request to an answer, a log line and
 //!   whether the state changed.
 //!
-//! Each request is lock → apply → unlock → write: no I/O happens under the
-//! lock except reading the clock, so a slow or stuck client never holds up
-//! the others. Connections, line lengths and idle time are all bounded.
+//! Each request is lock → apply → journal → unlock → write; what the lock
+//! covers, its one exception (the journal) and its cost are stated in
+//! docs/ARCHITECTURE.md, "Invariants". Connections, line lengths and idle
+//! time are all bounded.
 
 use std::fmt;
 use std::fs;
@@ -419,12 +420,10 @@ impl Server {
             // Its own unit too: a script that died with it started may be
             // run again at once.
             Request::Start { unit, .. } => {
-                Guard::Owners { unit: Some(unit), self_too: true, fresh: START_CHECKS_EVERY }
+                Guard::Owners { unit: Some(unit), fresh: START_CHECKS_EVERY }
             }
-            Request::Status { unit } => {
-                Guard::Owners { unit: Some(unit), self_too: true, fresh: Duration::ZERO }
-            }
-            Request::List => Guard::Owners { unit: None, self_too: true, fresh: Duration::ZERO },
+            Request::Status { unit } => Guard::Owners { unit: Some(unit), fresh: Duration::ZERO },
+            Request::List => Guard::Owners { unit: None, fresh: Duration::ZERO },
             _ => Guard::None,
         };
         // A request takes the lock once if it finds no owner due for a
@@ -447,7 +446,7 @@ impl Server {
         let owners = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let now = self.log.clock.now();
-            core.state.owners(None, true, now, Duration::ZERO)
+            core.state.owners(None, now, Duration::ZERO)
         };
         self.fail_abandoned(owners);
     }
@@ -485,8 +484,8 @@ impl Server {
             let now = self.log.clock.now();
             match guard {
                 Guard::None => {}
-                Guard::Owners { unit, self_too, fresh } => {
-                    let owners = state.owners(unit, self_too, now, fresh);
+                Guard::Owners { unit, fresh } => {
+                    let owners = state.owners(unit, now, fresh);
                     if !owners.is_empty() {
                         return Err(owners);
                     }
@@ -553,12 +552,11 @@ impl Server {
 /// a request.
 enum Guard<'a> {
     None,
-    /// That no running unit's owner among `unit` (if `self_too`) and its
+    /// That no running unit's owner among `unit` and its
     /// dependencies, or among all units, is due for a check (not looked at
     /// in `fresh`).
     Owners {
         unit: Option<&'a str>,
-        self_too: bool,
         fresh: Duration,
     },
     /// That this unit still runs for this owner: failing it as abandoned.

@@ -37,27 +37,6 @@ fn units(socket: &Path) -> String {
     answer[at..].to_owned()
 }
 
-/// An answer as JSON, with what differs between two servers that were told
-/// the same things (instance id, times) blanked out.
-fn normalized(answer: &str) -> Value {
-    fn blank(v: &mut Value) {
-        match v {
-            Value::Number(n) if n.is_f64() => *v = Value::from(0.0),
-            Value::Array(items) => items.iter_mut().for_each(blank),
-            Value::Object(fields) => {
-                fields.remove("instance");
-                fields.remove("pid");
-                fields.values_mut().for_each(blank);
-            }
-            _ => {}
-        }
-    }
-    let mut v: Value = serde_json::from_str(answer)
-        .unwrap_or_else(|e| panic!("the server's answer is not JSON ({e}): {answer}"));
-    blank(&mut v);
-    v
-}
-
 fn kind(answer: &str) -> String {
     let v: Value = serde_json::from_str(answer).unwrap_or(Value::Null);
     v["error"]["kind"].as_str().unwrap_or("").to_owned()

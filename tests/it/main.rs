@@ -11,6 +11,7 @@ mod hostile;
 mod init_edges;
 mod load;
 mod pods;
+mod protocol_doc;
 // The one seeded generator of every randomized test: it lives in the
 // crate (under cfg(test), for the parser's fuzz test) and is shared from there.
 mod ready;

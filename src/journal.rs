@@ -26,6 +26,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -223,9 +224,25 @@ fn parse_record(line: &[u8]) -> Result<UnitRecord, String> {
 
 #[derive(Debug)]
 pub enum Error {
-    Io { path: PathBuf, err: io::Error },
-    NotAJournal { path: PathBuf },
-    Corrupt { path: PathBuf, line: usize, detail: String },
+    Io {
+        path: PathBuf,
+        err: io::Error,
+    },
+    NotAJournal {
+        path: PathBuf,
+    },
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
+    /// Others may write it (or another user owns it): what it holds could
+    /// be forged.
+    NotPrivate {
+        path: PathBuf,
+        mode: u32,
+        uid: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -236,6 +253,14 @@ impl fmt::Display for Error {
                 f,
                 "state file {} exists but is not a unitsync state file; refusing to touch it: \
                  remove it or choose another --state path",
+                path.display()
+            ),
+            Error::NotPrivate { path, mode, uid } => write!(
+                f,
+                "state file {} is not private (mode {mode:o}, owner uid {uid}): others could \
+                 forge its changes; make it yours and private (chown, then chmod 600 {}) or \
+                 choose another --state path",
+                path.display(),
                 path.display()
             ),
             Error::Corrupt { path, line, detail } => write!(
@@ -264,6 +289,8 @@ pub struct Journal {
     snapshot_len: u64,
     /// After a compaction that failed (a full disk), none is tried again
     /// until the file has grown past this.
+    /// `serve --group`: the group that may read it, with its snapshots.
+    group: Option<u32>,
     retry_after: u64,
     line: Vec<u8>,
     /// The length of the file's whole lines: where the next line goes.
@@ -288,18 +315,32 @@ pub struct Recovered {
 impl Journal {
     /// Opens `path`, creating it with a header for `fresh_instance` if it
     /// is missing or empty, and reads back what it holds.
+    ///
+    /// The file is private (README.md, "Durability"): created 0600, or
+    /// 0640 in `group` (`serve --group`), since reasons are often a
+    /// script's error output. An existing file that others may write is
+    /// refused; one they may only read is made private.
     pub fn open(
         path: &Path,
         fresh_instance: &str,
         fsync: bool,
+        group: Option<u32>,
     ) -> Result<(Journal, Recovered), Error> {
         let io_err = |err| Error::Io { path: path.to_owned(), err };
         let file =
-            OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err)?;
+            open_private(path, group, OpenOptions::new().read(true).append(true).create(true))
+                .map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        let mode = meta.mode() & 0o777;
+        let me = nix::unistd::geteuid().as_raw();
+        if mode & 0o022 != 0 || (meta.uid() != me && meta.uid() != 0) {
+            return Err(Error::NotPrivate { path: path.to_owned(), mode, uid: meta.uid() });
+        }
         let mut journal = Journal {
             file,
             path: path.to_owned(),
             fsync,
+            group,
             header: Vec::new(),
             snapshot_len: 0,
             retry_after: 0,
@@ -308,6 +349,10 @@ impl Journal {
             torn: false,
         };
         let (recovered, valid_len) = journal.read()?;
+        // Only a file that is ours (a journal, or empty) is tightened.
+        if mode != private_mode(group) || group.is_some_and(|gid| meta.gid() != gid) {
+            make_private(&journal.file, group).map_err(io_err)?;
+        }
         let recovered = match recovered {
             Some(recovered) => {
                 // Cut a torn last line so that the next append starts clean.
@@ -530,7 +575,12 @@ impl Journal {
         now: Duration,
     ) -> io::Result<(File, u64)> {
         let _ = fs::remove_file(temp);
-        let file = OpenOptions::new().read(true).append(true).create_new(true).open(temp)?;
+        let file = open_private(
+            temp,
+            self.group,
+            OpenOptions::new().read(true).append(true).create_new(true),
+        )?;
+        make_private(&file, self.group)?;
         let mut out = io::BufWriter::new(&file);
         let mut len = 0u64;
         let mut line = |out: &mut io::BufWriter<&File>, mut bytes: Vec<u8>| {
@@ -554,6 +604,26 @@ impl Journal {
     }
 }
 
+/// The journal's mode: private to the server's user, readable by its
+/// `--group` if it has one.
+fn private_mode(group: Option<u32>) -> u32 {
+    if group.is_some() { 0o640 } else { 0o600 }
+}
+
+/// Opens with `options`, a file it creates getting the private mode from
+/// the start (never the umask's 0644, not even for a moment).
+fn open_private(path: &Path, group: Option<u32>, options: &mut OpenOptions) -> io::Result<File> {
+    options.mode(private_mode(group)).open(path)
+}
+
+/// Gives an open journal file its group and private mode.
+fn make_private(file: &File, group: Option<u32>) -> io::Result<()> {
+    if let Some(gid) = group {
+        nix::unistd::fchown(file, None, Some(nix::unistd::Gid::from_raw(gid)))?;
+    }
+    file.set_permissions(fs::Permissions::from_mode(private_mode(group)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,7 +643,7 @@ mod tests {
     #[test]
     fn entries_come_back_in_order_with_their_instance() {
         let path = temp("order");
-        let (mut journal, recovered) = Journal::open(&path, "i1", false).unwrap();
+        let (mut journal, recovered) = Journal::open(&path, "i1", false, None).unwrap();
         assert!(recovered.entries.is_empty());
         journal.append(&want("b", "a"), Duration::from_millis(5)).unwrap();
         journal
@@ -583,7 +653,7 @@ mod tests {
             )
             .unwrap();
         drop(journal);
-        let (_, recovered) = Journal::open(&path, "other", false).unwrap();
+        let (_, recovered) = Journal::open(&path, "other", false, None).unwrap();
         assert_eq!(recovered.instance, "i1");
         assert_eq!(
             recovered.entries,
@@ -616,7 +686,7 @@ mod tests {
             r#"{"t":4,"op":"fail","unit":"a"}"#,
         ];
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        let (_, recovered) = Journal::open(&path, "x", false).unwrap();
+        let (_, recovered) = Journal::open(&path, "x", false, None).unwrap();
         let ms = Duration::from_millis;
         assert_eq!(
             recovered.entries,
@@ -646,7 +716,7 @@ mod tests {
             let path = temp("no-time");
             let header = r#"{"unitsync_journal":1,"instance":"i1","origin_ms":0}"#;
             std::fs::write(&path, format!("{header}\n{entry}\n")).unwrap();
-            let err = Journal::open(&path, "x", false).err().unwrap().to_string();
+            let err = Journal::open(&path, "x", false, None).err().unwrap().to_string();
             assert!(err.contains("is damaged at line 2 ("), "{err}");
             assert!(err.contains(detail), "{err}");
         }
@@ -655,12 +725,12 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_dropped_and_cut_off() {
         let path = temp("torn");
-        let (mut journal, _) = Journal::open(&path, "i1", true).unwrap();
+        let (mut journal, _) = Journal::open(&path, "i1", true, None).unwrap();
         journal.append(&want("b", "a"), Duration::ZERO).unwrap();
         drop(journal);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"t\":7,\"op\":\"compl").unwrap();
-        let (mut journal, recovered) = Journal::open(&path, "x", false).unwrap();
+        let (mut journal, recovered) = Journal::open(&path, "x", false, None).unwrap();
         assert_eq!(recovered.entries.len(), 1);
         journal
             .append(
@@ -668,28 +738,60 @@ mod tests {
                 Duration::ZERO,
             )
             .unwrap();
-        let (_, recovered) = Journal::open(&path, "x", false).unwrap();
+        let (_, recovered) = Journal::open(&path, "x", false, None).unwrap();
         assert_eq!(recovered.entries.len(), 2);
+    }
+
+    #[test]
+    fn the_journal_and_its_snapshots_are_private() {
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        // Created 0600 whatever the umask (the test process has 022).
+        let path = temp("private");
+        let (mut journal, _) = Journal::open(&path, "i1", false, None).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        // A compaction's file replaces it with the same mode.
+        let snapshot = crate::state::State::new().snapshot();
+        journal.compact(&snapshot, Duration::ZERO).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        drop(journal);
+        // One that others may read (as earlier versions made it) is made
+        // private; one they may write is refused and left as it was.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Journal::open(&path, "i1", false, None).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let err = Journal::open(&path, "i1", false, None).err().unwrap().to_string();
+        assert!(err.contains("is not private (mode 666"), "{err}");
+        assert!(err.contains("chmod 600"), "{err}");
+        assert_eq!(mode(&path), 0o666);
+        // With a group: 0640 in that group (our own gid, so no root needed).
+        let gid = nix::unistd::getegid().as_raw();
+        let grouped = temp("grouped");
+        let (mut journal, _) = Journal::open(&grouped, "i1", false, Some(gid)).unwrap();
+        assert_eq!(mode(&grouped), 0o640);
+        journal.compact(&snapshot, Duration::ZERO).unwrap();
+        assert_eq!(mode(&grouped), 0o640);
+        assert_eq!(std::fs::metadata(&grouped).unwrap().gid(), gid);
     }
 
     #[test]
     fn a_foreign_or_damaged_file_is_refused_and_untouched() {
         let path = temp("foreign");
         std::fs::write(&path, "precious data\n").unwrap();
-        let err = Journal::open(&path, "i", false).err().unwrap();
+        let err = Journal::open(&path, "i", false, None).err().unwrap();
         assert!(
             err.to_string().contains("is not a unitsync state file; refusing to touch it"),
             "{err}"
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious data\n");
 
-        let (mut journal, _) = Journal::open(&temp("damaged"), "i", false).unwrap();
+        let (mut journal, _) = Journal::open(&temp("damaged"), "i", false, None).unwrap();
         journal.append(&want("b", "a"), Duration::ZERO).unwrap();
         let damaged = journal.path.clone();
         drop(journal);
         let text = std::fs::read_to_string(&damaged).unwrap();
         std::fs::write(&damaged, format!("{text}garbage\n{{\"t\":1,\"op\":\"list\"}}\n")).unwrap();
-        let err = Journal::open(&damaged, "i", false).err().unwrap();
+        let err = Journal::open(&damaged, "i", false, None).err().unwrap();
         assert!(err.to_string().contains("is damaged at line 3"), "{err}");
     }
 }

@@ -388,7 +388,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state");
-        let (mut journal, _) = Journal::open(&path, "i1", false).unwrap();
+        let (mut journal, _) = Journal::open(&path, "i1", false, None).unwrap();
         let mut state = State::new();
         let script = [
             "want b a",
@@ -408,7 +408,7 @@ mod tests {
             }
         }
         drop(journal);
-        let (_, recovered) = Journal::open(&path, "i2", false).unwrap();
+        let (_, recovered) = Journal::open(&path, "i2", false, None).unwrap();
         let mut replayed = State::new();
         for (at, request) in &recovered.entries {
             assert!(apply(&mut replayed, request, *at).changed, "{request:?}");

@@ -212,7 +212,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, Error> {
     let (core, instance, clock, note) = match &config.state {
         Some(path) => {
             let (journal, recovered) =
-                Journal::open(path, &fresh, config.fsync).map_err(Error::Journal)?;
+                Journal::open(path, &fresh, config.fsync, group).map_err(Error::Journal)?;
             let count = recovered.entries.len();
             let state = replay(&recovered, path).map_err(Error::Journal)?;
             let snapshot_at = recovered.snapshot.as_ref().map_or(Duration::ZERO, |(at, _)| *at);

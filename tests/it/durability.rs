@@ -178,6 +178,28 @@ fn a_state_file_that_is_not_ours_is_refused_and_untouched() {
 }
 
 #[test]
+fn the_state_file_is_private_and_one_others_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let sb = Sandbox::new();
+    let path = sb.path("state");
+    let state = path.to_string_lossy().into_owned();
+    let mut server = sb.serve(&["--state", &state]);
+    server.wait_ready();
+    sb.run(&["fail", "db", "--reason", "password authentication failed"]).ok();
+    assert_eq!(mode(&path), 0o600, "the journal holds reasons: it is the server user's only");
+    server.stop_with("TERM");
+    // Writable by others: its changes could be forged. Refused, untouched.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o622)).unwrap();
+    sb.run(&["serve", "--state", &state])
+        .code(1)
+        .stderr_has(&format!("state file {state} is not private (mode 622"))
+        .stderr_has(&format!("chmod 600 {state}"));
+    assert_eq!(mode(&path), 0o622);
+    assert!(!sb.socket().exists(), "serve bound the socket despite a forgeable state file");
+}
+
+#[test]
 fn a_torn_last_line_is_ignored() {
     let sb = Sandbox::new();
     let state = sb.path("state");

@@ -54,6 +54,8 @@ const TICK: Duration = Duration::from_millis(10);
 /// How long what is left after the units gets between SIGTERM and SIGKILL,
 /// at least, even when the grace is used up.
 const SWEEP: Duration = Duration::from_millis(500);
+/// The hint given when a shutdown starts.
+const AGAIN: &str = "send the signal again to kill everything now";
 /// Without `/proc`, how long to wait for the output of a script that ended
 /// (a background process may hold its pipe open).
 const BLIND_DRAIN: Duration = Duration::from_secs(1);
@@ -145,7 +147,13 @@ pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
     for warning in plan::check(&scripts)? {
         say.line(&format!("up: warning: {warning}"));
     }
-    signals::catch();
+    // SIGHUP stops `up` only without a main command, which gets it
+    // otherwise (a shell's hangup, a server's reload).
+    let stops: &[Signal] = match spec.command.is_empty() {
+        true => &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP],
+        false => &[Signal::SIGTERM, Signal::SIGINT],
+    };
+    signals::init(stops);
     // Orphans of our scripts come to us, not to init, so we can reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let running =
@@ -167,6 +175,8 @@ struct Up<'a> {
     /// The server's last `list`, sorted by name as it sends it.
     units: Vec<UnitView>,
     now: f64,
+    /// The second stop signal, that ended the shutdown at once.
+    killed_by: Option<i32>,
 }
 
 impl<'a> Up<'a> {
@@ -181,6 +191,7 @@ impl<'a> Up<'a> {
             main: None,
             units: Vec::new(),
             now: 0.0,
+            killed_by: None,
         }
     }
 
@@ -190,7 +201,10 @@ impl<'a> Up<'a> {
         let startup = self.startup();
         let (code, summarised) = match startup {
             Startup::Interrupted(signal) => {
-                self.say.line(&format!("up: stopped by {} during startup", signals::name(signal)));
+                self.say.line(&format!(
+                    "up: stopped by {} during startup; {AGAIN}",
+                    signals::name(signal)
+                ));
                 self.shutdown(signal);
                 (exit::signaled(signal), false)
             }
@@ -201,7 +215,7 @@ impl<'a> Up<'a> {
             self.poll();
             self.summarise();
         }
-        code
+        self.killed_by.map_or(code, exit::signaled)
     }
 
     /// Registers every script's unit and edges before any script runs, so
@@ -320,6 +334,7 @@ impl<'a> Up<'a> {
             if let Some(signal) = signals::received() {
                 return Startup::Interrupted(signal);
             }
+            self.forward_pending();
             self.enforce_script_timeout();
             self.escalate();
             if self.settled() {
@@ -375,11 +390,11 @@ impl<'a> Up<'a> {
         let signal = signals::received();
         match (signal, self.main.as_ref().and_then(|m| m.ended)) {
             (Some(signal), _) => {
-                self.say.line(&format!("up: stopping on {}", signals::name(signal)))
+                self.say.line(&format!("up: stopping on {}; {AGAIN}", signals::name(signal)))
             }
             (None, Some(code)) if self.children.iter().any(Child::running) => {
                 self.say.line(&format!(
-                    "up: the main command ended ({}); stopping the services",
+                    "up: the main command ended ({}); stopping the services; {AGAIN}",
                     exit_reason(code)
                 ))
             }
@@ -401,10 +416,30 @@ impl<'a> Up<'a> {
     /// the units only when a script ended, not at every tick.
     fn steady(&mut self, done: impl Fn(&Self) -> bool) {
         while !done(self) && signals::received().is_none() {
+            self.forward_pending();
             if self.reap() {
                 self.refresh();
             }
             thread::sleep(TICK);
+        }
+    }
+
+    /// Forwards the signals that are not stop signals (README.md, "As a
+    /// container's init"): to the main command while it runs, otherwise to
+    /// every running script's process group (a headered script's `run`
+    /// forwards them to its command).
+    fn forward_pending(&self) {
+        for signal in signals::take_pending() {
+            match self.main.as_ref().filter(|m| m.ended.is_none()) {
+                Some(main) => {
+                    let _ = nix::sys::signal::kill(main.pid, signal);
+                }
+                None => {
+                    for pid in self.children.iter().filter(|c| c.running()).filter_map(|c| c.pid) {
+                        procs::signal_group(pid, signal);
+                    }
+                }
+            }
         }
     }
 

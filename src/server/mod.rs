@@ -171,10 +171,12 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         let _ = nix::unistd::dup2_stderr(file);
     }
 
-    // Block the stop signals before any thread exists, so that every thread
-    // inherits the mask and only this one receives them.
+    // Block every catchable signal before any thread exists, so that every
+    // thread inherits the mask and only this one receives them: only
+    // SIGTERM and SIGINT stop the server, no other signal kills it.
     let stop = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
-    let started = match stop.thread_block() {
+    let all = signals::catchable();
+    let started = match all.thread_block() {
         Err(e) => Err(prepared.abandon(Error::Signals(e.into()))),
         Ok(()) => match daemon::write_pidfile(config.pidfile.as_deref(), std::process::id()) {
             Err(e) => Err(prepared.abandon(e)),
@@ -185,7 +187,13 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         report.send(started.as_ref().err());
     }
     let running = started?;
-    let signal = signals::wait(&stop).unwrap_or(Signal::SIGTERM);
+    let signal = loop {
+        match signals::wait(&all) {
+            Ok(signal) if !stop.contains(signal) => continue,
+            Ok(signal) => break signal,
+            Err(_) => break Signal::SIGTERM,
+        }
+    };
     running.stop(&format!("stopping on {}", signal.as_str()));
     if let Some(pidfile) = &config.pidfile {
         let _ = fs::remove_file(pidfile);

@@ -58,14 +58,29 @@ impl Up<'_> {
     /// The ordered shutdown (README.md, "Stopping"): the main command first,
     /// then the running units in reverse dependency order, in parallel
     /// where independent, all within `--grace`; then everything left.
+    /// A stop signal that comes during it ends it at once ([`Up::kill_now`]).
     pub(super) fn shutdown(&mut self, signal: i32) {
         let deadline = Instant::now() + self.spec.grace;
+        let seen = signals::stops();
+        self.shutdown_within(signal, deadline, seen);
+        if signals::stops() > seen && self.killed_by.is_none() {
+            self.kill_now();
+        }
+        self.sweep(deadline);
+    }
+
+    fn shutdown_within(&mut self, signal: i32, deadline: Instant, seen: u32) {
+        let again = || signals::stops() > seen;
         if let Some(pid) = self.main.as_ref().filter(|m| m.ended.is_none()).map(|m| m.pid) {
             let signal = Signal::try_from(signal).unwrap_or(Signal::SIGTERM);
             let _ = kill(pid, signal);
             let kill_at = (Instant::now() + self.spec.stop_timeout).min(deadline);
             let mut killed = false;
             while self.main.as_ref().is_some_and(|m| m.ended.is_none()) {
+                if again() {
+                    return;
+                }
+                self.forward_pending();
                 if !killed && Instant::now() >= kill_at {
                     killed = true;
                     self.say.line(&format!(
@@ -82,6 +97,10 @@ impl Up<'_> {
         let mut over = false;
         while self.children.iter().any(Child::running) {
             self.poll();
+            if again() {
+                return;
+            }
+            self.forward_pending();
             for i in self.stoppable() {
                 self.say.line(&format!("up: stopping {}", self.children[i].script.unit));
                 self.stop(i, false);
@@ -117,7 +136,32 @@ impl Up<'_> {
             }
             thread::sleep(TICK);
         }
-        self.sweep(deadline);
+    }
+
+    /// A second stop signal: SIGKILL to the main command and every script
+    /// still running, with all they started; the sweep follows at once.
+    fn kill_now(&mut self) {
+        let signal = signals::received().unwrap_or(Signal::SIGTERM as i32);
+        self.killed_by = Some(signal);
+        self.say.line(&format!(
+            "up: {} again: killing everything now (SIGKILL)",
+            signals::name(signal)
+        ));
+        if let Some(main) = self.main.as_ref().filter(|m| m.ended.is_none()) {
+            procs::signal_tree(main.pid, Signal::SIGKILL);
+        }
+        for child in self.children.iter_mut().filter(|c| c.running()) {
+            let pid = child.pid.expect("running children have a pid");
+            if let Some(stop) = child.stop.as_mut() {
+                stop.killed = Some(stop.at.elapsed());
+            }
+            procs::signal_tree(pid, Signal::SIGKILL);
+        }
+        let until = Instant::now() + SWEEP;
+        while self.children.iter().any(Child::running) && Instant::now() < until {
+            self.reap();
+            thread::sleep(TICK);
+        }
     }
 
     /// The running scripts that may get their stop signal now (see
@@ -160,10 +204,14 @@ impl Up<'_> {
                 first.len(),
                 if first.len() == 1 { "" } else { "es" }
             ));
+            // After a second stop signal, nothing gets more time.
+            let (first_signal, kill_at) = match self.killed_by {
+                Some(_) => (Signal::SIGKILL, Instant::now()),
+                None => (Signal::SIGTERM, deadline.max(Instant::now() + SWEEP)),
+            };
             for &pid in &first {
-                procs::signal_group(pid, Signal::SIGTERM);
+                procs::signal_group(pid, first_signal);
             }
-            let kill_at = deadline.max(Instant::now() + SWEEP);
             loop {
                 let (_, any) = procs::reap();
                 let now_left = left();

@@ -8,6 +8,7 @@ mod core;
 mod durability;
 mod hardening;
 mod hostile;
+mod init;
 mod load;
 mod pods;
 // The one seeded generator of every randomized test: it lives in the

@@ -284,7 +284,7 @@ impl<'a> Up<'a> {
     /// Reports a script that cannot run and fails its unit, so that its
     /// dependents stop at once. An error, not chatter: printed even with -q.
     fn refuse(&mut self, script: &Script, why: &str) {
-        eprintln!("unitsync: up: {}: {why}; counted as failed", script.path.display());
+        Say::error(&format!("up: {}: {why}; counted as failed", script.path.display()));
         let reason = Some(why.to_owned());
         let _ = self.client.call(&Request::Fail { unit: script.unit.clone(), reason });
     }
@@ -374,7 +374,7 @@ impl<'a> Up<'a> {
                             io::ErrorKind::NotFound => exit::NOT_FOUND,
                             _ => exit::NOT_EXECUTABLE,
                         };
-                        eprintln!("unitsync: up: cannot run {}: {e}", program.to_string_lossy());
+                        Say::error(&format!("up: cannot run {}: {e}", program.to_string_lossy()));
                         Some(code)
                     }
                 }

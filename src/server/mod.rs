@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -161,7 +161,7 @@ pub fn serve(config: &Config) -> Result<(), Error> {
                 ready.wait()?;
                 // The socket was listening before the fork, so clients can
                 // connect as soon as we return.
-                println!("{child}");
+                let _ = writeln!(io::stdout().lock(), "{child}");
                 return Ok(());
             }
             Ok(daemon::Detached::Child(child)) => report = Some(child),
@@ -360,7 +360,11 @@ struct Log {
 impl Log {
     fn line(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {text}", duration::stamp('+', self.clock.now()));
+            // One `write` per line, so that lines of the log and of scripts
+            // sharing the file never interleave; a failed write (a reader
+            // that went away) is dropped, never a panic.
+            let line = format!("{} {text}\n", duration::stamp('+', self.clock.now()));
+            let _ = io::stderr().lock().write_all(line.as_bytes());
         }
     }
 }

@@ -196,3 +196,41 @@ fn serve_lives_through_signals_that_are_not_stop_signals() {
     let status = server.stop_with("TERM");
     assert_eq!(status.code(), Some(0), "{}", server.log());
 }
+
+#[test]
+fn up_outlives_a_closed_output_pipe_and_still_shuts_down() {
+    // `up ... 2>&1 | head -1`: the reader goes away after the first line;
+    // every later log line and the summary meet a closed pipe.
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-epipe-{}", std::process::id());
+    script_in(
+        &dir,
+        "dash",
+        "web.sh",
+        &format!(
+            "echo web starts\nunitsync complete web\nexec dash -c 'while :; do echo tick; sleep 0.1; done' {token}"
+        ),
+    );
+    let go = sb.path("go");
+    let (code, head) = (sb.path("code"), sb.path("head"));
+    let main = format!("while [ ! -e {} ]; do sleep 0.05; done", go.display());
+    let pipeline = format!(
+        "{{ \"$0\" up --dir {} -- dash -c '{main}'; echo $? > {}; }} 2>&1 | head -1 > {}",
+        dir.display(),
+        code.display(),
+        head.display()
+    );
+    let mut sh =
+        sb.cmd_via(&["dash", "-c", &pipeline], std::path::Path::new(BIN), &[]).spawn().unwrap();
+    eventually("head has its line and is gone", || {
+        fs::read_to_string(&head).is_ok_and(|h| h.lines().count() == 1)
+            && !processes_marked(&token).is_empty()
+    });
+    fs::write(&go, "").unwrap();
+    let status = wait_for_exit(&mut sh, Duration::from_secs(30), || "up did not end".into());
+    assert!(status.success());
+    assert_eq!(fs::read_to_string(&code).unwrap().trim(), "0", "up's own exit code");
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    assert!(!sb.socket().exists(), "up left its socket behind");
+}

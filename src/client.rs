@@ -354,9 +354,12 @@ impl Say {
         }
     }
 
-    /// Something went wrong, or is degraded: `-q` never hides it.
+    /// Something went wrong, or is degraded: `-q` never hides it. One
+    /// `write` per line, so lines of several writers never interleave; a
+    /// failed write (a reader that went away) is dropped, never a panic.
     pub fn error(text: &str) {
-        eprintln!("unitsync: {text}");
+        let line = format!("unitsync: {text}\n");
+        let _ = io::stderr().lock().write_all(line.as_bytes());
     }
 }
 

@@ -89,7 +89,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("unitsync: {message}");
+    client::Say::error(message);
     ExitCode::from(code)
 }
 

@@ -64,7 +64,7 @@ pub fn run(
     say: Say,
     optional: bool,
 ) -> Result<u8, client::Error> {
-    signals::catch();
+    signals::init(&[Signal::SIGTERM, Signal::SIGINT]);
     let patience = Patience { cancel: Some(&signals::RECEIVED), ..patience };
     let unit = spec.unit.as_str();
 
@@ -280,6 +280,11 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     if let Some(end) = end {
         unit.end(end);
     }
+    // A second stop signal killed it: say so, as `up` does.
+    let code = match signals::received() {
+        Some(signal) if signals::stops() > 1 => exit::signaled(signal),
+        _ => code,
+    };
     if leftovers && (service || stop.is_some()) {
         // A service's leftovers do not outlive it.
         signals::send(target, Signal::SIGTERM);
@@ -342,8 +347,12 @@ fn supervise(
                 if let Some(watch) = &mut watch {
                     watch.cancel();
                 }
-                if !matches!(why, Stop::Signal) {
-                    signals::send(target, Signal::SIGTERM);
+                match why {
+                    Stop::Signal => unit.say.line(&format!(
+                        "{}: stopping; send the signal again to kill it now",
+                        spec.unit
+                    )),
+                    _ => signals::send(target, Signal::SIGTERM),
                 }
                 stop = Some((why, now));
             }

@@ -1,20 +1,25 @@
-//! Stop signals for the commands that supervise children (`run`, `up`),
-//! and for `start`, which stops waiting cleanly.
+//! Signals for the commands that supervise children (`run`, `up`), and
+//! for `start`, which stops waiting cleanly.
 //!
-//! SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
-//! waiting thread, which records the last one and forwards it to the child
-//! (or the process group) registered, if any. Children get the signals
-//! unblocked again before they exec: std restores the parent's mask in the
+//! An init never dies of a signal (README.md, "As a container's init"):
+//! `run` and `up` block every catchable asynchronous signal in every
+//! thread ([`init`]) and take them in one waiting thread. The stop signals
+//! (SIGTERM, SIGINT, and SIGHUP where it stops) are recorded for the
+//! waiting loops and counted, so a second one can end a shutdown at once;
+//! every other one is forwarded to the registered child or group, or left
+//! pending for `up` to forward to its units. `start` takes only the stop
+//! signals ([`catch`]). Children get a clean signal mask and default
+//! dispositions before they exec: std restores the parent's mask in the
 //! child, and a child that cannot be stopped is no use.
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signal::{SigHandler, SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Pid, setpgid};
 
@@ -22,9 +27,17 @@ use crate::threads;
 
 /// The last stop signal received, or 0. Waiting loops poll it.
 pub static RECEIVED: AtomicI32 = AtomicI32::new(0);
-/// Where to forward stop signals: a child's pid, a process group as its
+/// Where to forward signals: a child's pid, a process group as its
 /// negated id (as kill(2) takes it), or 0 for nowhere.
 pub static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+/// How many stop signals came, so a shutdown can tell a second one.
+static STOPS: AtomicU32 = AtomicU32::new(0);
+/// With [`init`], the signals other than stop signals that came while
+/// nothing was registered in [`FORWARD_TO`], one bit per number.
+static PENDING: AtomicU64 = AtomicU64::new(0);
+/// The signal a forwarded stop signal becomes (`--stop-signal`), or 0 to
+/// forward it as it came.
+pub static STOP_AS: AtomicI32 = AtomicI32::new(0);
 
 /// How long a command told to stop gets before SIGKILL, unless a
 /// `--stop-timeout` says otherwise.
@@ -38,16 +51,98 @@ fn stop_signals() -> SigSet {
 /// after) and starts the thread that receives them. Call it before
 /// starting any other thread.
 pub fn catch() {
-    let signals = stop_signals();
-    if signals.thread_block().is_err() {
+    listen(stop_signals(), stop_signals());
+}
+
+/// Every signal a process may catch and that is not about this process's
+/// own faults (SIGSEGV and the like must kill it, or it would spin), nor
+/// SIGCHLD (the reaping loops poll). SIGTSTP, SIGTTIN and SIGTTOU are
+/// included only when no terminal owns them: at a terminal, ^Z stops the
+/// whole foreground group as usual.
+pub fn catchable() -> SigSet {
+    let mut set = SigSet::all();
+    for never in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGFPE,
+        Signal::SIGILL,
+        Signal::SIGTRAP,
+        Signal::SIGSYS,
+        Signal::SIGABRT,
+        Signal::SIGCHLD,
+        // std ignores it at startup: a closed pipe is an EPIPE error.
+        Signal::SIGPIPE,
+    ] {
+        set.remove(never);
+    }
+    if std::io::stdin().is_terminal() {
+        for job_control in [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU] {
+            set.remove(job_control);
+        }
+    }
+    set
+}
+
+/// For an init (`run`, `up`): blocks every [`catchable`] signal and starts
+/// the thread that takes them. `stops` start the shutdown (see
+/// [`received`] and [`stops`]); the others are forwarded. Call it before
+/// starting any other thread.
+pub fn init(stops: &[Signal]) {
+    listen(catchable(), SigSet::from_iter(stops.iter().copied()));
+}
+
+fn listen(all: SigSet, stops: SigSet) {
+    if all.thread_block().is_err() {
         return;
     }
+    // An ignored signal is discarded even while blocked: one inherited
+    // ignored (nohup, a background job) would never reach us.
+    for signal in all.iter() {
+        // SAFETY: the default action, no handler.
+        let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
+    }
     let _ = threads::spawn("signals", 64 * 1024, move || {
-        while let Ok(signal) = wait(&signals) {
-            RECEIVED.store(signal as i32, Ordering::SeqCst);
-            forward(signal as i32);
+        while let Ok(signal) = wait(&all) {
+            if stops.contains(signal) {
+                let earlier = STOPS.fetch_add(1, Ordering::SeqCst);
+                RECEIVED.store(signal as i32, Ordering::SeqCst);
+                match earlier {
+                    0 => forward_stop(signal as i32),
+                    // A second one: whatever is left gets no more time.
+                    _ => send(FORWARD_TO.load(Ordering::SeqCst), Signal::SIGKILL),
+                }
+            } else {
+                match FORWARD_TO.load(Ordering::SeqCst) {
+                    0 => {
+                        PENDING.fetch_or(1 << signal as u32, Ordering::SeqCst);
+                    }
+                    target => send(target, signal),
+                }
+            }
         }
     });
+}
+
+/// How many stop signals came so far.
+pub fn stops() -> u32 {
+    STOPS.load(Ordering::SeqCst)
+}
+
+/// Takes the signals left pending for want of a registered child.
+pub fn take_pending() -> Vec<Signal> {
+    let bits = PENDING.swap(0, Ordering::SeqCst);
+    (1..64).filter(|n| bits & (1 << n) != 0).filter_map(|n| Signal::try_from(n).ok()).collect()
+}
+
+/// Sends a stop signal to the registered child or group, as
+/// [`STOP_AS`] says.
+pub fn forward_stop(signal: i32) {
+    match STOP_AS.load(Ordering::SeqCst) {
+        0 => forward(signal),
+        instead => forward(instead),
+    }
 }
 
 /// Waits for one of `set`, which this thread blocks, and takes it: what
@@ -96,13 +191,19 @@ pub fn exists(target: i32) -> bool {
     target != 0 && target != -1 && kill(Pid::from_raw(target), None).is_ok()
 }
 
-/// Makes `command`'s child start with the stop signals unblocked, and in a
-/// process group of its own if `own_group`.
+/// Makes `command`'s child start with no signal blocked and every signal
+/// at its default disposition (an ignored one would stay ignored across
+/// exec), and in a process group of its own if `own_group`.
 pub fn reset_in_child(command: &mut Command, own_group: bool) {
-    // SAFETY: only async-signal-safe calls (pthread_sigmask, setpgid) run
-    // between fork and exec.
+    // SAFETY: only async-signal-safe calls (sigaction, pthread_sigmask,
+    // setpgid) run between fork and exec.
     unsafe {
         command.pre_exec(move || {
+            for signal in Signal::iterator() {
+                if !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+                    let _ = nix::sys::signal::signal(signal, SigHandler::SigDfl);
+                }
+            }
             SigSet::empty().thread_set_mask().map_err(io::Error::from)?;
             if own_group {
                 setpgid(Pid::from_raw(0), Pid::from_raw(0))?;

@@ -17,6 +17,8 @@
 
 mod plan;
 mod procs;
+mod shutdown;
+mod summary;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -26,7 +28,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::client::{Client, Say};
@@ -41,18 +43,19 @@ use crate::signals;
 
 use plan::Script;
 use procs::Relays;
+use summary::{Facts, Outcome, STOPPED, View};
 
 /// How long a unit gets between SIGTERM and SIGKILL unless it says.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most the whole shutdown may take: inside `docker stop`'s 10 s.
 pub const GRACE: Duration = Duration::from_secs(8);
-/// The note on a unit completed because it was stopped (README.md).
-const STOPPED: &str = "stopped";
 /// How often the supervising loop reaps and checks.
 const TICK: Duration = Duration::from_millis(10);
 /// How long what is left after the units gets between SIGTERM and SIGKILL,
 /// at least, even when the grace is used up.
 const SWEEP: Duration = Duration::from_millis(500);
+/// The hint given when a shutdown starts.
+const AGAIN: &str = "send the signal again to kill everything now";
 /// Without `/proc`, how long to wait for the output of a script that ended
 /// (a background process may hold its pipe open).
 const BLIND_DRAIN: Duration = Duration::from_secs(1);
@@ -145,7 +148,13 @@ pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
     for warning in plan::check(&scripts)? {
         say.line(&format!("up: warning: {warning}"));
     }
-    signals::catch();
+    // SIGHUP stops `up` only without a main command, which gets it
+    // otherwise (a shell's hangup, a server's reload).
+    let stops: &[Signal] = match spec.command.is_empty() {
+        true => &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP],
+        false => &[Signal::SIGTERM, Signal::SIGINT],
+    };
+    signals::init(stops);
     // Orphans of our scripts come to us, not to init, so we can reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let running =
@@ -167,6 +176,8 @@ struct Up<'a> {
     /// The server's last `list`, sorted by name as it sends it.
     units: Vec<UnitView>,
     now: f64,
+    /// The second stop signal, that ended the shutdown at once.
+    killed_by: Option<i32>,
 }
 
 impl<'a> Up<'a> {
@@ -181,6 +192,7 @@ impl<'a> Up<'a> {
             main: None,
             units: Vec::new(),
             now: 0.0,
+            killed_by: None,
         }
     }
 
@@ -190,7 +202,10 @@ impl<'a> Up<'a> {
         let startup = self.startup();
         let (code, summarised) = match startup {
             Startup::Interrupted(signal) => {
-                self.say.line(&format!("up: stopped by {} during startup", signals::name(signal)));
+                self.say.line(&format!(
+                    "up: stopped by {} during startup; {AGAIN}",
+                    signals::name(signal)
+                ));
                 self.shutdown(signal);
                 (exit::signaled(signal), false)
             }
@@ -201,7 +216,7 @@ impl<'a> Up<'a> {
             self.poll();
             self.summarise();
         }
-        code
+        self.killed_by.map_or(code, exit::signaled)
     }
 
     /// Registers every script's unit and edges before any script runs, so
@@ -243,8 +258,8 @@ impl<'a> Up<'a> {
             if script.unrunnable.is_none() {
                 let mut command = self.command_for(&script, stop_timeout);
                 let label = format!("{:<width$} | ", script.name);
-                match procs::spawn(&mut command, true, Some(label)) {
-                    Ok((started, output)) => (pid, relays) = (Some(started), output),
+                match procs::spawn_script(&mut command, &label) {
+                    Ok((started, output)) => (pid, relays) = (Some(started), Some(output)),
                     Err(e) => {
                         let why = format!(
                             "cannot run it: {}",
@@ -270,7 +285,7 @@ impl<'a> Up<'a> {
     /// Reports a script that cannot run and fails its unit, so that its
     /// dependents stop at once. An error, not chatter: printed even with -q.
     fn refuse(&mut self, script: &Script, why: &str) {
-        eprintln!("unitsync: up: {}: {why}; counted as failed", script.path.display());
+        Say::error(&format!("up: {}: {why}; counted as failed", script.path.display()));
         let reason = Some(why.to_owned());
         let _ =
             self.client.call(&Request::Fail { unit: script.unit.clone(), reason, instance: None });
@@ -324,6 +339,7 @@ impl<'a> Up<'a> {
             if let Some(signal) = signals::received() {
                 return Startup::Interrupted(signal);
             }
+            self.forward_pending();
             self.enforce_script_timeout();
             self.escalate();
             if self.settled() {
@@ -351,8 +367,8 @@ impl<'a> Up<'a> {
             Some((program, args)) => {
                 let mut command = Command::new(program);
                 command.args(args).env("UNITSYNC_SOCKET", &self.socket);
-                match procs::spawn(&mut command, false, None) {
-                    Ok((pid, _)) => {
+                match procs::spawn_main(&mut command) {
+                    Ok(pid) => {
                         self.main = Some(Main { pid, ended: None });
                         self.steady(|up| up.main.as_ref().is_some_and(|m| m.ended.is_some()));
                         None
@@ -363,7 +379,7 @@ impl<'a> Up<'a> {
                             io::ErrorKind::NotFound => exit::NOT_FOUND,
                             _ => exit::NOT_EXECUTABLE,
                         };
-                        eprintln!("unitsync: up: cannot run {}: {e}", program.to_string_lossy());
+                        Say::error(&format!("up: cannot run {}: {e}", program.to_string_lossy()));
                         Some(code)
                     }
                 }
@@ -379,11 +395,11 @@ impl<'a> Up<'a> {
         let signal = signals::received();
         match (signal, self.main.as_ref().and_then(|m| m.ended)) {
             (Some(signal), _) => {
-                self.say.line(&format!("up: stopping on {}", signals::name(signal)))
+                self.say.line(&format!("up: stopping on {}; {AGAIN}", signals::name(signal)))
             }
             (None, Some(code)) if self.children.iter().any(Child::running) => {
                 self.say.line(&format!(
-                    "up: the main command ended ({}); stopping the services",
+                    "up: the main command ended ({}); stopping the services; {AGAIN}",
                     exit_reason(code)
                 ))
             }
@@ -405,10 +421,30 @@ impl<'a> Up<'a> {
     /// the units only when a script ended, not at every tick.
     fn steady(&mut self, done: impl Fn(&Self) -> bool) {
         while !done(self) && signals::received().is_none() {
+            self.forward_pending();
             if self.reap() {
                 self.refresh();
             }
             thread::sleep(TICK);
+        }
+    }
+
+    /// Forwards the signals that are not stop signals (README.md, "As a
+    /// container's init"): to the main command while it runs, otherwise to
+    /// every running script's process group (a headered script's `run`
+    /// forwards them to its command).
+    fn forward_pending(&self) {
+        for signal in signals::take_pending() {
+            match self.main.as_ref().filter(|m| m.ended.is_none()) {
+                Some(main) => {
+                    let _ = nix::sys::signal::kill(main.pid, signal);
+                }
+                None => {
+                    for pid in self.children.iter().filter(|c| c.running()).filter_map(|c| c.pid) {
+                        procs::signal_group(pid, signal);
+                    }
+                }
+            }
         }
     }
 
@@ -545,237 +581,21 @@ impl<'a> Up<'a> {
         }
     }
 
-    /// SIGTERM to a script: to its process group if it has no header, to
-    /// its `run` process otherwise (which forwards it to its command and
-    /// escalates by itself).
-    fn stop(&mut self, i: usize, timed_out: bool) {
-        let status = self.status(&self.children[i].script.unit);
-        let had_failed = status == Some(Status::Failed);
-        let child = &mut self.children[i];
-        let waiting = child.script.header.is_some() && status == Some(Status::Pending);
-        let Some(pid) = child.pid else { return };
-        match child.script.header {
-            Some(_) => {
-                let _ = kill(pid, Signal::SIGTERM);
-            }
-            None => procs::signal_group(pid, Signal::SIGTERM),
-        }
-        child.stop =
-            Some(Stop { at: Instant::now(), timed_out, killed: None, had_failed, waiting });
-    }
-
-    /// SIGKILL to every stopped script still running after its stop timeout.
-    fn escalate(&mut self) {
-        for child in self.children.iter_mut().filter(|c| c.ended.is_none()) {
-            let (Some(pid), Some(stop)) = (child.pid, child.stop.as_mut()) else { continue };
-            // A stop timeout of 0 never sends SIGKILL (as for `run`): the
-            // grace still bounds the wait.
-            let due = !child.stop_timeout.is_zero() && stop.at.elapsed() >= child.stop_timeout;
-            if stop.killed.is_none() && due {
-                stop.killed = Some(child.stop_timeout);
-                self.say.line(&format!(
-                    "up: {}: still running {} after SIGTERM; killing it (SIGKILL)",
-                    child.script.unit,
-                    human(child.stop_timeout)
-                ));
-                procs::signal_tree(pid, Signal::SIGKILL);
-            }
-        }
-    }
-
-    /// The ordered shutdown (README.md, "Stopping"): the main command first,
-    /// then the running units in reverse dependency order, in parallel
-    /// where independent, all within `--grace`; then everything left.
-    fn shutdown(&mut self, signal: i32) {
-        let deadline = Instant::now() + self.spec.grace;
-        if let Some(pid) = self.main.as_ref().filter(|m| m.ended.is_none()).map(|m| m.pid) {
-            let signal = Signal::try_from(signal).unwrap_or(Signal::SIGTERM);
-            let _ = kill(pid, signal);
-            let kill_at = (Instant::now() + self.spec.stop_timeout).min(deadline);
-            let mut killed = false;
-            while self.main.as_ref().is_some_and(|m| m.ended.is_none()) {
-                if !killed && Instant::now() >= kill_at {
-                    killed = true;
-                    self.say.line(&format!(
-                        "up: the main command is still running {} after {}; killing it (SIGKILL)",
-                        human(self.spec.stop_timeout),
-                        signals::name(signal as i32)
-                    ));
-                    procs::signal_tree(pid, Signal::SIGKILL);
-                }
-                self.poll();
-                thread::sleep(TICK);
-            }
-        }
-        let mut over = false;
-        while self.children.iter().any(Child::running) {
-            self.poll();
-            for i in self.stoppable() {
-                self.say.line(&format!("up: stopping {}", self.children[i].script.unit));
-                self.stop(i, false);
-            }
-            self.escalate();
-            if !over && Instant::now() >= deadline {
-                over = true;
-                let running: Vec<usize> =
-                    (0..self.children.len()).filter(|&i| self.children[i].running()).collect();
-                for i in running {
-                    self.say.line(&format!(
-                        "up: {}: still running when the grace of {} was over; killing it (SIGKILL)",
-                        self.children[i].script.unit,
-                        human(self.spec.grace)
-                    ));
-                    if self.children[i].stop.is_none() {
-                        self.stop(i, false);
-                    }
-                    let child = &mut self.children[i];
-                    if let Some(stop) = child.stop.as_mut() {
-                        stop.killed = Some(stop.at.elapsed());
-                    }
-                    procs::signal_tree(
-                        child.pid.expect("running children have a pid"),
-                        Signal::SIGKILL,
-                    );
-                }
-            }
-            // A process stuck in the kernel does not die even of SIGKILL:
-            // do not wait for it forever.
-            if over && Instant::now() >= deadline + SWEEP {
-                break;
-            }
-            thread::sleep(TICK);
-        }
-        self.sweep(deadline);
-    }
-
-    /// The running scripts that may get their stop signal now: not yet
-    /// signalled, and no other running script's unit depends on theirs,
-    /// directly or through units that are not running.
-    fn stoppable(&self) -> Vec<usize> {
-        let running: Vec<&Child> = self.children.iter().filter(|c| c.running()).collect();
-        // A handful of scripts: lists do, and keep hash tables out of the
-        // binary.
-        let mut needed: Vec<&str> = Vec::new();
-        for child in &running {
-            let mut next = vec![child.script.unit.as_str()];
-            while let Some(unit) = next.pop() {
-                for dep in self.unit(unit).into_iter().flat_map(|u| &u.dependencies) {
-                    if !needed.contains(&dep.unit.as_str()) {
-                        needed.push(&dep.unit);
-                        next.push(&dep.unit);
-                    }
-                }
-            }
-        }
-        (0..self.children.len())
-            .filter(|&i| {
-                let child = &self.children[i];
-                child.running()
-                    && child.stop.is_none()
-                    && !needed.contains(&child.script.unit.as_str())
-            })
-            .collect()
-    }
-
-    /// Everything still alive that `up` started, daemons included: SIGTERM,
-    /// then SIGKILL once the grace is over (and at least [`SWEEP`] later).
-    fn sweep(&mut self, deadline: Instant) {
-        let left = || match procs::left_behind() {
-            Some(pids) => pids,
-            // Without /proc, the groups of the scripts and the main command.
-            None => self
-                .children
-                .iter()
-                .filter_map(|c| c.pid)
-                .chain(self.main.as_ref().map(|m| m.pid))
-                .collect(),
-        };
-        let first = left();
-        if !first.is_empty() {
-            self.say.line(&format!(
-                "up: stopping {} process{} left behind",
-                first.len(),
-                if first.len() == 1 { "" } else { "es" }
-            ));
-            for &pid in &first {
-                procs::signal_group(pid, Signal::SIGTERM);
-            }
-            let kill_at = deadline.max(Instant::now() + SWEEP);
-            loop {
-                let (_, any) = procs::reap();
-                let now_left = left();
-                if !any || now_left.is_empty() {
-                    break;
-                }
-                if Instant::now() >= kill_at {
-                    for pid in now_left {
-                        procs::signal_group(pid, Signal::SIGKILL);
-                    }
-                    break;
-                }
-                thread::sleep(TICK);
-            }
-        }
-        // Reap what the SIGKILLs leave, so that nothing stays a zombie.
-        let until = Instant::now() + SWEEP;
-        while procs::reap().1 && Instant::now() < until {
-            thread::sleep(TICK);
-        }
-        self.poll();
-    }
-
     /// How many scripts failed: not run, ended badly, or their unit failed
     /// (a script that `up` stopped did not fail).
     fn failures(&self) -> usize {
-        self.children.iter().filter(|c| self.result(c).1).count()
+        self.children.iter().filter(|c| self.result(c).failed()).count()
     }
 
-    /// A script's result for the summary, and whether it counts as failed.
-    fn result(&self, child: &Child) -> (String, bool) {
-        let view = self.unit(&child.script.unit);
-        let reason = view.and_then(|v| v.reason.as_deref());
-        let status = view.map(|v| v.status);
-        if let Some(why) = &child.script.unrunnable {
-            return (format!("not run: {why}"), true);
-        }
-        if let Some(stop) = &child.stop {
-            if stop.timed_out {
-                return ("timed out (--script-timeout)".to_owned(), true);
-            }
-            if stop.had_failed {
-                return (format!("failed: {}", reason.unwrap_or("unknown")), true);
-            }
-            if stop.waiting {
-                return ("not run: stopped while waiting".to_owned(), false);
-            }
-            let killed = match stop.killed {
-                Some(after) => format!(" (killed after {})", human(after)),
-                None => String::new(),
-            };
-            return (format!("{STOPPED}{killed}"), false);
-        }
-        let failed_by = view.and_then(|v| v.failed_by.as_deref());
-        let note = view.and_then(|v| v.note.as_deref());
-        match child.ended {
-            // Stopped by someone else's signal, as `run` tells.
-            Some(_) if status == Some(Status::Completed) && note == Some(STOPPED) => {
-                (STOPPED.to_owned(), false)
-            }
-            Some((0, _)) if status != Some(Status::Failed) => ("ok".to_owned(), false),
-            Some((code, _)) => match reason {
-                // A dependency failed its unit before the script could run;
-                // the reason says which and why.
-                Some(reason) if failed_by.is_some() => (format!("not run: {reason}"), true),
-                Some(reason) => (format!("failed: {reason}"), true),
-                None => (format!("failed: {}", exit_reason(code)), true),
-            },
-            None => match status {
-                Some(Status::Failed) => (format!("failed: {}", reason.unwrap_or("unknown")), true),
-                s if is_ready(s) => ("ready".to_owned(), false),
-                Some(Status::Completed) => ("completed, still running".to_owned(), false),
-                _ => ("running".to_owned(), false),
-            },
-        }
+    /// A script's result for the summary.
+    fn result(&self, child: &Child) -> Outcome {
+        let how = child.ended.map(|(code, _)| (code == 0, exit_reason(code)));
+        let facts = Facts {
+            unrunnable: child.script.unrunnable.as_deref(),
+            stop: child.stop.as_ref(),
+            ended: how.as_ref().map(|(ok, how)| (*ok, how.as_str())),
+        };
+        summary::outcome(&facts, View::of(self.unit(&child.script.unit)))
     }
 
     /// Prints the summary: one row per script, then the units' timeline.
@@ -785,8 +605,8 @@ impl<'a> Up<'a> {
         let mut failed = 0;
         for child in &self.children {
             let view = self.unit(&child.script.unit);
-            let (result, bad) = self.result(child);
-            failed += usize::from(bad);
+            let result = self.result(child);
+            failed += usize::from(result.failed());
             let waited = view.and_then(|v| v.waited).map_or("-".to_owned(), human_secs);
             let started_at = view.map(|v| v.started_at);
             let ran = match (view.and_then(|v| v.ran), child.ended, child.pid) {
@@ -803,7 +623,13 @@ impl<'a> Up<'a> {
                 (None, None, Some(_)) => human(child.began.elapsed()),
                 (None, None, None) => "-".to_owned(),
             };
-            rows.push([child.script.name.clone(), child.script.unit.clone(), result, waited, ran]);
+            rows.push([
+                child.script.name.clone(),
+                child.script.unit.clone(),
+                result.to_string(),
+                waited,
+                ran,
+            ]);
         }
         let mut text = String::from("\n");
         text += &render::columns(&rows);

@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -162,7 +162,7 @@ pub fn serve(config: &Config) -> Result<(), Error> {
                 ready.wait()?;
                 // The socket was listening before the fork, so clients can
                 // connect as soon as we return.
-                println!("{child}");
+                let _ = writeln!(io::stdout().lock(), "{child}");
                 return Ok(());
             }
             Ok(daemon::Detached::Child(child)) => report = Some(child),
@@ -172,10 +172,12 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         let _ = nix::unistd::dup2_stderr(file);
     }
 
-    // Block the stop signals before any thread exists, so that every thread
-    // inherits the mask and only this one receives them.
+    // Block every catchable signal before any thread exists, so that every
+    // thread inherits the mask and only this one receives them: only
+    // SIGTERM and SIGINT stop the server, no other signal kills it.
     let stop = SigSet::from_iter([Signal::SIGTERM, Signal::SIGINT]);
-    let started = match stop.thread_block() {
+    let all = signals::catchable();
+    let started = match all.thread_block() {
         Err(e) => Err(prepared.abandon(Error::Signals(e.into()))),
         Ok(()) => match daemon::write_pidfile(config.pidfile.as_deref(), std::process::id()) {
             Err(e) => Err(prepared.abandon(e)),
@@ -186,7 +188,13 @@ pub fn serve(config: &Config) -> Result<(), Error> {
         report.send(started.as_ref().err());
     }
     let running = started?;
-    let signal = signals::wait(&stop).unwrap_or(Signal::SIGTERM);
+    let signal = loop {
+        match signals::wait(&all) {
+            Ok(signal) if !stop.contains(signal) => continue,
+            Ok(signal) => break signal,
+            Err(_) => break Signal::SIGTERM,
+        }
+    };
     running.stop(&format!("stopping on {}", signal.as_str()));
     if let Some(pidfile) = &config.pidfile {
         let _ = fs::remove_file(pidfile);
@@ -362,7 +370,11 @@ struct Log {
 impl Log {
     fn line(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{} {text}", duration::stamp('+', self.clock.now()));
+            // One `write` per line, so that lines of the log and of scripts
+            // sharing the file never interleave; a failed write (a reader
+            // that went away) is dropped, never a panic.
+            let line = format!("{} {text}\n", duration::stamp('+', self.clock.now()));
+            let _ = io::stderr().lock().write_all(line.as_bytes());
         }
     }
 }

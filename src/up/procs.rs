@@ -20,7 +20,6 @@ use nix::unistd::Pid;
 
 use crate::exit;
 use crate::signals;
-use crate::state;
 use crate::threads;
 
 /// The output relays of one child: how many are still open, and the pipes
@@ -52,27 +51,16 @@ impl Relays {
     }
 }
 
-/// Starts a child with the stop signals unblocked, in a process group of
-/// its own if `own_group`. Given a `label`, it is a script: its stdin is
-/// /dev/null and its output lines are prefixed with the label; otherwise
-/// it is the main command, which keeps `up`'s stdin (a shell as the
-/// container's command needs its terminal). Returns its pid; the caller reaps
-/// it with [`reap`] (the `Child` handle is dropped: its status would be
-/// stolen by the reaping loop anyway).
-pub fn spawn(
-    command: &mut Command,
-    own_group: bool,
-    label: Option<String>,
-) -> io::Result<(Pid, Option<Relays>)> {
-    if label.is_some() {
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
-    signals::reset_in_child(command, own_group);
+/// Starts a script in a process group of its own, with a clean signal
+/// state, its stdin /dev/null and its output lines prefixed with `label`.
+/// Returns its pid; the caller reaps it with [`reap`] (the `Child` handle
+/// is dropped: its status would be stolen by the reaping loop anyway).
+pub fn spawn_script(command: &mut Command, label: &str) -> io::Result<(Pid, Relays)> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    signals::reset_in_child(command, true);
     let mut child = command.spawn()?;
     let pid = Pid::from_raw(child.id() as i32);
-    let Some(label) = label else { return Ok((pid, None)) };
-    let relays = Relays { live: Arc::new(AtomicUsize::new(0)), pipes: Vec::new() };
-    let mut relays = relays;
+    let mut relays = Relays { live: Arc::new(AtomicUsize::new(0)), pipes: Vec::new() };
     let streams: [(Option<OwnedFd>, bool); 2] = [
         (child.stdout.take().map(OwnedFd::from), false),
         (child.stderr.take().map(OwnedFd::from), true),
@@ -83,9 +71,18 @@ pub fn spawn(
         if let Ok(meta) = file.metadata() {
             relays.pipes.push(meta.ino());
         }
-        relay(file, label.clone(), to_stderr, &relays.live);
+        relay(file, label.to_owned(), to_stderr, &relays.live);
     }
-    Ok((pid, Some(relays)))
+    Ok((pid, relays))
+}
+
+/// Starts the main command with a clean signal state, in `up`'s process
+/// group and with `up`'s stdin (a shell as the container's command needs
+/// its terminal). Reaped like a script.
+pub fn spawn_main(command: &mut Command) -> io::Result<Pid> {
+    signals::reset_in_child(command, false);
+    let child = command.spawn()?;
+    Ok(Pid::from_raw(child.id() as i32))
 }
 
 /// Copies a child's output line by line, each line prefixed and written in
@@ -166,10 +163,8 @@ pub fn left_behind() -> Option<Vec<Pid>> {
 
 /// The process tree, read from the parent pids in `/proc/*/stat`.
 struct Tree {
-    /// `(parent, child)`, sorted by parent (as big-endian bytes, through
-    /// the crate's one sort helper) and searched: the binary holds no
-    /// hash table at all.
-    edges: Vec<([u8; 4], u32)>,
+    /// `(parent, child)`, sorted by parent and searched.
+    edges: Vec<(u32, u32)>,
 }
 
 impl Tree {
@@ -187,10 +182,8 @@ impl Tree {
         Some(Tree::new(edges))
     }
 
-    fn new(edges: Vec<(u32, u32)>) -> Tree {
-        let mut edges: Vec<([u8; 4], u32)> =
-            edges.into_iter().map(|(parent, pid)| (parent.to_be_bytes(), pid)).collect();
-        state::sort_by_bytes(&mut edges, |(parent, _)| parent);
+    fn new(mut edges: Vec<(u32, u32)>) -> Tree {
+        edges.sort_unstable_by_key(|&(parent, _)| parent);
         Tree { edges }
     }
 
@@ -198,9 +191,9 @@ impl Tree {
         let mut found = Vec::new();
         let mut next = vec![root];
         while let Some(pid) = next.pop() {
-            let key = pid.to_be_bytes();
-            let first = self.edges.partition_point(|(parent, _)| *parent < key);
-            for &(_, child) in self.edges[first..].iter().take_while(|(parent, _)| *parent == key) {
+            let first = self.edges.partition_point(|&(parent, _)| parent < pid);
+            for &(_, child) in self.edges[first..].iter().take_while(|&&(parent, _)| parent == pid)
+            {
                 found.push(child);
                 next.push(child);
             }

@@ -8,6 +8,7 @@ mod core;
 mod durability;
 mod hardening;
 mod hostile;
+mod init;
 mod init_edges;
 mod load;
 mod pods;

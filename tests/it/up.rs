@@ -23,7 +23,7 @@ fn up(sb: &Sandbox, dir: &Path, main: &[&str]) -> Output {
     sb.run(&args)
 }
 
-fn startup_dir(sb: &Sandbox) -> std::path::PathBuf {
+pub(crate) fn startup_dir(sb: &Sandbox) -> std::path::PathBuf {
     let dir = sb.path("startup");
     fs::create_dir_all(&dir).unwrap();
     dir
@@ -222,7 +222,7 @@ fn orphaned_grandchildren_are_reaped() {
 
 /// A script run by `shell` ("dash", "busybox sh"): its shebang names the
 /// shell's full path, so each test says which shell its scripts meet.
-fn script_in(dir: &Path, shell: &str, name: &str, body: &str) {
+pub(crate) fn script_in(dir: &Path, shell: &str, name: &str, body: &str) {
     let mut words = shell.split_whitespace();
     let program = words.next().unwrap();
     require(program);
@@ -237,14 +237,14 @@ fn script_in(dir: &Path, shell: &str, name: &str, body: &str) {
 
 /// `up ARGS` started in the background, its stdout and stderr going to
 /// files of the sandbox, so a test can watch them while it runs.
-struct Background {
+pub(crate) struct Background {
     child: std::process::Child,
     stdout: std::path::PathBuf,
     stderr: std::path::PathBuf,
 }
 
 impl Background {
-    fn start(sb: &Sandbox, args: &[&str]) -> Background {
+    pub(crate) fn start(sb: &Sandbox, args: &[&str]) -> Background {
         let stdout = sb.path("up.stdout");
         let stderr = sb.path("up.stderr");
         let child = sb
@@ -256,24 +256,28 @@ impl Background {
         Background { child, stdout, stderr }
     }
 
-    fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    fn alive(&mut self) -> bool {
+    pub(crate) fn child_id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }
 
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         send_signal(self.child.id(), signal);
     }
 
     /// Waits (generously) for `up` to exit; returns its exit code.
-    fn wait(&mut self) -> Option<i32> {
+    pub(crate) fn wait(&mut self) -> Option<i32> {
         let (stdout, stderr) = (self.stdout.clone(), self.stderr.clone());
         let read = |path: &Path| fs::read_to_string(path).unwrap_or_default();
         let why = || format!("up did not exit:\n{}\n{}", read(&stdout), read(&stderr));
@@ -289,7 +293,7 @@ impl Drop for Background {
 }
 
 /// Pids of live processes whose environment or command line carries `token`.
-fn processes_marked(token: &str) -> Vec<String> {
+pub(crate) fn processes_marked(token: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -1,0 +1,236 @@
+//! `up` and `run` as a container's init (SPEC §13): they never die of a
+//! signal, forward every signal that is not a stop signal, and a second
+//! stop signal ends a shutdown at once. Real binary, real shells, real
+//! signals.
+
+use std::fs;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::up::{Background, processes_marked, script_in, startup_dir};
+use crate::util::*;
+
+/// Signals that an init forwards rather than dies of or stops on.
+const FORWARDED: [&str; 6] = ["USR1", "USR2", "QUIT", "ALRM", "WINCH", "CONT"];
+
+/// Shell code that appends the name of each signal in `signals` to `log`
+/// when it comes, and marks `ready` once the traps are set.
+fn traps(signals: &[&str], log: &std::path::Path) -> String {
+    let mut code = String::new();
+    for signal in signals {
+        code += &format!("trap 'echo {signal} >> {}' {signal}\n", log.display());
+    }
+    code
+}
+
+/// Sends each signal and waits until `log` shows it arrived, one at a
+/// time (a shell runs one trap per signal, however many came).
+fn deliver(signals: &[&str], pid: u32, log: &std::path::Path, alive: &mut dyn FnMut() -> bool) {
+    for (i, signal) in signals.iter().enumerate() {
+        send_signal(pid, signal);
+        eventually(&format!("SIG{signal} is forwarded"), || {
+            fs::read_to_string(log).unwrap_or_default().lines().count() > i
+        });
+        assert!(alive(), "died of SIG{signal}");
+    }
+    let got = fs::read_to_string(log).unwrap();
+    assert_eq!(got.lines().collect::<Vec<_>>(), signals, "forwarded in order");
+}
+
+#[test]
+fn up_forwards_other_signals_to_the_main_command_and_lives() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-fwd-cmd-{}", std::process::id());
+    script_in(
+        &dir,
+        "dash",
+        "web.sh",
+        &format!("unitsync complete web\nwhile :; do sleep 0.1; : {token}; done"),
+    );
+    let log = sb.path("cmd-signals");
+    let ready = sb.path("cmd-ready");
+    let mut with_hup: Vec<&str> = FORWARDED.to_vec();
+    with_hup.push("HUP");
+    let main = format!(
+        "{}touch {}\nwhile :; do sleep 0.1; : {token}; done",
+        traps(&with_hup, &log),
+        ready.display()
+    );
+    let dir_arg = dir.to_string_lossy();
+    let mut up = Background::start(&sb, &["up", "--dir", &dir_arg, "--", "dash", "-c", &main]);
+    eventually("the main command runs", || ready.exists());
+    let pid = up.child_id();
+    deliver(&with_hup, pid, &log, &mut || up.alive());
+    up.signal("TERM");
+    // The main command dies of the SIGTERM up received.
+    assert_eq!(up.wait(), Some(143), "{}\n{}", up.stdout(), up.stderr());
+    assert!(up.stdout().contains("\nweb.sh  web   stopped"), "{}", up.stdout());
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    assert!(!sb.socket().exists(), "up left its socket behind");
+}
+
+#[test]
+fn up_without_a_command_forwards_other_signals_to_its_services() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-fwd-svc-{}", std::process::id());
+    let log = sb.path("svc-signals");
+    let ready = sb.path("svc-ready");
+    script_in(
+        &dir,
+        "dash",
+        "svc.sh",
+        &format!(
+            "# unitsync: ready=file:{}\n{}touch {}\nwhile :; do sleep 0.1; : {token}; done",
+            ready.display(),
+            traps(&FORWARDED, &log),
+            ready.display()
+        ),
+    );
+    let dir_arg = dir.to_string_lossy();
+    let mut up = Background::start(&sb, &["up", "--dir", &dir_arg]);
+    eventually("the summary is printed", || up.stdout().contains("\nsvc.sh  svc   ready"));
+    let pid = up.child_id();
+    deliver(&FORWARDED, pid, &log, &mut || up.alive());
+    // Without a main command, SIGHUP stops it like SIGTERM.
+    up.signal("HUP");
+    assert_eq!(up.wait(), Some(0), "{}\n{}", up.stdout(), up.stderr());
+    assert!(up.stderr().contains("up: stopping on SIGHUP"), "{}", up.stderr());
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+}
+
+#[test]
+fn run_forwards_other_signals_to_its_command_and_lives() {
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    let token = format!("unitsync-fwd-run-{}", std::process::id());
+    let log = sb.path("run-signals");
+    let ready = sb.path("run-ready");
+    let mut with_hup: Vec<&str> = FORWARDED.to_vec();
+    with_hup.push("HUP");
+    let body = format!(
+        "{}touch {}\nwhile :; do sleep 0.1; : {token}; done",
+        traps(&with_hup, &log),
+        ready.display()
+    );
+    let mut child = sb
+        .cmd(&["run", "svc", "--", "dash", "-c", &body])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the command runs", || ready.exists());
+    let pid = child.id();
+    deliver(&with_hup, pid, &log, &mut || child.try_wait().unwrap().is_none());
+    send_signal(pid, "TERM");
+    let status = wait_for_exit(&mut child, Duration::from_secs(30), || "run did not exit".into());
+    assert_eq!(status.code(), Some(143));
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+}
+
+#[test]
+fn a_second_stop_signal_kills_everything_at_once() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-again-{}", std::process::id());
+    script_in(
+        &dir,
+        "dash",
+        "stubborn.sh",
+        &format!(
+            "trap '' TERM INT\nunitsync complete stubborn\nwhile :; do sleep 0.1; : {token}; done"
+        ),
+    );
+    let dir_arg = dir.to_string_lossy();
+    let args = ["up", "--dir", &dir_arg, "--grace", "1h", "--stop-timeout", "1h"];
+    let mut up = Background::start(&sb, &args);
+    eventually("the summary is printed", || {
+        up.stdout().contains("stubborn  ok") || up.stdout().contains("stubborn  completed")
+    });
+    up.signal("TERM");
+    eventually("the hint is given", || {
+        up.stderr().contains("send the signal again to kill everything now")
+    });
+    let began = Instant::now();
+    up.signal("INT");
+    assert_eq!(up.wait(), Some(130), "{}\n{}", up.stdout(), up.stderr());
+    assert!(began.elapsed() < Duration::from_secs(10), "{:?}", began.elapsed());
+    assert!(up.stderr().contains("up: SIGINT again: killing everything now"), "{}", up.stderr());
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    assert!(!sb.socket().exists(), "up left its socket behind");
+
+    // `run` the same: the command ignores SIGTERM, the stop timeout is long.
+    let _server = sb.serve(&[]);
+    let ready = sb.path("run-ready");
+    let body =
+        format!("trap '' TERM\ntouch {}\nwhile :; do sleep 0.1; : {token}; done", ready.display());
+    let stderr = sb.path("run.stderr");
+    let mut child = sb
+        .cmd(&["run", "stubborn", "--stop-timeout", "1h", "--", "dash", "-c", &body])
+        .stdin(Stdio::null())
+        .stderr(fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    eventually("the command runs", || ready.exists());
+    send_signal(child.id(), "TERM");
+    // Two signals sent at once may arrive as one: the second goes once
+    // `run` has taken the first.
+    eventually("run is stopping", || {
+        fs::read_to_string(&stderr).unwrap_or_default().contains("send the signal again")
+    });
+    send_signal(child.id(), "TERM");
+    let status = wait_for_exit(&mut child, Duration::from_secs(20), || "run did not exit".into());
+    assert_eq!(status.code(), Some(143));
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+}
+
+#[test]
+fn serve_lives_through_signals_that_are_not_stop_signals() {
+    let sb = Sandbox::new();
+    let mut server = sb.serve(&[]);
+    for signal in ["USR1", "USR2", "QUIT", "ALRM", "HUP"] {
+        send_signal(server.pid() as u32, signal);
+    }
+    sb.run(&["list"]).ok();
+    let status = server.stop_with("TERM");
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+}
+
+#[test]
+fn up_outlives_a_closed_output_pipe_and_still_shuts_down() {
+    // `up ... 2>&1 | head -1`: the reader goes away after the first line;
+    // every later log line and the summary meet a closed pipe.
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-epipe-{}", std::process::id());
+    script_in(
+        &dir,
+        "dash",
+        "web.sh",
+        &format!(
+            "echo web starts\nunitsync complete web\nexec dash -c 'while :; do echo tick; sleep 0.1; done' {token}"
+        ),
+    );
+    let go = sb.path("go");
+    let (code, head) = (sb.path("code"), sb.path("head"));
+    let main = format!("while [ ! -e {} ]; do sleep 0.05; done", go.display());
+    let pipeline = format!(
+        "{{ \"$0\" up --dir {} -- dash -c '{main}'; echo $? > {}; }} 2>&1 | head -1 > {}",
+        dir.display(),
+        code.display(),
+        head.display()
+    );
+    let mut sh =
+        sb.cmd_via(&["dash", "-c", &pipeline], std::path::Path::new(BIN), &[]).spawn().unwrap();
+    eventually("head has its line and is gone", || {
+        fs::read_to_string(&head).is_ok_and(|h| h.lines().count() == 1)
+            && !processes_marked(&token).is_empty()
+    });
+    fs::write(&go, "").unwrap();
+    let status = wait_for_exit(&mut sh, Duration::from_secs(30), || "up did not end".into());
+    assert!(status.success());
+    assert_eq!(fs::read_to_string(&code).unwrap().trim(), "0", "up's own exit code");
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    assert!(!sb.socket().exists(), "up left its socket behind");
+}

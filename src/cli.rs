@@ -11,6 +11,7 @@ use lexopt::prelude::*;
 
 use crate::duration;
 use crate::readiness::Cond;
+use crate::signals::{self, Signal};
 
 /// Options every command takes.
 #[derive(Debug, Default, PartialEq)]
@@ -119,6 +120,8 @@ pub struct Run {
     pub stop_timeout: Option<Duration>,
     /// `--probe-timeout D`: with `--ready exec:`, how long one probe may run.
     pub probe_timeout: Option<Duration>,
+    /// `--stop-signal SIG`: the first signal of CMD's stop [TERM].
+    pub stop_signal: Option<Signal>,
     pub command: Vec<OsString>,
 }
 
@@ -354,7 +357,8 @@ not yet), 5 as soon as one is failed, 3 if the server cannot be reached.
 const RUN_HELP: &str = "\
 Usage: unitsync run UNIT [--after DEP]... [--soft-after DEP]... [--timeout D]
                     [--poll D] [--ready COND [--ready-timeout D]]
-                    [--probe-timeout D] [--stop-timeout D] -- CMD [ARG...]
+                    [--probe-timeout D] [--stop-signal SIG] [--stop-timeout D]
+                    -- CMD [ARG...]
 
 Runs CMD as unit UNIT: declares UNIT's dependencies, waits until they are
 met (like 'start'), runs CMD with this process's stdin, stdout and stderr,
@@ -372,6 +376,9 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
   --probe-timeout D    with --ready exec:: kill a probe (and its process
                        group) still running after D; the next one starts
                        [10s; 0 no limit]
+  --stop-signal SIG    the signal that stops CMD: TERM, INT (PostgreSQL's fast
+                       shutdown), QUIT (nginx's graceful one), a name with
+                       or without SIG in any case, or a number [TERM]
   --stop-timeout D     how long a stopped CMD gets between its stop signal
                        and SIGKILL [5s; 0 never sends SIGKILL]
 
@@ -385,9 +392,10 @@ COND is checked at once, then every --poll, until it holds or CMD exits:
 A service that exits before it is ready fails UNIT, whatever its status.
 Without --ready, CMD may mark UNIT ready itself with 'unitsync ready'.
 
-CMD sees $UNITSYNC_UNIT. SIGTERM, SIGINT and SIGHUP are forwarded to CMD
+CMD sees $UNITSYNC_UNIT. SIGTERM and SIGINT stop CMD with --stop-signal
 (to its whole process group when stdin is not a terminal), then SIGKILL
-follows after --stop-timeout; one received while still waiting stops the
+follows after --stop-timeout (to CMD and everything it started); every
+other signal is forwarded as it came; one received while still waiting stops the
 wait. Whenever CMD does not run to a successful end (timeout, signal,
 non-zero exit), UNIT is marked failed so that its dependents stop waiting;
 but a service (or a CMD that marked itself ready) ended by a forwarded
@@ -722,7 +730,7 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
     let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
     let (mut ready, mut ready_timeout, mut stop_timeout) = (None, None, None);
-    let mut probe_timeout = None;
+    let (mut probe_timeout, mut stop_signal) = (None, None);
     loop {
         // lexopt hides `--`: look for it, or `run -- CMD` would take CMD's
         // name for the unit's.
@@ -755,6 +763,11 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
             Long("probe-timeout") => {
                 probe_timeout = Some(duration_value(parser, "--probe-timeout")?)
             }
+            Long("stop-signal") => {
+                let text = parser.value()?.string()?;
+                stop_signal =
+                    Some(signals::parse(&text).map_err(|e| format!("--stop-signal: {e}"))?);
+            }
             Short('h') | Long("help") => return Ok(Cmd::Help(RUN_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
@@ -779,6 +792,7 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
         ready_timeout,
         stop_timeout,
         probe_timeout,
+        stop_signal,
         command,
     }))
 }
@@ -1018,6 +1032,7 @@ mod tests {
                 ready_timeout: None,
                 stop_timeout: None,
                 probe_timeout: None,
+                stop_signal: None,
                 command: vec!["sh".into(), "-c".into(), "--after".into()],
             })
         );
@@ -1033,6 +1048,7 @@ mod tests {
                 ready_timeout: None,
                 stop_timeout: None,
                 probe_timeout: None,
+                stop_signal: None,
                 command: vec!["ls".into(), "-l".into()],
             })
         );

@@ -49,6 +49,8 @@ pub struct Spec {
     pub stop_timeout: Duration,
     /// `--probe-timeout`: how long one `exec:` probe may run. Zero: no limit.
     pub probe_timeout: Duration,
+    /// `--stop-signal`: the first signal of the command's stop.
+    pub stop_signal: Signal,
     /// Who owns the unit: `run` itself, for the whole life of the unit, or
     /// the `up` that runs it (README.md, "Abandoned units").
     pub owner: Option<Owners>,
@@ -65,6 +67,9 @@ pub fn run(
     optional: bool,
 ) -> Result<u8, client::Error> {
     signals::init(&[Signal::SIGTERM, Signal::SIGINT]);
+    // A forwarded SIGTERM or SIGINT reaches the command as its own stop
+    // signal (PostgreSQL wants INT, nginx QUIT).
+    signals::STOP_AS.store(spec.stop_signal as i32, std::sync::atomic::Ordering::SeqCst);
     let patience = Patience { cancel: Some(&signals::RECEIVED), ..patience };
     let unit = spec.unit.as_str();
 
@@ -352,7 +357,7 @@ fn supervise(
                         "{}: stopping; send the signal again to kill it now",
                         spec.unit
                     )),
-                    _ => signals::send(target, Signal::SIGTERM),
+                    _ => signals::send(target, spec.stop_signal),
                 }
                 stop = Some((why, now));
             }

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigHandler, SigSet, Signal, kill};
+pub use nix::sys::signal::Signal;
+use nix::sys::signal::{SigHandler, SigSet, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Pid, setpgid};
 
@@ -213,7 +214,52 @@ pub fn reset_in_child(command: &mut Command, own_group: bool) {
     }
 }
 
+/// Parses a stop signal as `--stop-signal` and `stop-signal=` take it:
+/// a name with or without `SIG`, in any case (`INT`, `sigquit`), or a
+/// number (`2`). SIGKILL and SIGSTOP are refused: a stop that cannot be
+/// handled gives the service no chance to stop cleanly, which is what
+/// the stop timeout's SIGKILL is for.
+pub fn parse(text: &str) -> Result<Signal, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let signal = match upper.parse::<i32>() {
+        Ok(number) => Signal::try_from(number).ok(),
+        Err(_) => {
+            let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+            name.parse::<Signal>().ok()
+        }
+    };
+    match signal {
+        Some(Signal::SIGKILL | Signal::SIGSTOP) => Err(format!(
+            "{text:?} cannot be handled; name a signal the service can catch (TERM, INT, QUIT, ...)"
+        )),
+        Some(signal) => Ok(signal),
+        None => Err(format!(
+            "unknown signal {text:?}; write a name like TERM, INT or QUIT, or a number"
+        )),
+    }
+}
+
 /// `SIGTERM`, or `signal 42` for a number without a name.
 pub fn name(signal: i32) -> String {
     Signal::try_from(signal).map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stop_signals_are_read_as_names_in_any_case_or_numbers() {
+        use nix::sys::signal::Signal;
+        for (text, want) in [
+            ("INT", Signal::SIGINT),
+            ("sigquit", Signal::SIGQUIT),
+            ("Term", Signal::SIGTERM),
+            ("2", Signal::SIGINT),
+            ("SIGHUP", Signal::SIGHUP),
+        ] {
+            assert_eq!(super::parse(text), Ok(want), "{text}");
+        }
+        assert!(super::parse("KILL").unwrap_err().contains("cannot be handled"));
+        assert!(super::parse("TREM").unwrap_err().contains("unknown signal \"TREM\""));
+        assert!(super::parse("99").is_err());
+    }
 }

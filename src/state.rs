@@ -928,17 +928,6 @@ impl State {
     }
 }
 
-// Shims for `up/`, whose sorts move to `sort_by_key` on the init-core
-// branch; delete both once no caller is left. Not part of the state machine.
-#[doc(hidden)]
-pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
-    items.sort_by(|a, b| name(a).cmp(name(b)));
-}
-#[doc(hidden)]
-pub fn sort_by_bytes<T>(items: &mut [T], key: impl Fn(&T) -> &[u8]) {
-    items.sort_by(|a, b| key(a).cmp(key(b)));
-}
-
 mod topo;
 
 #[cfg(test)]

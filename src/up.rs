@@ -314,6 +314,9 @@ impl<'a> Up<'a> {
                 if let Some(timeout) = header.probe_timeout {
                     command.arg("--probe-timeout").arg(millis(timeout));
                 }
+                if let Some(signal) = header.stop_signal {
+                    command.arg("--stop-signal").arg(signal.as_str());
+                }
                 command.arg("--stop-timeout").arg(millis(stop_timeout));
                 command.arg("--").arg(&script.path);
                 command

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::duration;
 use crate::readiness::Cond;
+use crate::signals::{self, Signal};
 use crate::state::{self, State};
 use crate::suggest::nearest;
 
@@ -23,8 +24,16 @@ use super::Error;
 const HEAD_BYTES: u64 = 4096;
 
 /// The keys a `# unitsync:` line takes, for the error about any other.
-const KEYS: [&str; 7] =
-    ["after", "soft-after", "unit", "ready", "ready-timeout", "stop-timeout", "probe-timeout"];
+const KEYS: [&str; 8] = [
+    "after",
+    "soft-after",
+    "unit",
+    "ready",
+    "ready-timeout",
+    "stop-timeout",
+    "probe-timeout",
+    "stop-signal",
+];
 
 /// A startup script: every one is a unit.
 #[derive(Debug, PartialEq)]
@@ -53,6 +62,8 @@ pub struct Header {
     pub stop_timeout: Option<Duration>,
     /// How long one `exec:` probe may run, as `run --probe-timeout` takes it.
     pub probe_timeout: Option<Duration>,
+    /// The first signal of its stop, as `run --stop-signal` takes it.
+    pub stop_signal: Option<Signal>,
 }
 
 impl Script {
@@ -83,9 +94,8 @@ pub fn collect(dirs: &[PathBuf], named: &[PathBuf]) -> Result<Vec<Script>, Error
             // leads nowhere may have been meant as one.
             .filter(|p| fs::metadata(p).map_or_else(|_| is_symlink(p), |m| m.is_file()))
             .collect();
-        // All in `dir`, so their bytes sort as their file names, in the
-        // order `Path` would give.
-        state::sort_by_bytes(&mut found, |p| p.as_os_str().as_bytes());
+        // By file name, byte for byte, as `ls` in the C locale would.
+        found.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
         for path in found {
             let unrunnable = match fs::metadata(&path) {
                 Ok(_) if executable(&path) => None,
@@ -234,6 +244,10 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
             "ready-timeout" => header.ready_timeout = Some(duration()?),
             "stop-timeout" => header.stop_timeout = Some(duration()?),
             "probe-timeout" => header.probe_timeout = Some(duration()?),
+            "stop-signal" => {
+                header.stop_signal =
+                    Some(signals::parse(&value).map_err(|e| format!("stop-signal=: {e}"))?)
+            }
             _ => {
                 let near = nearest(&key, &mut KEYS.into_iter())
                     .map(|k| format!(" (did you mean {k}?)"))
@@ -329,14 +343,13 @@ pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
     let mut warnings = Vec::new();
     for script in scripts {
         let (after, soft_after) = script.edges();
-        // Each named once, in order (one copy of the sort code: see
-        // state::sort_by_name).
+        // Each named once, in order.
         let mut missing: Vec<&String> = after
             .iter()
             .chain(soft_after)
             .filter(|d| !scripts.iter().any(|s| s.unit == **d))
             .collect();
-        state::sort_by_name(&mut missing, |d| d);
+        missing.sort();
         missing.dedup();
         for dep in missing {
             let near = ordered(dep, scripts)
@@ -417,6 +430,8 @@ mod tests {
         let (_, header) =
             parsed("# unitsync: ready=exec:true probe-timeout=2s\n", "db.sh").unwrap();
         assert_eq!(header.unwrap().probe_timeout, Some(Duration::from_secs(2)));
+        let (_, header) = parsed("# unitsync: stop-signal=int\n", "db.sh").unwrap();
+        assert_eq!(header.unwrap().stop_signal, Some(Signal::SIGINT));
     }
 
     #[test]
@@ -436,6 +451,7 @@ mod tests {
         assert!(err("# unitsync: ready-timeout=3s\n").contains("needs ready="));
         assert!(err("# unitsync: ready=tcp:1 probe-timeout=3s\n").contains("needs ready=exec:"));
         assert!(err("# unitsync: unit=\n").contains("unit= needs a name"));
+        assert!(err("# unitsync: stop-signal=TREM\n").contains("stop-signal=: unknown signal"));
     }
 
     #[test]

@@ -144,12 +144,16 @@ pub fn signal_group(pid: Pid, signal: Signal) {
 
 /// Signals `pid`'s process group and every descendant of `pid`, wherever
 /// they moved to (a command `run` put in a group of its own, say).
+///
+/// The descendants are taken before anything is signalled: a `run`
+/// wrapper killed first would have its command re-parented to `up` before
+/// the tree was read, and the SIGKILL would miss the very service it was
+/// for (README.md, "As a container's init").
 pub fn signal_tree(pid: Pid, signal: Signal) {
+    let descendants = Tree::read().map(|tree| tree.descendants(pid.as_raw() as u32));
     signal_group(pid, signal);
-    if let Some(tree) = Tree::read() {
-        for child in tree.descendants(pid.as_raw() as u32) {
-            let _ = kill(Pid::from_raw(child as i32), signal);
-        }
+    for child in descendants.into_iter().flatten() {
+        let _ = kill(Pid::from_raw(child as i32), signal);
     }
 }
 

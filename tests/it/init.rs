@@ -234,3 +234,32 @@ fn up_outlives_a_closed_output_pipe_and_still_shuts_down() {
     eventually("nothing of it is left", || processes_marked(&token).is_empty());
     assert!(!sb.socket().exists(), "up left its socket behind");
 }
+
+#[test]
+fn the_sigkill_after_a_stop_timeout_reaches_the_service_under_its_run_wrapper() {
+    // A service run through `run` (it has a header) that ignores its stop
+    // signal: the SIGKILL at its 1 s stop timeout must reach the command
+    // itself, not only the wrapper, long before the 20 s grace.
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    let token = format!("unitsync-stubborn-svc-{}", std::process::id());
+    script_in(
+        &dir,
+        "dash",
+        "stubborn.sh",
+        &format!(
+            "# unitsync: ready=exec:true stop-timeout=1s\ntrap '' TERM\nexport MARK={token}\n\
+             while :; do sleep 0.1; done"
+        ),
+    );
+    for _ in 0..3 {
+        let dir = dir.to_string_lossy();
+        let began = Instant::now();
+        let out = sb.run(&["up", "--dir", &dir, "--grace", "20s", "--", "true"]);
+        out.ok().stdout_has("stubborn.sh  stubborn  stopped (killed after 1.00s)");
+        // The whole up, startup included, within a few seconds of the
+        // 1 s stop timeout: nowhere near the grace.
+        assert!(began.elapsed() < Duration::from_secs(10), "{out}");
+        eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    }
+}

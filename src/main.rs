@@ -222,7 +222,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 ready_timeout: run.ready_timeout.unwrap_or_default(),
                 stop_timeout: run.stop_timeout.unwrap_or(signals::STOP_TIMEOUT),
                 probe_timeout: run.probe_timeout.unwrap_or(readiness::PROBE_TIMEOUT),
-                stop_signal: run.stop_signal.unwrap_or(signals::Signal::SIGTERM),
+                stop_signal: run.stop_signal,
                 owner,
                 command: run.command,
             };

@@ -60,6 +60,40 @@ fn parse(text: &str) -> Option<Stat> {
     Some(Stat { comm, state, ppid, start })
 }
 
+/// Every live process below `root` (zombies left out), at any depth,
+/// from one read of `/proc`; None without `/proc`.
+pub fn descendants(root: u32) -> Option<Vec<u32>> {
+    let mut edges: Vec<(u32, u32)> = Vec::new();
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(Some(stat)) = stat(pid)
+            && !stat.zombie()
+        {
+            edges.push((stat.ppid, pid));
+        }
+    }
+    edges.sort_unstable();
+    let mut found = Vec::new();
+    let mut next = vec![root];
+    while let Some(parent) = next.pop() {
+        let first = edges.partition_point(|&(p, _)| p < parent);
+        for &(_, child) in edges[first..].iter().take_while(|&&(p, _)| p == parent) {
+            found.push(child);
+            next.push(child);
+        }
+    }
+    Some(found)
+}
+
+/// The zombies whose parent is `parent`; empty without `/proc`.
+pub fn zombie_children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|&pid| stat(pid).ok().flatten().is_some_and(|s| s.zombie() && s.ppid == parent))
+        .collect()
+}
+
 /// A process's arguments (`/proc/PID/cmdline`), argv[0] first; None if it
 /// cannot be read (it exited, or it is a kernel thread with none).
 pub fn cmdline(pid: u32) -> Option<Vec<String>> {

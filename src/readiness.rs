@@ -241,6 +241,11 @@ impl Watch {
         }
     }
 
+    /// The running probe's pid, which is the watch's to reap.
+    pub fn probe_pid(&self) -> Option<u32> {
+        self.probe.as_ref().map(|(probe, _)| probe.id())
+    }
+
     /// Kills the running probe, if any, with its process group, and reaps
     /// it: called when no answer of it can matter any more.
     pub fn cancel(&mut self) {

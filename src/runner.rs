@@ -25,11 +25,14 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
 
 use crate::client::{self, Client, Patience, Say};
 use crate::duration::human;
 use crate::exit;
 use crate::owner;
+use crate::procfs;
 use crate::protocol::{self, Body, Owners, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
 use crate::signals;
@@ -49,8 +52,10 @@ pub struct Spec {
     pub stop_timeout: Duration,
     /// `--probe-timeout`: how long one `exec:` probe may run. Zero: no limit.
     pub probe_timeout: Duration,
-    /// `--stop-signal`: the first signal of the command's stop.
-    pub stop_signal: Signal,
+    /// `--stop-signal`: the first signal of the command's stop; without
+    /// it, a stop signal `run` receives is forwarded as it came, and
+    /// `run`'s own stops (a ready deadline) send SIGTERM.
+    pub stop_signal: Option<Signal>,
     /// Who owns the unit: `run` itself, for the whole life of the unit, or
     /// the `up` that runs it (README.md, "Abandoned units").
     pub owner: Option<Owners>,
@@ -69,7 +74,9 @@ pub fn run(
     signals::init(&[Signal::SIGTERM, Signal::SIGINT]);
     // A forwarded SIGTERM or SIGINT reaches the command as its own stop
     // signal (PostgreSQL wants INT, nginx QUIT).
-    signals::STOP_AS.store(spec.stop_signal as i32, std::sync::atomic::Ordering::SeqCst);
+    if let Some(signal) = spec.stop_signal {
+        signals::STOP_AS.store(signal as i32, Ordering::SeqCst);
+    }
     let patience = Patience { cancel: Some(&signals::RECEIVED), ..patience };
     let unit = spec.unit.as_str();
 
@@ -225,6 +232,9 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     // gets a process group of its own. With one, it stays in ours, so that
     // ^C and ^Z work as usual.
     let own_group = !io::stdin().is_terminal();
+    // Orphans of the command come to us, not to init (or to nobody, when
+    // we are PID 1), so that we reap them and stop them at the end.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
     signals::reset_in_child(&mut command, own_group);
     let watch = spec
         .ready
@@ -270,14 +280,32 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     // may have started a daemon on purpose; asked only when it matters.
     let leftovers = own_group && signals::exists(target);
     let stopped = matches!(stop, Some(Stop::Signal));
-    let service = spec.ready.is_some() || ((stopped || leftovers) && unit.is_ready());
+    // Ready by its condition, or by its own `unitsync ready`.
+    let was_ready = ready || ((stopped || leftovers) && unit.is_ready());
+    let service = spec.ready.is_some() || was_ready;
     let (code, end) = match stop {
         // The unit failed when the deadline passed, or the fd closed.
         Some(Stop::NotReady) => (exit::TIMED_OUT, None),
         Some(Stop::Never) => (exit::ERROR, None),
-        Some(Stop::Signal) if service => (code, Some(End::Completed { note: Some("stopped") })),
+        // Stopped is not done (README.md, "As a container's init"): only a
+        // service that was ready did its job; anything else stopped must
+        // not release what waits for it.
+        Some(Stop::Signal) if was_ready => (code, Some(End::Completed { note: Some("stopped") })),
+        Some(Stop::Signal) if spec.ready.is_some() => {
+            (code, Some(End::Failed("stopped before it was ready".to_owned())))
+        }
+        Some(Stop::Signal) => (code, Some(End::Failed("stopped before it completed".to_owned()))),
         _ if spec.ready.is_some() && !ready => {
+            // The usual cause: a server that forked into the background.
+            Say::error(&format!(
+                "{}: the service exited ({}) before it was ready; if it daemonized, run it in \
+                 the foreground (nginx -g 'daemon off;', redis-server --daemonize no, postgres \
+                 rather than pg_ctl start)",
+                spec.unit,
+                how.as_deref().unwrap_or("exit status 0")
+            ));
             let how = how.unwrap_or_else(|| "exit status 0".to_owned());
+            let code = if code == exit::SUCCESS { exit::ERROR } else { code };
             (code, Some(End::Failed(format!("exited before it was ready: {how}"))))
         }
         _ => (code, Some(how.map_or(End::Completed { note: None }, End::Failed))),
@@ -290,11 +318,72 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
         Some(signal) if signals::stops() > 1 => exit::signaled(signal),
         _ => code,
     };
-    if leftovers && (service || stop.is_some()) {
-        // A service's leftovers do not outlive it.
-        signals::send(target, Signal::SIGTERM);
+    // A service's leftovers do not outlive it, nor anything under PID 1.
+    if service || stop.is_some() || std::process::id() == 1 {
+        stop_leftovers(own_group.then_some(target), spec.stop_timeout);
     }
+    reap_orphans(&[]);
     code
+}
+
+/// Reaps the orphans that came to `run` as a child subreaper (zombies
+/// whose parent is us), except `keep`: the command and a probe, which are
+/// waited for where they were spawned. Without `/proc`, none.
+fn reap_orphans(keep: &[u32]) {
+    for pid in procfs::zombie_children(std::process::id()) {
+        if !keep.contains(&pid) {
+            let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
+        }
+    }
+}
+
+/// Stops what the command left behind, as systemd does with a service's
+/// control group: its process group (`group`, as kill(2) takes it) and
+/// every process below `run`, daemons that left the group with setsid
+/// included (they were re-parented to `run`, a subreaper). SIGTERM, then
+/// SIGKILL after the stop timeout (never, for a stop timeout of 0). The
+/// set is taken before anything is signalled.
+fn stop_leftovers(group: Option<i32>, stop_timeout: Duration) {
+    let me = std::process::id();
+    let left = || procfs::descendants(me).unwrap_or_default();
+    let first = left();
+    let group = group.filter(|&g| signals::exists(g));
+    if first.is_empty() && group.is_none() {
+        return;
+    }
+    for pid in &first {
+        signals::send(*pid as i32, Signal::SIGTERM);
+    }
+    if let Some(group) = group {
+        signals::send(group, Signal::SIGTERM);
+    }
+    if stop_timeout.is_zero() {
+        return;
+    }
+    let kill_at = Instant::now() + stop_timeout;
+    loop {
+        reap_orphans(&[]);
+        let now_left = left();
+        if now_left.is_empty() {
+            return;
+        }
+        if Instant::now() >= kill_at {
+            for pid in now_left {
+                signals::send(pid as i32, Signal::SIGKILL);
+            }
+            if let Some(group) = group {
+                signals::send(group, Signal::SIGKILL);
+            }
+            // Reap what the SIGKILLs leave, so that nothing stays a zombie.
+            let until = Instant::now() + Duration::from_millis(500);
+            while !procfs::zombie_children(me).is_empty() && Instant::now() < until {
+                reap_orphans(&[]);
+                sleep(Duration::from_millis(10));
+            }
+            return;
+        }
+        sleep(Duration::from_millis(10));
+    }
 }
 
 /// The one loop while the command runs: sees it exit, checks readiness,
@@ -319,6 +408,8 @@ fn supervise(
     let mut stop: Option<(Stop, Instant)> = None;
     let mut killed = false;
     loop {
+        let keep = [Some(child.id()), watch.as_ref().and_then(Watch::probe_pid)];
+        reap_orphans(&keep.into_iter().flatten().collect::<Vec<_>>());
         if let Some(status) = child.try_wait()? {
             // The signal thread forwards at once: the command may end of a
             // stop signal before this loop has seen it.
@@ -357,7 +448,7 @@ fn supervise(
                         "{}: stopping; send the signal again to kill it now",
                         spec.unit
                     )),
-                    _ => signals::send(target, spec.stop_signal),
+                    _ => signals::send(target, spec.stop_signal.unwrap_or(Signal::SIGTERM)),
                 }
                 stop = Some((why, now));
             }

@@ -497,9 +497,23 @@ impl<'a> Up<'a> {
         if matches!(status, Status::Completed | Status::Failed) {
             return;
         }
-        let stopped = child.stop.as_ref().is_some_and(|s| !s.timed_out);
-        let request = if stopped {
-            Request::Complete { unit, note: Some(STOPPED.to_owned()), instance: None }
+        // Stopped is not done (README.md, "As a container's init"): only a
+        // unit that was ready did its job; anything else `up` stopped, by
+        // the shutdown or by --script-timeout, fails, so that nothing
+        // waiting for it runs.
+        let request = if let Some(stop) = &child.stop {
+            match (status, stop.timed_out) {
+                (Status::Ready, false) => {
+                    Request::Complete { unit, note: Some(STOPPED.to_owned()), instance: None }
+                }
+                (_, timed_out) => {
+                    let why = match timed_out {
+                        true => "stopped by --script-timeout before it completed",
+                        false => "stopped before it completed",
+                    };
+                    Request::Fail { unit, reason: Some(why.to_owned()), instance: None }
+                }
+            }
         } else if code == 0 {
             Request::Complete { unit, note: None, instance: None }
         } else {

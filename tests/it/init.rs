@@ -263,3 +263,90 @@ fn the_sigkill_after_a_stop_timeout_reaches_the_service_under_its_run_wrapper() 
         eventually("nothing of it is left", || processes_marked(&token).is_empty());
     }
 }
+
+/// A TCP port on the loopback that nothing listens on (bound, then freed).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn a_service_stopped_before_it_was_ready_fails_and_releases_nobody() {
+    let sb = Sandbox::new();
+    let mut server = sb.serve(&[]);
+    server.wait_ready();
+    let ready = format!("tcp:{}", closed_port());
+    let mut web = sb
+        .cmd(&["run", "web", "--ready", &ready, "--", "sleep", "100"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("web runs", || json_status(&sb, "web").contains(r#""status": "started""#));
+    send_signal(web.id(), "TERM");
+    wait_for_exit(&mut web, Duration::from_secs(30), || "run web did not stop".into());
+    let status = json_status(&sb, "web");
+    assert!(status.contains(r#""status": "failed""#), "{status}");
+    assert!(status.contains("stopped before it was ready"), "{status}");
+    // What waits for it is told at once, and never runs.
+    sb.run(&["run", "agent", "--after", "web", "--timeout", "20s", "--", "true"])
+        .code(5)
+        .stderr_has("stopped before it was ready");
+}
+
+#[test]
+fn a_oneshot_stopped_before_it_ended_fails() {
+    let sb = Sandbox::new();
+    let mut server = sb.serve(&[]);
+    server.wait_ready();
+    let script = sb.script_file("trap 'exit 0' TERM\nwhile :; do sleep 0.05; done");
+    let script = script.to_string_lossy();
+    let mut job =
+        sb.cmd(&["run", "job", "--", "dash", &script]).stdin(Stdio::null()).spawn().unwrap();
+    eventually("job runs", || json_status(&sb, "job").contains(r#""status": "started""#));
+    send_signal(job.id(), "TERM");
+    wait_for_exit(&mut job, Duration::from_secs(30), || "run job did not stop".into());
+    let status = json_status(&sb, "job");
+    assert!(status.contains("stopped before it completed"), "even though it exited 0: {status}");
+}
+
+#[test]
+fn a_service_that_exits_before_ready_with_status_0_makes_run_exit_1_with_a_hint() {
+    let sb = Sandbox::new();
+    let mut server = sb.serve(&[]);
+    server.wait_ready();
+    let ready = format!("tcp:{}", closed_port());
+    sb.run(&["run", "web", "--ready", &ready, "--", "true"])
+        .code(1)
+        .stderr_has("web: the service exited (exit status 0) before it was ready")
+        .stderr_has("daemon off;");
+}
+
+#[test]
+fn run_as_pid_1_reaps_the_orphans_its_command_leaves() {
+    require("unshare");
+    let sb = Sandbox::new();
+    let mut server = sb.serve(&[]);
+    server.wait_ready();
+    let out = sb.path("zombies");
+    // Four orphans (their parent subshell exits at once) that end soon;
+    // then the script waits until no sleep is left and counts zombies.
+    let script = sb.script_file(&format!(
+        "for i in 1 2 3 4; do ( sleep 0.2 & ); done\n\
+         n=0\n\
+         while [ $n -lt 400 ]; do\n\
+           z=$(grep -l '^[0-9]* ([^)]*) Z' /proc/[0-9]*/stat 2>/dev/null | wc -l)\n\
+           s=$(grep -l '^[0-9]* (sleep) [^Z]' /proc/[0-9]*/stat 2>/dev/null | wc -l)\n\
+           if [ \"$s\" -eq 0 ] && [ \"$z\" -eq 0 ]; then echo clean > {out}; exit 0; fi\n\
+           sleep 0.05; n=$((n+1))\n\
+         done\n\
+         echo \"zombies: $z\" > {out}",
+        out = out.display()
+    ));
+    let script = script.to_string_lossy();
+    sb.run_via(
+        &["unshare", "--pid", "--fork", "--mount-proc"],
+        std::path::Path::new(BIN),
+        &["run", "reaper", "--", "dash", &script],
+    )
+    .ok();
+    assert_eq!(fs::read_to_string(&out).unwrap().trim(), "clean");
+}

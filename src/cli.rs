@@ -436,7 +436,8 @@ anything runs.
                         skipped; a file that is not executable, a dangling
                         symlink or a symlink loop counts as failed)
   --stop-timeout D      SIGKILL a unit this long after SIGTERM [5s]
-  --grace D             the most the whole shutdown may take [8s]
+  --grace D             the most the whole shutdown may take [8s; 0: none,
+                        everything is killed at once]
   --script-timeout D    stop a script that has neither ended nor become
                         ready within D
   -- CMD [ARG...]       once every unit is completed or ready, run CMD while

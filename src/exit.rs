@@ -21,9 +21,39 @@ pub fn signaled(signal: i32) -> u8 {
     128 + signal as u8
 }
 
-/// The signal a code made by `signaled` stands for.
-pub fn signal_in(code: i32) -> Option<i32> {
-    (code > 128).then(|| code - 128)
+/// How a process ended, from its real wait status: never rebuilt from a
+/// packed 128+N, so that a script that runs `exit 130` reads "exit status
+/// 130", not "killed by SIGINT". One wording for `run` and `up`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Exited(i32),
+    Killed(i32),
+}
+
+impl Ended {
+    /// The exit code a shell would report for it (128+N for signal N).
+    pub fn code(self) -> u8 {
+        match self {
+            Ended::Exited(code) => code as u8,
+            Ended::Killed(signal) => signaled(signal),
+        }
+    }
+
+    pub fn success(self) -> bool {
+        self == Ended::Exited(0)
+    }
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Ended::Exited(code) => write!(f, "exit status {code}"),
+            Ended::Killed(signal) => match nix::sys::signal::Signal::try_from(signal) {
+                Ok(name) => write!(f, "killed by {}", name.as_str()),
+                Err(_) => write!(f, "killed by signal {signal}"),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -34,8 +64,13 @@ mod tests {
     fn signals_are_128_plus_their_number() {
         assert_eq!(signaled(2), 130);
         assert_eq!(signaled(9), 137);
-        assert_eq!(signal_in(143), Some(15));
-        assert_eq!(signal_in(128), None);
-        assert_eq!(signal_in(i32::from(DEPENDENCY_FAILED)), None);
+    }
+
+    #[test]
+    fn an_end_is_worded_from_the_real_status() {
+        assert_eq!(Ended::Exited(130).to_string(), "exit status 130");
+        assert_eq!(Ended::Killed(2).to_string(), "killed by SIGINT");
+        assert_eq!(Ended::Exited(130).code(), Ended::Killed(2).code());
+        assert!(Ended::Exited(0).success() && !Ended::Killed(15).success());
     }
 }

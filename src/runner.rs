@@ -30,7 +30,7 @@ use nix::unistd::Pid;
 
 use crate::client::{self, Client, Patience, Say};
 use crate::duration::human;
-use crate::exit;
+use crate::exit::{self, Ended};
 use crate::owner;
 use crate::procfs;
 use crate::protocol::{self, Body, Owners, Request, Status};
@@ -514,19 +514,19 @@ pub fn why_not(program: &OsStr, e: &io::Error) -> String {
     e.to_string()
 }
 
+/// The exit code and, unless it succeeded, how the command ended, worded
+/// as `up` words it ([`Ended`]).
 fn outcome(status: ExitStatus) -> (u8, Option<String>) {
-    match (status.code(), status.signal()) {
-        (Some(0), _) => (exit::SUCCESS, None),
-        (Some(code), _) => (code as u8, Some(format!("exit status {code}"))),
-        (None, Some(signal)) => {
-            (exit::signaled(signal), Some(format!("killed by {}", signals::name(signal))))
-        }
-        (None, None) => (exit::ERROR, Some("ended abnormally".to_owned())),
-    }
+    let ended = match (status.code(), status.signal()) {
+        (Some(code), _) => Ended::Exited(code),
+        (None, Some(signal)) => Ended::Killed(signal),
+        (None, None) => return (exit::ERROR, Some("ended abnormally".to_owned())),
+    };
+    (ended.code(), (!ended.success()).then(|| ended.to_string()))
 }
 
 /// Completes or fails the unit, on the server that accepted its start:
-/// the result carries that server's instance id (SPEC §13). A server
+/// the result carries that server's instance id (PROTOCOL.md, "Results belong to a server"). A server
 /// restarted with a fresh state refuses it: the unit of that name there,
 /// if any, is not the one that ran, and must not be ended by it.
 fn report(client: &mut Client, unit: &str, end: End, say: Say) {

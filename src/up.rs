@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 
 use crate::client::{Client, Say};
 use crate::duration::{human, human_secs};
-use crate::exit;
+use crate::exit::{self, Ended};
 use crate::owner;
 use crate::protocol::{Body, Request, Status, UnitView};
 use crate::render;
@@ -102,7 +102,7 @@ struct Child {
     /// None for a script that could not run (not executable).
     pid: Option<Pid>,
     began: Instant,
-    ended: Option<(i32, Duration)>,
+    ended: Option<(Ended, Duration)>,
     relays: Option<Relays>,
     /// How long it gets between SIGTERM and SIGKILL.
     stop_timeout: Duration,
@@ -131,7 +131,7 @@ impl Child {
 /// The main command.
 struct Main {
     pid: Pid,
-    ended: Option<i32>,
+    ended: Option<Ended>,
 }
 
 /// How startup ended.
@@ -145,6 +145,16 @@ enum Startup {
 /// Runs `up`. Returns the exit code.
 pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
     let scripts = plan::collect(&spec.dirs, &spec.scripts)?;
+    // An empty directory is most likely a mount that did not happen.
+    for dir in &spec.dirs {
+        if !scripts.iter().any(|s| s.path.parent() == Some(dir.as_path())) {
+            say.line(&format!(
+                "up: warning: --dir {} holds no scripts (hidden files are skipped); is it the \
+                 right directory, or mounted?",
+                dir.display()
+            ));
+        }
+    }
     for warning in plan::check(&scripts)? {
         say.line(&format!("up: warning: {warning}"));
     }
@@ -359,10 +369,9 @@ impl<'a> Up<'a> {
         let failed = self.summarise();
         let still_running = self.children.iter().any(Child::running);
         if failed > 0 {
-            self.say.line(&format!(
-                "up: {failed} of {} scripts failed; not running the main command",
-                self.children.len()
-            ));
+            let outcomes: Vec<Outcome> = self.children.iter().map(|c| self.result(c)).collect();
+            let tally = summary::tally(&outcomes);
+            self.say.line(&format!("up: {tally}; not running the main command"));
             self.shutdown(Signal::SIGTERM as i32);
             return (exit::ERROR, !still_running);
         }
@@ -400,17 +409,14 @@ impl<'a> Up<'a> {
             (Some(signal), _) => {
                 self.say.line(&format!("up: stopping on {}; {AGAIN}", signals::name(signal)))
             }
-            (None, Some(code)) if self.children.iter().any(Child::running) => {
-                self.say.line(&format!(
-                    "up: the main command ended ({}); stopping the services; {AGAIN}",
-                    exit_reason(code)
-                ))
-            }
+            (None, Some(ended)) if self.children.iter().any(Child::running) => self.say.line(
+                &format!("up: the main command ended ({ended}); stopping the services; {AGAIN}"),
+            ),
             _ => {}
         }
         self.shutdown(signal.unwrap_or(Signal::SIGTERM as i32));
         let code = code.unwrap_or_else(|| match &self.main {
-            Some(main) => main.ended.map_or(exit::ERROR, |c| c as u8),
+            Some(main) => main.ended.map_or(exit::ERROR, Ended::code),
             None => match self.failures() {
                 0 => exit::SUCCESS,
                 _ => exit::ERROR,
@@ -470,15 +476,15 @@ impl<'a> Up<'a> {
     fn reap(&mut self) -> bool {
         let mut ours = false;
         let (ended, _) = procs::reap();
-        for (pid, code) in ended {
+        for (pid, end) in ended {
             if let Some(main) = self.main.as_mut().filter(|m| m.pid == pid) {
-                main.ended = Some(code);
+                main.ended = Some(end);
                 ours = true;
             }
             if let Some(i) = self.children.iter().position(|c| c.pid == Some(pid)) {
                 let child = &mut self.children[i];
-                child.ended = Some((code, child.began.elapsed()));
-                self.end_unit(i, code);
+                child.ended = Some((end, child.began.elapsed()));
+                self.end_unit(i, end);
                 ours = true;
             }
         }
@@ -487,7 +493,7 @@ impl<'a> Up<'a> {
 
     /// Once a script exited: completes its unit (exit 0, or stopped by
     /// `up`) or fails it, unless the script (or `run`) already ended it.
-    fn end_unit(&mut self, i: usize, code: i32) {
+    fn end_unit(&mut self, i: usize, end: Ended) {
         let child = &self.children[i];
         let unit = child.script.unit.clone();
         let status = match self.client.call(&Request::Status { unit: unit.clone() }) {
@@ -514,10 +520,10 @@ impl<'a> Up<'a> {
                     Request::Fail { unit, reason: Some(why.to_owned()), instance: None }
                 }
             }
-        } else if code == 0 {
+        } else if end.success() {
             Request::Complete { unit, note: None, instance: None }
         } else {
-            Request::Fail { unit, reason: Some(exit_reason(code)), instance: None }
+            Request::Fail { unit, reason: Some(end.to_string()), instance: None }
         };
         let _ = self.client.call(&request);
     }
@@ -606,7 +612,7 @@ impl<'a> Up<'a> {
 
     /// A script's result for the summary.
     fn result(&self, child: &Child) -> Outcome {
-        let how = child.ended.map(|(code, _)| (code == 0, exit_reason(code)));
+        let how = child.ended.map(|(end, _)| (end.success(), end.to_string()));
         let facts = Facts {
             unrunnable: child.script.unrunnable.as_deref(),
             stop: child.stop.as_ref(),
@@ -668,14 +674,6 @@ fn is_ready(status: Option<Status>) -> bool {
 /// A duration as a flag's value that `run` parses back exactly enough.
 fn millis(d: Duration) -> String {
     format!("{}ms", crate::duration::millis(d))
-}
-
-/// Why a script failed, from its exit code: as `run` words it.
-fn exit_reason(code: i32) -> String {
-    match exit::signal_in(code) {
-        Some(signal) => format!("killed by {}", signals::name(signal)),
-        None => format!("exit status {code}"),
-    }
 }
 
 /// This binary, to run a headered script through `unitsync run`. Falls

@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::exit;
+use crate::exit::Ended;
 use crate::signals;
 use crate::threads;
 
@@ -118,15 +118,15 @@ fn relay(
 }
 
 /// Reaps every process that has ended, without waiting. Returns their pids
-/// with an exit code (128 + N for signal N), and whether any child process
+/// with how each ended, and whether any child process
 /// is left at all.
-pub fn reap() -> (Vec<(Pid, i32)>, bool) {
+pub fn reap() -> (Vec<(Pid, Ended)>, bool) {
     let mut ended = Vec::new();
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => ended.push((pid, code)),
+            Ok(WaitStatus::Exited(pid, code)) => ended.push((pid, Ended::Exited(code))),
             Ok(WaitStatus::Signaled(pid, signal, _)) => {
-                ended.push((pid, i32::from(exit::signaled(signal as i32))))
+                ended.push((pid, Ended::Killed(signal as i32)))
             }
             Ok(WaitStatus::StillAlive) => return (ended, true),
             Err(_) => return (ended, false),

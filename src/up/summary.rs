@@ -66,6 +66,24 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// The failures among `outcomes`, by kind: `1 failed, 4 not run` (a
+/// dependent that never ran is not one more failure of its own).
+pub fn tally<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> String {
+    let (mut failed, mut timed_out, mut not_run) = (0, 0, 0);
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Failed(_) => failed += 1,
+            Outcome::TimedOut => timed_out += 1,
+            Outcome::NotRun(_) => not_run += 1,
+            _ => {}
+        }
+    }
+    let parts = [(failed, "failed"), (timed_out, "timed out"), (not_run, "not run")];
+    let parts: Vec<String> =
+        parts.iter().filter(|(n, _)| *n > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    parts.join(", ")
+}
+
 /// What `up` itself saw of a script.
 #[derive(Clone, Copy)]
 pub struct Facts<'a> {
@@ -132,6 +150,12 @@ pub fn outcome(facts: &Facts, view: View) -> Outcome {
             None => Outcome::Failed(how.to_owned()),
         },
         None => match view.status {
+            // Still running, but its unit was failed by a dependency: it
+            // never ran its work, whichever of its exit and this look
+            // comes first.
+            Some(Status::Failed) if view.failed_by.is_some() => {
+                Outcome::NotRun(reason.unwrap_or("a dependency failed").to_owned())
+            }
             Some(Status::Failed) => Outcome::Failed(reason.unwrap_or("unknown").to_owned()),
             Some(Status::Ready) => Outcome::Ready,
             Some(Status::Completed) => Outcome::CompletedRunning,
@@ -187,6 +211,12 @@ mod tests {
         check(RUNS, status(Status::Ready), "ready");
         check(RUNS, status(Status::Completed), "completed, still running");
         check(RUNS, failed("disk full", None), "!failed: disk full");
+        // Failed by a dependency: not run, before the script's exit as after.
+        check(
+            RUNS,
+            failed("dependency a failed: x", Some("a")),
+            "!not run: dependency a failed: x",
+        );
         check(ok, status(Status::Completed), "ok");
         check(ok, status(Status::Started), "ok");
         check(ok, failed("no space left", None), "!failed: no space left");
@@ -218,5 +248,18 @@ mod tests {
             status(Status::Pending),
             "not run: stopped while waiting",
         );
+    }
+
+    #[test]
+    fn the_failures_are_told_by_kind() {
+        let outcomes = [
+            Outcome::Failed("exit status 1".into()),
+            Outcome::NotRun("dependency a failed".into()),
+            Outcome::NotRun("dependency a failed".into()),
+            Outcome::Ok,
+            Outcome::Stopped { killed: None },
+        ];
+        assert_eq!(tally(&outcomes), "1 failed, 2 not run");
+        assert_eq!(tally(&[Outcome::TimedOut]), "1 timed out");
     }
 }

@@ -119,7 +119,7 @@ fn a_failing_script_stops_its_dependents_and_the_main_command() {
     out.stdout_has("lint.sh    lint    ok");
     out.stdout_has("linted");
     assert!(!out.stdout.contains("built") && !out.stdout.contains("deployed"), "{out}");
-    out.stderr_has("unitsync: up: 3 of 4 scripts failed; not running the main command");
+    out.stderr_has("unitsync: up: 1 failed, 2 not run; not running the main command");
     assert!(!sb.path("main-ran").exists(), "the main command ran after a failure");
 }
 
@@ -727,9 +727,9 @@ fn a_unit_a_script_under_up_starts_under_another_name_is_the_scripts() {
     out.code(1);
     out.stderr_has("claude-code failed (ran ");
     out.stderr_has("abandoned: the script that started it (pid ");
-    // "not run" or "failed", as its start or up's look comes first.
+    // Not run, whichever of its start and up's look comes first.
     let row = out.stdout.lines().find(|l| l.starts_with("review.sh ")).unwrap_or_default();
-    assert!(row.contains(": dependency claude-code failed"), "{out}");
+    assert!(row.contains("not run: dependency claude-code failed"), "{out}");
     assert!(out.elapsed < Duration::from_secs(60), "it waited out a timeout{out}");
 }
 
@@ -753,4 +753,20 @@ fn a_header_script_killed_after_its_stop_timeout_ends_stopped_not_abandoned() {
     out.stdout_has("  stopped (killed after 300ms)");
     assert!(!out.stderr.contains("abandoned"), "{out}");
     eventually("nothing of it is left", || processes_marked(&token).is_empty());
+}
+
+#[test]
+fn an_exit_status_is_told_as_it_was_and_an_empty_dir_is_warned_about() {
+    let sb = Sandbox::new();
+    let dir = startup_dir(&sb);
+    // `exit 130` is a status, not SIGINT: up words the real wait status.
+    script(&dir, "quits.sh", "exit 130");
+    let empty = sb.path("empty");
+    fs::create_dir(&empty).unwrap();
+    let (dir, empty) = (dir.to_string_lossy(), empty.to_string_lossy());
+    let out = sb.run(&["up", "--dir", &dir, "--dir", &empty, "--", "true"]);
+    out.code(1);
+    out.stdout_has("quits.sh  quits  failed: exit status 130");
+    out.stderr_has("up: 1 failed; not running the main command");
+    out.stderr_has(&format!("up: warning: --dir {empty} holds no scripts"));
 }

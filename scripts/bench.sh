@@ -590,7 +590,7 @@ EOF
 	echo "boxed thread spawn (2 KB); the waiting loop, the did-you-mean search and"
 	echo "the region search taking \`dyn\` closures, one copy each for all callers,"
 	echo "and lexopt's parser built from a \`Vec\` only (about 4 KB); the instance"
-	echo "id from \`/dev/urandom\` (2 KB). Dropped for clarity once SPEC §8 allowed"
+	echo "id from \`/dev/urandom\` (2 KB). Dropped for clarity once the size limit allowed"
 	echo "1.8x (about 59 KB together): one sort helper over \`(bytes, index)\` pairs"
 	echo "that every sort went through, with integer keys encoded as bytes to fit"
 	echo "it (now \`sort_by_key\` on real keys), statuses and error kinds read by"

@@ -2,7 +2,7 @@
 # Builds a static hello-world the way scripts/build-static.sh builds
 # unitsync (the main crate's release profile copied verbatim, the same
 # flags), in target/hello, and prints its path on the last line: the
-# baseline of SPEC §8's size limit.
+# baseline of the size limit (README.md, "Benchmarks").
 set -eu
 cd "$(dirname "$0")/.."
 target=$(rustc -vV | sed -n 's/^host: //p')

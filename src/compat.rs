@@ -187,18 +187,18 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
         }
         Ok(Parsed::Run(invocation)) => invocation,
         Err(ParseError::NotProvided(typed)) => {
-            eprintln!(
+            stderr(&format!(
                 "error: '{typed}' is not available: this 'coder' is unitsync {}, which provides \
-                 only 'coder exp sync' (ping, want, start, complete, status, list)",
+                 only 'coder exp sync' (ping, want, start, complete, status, list)\n",
                 env!("CARGO_PKG_VERSION")
-            );
+            ));
             return exit::ERROR;
         }
         Err(ParseError::Usage { command, message }) => return failed(&command, &message, None),
         Err(ParseError::Flags { command, args, message }) => {
             // Serpent returns flag errors as they are, without the frame
             // Coder puts around a failed command.
-            eprintln!("parsing flags ([{}]) for {command:?}: {message}", args.join(" "));
+            stderr(&format!("parsing flags ([{}]) for {command:?}: {message}\n", args.join(" ")));
             return exit::ERROR;
         }
     };
@@ -238,14 +238,21 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> u8 {
 /// Coder's error report: a headline naming the command, then the cause.
 /// Coder exits 1 whatever went wrong.
 fn failed(command: &str, message: &str, detail: Option<&str>) -> u8 {
-    eprintln!(
-        "Encountered an error running {command:?}, see \"{command} --help\" for more information"
+    let mut text = format!(
+        "Encountered an error running {command:?}, see \"{command} --help\" for more information\n\
+         error: {message}\n"
     );
-    eprintln!("error: {message}");
     if let Some(detail) = detail {
-        eprintln!("unitsync: {detail}");
+        text += &format!("unitsync: {detail}\n");
     }
+    stderr(&text);
     exit::ERROR
+}
+
+/// Writes Coder's error text in one `write`; a closed stderr is no reason
+/// to panic (README.md, "As a container's init").
+fn stderr(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// Which help page to print.

@@ -157,10 +157,10 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             })?;
             if let protocol::Body::Completed { abandoned: Some(reason), .. } = body {
                 // Completed all the same, but late: README.md, "Abandoned units".
-                eprintln!(
-                    "unitsync: warning: {unit} had failed ({reason}); it is completed now, \
+                client::Say::error(&format!(
+                    "warning: {unit} had failed ({reason}); it is completed now, \
                      but its dependents may already have given up"
-                );
+                ));
             }
             settings.say().line(&said);
         }

@@ -72,6 +72,11 @@ pub fn descendants(root: u32) -> Option<Vec<u32>> {
             edges.push((stat.ppid, pid));
         }
     }
+    Some(below(edges, root))
+}
+
+/// The processes below `root` in a tree given as `(parent, child)` edges.
+fn below(mut edges: Vec<(u32, u32)>, root: u32) -> Vec<u32> {
     edges.sort_unstable();
     let mut found = Vec::new();
     let mut next = vec![root];
@@ -82,7 +87,7 @@ pub fn descendants(root: u32) -> Option<Vec<u32>> {
             next.push(child);
         }
     }
-    Some(found)
+    found
 }
 
 /// The zombies whose parent is `parent`; empty without `/proc`.
@@ -108,6 +113,13 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descendants_are_found_at_any_depth() {
+        let mut found = below(vec![(3, 4), (1, 2), (9, 10), (1, 3), (0, 1), (256, 5)], 1);
+        found.sort_unstable();
+        assert_eq!(found, [2, 3, 4]);
+    }
 
     #[test]
     fn a_stat_line_is_read_past_a_command_name_of_any_shape() {

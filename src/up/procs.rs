@@ -19,6 +19,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::exit::Ended;
+use crate::procfs;
 use crate::signals;
 use crate::threads;
 
@@ -41,8 +42,7 @@ impl Relays {
     pub fn held_by_others(&self) -> Option<bool> {
         let me = std::process::id();
         let links: Vec<String> = self.pipes.iter().map(|ino| format!("pipe:[{ino}]")).collect();
-        let tree = Tree::read()?;
-        Some(tree.descendants(me).into_iter().any(|pid| {
+        Some(procfs::descendants(me)?.into_iter().any(|pid| {
             fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten().any(|fd| {
                 fs::read_link(fd.path())
                     .is_ok_and(|l| links.iter().any(|p| l.as_os_str() == p.as_str()))
@@ -150,7 +150,7 @@ pub fn signal_group(pid: Pid, signal: Signal) {
 /// the tree was read, and the SIGKILL would miss the very service it was
 /// for (README.md, "As a container's init").
 pub fn signal_tree(pid: Pid, signal: Signal) {
-    let descendants = Tree::read().map(|tree| tree.descendants(pid.as_raw() as u32));
+    let descendants = procfs::descendants(pid.as_raw() as u32);
     signal_group(pid, signal);
     for child in descendants.into_iter().flatten() {
         let _ = kill(Pid::from_raw(child as i32), signal);
@@ -159,77 +159,6 @@ pub fn signal_tree(pid: Pid, signal: Signal) {
 
 /// Every live descendant of `up` (zombies excluded); None without `/proc`.
 pub fn left_behind() -> Option<Vec<Pid>> {
-    let tree = Tree::read()?;
-    Some(
-        tree.descendants(std::process::id()).into_iter().map(|p| Pid::from_raw(p as i32)).collect(),
-    )
-}
-
-/// The process tree, read from the parent pids in `/proc/*/stat`.
-struct Tree {
-    /// `(parent, child)`, sorted by parent and searched.
-    edges: Vec<(u32, u32)>,
-}
-
-impl Tree {
-    fn read() -> Option<Tree> {
-        let mut edges = Vec::new();
-        for entry in fs::read_dir("/proc").ok()?.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
-            if let Some((state, parent)) = state_and_parent(&stat)
-                && state != "Z"
-            {
-                edges.push((parent, pid));
-            }
-        }
-        Some(Tree::new(edges))
-    }
-
-    fn new(mut edges: Vec<(u32, u32)>) -> Tree {
-        edges.sort_unstable_by_key(|&(parent, _)| parent);
-        Tree { edges }
-    }
-
-    fn descendants(&self, root: u32) -> Vec<u32> {
-        let mut found = Vec::new();
-        let mut next = vec![root];
-        while let Some(pid) = next.pop() {
-            let first = self.edges.partition_point(|&(parent, _)| parent < pid);
-            for &(_, child) in self.edges[first..].iter().take_while(|&&(parent, _)| parent == pid)
-            {
-                found.push(child);
-                next.push(child);
-            }
-        }
-        found
-    }
-}
-
-/// The state letter and parent pid of a `/proc/PID/stat` line. The command
-/// name may hold spaces and parentheses, so the fields are read after the
-/// last `)`.
-fn state_and_parent(stat: &str) -> Option<(&str, u32)> {
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    Some((fields.next()?, fields.next()?.parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_lines_are_read_after_the_command_name() {
-        assert_eq!(state_and_parent("42 (sh) S 1 42 42 0"), Some(("S", 1)));
-        assert_eq!(state_and_parent("7 (a) b (c)) Z 3 7"), Some(("Z", 3)));
-        assert_eq!(state_and_parent("garbage"), None);
-    }
-
-    #[test]
-    fn descendants_are_found_at_any_depth() {
-        let tree = Tree::new(vec![(3, 4), (1, 2), (9, 10), (1, 3), (0, 1), (256, 5)]);
-        let mut found = tree.descendants(1);
-        found.sort_unstable();
-        assert_eq!(found, [2, 3, 4]);
-    }
+    let pids = procfs::descendants(std::process::id())?;
+    Some(pids.into_iter().map(|p| Pid::from_raw(p as i32)).collect())
 }

@@ -1,4 +1,4 @@
-//! `up` and `run` as a container's init (SPEC §13): they never die of a
+//! `up` and `run` as a container's init (README.md, "As a container's init"): they never die of a
 //! signal, forward every signal that is not a stop signal, and a second
 //! stop signal ends a shutdown at once. Real binary, real shells, real
 //! signals.

@@ -1,4 +1,4 @@
-//! Edges of `up` and `run` as a container's init (SPEC §13): durations
+//! Edges of `up` and `run` as a container's init (README.md, "As a container's init"): durations
 //! that overflow the clock, probes with deadlines, strict headers, and
 //! results that belong to the server that accepted their start.
 

@@ -1,4 +1,4 @@
-//! Real services under `up` (issue 18, SPEC §13): PostgreSQL, nginx and
+//! Real services under `up` (README.md, "As a container's init"): PostgreSQL, nginx and
 //! redis, each stopped its own way (`stop-signal=`), and nothing lost.
 //! `scripts/test.sh` installs them when missing; a test fails loudly if
 //! one is not there.

@@ -350,3 +350,37 @@ fn run_as_pid_1_reaps_the_orphans_its_command_leaves() {
     .ok();
     assert_eq!(fs::read_to_string(&out).unwrap().trim(), "clean");
 }
+
+#[test]
+fn run_as_pid_1_of_a_pid_namespace_forwards_other_signals_and_lives() {
+    require("unshare");
+    let sb = Sandbox::new();
+    let _server = sb.serve(&[]);
+    let token = format!("unitsync-fwd-pid1-{}", std::process::id());
+    let log = sb.path("pid1-signals");
+    let ready = sb.path("pid1-ready");
+    let body = format!(
+        "{}touch {}\nwhile :; do sleep 0.1; : {token}; done",
+        traps(&FORWARDED, &log),
+        ready.display()
+    );
+    let mut unshare = sb
+        .cmd_via(
+            &["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"],
+            std::path::Path::new(BIN),
+            &["run", "svc", "--", "dash", "-c", &body],
+        )
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually("the command runs", || ready.exists());
+    // `run` is the child unshare forked: PID 1 inside, some pid outside.
+    let children = format!("/proc/{}/task/{}/children", unshare.id(), unshare.id());
+    let run: u32 = fs::read_to_string(&children).unwrap().trim().parse().unwrap();
+    deliver(&FORWARDED, run, &log, &mut || unshare.try_wait().unwrap().is_none());
+    send_signal(run, "TERM");
+    let status = wait_for_exit(&mut unshare, Duration::from_secs(30), || "run did not exit".into());
+    assert_eq!(status.code(), Some(143));
+    eventually("nothing of it is left", || processes_marked(&token).is_empty());
+}

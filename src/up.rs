@@ -188,6 +188,9 @@ struct Up<'a> {
     now: f64,
     /// The second stop signal, that ended the shutdown at once.
     killed_by: Option<i32>,
+    /// A script that failed after startup (README.md, "Supervision"):
+    /// which, and why. It stops the container.
+    died: Option<String>,
 }
 
 impl<'a> Up<'a> {
@@ -203,6 +206,7 @@ impl<'a> Up<'a> {
             units: Vec::new(),
             now: 0.0,
             killed_by: None,
+            died: None,
         }
     }
 
@@ -406,6 +410,10 @@ impl<'a> Up<'a> {
         };
         let signal = signals::received();
         match (signal, self.main.as_ref().and_then(|m| m.ended)) {
+            _ if self.died.is_some() => {
+                let died = self.died.as_deref().unwrap_or_default();
+                Say::error(&format!("up: {died}; stopping everything; {AGAIN}"));
+            }
             (Some(signal), _) => {
                 self.say.line(&format!("up: stopping on {}; {AGAIN}", signals::name(signal)))
             }
@@ -415,6 +423,9 @@ impl<'a> Up<'a> {
             _ => {}
         }
         self.shutdown(signal.unwrap_or(Signal::SIGTERM as i32));
+        // A failure after startup fails the container, with or without
+        // the main command: the orchestrator restarts it.
+        let code = if self.died.is_some() { Some(exit::ERROR) } else { code };
         let code = code.unwrap_or_else(|| match &self.main {
             Some(main) => main.ended.map_or(exit::ERROR, Ended::code),
             None => match self.failures() {
@@ -429,13 +440,33 @@ impl<'a> Up<'a> {
     /// that exit) until `done` or a stop signal. The server is asked about
     /// the units only when a script ended, not at every tick.
     fn steady(&mut self, done: impl Fn(&Self) -> bool) {
-        while !done(self) && signals::received().is_none() {
+        while !done(self) && signals::received().is_none() && self.died.is_none() {
             self.forward_pending();
             if self.reap() {
                 self.refresh();
+                self.died = self.failed_after_startup();
             }
             thread::sleep(TICK);
         }
+    }
+
+    /// A script that failed after startup: its process ended badly (a
+    /// status other than 0, or a signal `up` did not send) and its unit
+    /// failed. A script that ends with status 0 just completes (one that
+    /// daemonized its server and exited is no failure); units that
+    /// scripts start for other work are theirs to watch.
+    fn failed_after_startup(&self) -> Option<String> {
+        self.children.iter().find_map(|child| {
+            let (end, _) = child.ended?;
+            if end.success() || child.stop.is_some() {
+                return None;
+            }
+            let view = self.unit(&child.script.unit)?;
+            (view.status == Status::Failed).then(|| {
+                let why = view.reason.clone().unwrap_or_else(|| end.to_string());
+                format!("{} failed after startup: {why}", child.script.unit)
+            })
+        })
     }
 
     /// Forwards the signals that are not stop signals (README.md, "As a

@@ -770,3 +770,54 @@ fn an_exit_status_is_told_as_it_was_and_an_empty_dir_is_warned_about() {
     out.stderr_has("up: 1 failed; not running the main command");
     out.stderr_has(&format!("up: warning: --dir {empty} holds no scripts"));
 }
+
+#[test]
+fn a_service_that_dies_after_startup_stops_the_container_with_exit_1() {
+    // With a main command and without: up names the unit and why, stops
+    // everything in order and exits 1, within seconds, nothing left.
+    for with_main in [true, false] {
+        let sb = Sandbox::new();
+        let dir = startup_dir(&sb);
+        let token = format!("unitsync-dies-{}-{with_main}", std::process::id());
+        let pidfile = sb.path("db.pid");
+        script_in(
+            &dir,
+            "dash",
+            "db.sh",
+            &format!(
+                "# unitsync: ready=file:{ready}\nexport MARK={token}\necho $$ > {pid}\n\
+                 touch {ready}\nwhile :; do sleep 0.1; done",
+                ready = sb.path("db.ready").display(),
+                pid = pidfile.display()
+            ),
+        );
+        script_in(
+            &dir,
+            "dash",
+            "app.sh",
+            &format!(
+                "# unitsync: after=db ready=exec:true\nexport MARK={token}\nwhile :; do sleep 0.1; done"
+            ),
+        );
+        let mut args =
+            vec!["up".to_owned(), "--dir".to_owned(), dir.to_string_lossy().into_owned()];
+        if with_main {
+            let main = format!("export MARK={token}; while :; do sleep 0.1; done");
+            args.extend(["--".to_owned(), "dash".to_owned(), "-c".to_owned(), main]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut up = Background::start(&sb, &args);
+        eventually("the summary is printed", || up.stdout().contains("app.sh  app   ready"));
+        let pid: u32 = fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        send_signal(pid, "KILL");
+        let code = up.wait();
+        let stderr = up.stderr();
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.contains("up: db failed after startup: killed by SIGKILL; stopping everything"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("up: stopping app"), "{stderr}");
+        eventually("nothing of it is left", || processes_marked(&token).is_empty());
+    }
+}

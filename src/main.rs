@@ -392,4 +392,28 @@ mod tests {
         assert_eq!(listed, imports, "docs/ARCHITECTURE.md's dependency list");
         assert!(imports["state"].is_empty() && imports["exit"].is_empty());
     }
+
+    /// README.md's Benchmarks table is BENCHMARKS.md's Targets table, as
+    /// the last run of scripts/bench.sh measured it (scripts/bench/readme.sh
+    /// copies it): no figure in the README is typed by hand.
+    #[test]
+    fn the_readme_quotes_the_benchmarks_as_measured() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap();
+        let (readme, bench) = (read("README.md"), read("BENCHMARKS.md"));
+        let quoted = readme
+            .split("<!-- bench:targets -->\n")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- /bench:targets -->").next())
+            .expect("README.md has the bench:targets markers");
+        let targets = bench.split("## Targets").nth(1).expect("BENCHMARKS.md has its Targets");
+        let table: String = targets
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(!table.is_empty(), "BENCHMARKS.md's Targets has no table");
+        assert_eq!(quoted, table, "run scripts/bench/readme.sh (scripts/bench.sh does)");
+    }
 }

@@ -424,7 +424,8 @@ Every script is a unit, named after its file without its last extension
     # unitsync: after=git-clone,apt-install soft-after=cache unit=NAME
     # unitsync: ready=tcp:5432 ready-timeout=30s stop-timeout=10s
 
-(and probe-timeout=D, as run's --probe-timeout) runs as if by
+(and probe-timeout=D, stop-signal=SIG, as run's --probe-timeout and
+--stop-signal: INT for PostgreSQL, QUIT for nginx) runs as if by
 'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
 coordinate themselves ($UNITSYNC_UNIT is their unit); up completes or fails
 their unit from their exit status unless they ended it themselves. An
@@ -443,14 +444,18 @@ anything runs.
   -- CMD [ARG...]       once every unit is completed or ready, run CMD while
                         services keep running, and exit with its status
 
-On SIGTERM, SIGINT or SIGHUP, or when CMD exits, up stops CMD, then the
-running units in reverse dependency order (SIGTERM, SIGKILL after their
-stop timeout), then every process left, setsid daemons included. Orphans
-are reaped (up works as PID 1).
+On SIGTERM or SIGINT (SIGHUP too without CMD), when CMD exits, or when a
+script fails after startup, up stops CMD, then the running units in
+reverse dependency order (their stop signal, SIGKILL to the whole tree
+after their stop timeout), then every process left, setsid daemons
+included; a second SIGTERM/SIGINT kills everything at once. Every other
+signal is forwarded: to CMD while it runs, else to every running unit.
+Orphans are reaped (up works as PID 1).
 
 Exit status: CMD's once it ran (127 not found, 126 not executable); 1 if a
-script failed (CMD is then not run); without CMD, 0 if every unit succeeded
-or was stopped, else 1; 128+N if signal N came before startup finished.
+script failed (CMD is then not run) or failed after startup; without CMD,
+0 if every unit succeeded or was stopped, else 1; 128+N if signal N came
+before startup finished, or ended a shutdown at once.
 ";
 
 /// Parses the arguments after the program name.

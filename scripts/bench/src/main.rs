@@ -464,8 +464,12 @@ fn abandon(trials: usize, socket: &str, bin: &str, poll: Duration) -> io::Result
         let (unit, dep) = (format!("a{tag}-{k}"), format!("a{tag}-{k}-dep"));
         let mut dependent = waiting_start(&mut ctl, socket, bin, &unit, &dep, &poll_arg)?;
         // The script owns `dep` (it is the client's parent) and then waits.
-        let start = format!("{bin} --socket {socket} -q start {dep} && exec sleep 600");
-        let mut script = spawn(Command::new("sh").args(["-c", &start]))?;
+        // A file, not `sh -c`: a shell run as `sh -c` is a wrapper that the
+        // owner walk goes past, up to this long-lived program.
+        let start = format!("{bin} --socket {socket} -q start {dep} && exec sleep 600\n");
+        let path = std::env::temp_dir().join(format!("unitsync-bench-{unit}.sh"));
+        std::fs::write(&path, start)?;
+        let mut script = spawn(Command::new("sh").arg(&path))?;
         let started = format!("\"unit\":\"{dep}\",\"status\":\"started\"");
         until_status(&mut ctl, &dep, started.as_bytes(), &mut script)?;
         let status = format!("{{\"op\":\"status\",\"unit\":\"{dep}\"}}\n");
@@ -483,6 +487,7 @@ fn abandon(trials: usize, socket: &str, bin: &str, poll: Duration) -> io::Result
         let status = dependent.wait()?;
         times.push(t0.elapsed());
         script.wait()?;
+        let _ = std::fs::remove_file(&path);
         if status.code() != Some(5) {
             return Err(fail(format!("the waiter for {unit} ended with {status}, not 5")));
         }

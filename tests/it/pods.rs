@@ -240,8 +240,10 @@ impl<'a> Running<'a> {
             fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).unwrap();
             swaps.push((volume.to_string(), dir.display().to_string()));
         }
-        // The examples' port may be taken on this machine.
-        let port = 20000 + std::process::id() % 20000;
+        // The examples' port may be taken on this machine, and the pod
+        // tests run at once: each project gets a port of its own, one the
+        // kernel just handed out (bound, then freed).
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         swaps.push(("8080".to_owned(), port.to_string()));
         Running { sb, bin, swaps, procs: Vec::new(), logs: Vec::new(), adopted: Vec::new() }
     }

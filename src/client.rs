@@ -316,6 +316,7 @@ fn request_unit(request: &Request) -> String {
         | Request::Ready { unit, .. }
         | Request::Complete { unit, .. }
         | Request::Fail { unit, .. }
+        | Request::Restart { unit, .. }
         | Request::Status { unit }
         | Request::StopWaiting { unit }
         | Request::Near { unit } => unit.clone(),

@@ -1261,6 +1261,9 @@ mod tests {
             ran: None,
             waiting_since: None,
             owner: None,
+            restarts: 0,
+            last_failure: None,
+            restarted_at: Vec::new(),
         }
     }
 

@@ -124,6 +124,9 @@ fn record_line(r: &UnitRecord) -> Vec<u8> {
             "name": o.name,
             "via": o.via.iter().map(|&v| owner_json(v)).collect::<Vec<_>>(),
         })),
+        "restarts": r.restarts,
+        "last_failure": r.last_failure,
+        "restarted_at": r.restarted_at.iter().map(|&d| nanos(d)).collect::<Vec<_>>(),
         "ord": r.ord,
     });
     serde_json::to_vec(&json!({ "record": record })).expect("a record serializes")
@@ -218,6 +221,21 @@ fn parse_record(line: &[u8]) -> Result<UnitRecord, String> {
         waited: opt_dur(&r["waited"], "waited")?,
         wait,
         owner,
+        // Absent from the snapshots of versions before restarts.
+        restarts: match &r["restarts"] {
+            Value::Null => 0,
+            n => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("restarts"))?,
+        },
+        last_failure: opt_string(&r["last_failure"], "last_failure")?,
+        restarted_at: match &r["restarted_at"] {
+            Value::Null => Vec::new(),
+            list => list
+                .as_array()
+                .ok_or_else(|| bad("restarted_at"))?
+                .iter()
+                .map(|d| dur(d, "restarted_at"))
+                .collect::<Result<_, _>>()?,
+        },
         ord: r["ord"].as_i64().ok_or_else(|| bad("ord"))?,
     })
 }

@@ -77,6 +77,19 @@ pub enum Request {
         #[serde(skip_serializing_if = "Option::is_none")]
         instance: Option<String>,
     },
+    /// The owner of a started or ready unit runs its command again after
+    /// `reason` (README.md, "Supervision"): the unit is `started` until
+    /// it is ready again. Only from the process that started it.
+    Restart {
+        unit: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<OwnerField>,
+        /// See [`Request::instance`].
+        #[serde(skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+    },
     Status {
         unit: String,
     },
@@ -94,7 +107,8 @@ pub enum Request {
     },
 }
 
-const OPS: &str = "ping, want, start, ready, complete, fail, status, list, stop_waiting, near";
+const OPS: &str =
+    "ping, want, start, ready, complete, fail, restart, status, list, stop_waiting, near";
 
 impl Request {
     /// The instance id of the server a result (`ready`, `complete`,
@@ -109,6 +123,7 @@ impl Request {
             Request::Ready { unit, instance } => ("ready", unit, instance),
             Request::Complete { unit, instance, .. } => ("complete", unit, instance),
             Request::Fail { unit, instance, .. } => ("fail", unit, instance),
+            Request::Restart { unit, instance, .. } => ("restart", unit, instance),
             _ => return None,
         };
         Some((op, unit, instance.as_deref()?))
@@ -174,6 +189,12 @@ pub enum Body {
     Failed {
         ran: Option<f64>,
     },
+    /// `restarts`: how many times it was restarted since it started, this
+    /// one included; `ran`: how long the command that failed had run.
+    Restarted {
+        restarts: u32,
+        ran: f64,
+    },
     /// `waited`: how long the wait that stopped had lasted; null if the
     /// unit was not waiting, which changed nothing.
     StoppedWaiting {
@@ -221,6 +242,8 @@ pub enum ErrorKind {
     AlreadyStarted,
     AlreadyCompleted,
     NotRunning,
+    /// A `restart` from another process than the unit's owner.
+    NotOwner,
     BadNote,
     Limit,
     Busy,
@@ -249,7 +272,10 @@ impl From<state::Error> for ErrorBody {
             state::Error::Cycle { .. } => ErrorKind::Cycle,
             state::Error::AlreadyStarted { .. } => ErrorKind::AlreadyStarted,
             state::Error::AlreadyCompleted { .. } => ErrorKind::AlreadyCompleted,
-            state::Error::NotRunning { .. } => ErrorKind::NotRunning,
+            state::Error::NotRunning { .. } | state::Error::CannotRestart { .. } => {
+                ErrorKind::NotRunning
+            }
+            state::Error::NotOwner { .. } => ErrorKind::NotOwner,
             state::Error::BadNote { .. } => ErrorKind::BadNote,
             state::Error::TooManyUnits | state::Error::TooManyEdges => ErrorKind::Limit,
         };
@@ -361,6 +387,20 @@ pub struct UnitView {
     pub waiting_since: Option<f64>,
     /// The pid of the script that started it, while it runs and has one.
     pub owner: Option<u32>,
+    /// How many times its command was restarted since it started
+    /// (README.md, "Supervision"); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+    /// Why its command was last restarted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// When it was restarted, the latest 32, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restarted_at: Vec<f64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Seconds, rounded to the millisecond so JSON stays short. Not inlined:
@@ -404,6 +444,9 @@ impl From<UnitInfo> for UnitView {
             ran,
             waiting_since: u.waiting_since.map(secs),
             owner: u.owner.map(|o| o.pid),
+            restarts: u.restarts,
+            last_failure: u.last_failure,
+            restarted_at: u.restarted_at.into_iter().map(secs).collect(),
         }
     }
 }
@@ -527,6 +570,12 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ErrorBody> {
             reason: fields.reason.clone(),
             instance: fields.instance.clone(),
         },
+        "restart" => Request::Restart {
+            unit: unit()?,
+            reason: fields.reason.clone(),
+            owner: fields.owner.clone(),
+            instance: fields.instance.clone(),
+        },
         "status" => Request::Status { unit: unit()? },
         "list" => Request::List,
         "stop_waiting" => Request::StopWaiting { unit: unit()? },
@@ -573,6 +622,7 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
             abandoned: f.option("abandoned", Object::string)?,
         },
         "failed" => Body::Failed { ran: f.option("ran", Object::f64)? },
+        "restarted" => Body::Restarted { restarts: f.u32("restarts")?, ran: f.f64("ran")? },
         "stopped_waiting" => Body::StoppedWaiting { waited: f.option("waited", Object::f64)? },
         "near" => Body::Near { near: f.option("near", Object::string)? },
         "status" => Body::Status { now: f.f64("now")?, unit: unit_view(&f.object("unit")?)? },
@@ -604,6 +654,9 @@ fn unit_view(f: &Object) -> Result<UnitView, String> {
         ran: f.option("ran", Object::f64)?,
         waiting_since: f.option("waiting_since", Object::f64)?,
         owner: f.option("owner", Object::u32)?,
+        restarts: f.option("restarts", Object::u32)?.unwrap_or(0),
+        last_failure: f.option("last_failure", Object::string)?,
+        restarted_at: f.option("restarted_at", Object::numbers)?.unwrap_or_default(),
     })
 }
 
@@ -693,6 +746,11 @@ impl<'a> Object<'a> {
     fn strings(&self, name: &str) -> Result<Vec<String>, String> {
         let strings = self.array(name)?.iter().map(|s| s.as_str().map(str::to_owned));
         strings.collect::<Option<_>>().ok_or_else(|| Self::invalid(name, "strings"))
+    }
+
+    fn numbers(&self, name: &str) -> Result<Vec<f64>, String> {
+        let numbers = self.array(name)?.iter().map(serde_json::Value::as_f64);
+        numbers.collect::<Option<_>>().ok_or_else(|| Self::invalid(name, "numbers"))
     }
 
     /// An array of objects, each read by `read`.
@@ -954,6 +1012,9 @@ mod tests {
             ran: None,
             waiting_since: Some(2.0),
             owner: None,
+            restarts: 0,
+            last_failure: None,
+            restarted_at: Vec::new(),
         };
         let dep = unit.dependencies[0].clone();
         let failed = UnitView {
@@ -978,6 +1039,9 @@ mod tests {
             ran: None,
             waiting_since: None,
             owner: None,
+            restarts: 0,
+            last_failure: None,
+            restarted_at: Vec::new(),
         };
         let service = UnitView {
             unit: "db".into(),
@@ -995,6 +1059,9 @@ mod tests {
             ran: Some(8.5),
             waiting_since: None,
             owner: None,
+            restarts: 0,
+            last_failure: None,
+            restarted_at: Vec::new(),
         };
         let cases = [
             (

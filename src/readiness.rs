@@ -330,6 +330,8 @@ fn read_notification(read: OwnedFd) -> Arc<Notified> {
             }
         };
         tell.tell(newline);
+        // The supervising loop sleeps until something happens.
+        signals::notify();
     };
     // Without the thread there is no reader: read as "never".
     let spawned = threads::spawn("ready-fd", 64 * 1024, reader);

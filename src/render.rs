@@ -338,6 +338,9 @@ mod tests {
             ran: None,
             waiting_since: None,
             owner: None,
+            restarts: 0,
+            last_failure: None,
+            restarted_at: Vec::new(),
         }
     }
 
@@ -487,6 +490,9 @@ cache  completed (stopped)  yes        +0.000s  +1.200s  0ms     2.50s  -
             ran: finished_at.zip(started_at).map(|(f, s)| f - s),
             waiting_since: None,
             owner: None,
+            restarts: 0,
+            last_failure: None,
+            restarted_at: Vec::new(),
         }
     }
 

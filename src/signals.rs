@@ -16,6 +16,7 @@ use std::io::{self, IsTerminal};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -40,6 +41,14 @@ static PENDING: AtomicU64 = AtomicU64::new(0);
 /// forward it as it came.
 pub static STOP_AS: AtomicI32 = AtomicI32::new(0);
 
+/// How many events a supervising loop may have to act on so far: a
+/// child's exit (SIGCHLD), a signal, a readiness fd that spoke. A loop
+/// reads the count before it looks around and sleeps in [`wait_event`]
+/// until it moves, so that nothing that happens in between is missed and
+/// no fixed tick delays a reaction (BENCHMARKS.md, "Peers").
+static EVENTS: Mutex<u64> = Mutex::new(0);
+static EVENT: Condvar = Condvar::new();
+
 /// How long a command told to stop gets before SIGKILL, unless a
 /// `--stop-timeout` says otherwise.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,7 +66,7 @@ pub fn catch() {
 
 /// Every signal a process may catch and that is not about this process's
 /// own faults (SIGSEGV and the like must kill it, or it would spin), nor
-/// SIGCHLD (the reaping loops poll). SIGTSTP, SIGTTIN and SIGTTOU are
+/// SIGCHLD ([`init`] takes it apart: it wakes loops, it is not forwarded). SIGTSTP, SIGTTIN and SIGTTOU are
 /// included only when no terminal owns them: at a terminal, ^Z stops the
 /// whole foreground group as usual.
 pub fn catchable() -> SigSet {
@@ -86,12 +95,36 @@ pub fn catchable() -> SigSet {
     set
 }
 
-/// For an init (`run`, `up`): blocks every [`catchable`] signal and starts
-/// the thread that takes them. `stops` start the shutdown (see
-/// [`received`] and [`stops`]); the others are forwarded. Call it before
+/// For an init (`run`, `up`): blocks every [`catchable`] signal and
+/// SIGCHLD, and starts the thread that takes them. `stops` start the
+/// shutdown (see [`received`] and [`stops`]); SIGCHLD wakes the loop
+/// waiting in [`wait_event`]; the others are forwarded. Call it before
 /// starting any other thread.
 pub fn init(stops: &[Signal]) {
-    listen(catchable(), SigSet::from_iter(stops.iter().copied()));
+    let mut all = catchable();
+    // Blocked, not ignored: an ignored SIGCHLD would reap children
+    // behind the loops' backs. A blocked one stays queued for us.
+    all.add(Signal::SIGCHLD);
+    listen(all, SigSet::from_iter(stops.iter().copied()));
+}
+
+/// Wakes the loops waiting in [`wait_event`].
+pub fn notify() {
+    let mut events = EVENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *events += 1;
+    EVENT.notify_all();
+}
+
+/// The event count, to pass to [`wait_event`] after looking around.
+pub fn events() -> u64 {
+    *EVENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sleeps until an event after `seen` (the count read before the caller
+/// last looked) or for `limit`, whichever comes first.
+pub fn wait_event(seen: u64, limit: Duration) {
+    let events = EVENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _ = EVENT.wait_timeout_while(events, limit, |events| *events == seen);
 }
 
 fn listen(all: SigSet, stops: SigSet) {
@@ -106,7 +139,9 @@ fn listen(all: SigSet, stops: SigSet) {
     }
     let _ = threads::spawn("signals", 64 * 1024, move || {
         while let Ok(signal) = wait(&all) {
-            if stops.contains(signal) {
+            if signal == Signal::SIGCHLD {
+                // Reaped by the loop it wakes, which knows its children.
+            } else if stops.contains(signal) {
                 let earlier = STOPS.fetch_add(1, Ordering::SeqCst);
                 RECEIVED.store(signal as i32, Ordering::SeqCst);
                 match earlier {
@@ -122,6 +157,7 @@ fn listen(all: SigSet, stops: SigSet) {
                     target => send(target, signal),
                 }
             }
+            notify();
         }
     });
 }

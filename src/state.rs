@@ -100,6 +100,17 @@ pub enum Error {
     },
     TooManyUnits,
     TooManyEdges,
+    /// `restart` of a unit that is not running: only a started or ready
+    /// unit's command can be run again.
+    CannotRestart {
+        unit: String,
+        status: Status,
+    },
+    /// `restart` from another process than the one that started it.
+    NotOwner {
+        unit: String,
+        owner: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -130,6 +141,15 @@ impl fmt::Display for Error {
             Error::TooManyEdges => {
                 write!(f, "too many dependencies: this server holds at most {MAX_EDGES} edges")
             }
+            Error::CannotRestart { unit, status } => write!(
+                f,
+                "{unit} is {status}, so it cannot be restarted: only a started or ready unit is \
+                 (start it again instead)"
+            ),
+            Error::NotOwner { unit, owner } => write!(
+                f,
+                "{unit} was started by pid {owner}; only the process that started it restarts it"
+            ),
         }
     }
 }
@@ -203,6 +223,20 @@ pub fn clean_reason(reason: &str) -> Option<String> {
         clean.push_str(CUT);
     }
     (!clean.is_empty()).then_some(clean)
+}
+
+/// How many restart times a unit keeps, the latest, for the timeline.
+pub const RESTARTS_KEPT: usize = 32;
+
+/// What `restart` did.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Restarted {
+    /// How many times it was restarted since its start, this one included.
+    pub count: u32,
+    /// How long its command ran, since its start or its last restart.
+    pub ran: Duration,
+    /// Whether it had been ready: its dependents saw it go back to started.
+    pub was_ready: bool,
 }
 
 /// What `want` changed.
@@ -355,6 +389,12 @@ pub struct UnitInfo {
     /// The process that started it, while it is started or ready and one
     /// was recorded.
     pub owner: Option<Owner>,
+    /// How many times its command was restarted since it started.
+    pub restarts: u32,
+    /// Why its command was last restarted.
+    pub last_failure: Option<String>,
+    /// When it was restarted, the latest [`RESTARTS_KEPT`], oldest first.
+    pub restarted_at: Vec<Duration>,
 }
 
 type Id = usize;
@@ -388,6 +428,9 @@ struct Unit {
     owner: Option<Owners>,
     /// When the server last looked for its owner (see [`State::owners`]).
     owner_checked: Option<Duration>,
+    restarts: u32,
+    last_failure: Option<String>,
+    restarted_at: Vec<Duration>,
     /// Position in a topological order kept up to date as edges arrive:
     /// a dependency's `ord` is always below its dependent's.
     ord: i64,
@@ -447,6 +490,9 @@ impl Unit {
             blocked: None,
             owner: None,
             owner_checked: None,
+            restarts: 0,
+            last_failure: None,
+            restarted_at: Vec::new(),
             ord,
         }
     }
@@ -637,8 +683,10 @@ impl State {
             return Err(Error::NotRunning { unit: unit.to_owned(), status: Status::NotRegistered });
         };
         let u = &self.units[id];
-        // A started or ready unit always has its start time.
-        let after = |at: Duration| at.saturating_sub(u.started_at.unwrap_or(at));
+        // A started or ready unit always has its start time; after a
+        // restart, readiness is counted from the restart.
+        let began = u.restarted_at.last().copied().or(u.started_at);
+        let after = |at: Duration| at.saturating_sub(began.unwrap_or(at));
         match u.status {
             // A ready unit's status began when it became ready.
             Status::Ready => Ok(Readied::Already { after: after(u.since) }),
@@ -689,6 +737,50 @@ impl State {
         self.finish(unit, existing, Status::Failed, reason, now)
     }
 
+    /// `restart unit [reason]`: the started or ready unit's command failed
+    /// (`reason`) and its owner runs it again (README.md, "Supervision").
+    /// The unit is `started` until it is ready again: its waiting
+    /// dependents keep waiting, running ones are left alone. Only the
+    /// owner its start recorded may (`owner`), when it recorded one.
+    pub fn restart(
+        &mut self,
+        unit: &str,
+        owner: Option<Owner>,
+        reason: Option<&str>,
+        now: Duration,
+    ) -> Result<Restarted, Error> {
+        check_name(unit)?;
+        let Some(&id) = self.index.get(unit) else {
+            return Err(Error::CannotRestart {
+                unit: unit.to_owned(),
+                status: Status::NotRegistered,
+            });
+        };
+        let u = &mut self.units[id];
+        if !matches!(u.status, Status::Started | Status::Ready) {
+            return Err(Error::CannotRestart { unit: unit.to_owned(), status: u.status });
+        }
+        if let Some(recorded) = u.owner.as_ref().map(|o| o.owner)
+            && owner != Some(recorded)
+        {
+            return Err(Error::NotOwner { unit: unit.to_owned(), owner: recorded.pid });
+        }
+        let began = u.restarted_at.last().copied().or(u.started_at).unwrap_or(now);
+        let was_ready = u.status == Status::Ready;
+        u.restarts = u.restarts.saturating_add(1);
+        u.last_failure = reason.and_then(clean_reason);
+        if u.restarted_at.len() == RESTARTS_KEPT {
+            u.restarted_at.remove(0);
+        }
+        u.restarted_at.push(now);
+        u.ready_at = None;
+        let restarted = Restarted { count: u.restarts, ran: now.saturating_sub(began), was_ready };
+        if was_ready {
+            self.set_status(id, Status::Started, now);
+        }
+        Ok(restarted)
+    }
+
     /// `stop_waiting unit`: the client waiting in `start` for `unit` gave
     /// up (a timeout, a signal). Its wait ends, and is kept as `waited`.
     pub fn stop_waiting(&mut self, unit: &str, now: Duration) -> Result<StopWaiting, Error> {
@@ -718,6 +810,9 @@ impl State {
                 waited: None,
                 waiting_since: None,
                 owner: None,
+                restarts: 0,
+                last_failure: None,
+                restarted_at: Vec::new(),
             },
         })
     }
@@ -751,6 +846,9 @@ impl State {
             waited: lapsed.map(|w| w.polled.saturating_sub(w.since)).or(u.waited),
             waiting_since: wait.map(|w| w.since),
             owner: u.owner.as_ref().map(|o| o.owner),
+            restarts: u.restarts,
+            last_failure: u.last_failure.clone(),
+            restarted_at: u.restarted_at.clone(),
         }
     }
 
@@ -885,6 +983,10 @@ impl State {
         u.failed_by = None;
         u.owner = owner;
         u.owner_checked = None;
+        // A new start is a new life: its restarts are counted afresh.
+        u.restarts = 0;
+        u.last_failure = None;
+        u.restarted_at.clear();
         self.set_status(id, Status::Started, now);
         Start::Started { waited, waited_for }
     }
@@ -953,6 +1055,9 @@ pub struct UnitRecord {
     pub waited: Option<Duration>,
     pub wait: Option<WaitRecord>,
     pub owner: Option<Owners>,
+    pub restarts: u32,
+    pub last_failure: Option<String>,
+    pub restarted_at: Vec<Duration>,
     pub ord: i64,
 }
 
@@ -1001,6 +1106,9 @@ impl State {
                     poll: w.poll,
                 }),
                 owner: u.owner.clone(),
+                restarts: u.restarts,
+                last_failure: u.last_failure.clone(),
+                restarted_at: u.restarted_at.clone(),
                 ord: u.ord,
             })
             .collect();
@@ -1055,6 +1163,9 @@ impl State {
                 blocked,
                 owner: r.owner.clone(),
                 owner_checked: None,
+                restarts: r.restarts,
+                last_failure: r.last_failure.clone(),
+                restarted_at: r.restarted_at.clone(),
                 ord: r.ord,
             });
         }

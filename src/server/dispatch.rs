@@ -127,6 +127,21 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
             }
             Err(e) => refused("fail", unit, e),
         },
+        Request::Restart { unit, reason, owner, .. } => {
+            let owner = owner.as_ref().map(state::Owner::from);
+            match state.restart(unit, owner, reason.as_deref(), now) {
+                Ok(r) => {
+                    let why = reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
+                    let log = format!(
+                        "{unit} restarting (restart {}, ran {}){why}",
+                        r.count,
+                        human(r.ran)
+                    );
+                    Outcome::change(Body::Restarted { restarts: r.count, ran: secs(r.ran) }, log)
+                }
+                Err(e) => refused("restart", unit, e),
+            }
+        }
         Request::StopWaiting { unit } => match state.stop_waiting(unit, now) {
             Ok(StopWaiting::Stopped { waited }) => {
                 let body = Body::StoppedWaiting { waited: Some(secs(waited)) };

@@ -42,6 +42,13 @@ fn run(state: &mut State, line: &str, now: Duration) -> String {
         ["fail", unit, reason @ ..] => {
             state.fail(unit, Some(&reason.join(" ")), now).map(render_finished)
         }
+        ["restart", unit, reason @ ..] => {
+            let reason = (!reason.is_empty()).then(|| reason.join(" "));
+            state.restart(unit, None, reason.as_deref(), now).map(|r| {
+                let was = if r.was_ready { ", was ready" } else { "" };
+                format!("restart {}, ran {}{was}", r.count, secs(r.ran))
+            })
+        }
         ["status", unit] => state.status(unit, now).map(|i| render_info(&i)),
         ["timings", unit] => state.status(unit, now).map(|i| {
             let at = |t: Option<Duration>| t.map_or("-".to_owned(), secs);
@@ -122,6 +129,11 @@ fn render_info(i: &UnitInfo) -> String {
     }
     if let Some(at) = i.ready_at {
         out += &format!("; ready at {}", secs(at));
+    }
+    if i.restarts > 0 {
+        let at: Vec<String> = i.restarted_at.iter().map(|&t| secs(t)).collect();
+        let last = i.last_failure.as_deref().unwrap_or("no reason");
+        out += &format!("; restarts {} at {} (last: {last})", i.restarts, at.join(","));
     }
     out
 }
@@ -849,7 +861,7 @@ fn random_operations_keep_the_invariants() {
             let now = Duration::from_millis(step);
             let unit = NAMES[rng.below(NAMES.len())];
             let before = state.clone();
-            let op = rng.below(7);
+            let op = rng.below(8);
             let result = match op {
                 0 | 1 => {
                     let deps: Vec<String> = (0..rng.below(4))
@@ -879,6 +891,14 @@ fn random_operations_keep_the_invariants() {
                     if !r.changed() {
                         assert_eq!(state, before, "seed {seed} step {step}: a repeated ready");
                     }
+                }),
+                6 => state.restart(unit, None, Some("exit status 3"), now).map(|_| {
+                    let was = before.status(unit, now).unwrap().status;
+                    assert!(
+                        matches!(was, Status::Started | Status::Ready),
+                        "seed {seed} step {step}: {unit} restarted from {was}"
+                    );
+                    assert_eq!(state.status(unit, now).unwrap().status, Status::Started);
                 }),
                 _ => state.status(unit, now).map(|_| ()),
             };
@@ -937,4 +957,52 @@ fn an_owner_is_kept_while_its_unit_runs() {
     state.start("a", Duration::ZERO, Some(other.clone()), at(7)).unwrap();
     let fresh = Duration::from_secs(60);
     assert_eq!(state.owners(None, at(7), fresh), vec![("a".to_owned(), other)]);
+}
+
+#[test]
+fn a_restart_takes_a_ready_unit_back_to_started_and_counts() {
+    check(
+        "
+        want app db                   => added 1, registered
+        start db                      => started, waited 0s
+        start app                     => blocked on db (started)
+        restart db exit status 3      => restart 1, ran 2s
+        start app                     => still blocked on db (started)
+        ready db                      => ready after 2s
+        start app                     => started, waited 4s for db
+        restart db killed by SIGKILL  => restart 2, ran 4s, was ready
+        status db                     => started, startable; restarts 2 at 4s,8s (last: killed by SIGKILL)
+        status app                    => started, not startable; db started unmet
+        ready db                      => ready after 3s
+        fail db gave up               => ok, ran 10s
+        status db                     => failed, startable; reason: gave up; ready at 11s; restarts 2 at 4s,8s (last: killed by SIGKILL)
+        restart db                    => error: db is failed, so it cannot be restarted: only a started or ready unit is (start it again instead)
+        restart nobody                => error: nobody is not registered, so it cannot be restarted: only a started or ready unit is (start it again instead)
+        start db                      => started, waited 0s
+        status db                     => started, startable
+        ",
+    );
+}
+
+#[test]
+fn only_the_owner_that_started_a_unit_restarts_it() {
+    let mut state = State::new();
+    let (me, other) = (Owner { pid: 10, start: 7 }, Owner { pid: 11, start: 7 });
+    let at = Duration::from_secs;
+    state.start("a", Duration::ZERO, Some(Owners::from(me)), at(1)).unwrap();
+    let before = state.clone();
+    assert_eq!(
+        state.restart("a", Some(other), None, at(2)),
+        Err(Error::NotOwner { unit: "a".into(), owner: 10 })
+    );
+    assert_eq!(
+        state.restart("a", None, None, at(2)),
+        Err(Error::NotOwner { unit: "a".into(), owner: 10 })
+    );
+    assert_eq!(state, before, "a refused restart changes nothing");
+    assert_eq!(state.restart("a", Some(me), None, at(3)).map(|r| r.count), Ok(1));
+    assert!(state.is_owned_by("a", &Owners::from(me)), "a restart keeps the owner");
+    // A unit started by nobody (detached) is restarted by whoever runs it.
+    state.start("b", Duration::ZERO, None, at(4)).unwrap();
+    assert_eq!(state.restart("b", Some(other), None, at(5)).map(|r| r.count), Ok(1));
 }

@@ -11,6 +11,7 @@ use lexopt::prelude::*;
 
 use crate::duration;
 use crate::readiness::Cond;
+use crate::restart::Policy;
 use crate::signals::{self, Signal};
 
 /// Options every command takes.
@@ -122,6 +123,13 @@ pub struct Run {
     pub probe_timeout: Option<Duration>,
     /// `--stop-signal SIG`: the first signal of CMD's stop [TERM].
     pub stop_signal: Option<Signal>,
+    /// `--restart POLICY`: when CMD runs again [no].
+    pub restart: Option<Policy>,
+    /// `--health COND`: checked once ready, every `--health-interval`.
+    pub health: Option<Cond>,
+    pub health_interval: Option<Duration>,
+    /// `--health-failures N`: how many failed checks in a row fail it.
+    pub health_failures: Option<u32>,
     pub command: Vec<OsString>,
 }
 
@@ -358,7 +366,8 @@ const RUN_HELP: &str = "\
 Usage: unitsync run UNIT [--after DEP]... [--soft-after DEP]... [--timeout D]
                     [--poll D] [--ready COND [--ready-timeout D]]
                     [--probe-timeout D] [--stop-signal SIG] [--stop-timeout D]
-                    -- CMD [ARG...]
+                    [--restart POLICY] [--health COND [--health-interval D]
+                    [--health-failures N]] -- CMD [ARG...]
 
 Runs CMD as unit UNIT: declares UNIT's dependencies, waits until they are
 met (like 'start'), runs CMD with this process's stdin, stdout and stderr,
@@ -381,6 +390,13 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
                        or without SIG in any case, or a number [TERM]
   --stop-timeout D     how long a stopped CMD gets between its stop signal
                        and SIGKILL [5s; 0 never sends SIGKILL]
+  --restart POLICY     run CMD again when it ends: no, on-failure[:N] (after a
+                       failure) or always[:N] (after exit 0 too); 1s later,
+                       doubling to 30s, reset after 60s up; at most N in a
+                       row. UNIT is 'started' meanwhile [no]
+  --health COND        with --ready: once ready, check COND (not fd:) every
+                       --health-interval [10s]; --health-failures [3]
+                       failures in a row stop CMD, a failure for --restart
 
 COND is checked at once, then every --poll, until it holds or CMD exits:
   fd:N             CMD writes a newline to descriptor N (N >= 3)
@@ -424,8 +440,9 @@ Every script is a unit, named after its file without its last extension
     # unitsync: after=git-clone,apt-install soft-after=cache unit=NAME
     # unitsync: ready=tcp:5432 ready-timeout=30s stop-timeout=10s
 
-(and probe-timeout=D, stop-signal=SIG, as run's --probe-timeout and
---stop-signal: INT for PostgreSQL, QUIT for nginx) runs as if by
+(and probe-timeout=D, stop-signal=SIG, restart=POLICY, health=COND,
+health-interval=D, health-failures=N, as run's flags of those names;
+stop-signal=INT for PostgreSQL, QUIT for nginx) runs as if by
 'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
 coordinate themselves ($UNITSYNC_UNIT is their unit); up completes or fails
 their unit from their exit status unless they ended it themselves. An
@@ -445,7 +462,7 @@ anything runs.
                         services keep running, and exit with its status
 
 On SIGTERM or SIGINT (SIGHUP too without CMD), when CMD exits, or when a
-script fails after startup, up stops CMD, then the running units in
+script fails after startup (with no restart= left), up stops CMD, then the running units in
 reverse dependency order (their stop signal, SIGKILL to the whole tree
 after their stop timeout), then every process left, setsid daemons
 included; a second SIGTERM/SIGINT kills everything at once. Every other
@@ -737,6 +754,8 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
     let (mut ready, mut ready_timeout, mut stop_timeout) = (None, None, None);
     let (mut probe_timeout, mut stop_signal) = (None, None);
+    let (mut restart, mut health, mut health_interval, mut health_failures) =
+        (None, None, None, None);
     loop {
         // lexopt hides `--`: look for it, or `run -- CMD` would take CMD's
         // name for the unit's.
@@ -774,6 +793,22 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
                 stop_signal =
                     Some(signals::parse(&text).map_err(|e| format!("--stop-signal: {e}"))?);
             }
+            Long("restart") => {
+                let text = parser.value()?.string()?;
+                restart = Some(Policy::parse(&text).map_err(|e| format!("--restart: {e}"))?);
+            }
+            Long("health") => {
+                let text = parser.value()?.string()?;
+                health = Some(health_cond(&text).map_err(|e| format!("--health: {e}"))?);
+            }
+            Long("health-interval") => {
+                health_interval = Some(interval_value(parser, "--health-interval")?)
+            }
+            Long("health-failures") => {
+                let text = parser.value()?.string()?;
+                health_failures =
+                    Some(failures_value(&text).map_err(|e| format!("--health-failures: {e}"))?);
+            }
             Short('h') | Long("help") => return Ok(Cmd::Help(RUN_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
@@ -785,8 +820,19 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     if ready_timeout.is_some() && ready.is_none() {
         return Err("--ready-timeout needs --ready COND".into());
     }
-    if probe_timeout.is_some() && !matches!(ready, Some(Cond::Exec(_))) {
-        return Err("--probe-timeout needs --ready exec:COMMAND (the probe it limits)".into());
+    let probed = [&ready, &health].iter().any(|c| matches!(c, Some(Cond::Exec(_))));
+    if probe_timeout.is_some() && !probed {
+        return Err(
+            "--probe-timeout needs --ready or --health exec:COMMAND (the probe it limits)".into()
+        );
+    }
+    if health.is_some() && ready.is_none() {
+        return Err(
+            "--health needs --ready COND (health is checked once the service is ready)".into()
+        );
+    }
+    if (health_interval.is_some() || health_failures.is_some()) && health.is_none() {
+        return Err("--health-interval and --health-failures need --health COND".into());
     }
     Ok(Cmd::Run(Run {
         unit,
@@ -799,8 +845,41 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
         stop_timeout,
         probe_timeout,
         stop_signal,
+        restart,
+        health,
+        health_interval,
+        health_failures,
         command,
     }))
+}
+
+/// A health check's condition: any readiness condition but `fd:N`, which
+/// speaks once.
+pub fn health_cond(text: &str) -> Result<Cond, String> {
+    match Cond::parse(text)? {
+        Cond::Fd(_) => Err(format!(
+            "{text:?} cannot be checked again: a descriptor speaks once; use tcp:, unix:, \
+             file: or exec:"
+        )),
+        cond => Ok(cond),
+    }
+}
+
+/// `--health-failures N` and `health-failures=N`: a number of 1 or more.
+pub fn failures_value(text: &str) -> Result<u32, String> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} is not a number of 1 or more"))
+}
+
+/// A duration that must not be zero (an interval).
+fn interval_value(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, lexopt::Error> {
+    let d = duration_value(parser, flag)?;
+    if d.is_zero() {
+        return Err(format!("{flag} must be more than 0").into());
+    }
+    Ok(d)
 }
 
 fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
@@ -1039,6 +1118,10 @@ mod tests {
                 stop_timeout: None,
                 probe_timeout: None,
                 stop_signal: None,
+                restart: None,
+                health: None,
+                health_interval: None,
+                health_failures: None,
                 command: vec!["sh".into(), "-c".into(), "--after".into()],
             })
         );
@@ -1055,6 +1138,10 @@ mod tests {
                 stop_timeout: None,
                 probe_timeout: None,
                 stop_signal: None,
+                restart: None,
+                health: None,
+                health_interval: None,
+                health_failures: None,
                 command: vec!["ls".into(), "-l".into()],
             })
         );
@@ -1065,7 +1152,7 @@ mod tests {
         }
         assert_eq!(
             err("run b --ready tcp:1 --probe-timeout 1s -- true"),
-            "--probe-timeout needs --ready exec:COMMAND (the probe it limits); see 'unitsync run --help'"
+            "--probe-timeout needs --ready or --health exec:COMMAND (the probe it limits); see 'unitsync run --help'"
         );
         assert_eq!(
             err("run b --later x -- true"),

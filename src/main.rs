@@ -35,6 +35,7 @@ mod procfs;
 mod protocol;
 mod readiness;
 mod render;
+mod restart;
 #[cfg(test)]
 mod rng;
 mod runner;
@@ -223,6 +224,10 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 stop_timeout: run.stop_timeout.unwrap_or(signals::STOP_TIMEOUT),
                 probe_timeout: run.probe_timeout.unwrap_or(readiness::PROBE_TIMEOUT),
                 stop_signal: run.stop_signal,
+                restart: run.restart.unwrap_or_default(),
+                health: run.health,
+                health_interval: run.health_interval.unwrap_or(runner::HEALTH_INTERVAL),
+                health_failures: run.health_failures.unwrap_or(runner::HEALTH_FAILURES),
                 owner,
                 command: run.command,
             };

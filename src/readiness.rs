@@ -26,7 +26,6 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
@@ -146,8 +145,7 @@ impl Watch {
     /// the command will hold as descriptor N. An `exec:` probe is killed
     /// after `probe_timeout` (zero: never).
     pub fn new(cond: &Cond, probe_timeout: Duration, command: &mut Command) -> io::Result<Watch> {
-        let mut watch =
-            Watch { cond: cond.clone(), pipe: None, notified: None, probe: None, probe_timeout };
+        let mut watch = Watch::polled(cond, probe_timeout);
         if let Cond::Fd(n) = *cond {
             // Both ends close on exec, so no other child inherits them; the
             // command gets its copy as N just before its exec.
@@ -173,6 +171,12 @@ impl Watch {
         Ok(watch)
     }
 
+    /// Watches `cond` with no command to prepare: a health check, which is
+    /// never `fd:N` (that speaks once).
+    pub fn polled(cond: &Cond, probe_timeout: Duration) -> Watch {
+        Watch { cond: cond.clone(), pipe: None, notified: None, probe: None, probe_timeout }
+    }
+
     /// Call once the command is spawned: the parent's copy of the write end
     /// is closed, so that EOF is seen when the command's copies close.
     pub fn spawned(&mut self) {
@@ -187,16 +191,16 @@ impl Watch {
         self.notified.as_ref().is_some_and(|told| told.wait(limit) == Some(true))
     }
 
-    /// Sleeps for `nap`, or less: an `fd:N` notification (or EOF) ends the
-    /// nap at once, so that the next [`Watch::check`] answers without
-    /// waiting for the next poll. Other conditions can only be polled.
-    pub fn nap(&mut self, nap: Duration) {
-        match &self.notified {
-            Some(told) if told.seen().is_none() => {
-                told.wait(nap);
-            }
-            _ => thread::sleep(nap),
-        }
+    /// Whether the condition is watched by event (`fd:N`, whose reader
+    /// wakes the supervising loop through [`signals::notify`]) rather than
+    /// polled.
+    pub fn by_event(&self) -> bool {
+        matches!(self.cond, Cond::Fd(_))
+    }
+
+    /// Whether an `exec:` probe is running: its answer is still to come.
+    pub fn probing(&self) -> bool {
+        self.probe.is_some()
     }
 
     /// Checks once; blocks at most about a second (a TCP connect).
@@ -219,8 +223,10 @@ impl Watch {
                             if !late {
                                 return Check::NotYet;
                             }
-                            // Hung: killed, and the next probe starts now.
+                            // Hung: a failed probe (a health check counts
+                            // it); the next check runs another.
                             kill(self.probe.take());
+                            return Check::NotYet;
                         }
                         Ok(Some(status)) => {
                             self.probe = None;
@@ -344,6 +350,7 @@ fn read_notification(read: OwnedFd) -> Arc<Notified> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::thread;
     use std::time::Instant;
 
     #[test]

@@ -42,6 +42,17 @@ pub fn status(unit: &UnitView, now: f64) -> String {
     if let Some(pid) = unit.owner {
         let _ = writeln!(out, "owner:      pid {pid}");
     }
+    // Only a unit whose command was restarted (README.md, "Supervision").
+    if unit.restarts > 0 {
+        let last = unit.restarted_at.last().map(|&at| format!(", {} ago", human_secs(now - at)));
+        let why = unit.last_failure.as_deref().unwrap_or("no reason given");
+        let _ = writeln!(
+            out,
+            "restarts:   {} (last: {why}{})",
+            unit.restarts,
+            last.unwrap_or_default()
+        );
+    }
     let _ = writeln!(out, "finished:   {}", stamp(unit.finished_at));
     let _ = writeln!(out, "waited:     {}", span(unit.waited));
     let _ = writeln!(out, "ran:        {}", span(unit.ran));
@@ -71,7 +82,8 @@ fn startability(unit: &UnitView, now: f64) -> String {
     format!("no, waiting for {}", and_list(&names))
 }
 
-/// `list`: a table sorted by unit, times relative to the server's start.
+/// `list`: a table sorted by unit, times relative to the server's start;
+/// with a RESTARTS column when any unit was restarted.
 pub fn table(units: &[UnitView]) -> String {
     let header = ["UNIT", "STATUS", "STARTABLE", "STARTED", "READY", "WAITED", "RAN", "DEPENDS ON"];
     let rows: Vec<[String; 8]> = units
@@ -102,7 +114,22 @@ pub fn table(units: &[UnitView]) -> String {
         .collect();
     let mut all = vec![header.map(String::from)];
     all.extend(rows);
-    columns(&all)
+    if units.iter().all(|u| u.restarts == 0) {
+        return columns(&all);
+    }
+    // Before DEPENDS ON, which stays last (it is not cut).
+    let restarts =
+        ["RESTARTS".to_owned()].into_iter().chain(units.iter().map(|u| u.restarts.to_string()));
+    let all: Vec<Vec<String>> = all
+        .into_iter()
+        .map(Vec::from)
+        .zip(restarts)
+        .map(|(mut row, restarts)| {
+            row.insert(7, restarts);
+            row
+        })
+        .collect();
+    layout(&all.iter().map(Vec::as_slice).collect::<Vec<_>>())
 }
 
 /// A time since the server's start, `+1.200s`, or `-` if there is none.

@@ -35,7 +35,13 @@ use crate::owner;
 use crate::procfs;
 use crate::protocol::{self, Body, Owners, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
+use crate::restart::{self, Backoff};
 use crate::signals;
+
+/// How often a ready service's health is checked, unless it says.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// How many failed health checks in a row fail it, unless it says.
+pub const HEALTH_FAILURES: u32 = 3;
 
 /// How long the `fd:N` reader may lag behind a command that exited.
 const LAST_WORD: Duration = Duration::from_millis(200);
@@ -52,6 +58,13 @@ pub struct Spec {
     pub stop_timeout: Duration,
     /// `--probe-timeout`: how long one `exec:` probe may run. Zero: no limit.
     pub probe_timeout: Duration,
+    /// `--restart`: when the command runs again.
+    pub restart: restart::Policy,
+    /// `--health`: once ready, checked every `health_interval`;
+    /// `health_failures` failures in a row fail the run.
+    pub health: Option<Cond>,
+    pub health_interval: Duration,
+    pub health_failures: u32,
     /// `--stop-signal`: the first signal of the command's stop; without
     /// it, a stop signal `run` receives is forwarded as it came, and
     /// `run`'s own stops (a ready deadline) send SIGTERM.
@@ -87,7 +100,11 @@ pub fn run(
                 "warning: cannot reach the server at {}: {reason}; running {unit} without coordination (--optional)",
                 path.display()
             ));
-            return Ok(execute(spec, &mut Unit { client: None, spec, say }, patience.poll));
+            return Ok(execute(
+                spec,
+                &mut Unit { client: None, spec, say, ended: false },
+                patience.poll,
+            ));
         }
         Err(e) => return Err(e),
     }
@@ -107,7 +124,7 @@ pub fn run(
         }
         return Err(e);
     }
-    Ok(execute(spec, &mut Unit { client: Some(client), spec, say }, patience.poll))
+    Ok(execute(spec, &mut Unit { client: Some(client), spec, say, ended: false }, patience.poll))
 }
 
 /// `want` for the hard and the soft edges; always registers the unit.
@@ -166,15 +183,17 @@ enum End {
     Failed(String),
 }
 
-/// Why `run` is stopping its command.
-#[derive(Clone, Copy)]
+/// Why `run` is stopping its command; but for a signal, each is a
+/// failure, with its reason.
 enum Stop {
     /// A stop signal `run` received; the signal thread forwarded it.
     Signal,
-    /// `--ready-timeout` passed before the service was ready (unit failed).
-    NotReady,
-    /// The condition can never hold, `fd:N` closed (unit failed).
-    Never,
+    /// `--ready-timeout` passed before the service was ready.
+    NotReady(String),
+    /// The condition can never hold, `fd:N` closed.
+    Never(String),
+    /// `--health-failures` health checks in a row failed.
+    Unhealthy(String),
 }
 
 /// The unit on the server while its command runs; without a client
@@ -183,6 +202,8 @@ struct Unit<'a> {
     client: Option<&'a mut Client>,
     spec: &'a Spec,
     say: Say,
+    /// Whether `run` has ended it (completed or failed) on the server.
+    ended: bool,
 }
 
 impl Unit<'_> {
@@ -202,8 +223,48 @@ impl Unit<'_> {
     }
 
     fn end(&mut self, end: End) {
+        self.ended = true;
         if let Some(client) = self.client.as_deref_mut() {
             report(client, &self.spec.unit, end, self.say);
+        }
+    }
+
+    /// The failure to report, `why` and its `restarts`, unless the unit
+    /// was failed already (when `run` decided to stop the command).
+    fn unless_ended(&self, why: &str, restarts: &str) -> Option<End> {
+        (!self.ended).then(|| End::Failed(format!("{why}{restarts}")))
+    }
+
+    /// Tells the server that the command runs again after `why`
+    /// (README.md, "Supervision"): the unit is `started` until it is
+    /// ready again. False if the server would not have it (it was ended
+    /// meanwhile, or it is another server): then it is not restarted.
+    fn restart(&mut self, why: &str) -> bool {
+        let unit = &self.spec.unit;
+        let Some(client) = self.client.as_deref_mut() else { return true };
+        let request = Request::Restart {
+            unit: unit.clone(),
+            reason: Some(why.to_owned()),
+            owner: self.spec.owner.as_ref().map(|o| o.owner.into()),
+            instance: client.instance().map(str::to_owned),
+        };
+        match tell(client, &request) {
+            Ok(_) => true,
+            Err(e) if restarted(&e) => {
+                Say::error(&format!(
+                    "{unit}: not restarted: the server restarted with a fresh state since it started {unit}"
+                ));
+                false
+            }
+            Err(client::Error::Refused(body)) => {
+                Say::error(&format!("{unit}: not restarted: {}", body.message));
+                false
+            }
+            // Unreachable: supervised all the same, as when `ready` is lost.
+            Err(e) => {
+                Say::error(&format!("{unit}: could not record its restart: {e}"));
+                true
+            }
         }
     }
 
@@ -216,17 +277,10 @@ impl Unit<'_> {
     }
 }
 
-/// Runs the command as the unit's; tells the server how it went as it goes
-/// (ready, and how it ended). Returns the exit code.
+/// Runs the command as the unit's, again as its restart policy says;
+/// tells the server how it went as it goes (ready, restarts, and how it
+/// ended). Returns the exit code.
 fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
-    let program = &spec.command[0];
-    let mut command = Command::new(program);
-    command.args(&spec.command[1..]).env("UNITSYNC_UNIT", &spec.unit);
-    // The command's own unit ($UNITSYNC_UNIT) is run's, which ends it:
-    // other units the command starts are the command's.
-    if let Some(me) = owner::me() {
-        command.env(owner::ENV, owner::to_env(me));
-    }
     // Without a terminal there is no job control to keep, and a stop must
     // reach everything the command started (a script's own children): it
     // gets a process group of its own. With one, it stays in ours, so that
@@ -235,6 +289,49 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     // Orphans of the command come to us, not to init (or to nobody, when
     // we are PID 1), so that we reap them and stop them at the end.
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    let mut backoff = Backoff::new(spec.restart);
+    loop {
+        let life = match live(spec, unit, poll, own_group, &backoff) {
+            Ok(life) => life,
+            Err(code) => return code,
+        };
+        match settle(spec, unit, &life, &mut backoff) {
+            Some(code) => return code,
+            None => continue,
+        }
+    }
+}
+
+/// One run of the command, as [`supervise`] saw it end.
+struct Life {
+    status: ExitStatus,
+    /// Why `run` stopped it, if it did.
+    stop: Option<Stop>,
+    /// Whether it became ready by its condition.
+    ready: bool,
+    ran: Duration,
+    /// Its process group (as kill(2) takes it) or its pid.
+    target: i32,
+    own_group: bool,
+}
+
+/// Spawns the command once and supervises it to its end; an exit code if
+/// it could not be spawned or watched.
+fn live(
+    spec: &Spec,
+    unit: &mut Unit,
+    poll: Duration,
+    own_group: bool,
+    backoff: &Backoff,
+) -> Result<Life, u8> {
+    let program = &spec.command[0];
+    let mut command = Command::new(program);
+    command.args(&spec.command[1..]).env("UNITSYNC_UNIT", &spec.unit);
+    // The command's own unit ($UNITSYNC_UNIT) is run's, which ends it:
+    // other units the command starts are the command's.
+    if let Some(me) = owner::me() {
+        command.env(owner::ENV, owner::to_env(me));
+    }
     signals::reset_in_child(&mut command, own_group);
     let watch = spec
         .ready
@@ -255,9 +352,10 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
                 format!("cannot run {}: {}", program.to_string_lossy(), why_not(program, &e));
             Say::error(&format!("{}: {reason}", spec.unit));
             unit.end(End::Failed(reason));
-            return code;
+            return Err(code);
         }
     };
+    let began = Instant::now();
     let pid = child.id() as i32;
     let target = if own_group { -pid } else { pid };
     signals::FORWARD_TO.store(target, Ordering::SeqCst);
@@ -265,28 +363,67 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
     if let Some(early) = signals::received() {
         signals::forward(early);
     }
-    let ended = supervise(spec, unit, &mut child, watch, target, poll);
+    let watched = Watched { child: &mut child, watch, target, began };
+    let ended = supervise(spec, unit, watched, poll, backoff);
     signals::FORWARD_TO.store(0, Ordering::SeqCst);
-    let (status, stop, ready) = match ended {
-        Ok(ended) => ended,
+    match ended {
+        Ok((status, stop, ready)) => {
+            Ok(Life { status, stop, ready, ran: began.elapsed(), target, own_group })
+        }
         Err(e) => {
             unit.end(End::Failed(format!("lost track of the command: {e}")));
-            return exit::ERROR;
+            Err(exit::ERROR)
         }
-    };
+    }
+}
 
-    let (code, how) = outcome(status);
+/// After one run: restarts the command if its policy says so (None), or
+/// ends the unit and returns the exit code.
+fn settle(spec: &Spec, unit: &mut Unit, life: &Life, backoff: &mut Backoff) -> Option<u8> {
+    let (code, how) = outcome(life.status);
+    let stopped = matches!(life.stop, Some(Stop::Signal));
+    let never_ready = spec.ready.is_some() && !life.ready && life.stop.is_none();
+    let how_ended = || how.clone().unwrap_or_else(|| "exit status 0".to_owned());
+    // Why this run failed, if it did.
+    let failure = match &life.stop {
+        Some(Stop::Signal) => None,
+        Some(Stop::NotReady(why) | Stop::Never(why) | Stop::Unhealthy(why)) => Some(why.clone()),
+        None if never_ready => Some(format!("exited before it was ready: {}", how_ended())),
+        None => how.clone(),
+    };
+    // A stop signal ends it for good, whatever the policy.
+    if !stopped && signals::received().is_none() {
+        let restart_after = backoff.after(failure.is_some(), life.ran);
+        if let Some(delay) = restart_after {
+            let why = failure.clone().unwrap_or_else(how_ended);
+            match restart(spec, unit, life, &why, delay, backoff) {
+                Again::Now => return None,
+                Again::Stopped => {
+                    // Stopped while it waited: not ready, so not done.
+                    let why = format!("stopped while waiting to restart (last: {why})");
+                    unit.end(End::Failed(why));
+                    let signal = signals::received().unwrap_or(Signal::SIGTERM as i32);
+                    return Some(exit::signaled(signal));
+                }
+                // The server holds it ended already: so it stays.
+                Again::Refused => {}
+            }
+        }
+    }
+    let restarts = after_restarts(backoff);
     // Leftovers are cleared for a service, not for a one-shot command that
     // may have started a daemon on purpose; asked only when it matters.
-    let leftovers = own_group && signals::exists(target);
-    let stopped = matches!(stop, Some(Stop::Signal));
+    let leftovers = life.own_group && signals::exists(life.target);
     // Ready by its condition, or by its own `unitsync ready`.
-    let was_ready = ready || ((stopped || leftovers) && unit.is_ready());
+    let was_ready = life.ready || ((stopped || leftovers) && unit.is_ready());
     let service = spec.ready.is_some() || was_ready;
-    let (code, end) = match stop {
-        // The unit failed when the deadline passed, or the fd closed.
-        Some(Stop::NotReady) => (exit::TIMED_OUT, None),
-        Some(Stop::Never) => (exit::ERROR, None),
+    let (code, end) = match &life.stop {
+        // The unit failed when `run` decided to stop it, unless a restart
+        // was still possible then.
+        Some(Stop::NotReady(why)) => (exit::TIMED_OUT, unit.unless_ended(why, &restarts)),
+        Some(Stop::Never(why) | Stop::Unhealthy(why)) => {
+            (exit::ERROR, unit.unless_ended(why, &restarts))
+        }
         // Stopped is not done (README.md, "As a container's init"): only a
         // service that was ready did its job; anything else stopped must
         // not release what waits for it.
@@ -295,20 +432,25 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
             (code, Some(End::Failed("stopped before it was ready".to_owned())))
         }
         Some(Stop::Signal) => (code, Some(End::Failed("stopped before it completed".to_owned()))),
-        _ if spec.ready.is_some() && !ready => {
+        None if never_ready => {
             // The usual cause: a server that forked into the background.
             Say::error(&format!(
                 "{}: the service exited ({}) before it was ready; if it daemonized, run it in \
                  the foreground (nginx -g 'daemon off;', redis-server --daemonize no, postgres \
                  rather than pg_ctl start)",
                 spec.unit,
-                how.as_deref().unwrap_or("exit status 0")
+                how_ended()
             ));
-            let how = how.unwrap_or_else(|| "exit status 0".to_owned());
             let code = if code == exit::SUCCESS { exit::ERROR } else { code };
-            (code, Some(End::Failed(format!("exited before it was ready: {how}"))))
+            let why = format!("exited before it was ready: {}{restarts}", how_ended());
+            (code, Some(End::Failed(why)))
         }
-        _ => (code, Some(how.map_or(End::Completed { note: None }, End::Failed))),
+        None => {
+            let end = how.map_or(End::Completed { note: None }, |how| {
+                End::Failed(format!("{how}{restarts}"))
+            });
+            (code, Some(end))
+        }
     };
     if let Some(end) = end {
         unit.end(end);
@@ -319,11 +461,65 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
         _ => code,
     };
     // A service's leftovers do not outlive it, nor anything under PID 1.
-    if service || stop.is_some() || std::process::id() == 1 {
-        stop_leftovers(own_group.then_some(target), spec.stop_timeout);
+    if service || life.stop.is_some() || std::process::id() == 1 {
+        stop_leftovers(life.own_group.then_some(life.target), spec.stop_timeout);
     }
     reap_orphans(&[]);
-    code
+    Some(code)
+}
+
+/// ` (after 2 restarts)`, for the reason of a failure that ends the unit;
+/// nothing if it was never restarted.
+fn after_restarts(backoff: &Backoff) -> String {
+    match backoff.restarts() {
+        0 => String::new(),
+        1 => " (after 1 restart)".to_owned(),
+        n => format!(" (after {n} restarts)"),
+    }
+}
+
+/// Whether the command runs again.
+enum Again {
+    Now,
+    /// A stop signal came during the delay.
+    Stopped,
+    /// The server would not have the unit restarted (PROTOCOL.md, "restart").
+    Refused,
+}
+
+/// Restarts the unit after `delay`: clears what the last run left, tells
+/// the server, and waits.
+fn restart(
+    spec: &Spec,
+    unit: &mut Unit,
+    life: &Life,
+    why: &str,
+    delay: Duration,
+    backoff: &Backoff,
+) -> Again {
+    stop_leftovers(life.own_group.then_some(life.target), spec.stop_timeout);
+    reap_orphans(&[]);
+    if !unit.restart(why) {
+        return Again::Refused;
+    }
+    unit.say.line(&format!(
+        "{}: {why}; restarting in {} (restart {})",
+        spec.unit,
+        human(delay),
+        backoff.count()
+    ));
+    let at = Instant::now() + delay;
+    loop {
+        let seen = signals::events();
+        if signals::received().is_some() {
+            return Again::Stopped;
+        }
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Again::Now;
+        }
+        signals::wait_event(seen, left);
+    }
 }
 
 /// Reaps the orphans that came to `run` as a child subreaper (zombies
@@ -386,30 +582,95 @@ fn stop_leftovers(group: Option<i32>, stop_timeout: Duration) {
     }
 }
 
-/// The one loop while the command runs: sees it exit, checks readiness,
-/// keeps the ready deadline, sees stop signals and escalates to SIGKILL.
+/// The command being supervised.
+struct Watched<'a> {
+    child: &'a mut Child,
+    /// Its readiness condition, if it is a service.
+    watch: Option<Watch>,
+    /// Its process group (as kill(2) takes it) or its pid.
+    target: i32,
+    began: Instant,
+}
+
+/// The health checks of a ready service (`--health`): when the next is
+/// due, and how many failed in a row.
+struct Health {
+    watch: Watch,
+    next: Instant,
+    failed: u32,
+}
+
+impl Health {
+    fn new(cond: &Cond, spec: &Spec, now: Instant) -> Health {
+        let watch = Watch::polled(cond, spec.probe_timeout);
+        Health { watch, next: now + spec.health_interval, failed: 0 }
+    }
+
+    /// Runs the check when it is due (or hears its probe's answer); the
+    /// reason to stop the service once `--health-failures` failed in a row.
+    fn check(&mut self, spec: &Spec, unit: &Unit, now: Instant) -> Option<String> {
+        if now < self.next && !self.watch.probing() {
+            return None;
+        }
+        match self.watch.check() {
+            Check::Ready => self.failed = 0,
+            // An `exec:` probe that has not answered yet.
+            Check::NotYet if self.watch.probing() => return None,
+            Check::NotYet | Check::Never(_) => {
+                self.failed += 1;
+                unit.say.line(&format!(
+                    "{}: health check failed ({} of {} in a row)",
+                    spec.unit, self.failed, spec.health_failures
+                ));
+            }
+        }
+        self.next = now + spec.health_interval;
+        let cond = spec.health.as_ref().map(Cond::to_string).unwrap_or_default();
+        (self.failed >= spec.health_failures)
+            .then(|| format!("{} health checks in a row failed ({cond})", self.failed))
+    }
+}
+
+/// How long the loop sleeps when nothing is polled and no deadline is
+/// near: events (a child's exit, a signal, an fd's newline) wake it
+/// sooner. A safety net only.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// The one loop while the command runs: sees it exit, checks readiness
+/// and health, keeps the ready deadline, sees stop signals and escalates
+/// to SIGKILL. Between turns it sleeps until something happens (SIGCHLD,
+/// a signal, the `fd:N` newline) or a deadline comes; only readiness
+/// conditions that must be polled, and probes, wake it every `poll`.
 /// Returns the command's status, why `run` stopped it (if it did), and
 /// whether it had become ready by its condition.
 fn supervise(
     spec: &Spec,
     unit: &mut Unit,
-    child: &mut Child,
-    mut watch: Option<Watch>,
-    target: i32,
+    watched: Watched,
     poll: Duration,
+    backoff: &Backoff,
 ) -> io::Result<(ExitStatus, Option<Stop>, bool)> {
+    let Watched { child, mut watch, target, began } = watched;
     if let Some(watch) = &mut watch {
         watch.spawned();
     }
-    let ready_by = (watch.is_some() && !spec.ready_timeout.is_zero())
-        .then(|| Instant::now() + spec.ready_timeout);
+    let ready_by =
+        (watch.is_some() && !spec.ready_timeout.is_zero()).then(|| began + spec.ready_timeout);
     let mut ready = false;
     let mut never = None;
+    let mut health: Option<Health> = None;
     let mut stop: Option<(Stop, Instant)> = None;
     let mut killed = false;
     loop {
-        let keep = [Some(child.id()), watch.as_ref().and_then(Watch::probe_pid)];
-        reap_orphans(&keep.into_iter().flatten().collect::<Vec<_>>());
+        // Read before looking around: whatever happens after wakes the
+        // sleep at the end of this turn.
+        let seen = signals::events();
+        let probes = [
+            Some(child.id()),
+            watch.as_ref().and_then(Watch::probe_pid),
+            health.as_ref().and_then(|h| h.watch.probe_pid()),
+        ];
+        reap_orphans(&probes.into_iter().flatten().collect::<Vec<_>>());
         if let Some(status) = child.try_wait()? {
             // The signal thread forwards at once: the command may end of a
             // stop signal before this loop has seen it.
@@ -417,7 +678,7 @@ fn supervise(
                 stop = Some((Stop::Signal, Instant::now()));
             }
             // A command that wrote its newline and exited at once was ready.
-            if let (None, false, Some(watch)) = (stop, ready, &watch)
+            if let (None, false, Some(watch)) = (&stop, ready, &watch)
                 && watch.was_notified(LAST_WORD)
             {
                 ready = true;
@@ -427,37 +688,43 @@ fn supervise(
         }
         let now = Instant::now();
         if stop.is_none() {
-            let why = if signals::received().is_some() {
-                Some(Stop::Signal)
-            } else if let Some(why) = never.take() {
-                unit.end(End::Failed(format!("will never be ready: {why}")));
-                Some(Stop::Never)
+            let failed = if let Some(why) = never.take() {
+                Some(Stop::Never(format!("will never be ready: {why}")))
             } else if !ready && ready_by.is_some_and(|by| now >= by) {
-                unit.end(End::Failed(format!("not ready within {}", human(spec.ready_timeout))));
-                Some(Stop::NotReady)
+                Some(Stop::NotReady(format!("not ready within {}", human(spec.ready_timeout))))
             } else {
-                None
+                health.as_mut().and_then(|h| h.check(spec, unit, now)).map(Stop::Unhealthy)
             };
+            let why = if signals::received().is_some() { Some(Stop::Signal) } else { failed };
             if let Some(why) = why {
                 // A probe's answer cannot matter any more.
-                if let Some(watch) = &mut watch {
-                    watch.cancel();
+                for watch in [watch.as_mut(), health.as_mut().map(|h| &mut h.watch)] {
+                    watch.map(Watch::cancel);
                 }
-                match why {
+                match &why {
                     Stop::Signal => unit.say.line(&format!(
                         "{}: stopping; send the signal again to kill it now",
                         spec.unit
                     )),
-                    _ => signals::send(target, spec.stop_signal.unwrap_or(Signal::SIGTERM)),
+                    Stop::NotReady(reason) | Stop::Never(reason) | Stop::Unhealthy(reason) => {
+                        // Its dependents learn at once, unless it is to
+                        // run again.
+                        if !backoff.would_restart(true, began.elapsed()) {
+                            let restarts = after_restarts(backoff);
+                            unit.end(End::Failed(format!("{reason}{restarts}")));
+                        }
+                        signals::send(target, spec.stop_signal.unwrap_or(Signal::SIGTERM));
+                    }
                 }
                 stop = Some((why, now));
             }
         }
-        if let (None, false, Some(watch)) = (stop, ready, &mut watch) {
+        if let (None, false, Some(watch)) = (&stop, ready, &mut watch) {
             match watch.check() {
                 Check::Ready => {
                     ready = true;
                     unit.ready();
+                    health = spec.health.as_ref().map(|cond| Health::new(cond, spec, now));
                 }
                 Check::NotYet => {}
                 // Acted on at the next turn, unless the command has exited
@@ -481,15 +748,20 @@ fn supervise(
                 human(spec.stop_timeout)
             ));
         }
-        let deadlines = [ready_by.filter(|_| !ready && stop.is_none()), kill_at];
-        let nap = deadlines
-            .into_iter()
-            .flatten()
-            .fold(poll, |nap, at| nap.min(at.saturating_duration_since(now)));
-        match &mut watch {
-            Some(watch) => watch.nap(nap),
-            None => sleep(nap),
-        }
+        let running = stop.is_none();
+        let polled = running
+            && ((!ready && watch.as_ref().is_some_and(|w| !w.by_event()))
+                || health.as_ref().is_some_and(|h| h.watch.probing()));
+        let deadlines = [
+            ready_by.filter(|_| !ready && running),
+            kill_at,
+            health.as_ref().filter(|_| running).map(|h| h.next),
+        ];
+        let nap =
+            deadlines.into_iter().flatten().fold(if polled { poll } else { IDLE }, |nap, at| {
+                nap.min(at.saturating_duration_since(now))
+            });
+        signals::wait_event(seen, nap);
     }
 }
 

@@ -331,6 +331,18 @@ impl<'a> Up<'a> {
                 if let Some(signal) = header.stop_signal {
                     command.arg("--stop-signal").arg(signal.as_str());
                 }
+                if let Some(policy) = header.restart {
+                    command.arg("--restart").arg(policy.to_string());
+                }
+                if let Some(health) = &header.health {
+                    command.arg("--health").arg(health);
+                }
+                if let Some(interval) = header.health_interval {
+                    command.arg("--health-interval").arg(millis(interval));
+                }
+                if let Some(failures) = header.health_failures {
+                    command.arg("--health-failures").arg(failures.to_string());
+                }
                 command.arg("--stop-timeout").arg(millis(stop_timeout));
                 command.arg("--").arg(&script.path);
                 command
@@ -515,6 +527,13 @@ impl<'a> Up<'a> {
             if let Some(i) = self.children.iter().position(|c| c.pid == Some(pid)) {
                 let child = &mut self.children[i];
                 child.ended = Some((end, child.began.elapsed()));
+                // `run` escalates by itself, at the same stop timeout: a
+                // command it had to kill ends it with 128 + SIGKILL.
+                let by_run = child.script.header.is_some()
+                    && end == Ended::Exited(exit::signaled(Signal::SIGKILL as i32).into());
+                if let Some(stop) = child.stop.as_mut().filter(|s| s.killed.is_none() && by_run) {
+                    stop.killed = Some(child.stop_timeout);
+                }
                 self.end_unit(i, end);
                 ours = true;
             }

@@ -15,6 +15,8 @@ const RUNNING: char = '#';
 const READY: char = '=';
 const FAILED: char = '!';
 const ONGOING: char = '>';
+/// When its command was restarted (README.md, "Supervision").
+const RESTARTED: char = '^';
 /// The bar keeps at least this many columns (or half the width, if more);
 /// the unit-name column is truncated to leave it that room.
 const MIN_BAR: usize = 10;
@@ -41,7 +43,7 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
     let header = format!("{}  {}", pad("UNIT", name_width), axis(total, bar));
     out += header.trim_end();
     out.push('\n');
-    let (mut ready, mut failed, mut ongoing) = (false, false, false);
+    let (mut ready, mut failed, mut ongoing, mut restarted) = (false, false, false, false);
     for lane in &lanes {
         let mut cells = vec![' '; bar];
         if lane.spans.is_empty() {
@@ -61,6 +63,11 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
             failed |= mark == FAILED;
             ongoing |= mark == ONGOING;
         }
+        for &at in &lane.unit.restarted_at {
+            let (cell, _) = span_cells(at, at, scale, bar);
+            cells[cell.min(bar - 1)] = RESTARTED;
+            restarted = true;
+        }
         // The end mark may hide a ready phase one cell long.
         ready |= cells.contains(&READY);
         let bar: String = cells.into_iter().collect();
@@ -75,6 +82,9 @@ pub fn timeline(units: &[UnitView], now: f64, width: usize) -> String {
     }
     if ongoing {
         legend.push("> still going");
+    }
+    if restarted {
+        legend.push("^ restarted");
     }
     out + &wrap(&legend, width)
 }

@@ -12,8 +12,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cli::{failures_value, health_cond};
 use crate::duration;
 use crate::readiness::Cond;
+use crate::restart::Policy;
 use crate::signals::{self, Signal};
 use crate::state::{self, State};
 use crate::suggest::nearest;
@@ -24,7 +26,7 @@ use super::Error;
 const HEAD_BYTES: u64 = 4096;
 
 /// The keys a `# unitsync:` line takes, for the error about any other.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 12] = [
     "after",
     "soft-after",
     "unit",
@@ -33,6 +35,10 @@ const KEYS: [&str; 8] = [
     "stop-timeout",
     "probe-timeout",
     "stop-signal",
+    "restart",
+    "health",
+    "health-interval",
+    "health-failures",
 ];
 
 /// A startup script: every one is a unit.
@@ -64,6 +70,13 @@ pub struct Header {
     pub probe_timeout: Option<Duration>,
     /// The first signal of its stop, as `run --stop-signal` takes it.
     pub stop_signal: Option<Signal>,
+    /// When its command runs again, as `run --restart` takes it.
+    pub restart: Option<Policy>,
+    /// Its health check, as `run --health` takes it, and how often and
+    /// how many failures in a row fail it.
+    pub health: Option<String>,
+    pub health_interval: Option<Duration>,
+    pub health_failures: Option<u32>,
 }
 
 impl Script {
@@ -248,6 +261,21 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
                 header.stop_signal =
                     Some(signals::parse(&value).map_err(|e| format!("stop-signal=: {e}"))?)
             }
+            "restart" => {
+                header.restart = Some(Policy::parse(&value).map_err(|e| format!("restart=: {e}"))?)
+            }
+            "health" => {
+                health_cond(&value).map_err(|e| format!("health=: {e}"))?;
+                header.health = Some(value);
+            }
+            "health-interval" => match duration()? {
+                d if d.is_zero() => return Err("health-interval= must be more than 0".to_owned()),
+                d => header.health_interval = Some(d),
+            },
+            "health-failures" => {
+                header.health_failures =
+                    Some(failures_value(&value).map_err(|e| format!("health-failures=: {e}"))?)
+            }
             _ => {
                 let near = nearest(&key, &mut KEYS.into_iter())
                     .map(|k| format!(" (did you mean {k}?)"))
@@ -262,9 +290,21 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
     if header.ready.is_none() && header.ready_timeout.is_some() {
         return Err("ready-timeout= needs ready= (the condition it waits for)".to_owned());
     }
-    let exec = header.ready.as_deref().is_some_and(|r| matches!(Cond::parse(r), Ok(Cond::Exec(_))));
-    if header.probe_timeout.is_some() && !exec {
-        return Err("probe-timeout= needs ready=exec:COMMAND (the probe it limits)".to_owned());
+    let exec = |c: &Option<String>| {
+        c.as_deref().is_some_and(|c| matches!(Cond::parse(c), Ok(Cond::Exec(_))))
+    };
+    if header.probe_timeout.is_some() && !exec(&header.ready) && !exec(&header.health) {
+        return Err(
+            "probe-timeout= needs ready= or health=exec:COMMAND (the probe it limits)".to_owned()
+        );
+    }
+    if header.health.is_some() && header.ready.is_none() {
+        return Err("health= needs ready= (health is checked once the service is ready)".to_owned());
+    }
+    if (header.health_interval.is_some() || header.health_failures.is_some())
+        && header.health.is_none()
+    {
+        return Err("health-interval= and health-failures= need health=COND".to_owned());
     }
     Ok((unit, Some(header)))
 }
@@ -449,7 +489,10 @@ mod tests {
         assert!(err("# unitsync: ready=tcp:\n").contains("invalid readiness condition"));
         assert!(err("# unitsync: stop-timeout=soon\n").contains("stop-timeout=: invalid duration"));
         assert!(err("# unitsync: ready-timeout=3s\n").contains("needs ready="));
-        assert!(err("# unitsync: ready=tcp:1 probe-timeout=3s\n").contains("needs ready=exec:"));
+        assert!(
+            err("# unitsync: ready=tcp:1 probe-timeout=3s\n")
+                .contains("needs ready= or health=exec:")
+        );
         assert!(err("# unitsync: unit=\n").contains("unit= needs a name"));
         assert!(err("# unitsync: stop-signal=TREM\n").contains("stop-signal=: unknown signal"));
     }

@@ -22,6 +22,7 @@ mod rng;
 mod run;
 mod scripts;
 mod services;
+mod supervision;
 mod up;
 mod users;
 mod util;

@@ -763,7 +763,7 @@ fn run(sub: Sub, settings: &Settings, out: &mut impl Write) -> Result<(), Failur
                 return Err(Failure::Client { doing, error: client.unexpected() });
             };
             let text = if view.json {
-                render::json(&StatusJson::from(&unit))
+                render::json(&StatusJson::from(&*unit))
             } else {
                 status(&unit, &view)
             };

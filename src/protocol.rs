@@ -210,9 +210,10 @@ pub enum Body {
     /// how long it waited is not known.
     #[serde(skip_serializing)]
     Retried,
+    /// Boxed: a unit view is many times the size of any other answer.
     Status {
         now: f64,
-        unit: UnitView,
+        unit: Box<UnitView>,
     },
     List {
         now: f64,
@@ -625,7 +626,9 @@ pub fn parse_response(line: &[u8]) -> Result<Response, String> {
         "restarted" => Body::Restarted { restarts: f.u32("restarts")?, ran: f.f64("ran")? },
         "stopped_waiting" => Body::StoppedWaiting { waited: f.option("waited", Object::f64)? },
         "near" => Body::Near { near: f.option("near", Object::string)? },
-        "status" => Body::Status { now: f.f64("now")?, unit: unit_view(&f.object("unit")?)? },
+        "status" => {
+            Body::Status { now: f.f64("now")?, unit: Box::new(unit_view(&f.object("unit")?)?) }
+        }
         "list" => Body::List { now: f.f64("now")?, units: f.list("units", unit_view)? },
         "error" => {
             let error = f.object("error")?;
@@ -1085,7 +1088,7 @@ mod tests {
                 r#"{"ok":true,"instance":"i1","result":"stopped_waiting","waited":null}"#,
             ),
             (
-                Body::Status { now: 10.0, unit: service },
+                Body::Status { now: 10.0, unit: Box::new(service) },
                 r#"{"ok":true,"instance":"i1","result":"status","now":10.0,"unit":{"unit":"db","status":"completed","startable":true,"dependencies":[],"reason":null,"note":"stopped","failed_by":null,"since":9.5,"started_at":1.0,"ready_at":2.2,"finished_at":9.5,"waited":0.0,"ran":8.5,"waiting_since":null,"owner":null}}"#,
             ),
             (
@@ -1116,7 +1119,7 @@ mod tests {
                 r#"{"ok":true,"instance":"i1","result":"failed","ran":null}"#,
             ),
             (
-                Body::Status { now: 3.0, unit: unit.clone() },
+                Body::Status { now: 3.0, unit: Box::new(unit.clone()) },
                 r#"{"ok":true,"instance":"i1","result":"status","now":3.0,"unit":{"unit":"b","status":"pending","startable":false,"dependencies":[{"unit":"a","status":"started","soft":false,"satisfied":false,"since":1.5}],"reason":null,"note":null,"failed_by":null,"since":0.25,"started_at":null,"ready_at":null,"finished_at":null,"waited":null,"ran":null,"waiting_since":2.0,"owner":null}}"#,
             ),
             (

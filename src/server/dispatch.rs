@@ -155,7 +155,7 @@ pub(super) fn apply(state: &mut State, request: &Request, now: Duration) -> Outc
         Request::Near { unit } => Outcome::unchanged(Body::Near { near: near(state, unit) }, None),
         Request::Status { unit } => match state.status(unit, now) {
             Ok(info) => Outcome::unchanged(
-                Body::Status { now: secs(now), unit: UnitView::from(info) },
+                Body::Status { now: secs(now), unit: Box::new(UnitView::from(info)) },
                 None,
             ),
             Err(e) => Outcome::unchanged(Body::Error { error: e.into() }, None),

@@ -118,7 +118,8 @@ pub struct Run {
     pub ready_timeout: Option<Duration>,
     /// `--stop-timeout D`: between the stop signal and SIGKILL.
     pub stop_timeout: Option<Duration>,
-    /// `--probe-timeout D`: with `--ready exec:`, how long one probe may run.
+    /// `--probe-timeout D`: with `--ready exec:` or `http://`, how long one
+    /// probe may run.
     pub probe_timeout: Option<Duration>,
     /// `--stop-signal SIG`: the first signal of CMD's stop [TERM].
     pub stop_signal: Option<Signal>,
@@ -373,9 +374,9 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
                        may start) when COND holds, while CMD keeps running
   --ready-timeout D    with --ready: fail UNIT and stop CMD if it is not
                        ready within D, then exit 4 [no deadline]
-  --probe-timeout D    with --ready exec:: kill a probe (and its process
-                       group) still running after D; the next one starts
-                       [10s; 0 no limit]
+  --probe-timeout D    with --ready exec: or http://: a probe not answered
+                       within D failed (an exec: one is killed with its
+                       process group); the next one starts [10s; 0 no limit]
   --stop-signal SIG    the signal that stops CMD: TERM, INT (PostgreSQL's fast
                        shutdown), QUIT (nginx's graceful one), a name with
                        or without SIG in any case, or a number [TERM]
@@ -389,6 +390,10 @@ COND is checked at once, then every --poll, until it holds or CMD exits:
   file:PATH        PATH exists
   exec:COMMAND     sh -c COMMAND exits 0 (in a process group of its own,
                    killed with it after --probe-timeout or when run stops)
+  http://HOST[:PORT][/PATH]
+                   an HTTP/1.1 GET of PATH [/] is answered 2xx or 3xx
+                   within --probe-timeout (HOST: an IP, [IPv6] or
+                   localhost; PORT [80]; no https)
 A service that exits before it is ready fails UNIT, whatever its status.
 Without --ready, CMD may mark UNIT ready itself with 'unitsync ready'.
 
@@ -785,8 +790,10 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     if ready_timeout.is_some() && ready.is_none() {
         return Err("--ready-timeout needs --ready COND".into());
     }
-    if probe_timeout.is_some() && !matches!(ready, Some(Cond::Exec(_))) {
-        return Err("--probe-timeout needs --ready exec:COMMAND (the probe it limits)".into());
+    if probe_timeout.is_some() && !matches!(ready, Some(Cond::Exec(_) | Cond::Http(_))) {
+        return Err(
+            "--probe-timeout needs --ready exec:COMMAND or http://... (the probe it limits)".into(),
+        );
     }
     Ok(Cmd::Run(Run {
         unit,
@@ -1065,7 +1072,7 @@ mod tests {
         }
         assert_eq!(
             err("run b --ready tcp:1 --probe-timeout 1s -- true"),
-            "--probe-timeout needs --ready exec:COMMAND (the probe it limits); see 'unitsync run --help'"
+            "--probe-timeout needs --ready exec:COMMAND or http://... (the probe it limits); see 'unitsync run --help'"
         );
         assert_eq!(
             err("run b --later x -- true"),
@@ -1090,10 +1097,18 @@ mod tests {
             (Some(Cond::Fd(3)), None, None)
         );
         assert_eq!(
-            err("run db --ready http:80 -- true"),
-            "--ready: invalid readiness condition \"http:80\": unknown kind 'http'; write it as \
-             fd:N, tcp:[HOST:]PORT, unix:PATH, file:PATH or exec:COMMAND; see 'unitsync run --help'"
+            err("run db --ready ftp:80 -- true"),
+            "--ready: invalid readiness condition \"ftp:80\": unknown kind 'ftp'; write it as \
+             fd:N, tcp:[HOST:]PORT, unix:PATH, file:PATH, exec:COMMAND or http://HOST:PORT/PATH; \
+             see 'unitsync run --help'"
         );
+        let Cmd::Run(run) =
+            cmd("run web --ready http://127.0.0.1:8080/healthz --probe-timeout 2s -- nginx")
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(run.ready.unwrap().to_string(), "http://127.0.0.1:8080/healthz");
+        assert_eq!(run.probe_timeout, Some(Duration::from_secs(2)));
         assert_eq!(
             err("run db --ready-timeout 1s -- true"),
             "--ready-timeout needs --ready COND; see 'unitsync run --help'"

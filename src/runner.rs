@@ -50,7 +50,8 @@ pub struct Spec {
     pub ready_timeout: Duration,
     /// `--stop-timeout`: from the stop signal to SIGKILL. Zero: no SIGKILL.
     pub stop_timeout: Duration,
-    /// `--probe-timeout`: how long one `exec:` probe may run. Zero: no limit.
+    /// `--probe-timeout`: how long one `exec:` or `http://` probe may run.
+    /// Zero: no limit.
     pub probe_timeout: Duration,
     /// `--stop-signal`: the first signal of the command's stop; without
     /// it, a stop signal `run` receives is forwarded as it came, and

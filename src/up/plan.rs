@@ -262,9 +262,15 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
     if header.ready.is_none() && header.ready_timeout.is_some() {
         return Err("ready-timeout= needs ready= (the condition it waits for)".to_owned());
     }
-    let exec = header.ready.as_deref().is_some_and(|r| matches!(Cond::parse(r), Ok(Cond::Exec(_))));
-    if header.probe_timeout.is_some() && !exec {
-        return Err("probe-timeout= needs ready=exec:COMMAND (the probe it limits)".to_owned());
+    let probed = header
+        .ready
+        .as_deref()
+        .is_some_and(|r| matches!(Cond::parse(r), Ok(Cond::Exec(_) | Cond::Http(_))));
+    if header.probe_timeout.is_some() && !probed {
+        return Err(
+            "probe-timeout= needs ready=exec:COMMAND or ready=http://... (the probe it limits)"
+                .to_owned(),
+        );
     }
     Ok((unit, Some(header)))
 }

@@ -8,6 +8,7 @@ mod core;
 mod durability;
 mod hardening;
 mod hostile;
+mod http;
 mod init;
 mod init_edges;
 mod load;

@@ -12,6 +12,7 @@ use lexopt::prelude::*;
 use crate::duration;
 use crate::readiness::Cond;
 use crate::signals::{self, Signal};
+use crate::user;
 
 /// Options every command takes.
 #[derive(Debug, Default, PartialEq)]
@@ -123,6 +124,8 @@ pub struct Run {
     pub probe_timeout: Option<Duration>,
     /// `--stop-signal SIG`: the first signal of CMD's stop [TERM].
     pub stop_signal: Option<Signal>,
+    /// `--user NAME[:GROUP]`: the user CMD runs as.
+    pub user: Option<user::Spec>,
     pub command: Vec<OsString>,
 }
 
@@ -359,7 +362,7 @@ const RUN_HELP: &str = "\
 Usage: unitsync run UNIT [--after DEP]... [--soft-after DEP]... [--timeout D]
                     [--poll D] [--ready COND [--ready-timeout D]]
                     [--probe-timeout D] [--stop-signal SIG] [--stop-timeout D]
-                    -- CMD [ARG...]
+                    [--user NAME[:GROUP]] -- CMD [ARG...]
 
 Runs CMD as unit UNIT: declares UNIT's dependencies, waits until they are
 met (like 'start'), runs CMD with this process's stdin, stdout and stderr,
@@ -382,6 +385,11 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
                        or without SIG in any case, or a number [TERM]
   --stop-timeout D     how long a stopped CMD gets between its stop signal
                        and SIGKILL [5s; 0 never sends SIGKILL]
+  --user NAME[:GROUP]  run CMD as that user (or UID[:GID]) with its groups
+                       and HOME, USER, LOGNAME; names are read from
+                       /etc/passwd and /etc/group. Needs root; refused
+                       before anything is declared if the user or group
+                       does not exist. Probes still run as root
 
 COND is checked at once, then every --poll, until it holds or CMD exits:
   fd:N             CMD writes a newline to descriptor N (N >= 3)
@@ -741,7 +749,7 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
     let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
     let (mut ready, mut ready_timeout, mut stop_timeout) = (None, None, None);
-    let (mut probe_timeout, mut stop_signal) = (None, None);
+    let (mut probe_timeout, mut stop_signal, mut user) = (None, None, None);
     loop {
         // lexopt hides `--`: look for it, or `run -- CMD` would take CMD's
         // name for the unit's.
@@ -779,6 +787,10 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
                 stop_signal =
                     Some(signals::parse(&text).map_err(|e| format!("--stop-signal: {e}"))?);
             }
+            Long("user") => {
+                let text = parser.value()?.string()?;
+                user = Some(user::Spec::parse(&text).map_err(|e| format!("--user: {e}"))?);
+            }
             Short('h') | Long("help") => return Ok(Cmd::Help(RUN_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
@@ -806,6 +818,7 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
         stop_timeout,
         probe_timeout,
         stop_signal,
+        user,
         command,
     }))
 }
@@ -1046,6 +1059,7 @@ mod tests {
                 stop_timeout: None,
                 probe_timeout: None,
                 stop_signal: None,
+                user: None,
                 command: vec!["sh".into(), "-c".into(), "--after".into()],
             })
         );
@@ -1062,6 +1076,7 @@ mod tests {
                 stop_timeout: None,
                 probe_timeout: None,
                 stop_signal: None,
+                user: None,
                 command: vec!["ls".into(), "-l".into()],
             })
         );
@@ -1109,6 +1124,15 @@ mod tests {
         };
         assert_eq!(run.ready.unwrap().to_string(), "http://127.0.0.1:8080/healthz");
         assert_eq!(run.probe_timeout, Some(Duration::from_secs(2)));
+        let Cmd::Run(run) = cmd("run db --user postgres:ssl-cert -- postgres") else {
+            panic!("not a run");
+        };
+        assert_eq!(run.user.unwrap().to_string(), "postgres:ssl-cert");
+        assert_eq!(
+            err("run db --user postgres: -- true"),
+            "--user: invalid user \"postgres:\": the group is empty, or holds a space, ',' or ':'; \
+             write it as NAME[:GROUP] or UID[:GID]; see 'unitsync run --help'"
+        );
         assert_eq!(
             err("run db --ready-timeout 1s -- true"),
             "--ready-timeout needs --ready COND; see 'unitsync run --help'"

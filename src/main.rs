@@ -45,6 +45,7 @@ mod state;
 mod suggest;
 mod threads;
 mod up;
+mod user;
 
 use std::env;
 use std::fmt;
@@ -212,6 +213,10 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             return up::up(&spec, &config, settings.say()).map_err(Failure::Up);
         }
         Cmd::Run(run) => {
+            // Before anything is declared: a user that cannot be switched
+            // to changes nothing on the server.
+            let user = run.user.as_ref().map(user::lookup).transpose();
+            let user = user.map_err(|e| Failure::Usage(format!("--user: {e}")))?;
             let patience = settings.patience(run.timeout, run.poll);
             let owner = settings.run_owner(&run.unit);
             let spec = runner::Spec {
@@ -223,6 +228,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 stop_timeout: run.stop_timeout.unwrap_or(signals::STOP_TIMEOUT),
                 probe_timeout: run.probe_timeout.unwrap_or(readiness::PROBE_TIMEOUT),
                 stop_signal: run.stop_signal,
+                user,
                 owner,
                 command: run.command,
             };

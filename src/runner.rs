@@ -36,6 +36,7 @@ use crate::procfs;
 use crate::protocol::{self, Body, Owners, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
 use crate::signals;
+use crate::user::{self, User};
 
 /// How long the `fd:N` reader may lag behind a command that exited.
 const LAST_WORD: Duration = Duration::from_millis(200);
@@ -57,6 +58,8 @@ pub struct Spec {
     /// it, a stop signal `run` receives is forwarded as it came, and
     /// `run`'s own stops (a ready deadline) send SIGTERM.
     pub stop_signal: Option<Signal>,
+    /// `--user`: the user the command runs as; probes stay `run`'s own.
+    pub user: Option<User>,
     /// Who owns the unit: `run` itself, for the whole life of the unit, or
     /// the `up` that runs it (README.md, "Abandoned units").
     pub owner: Option<Owners>,
@@ -242,6 +245,10 @@ fn execute(spec: &Spec, unit: &mut Unit, poll: Duration) -> u8 {
         .as_ref()
         .map(|cond| Watch::new(cond, spec.probe_timeout, &mut command))
         .transpose();
+    // Last of the pre_exec hooks: the ones above still run as root.
+    if let Some(user) = &spec.user {
+        user::switch_in_child(&mut command, user);
+    }
     let spawned = watch.and_then(|watch| Ok((watch, command.spawn()?)));
     let (watch, mut child) = match spawned {
         Ok(spawned) => spawned,

@@ -331,6 +331,9 @@ impl<'a> Up<'a> {
                 if let Some(signal) = header.stop_signal {
                     command.arg("--stop-signal").arg(signal.as_str());
                 }
+                if let Some(user) = &header.user {
+                    command.arg("--user").arg(user);
+                }
                 command.arg("--stop-timeout").arg(millis(stop_timeout));
                 command.arg("--").arg(&script.path);
                 command

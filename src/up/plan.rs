@@ -17,6 +17,7 @@ use crate::readiness::Cond;
 use crate::signals::{self, Signal};
 use crate::state::{self, State};
 use crate::suggest::nearest;
+use crate::user;
 
 use super::Error;
 
@@ -24,7 +25,7 @@ use super::Error;
 const HEAD_BYTES: u64 = 4096;
 
 /// The keys a `# unitsync:` line takes, for the error about any other.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "after",
     "soft-after",
     "unit",
@@ -33,6 +34,7 @@ const KEYS: [&str; 8] = [
     "stop-timeout",
     "probe-timeout",
     "stop-signal",
+    "user",
 ];
 
 /// A startup script: every one is a unit.
@@ -64,6 +66,8 @@ pub struct Header {
     pub probe_timeout: Option<Duration>,
     /// The first signal of its stop, as `run --stop-signal` takes it.
     pub stop_signal: Option<Signal>,
+    /// The user it runs as, as `run --user` takes it (checked by [`check`]).
+    pub user: Option<String>,
 }
 
 impl Script {
@@ -248,6 +252,10 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
                 header.stop_signal =
                     Some(signals::parse(&value).map_err(|e| format!("stop-signal=: {e}"))?)
             }
+            "user" => {
+                user::Spec::parse(&value).map_err(|e| format!("user=: {e}"))?;
+                header.user = Some(value);
+            }
             _ => {
                 let near = nearest(&key, &mut KEYS.into_iter())
                     .map(|k| format!(" (did you mean {k}?)"))
@@ -325,8 +333,16 @@ fn starts_with_key(text: &str) -> bool {
 /// two scripts claiming one unit, and a cycle among the declared edges
 /// (found with the state machine itself, so the message is the one the
 /// server would give). An `after=` naming a unit no script provides is
-/// only a warning: another process may provide it.
+/// only a warning: another process may provide it. A `user=` is looked
+/// up (in `/etc/passwd` and `/etc/group`, and needs root) here, so that a
+/// user that does not exist stops everything before anything runs.
 pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
+    for script in scripts {
+        let Some(spec) = script.header.as_ref().and_then(|h| h.user.as_deref()) else { continue };
+        let problem =
+            |e: String| Error::Script { path: script.path.clone(), problem: format!("user=: {e}") };
+        user::lookup(&user::Spec::parse(spec).map_err(problem)?).map_err(problem)?;
+    }
     for (i, script) in scripts.iter().enumerate() {
         if let Some(other) = scripts[..i].iter().find(|s| s.unit == script.unit).map(|s| &s.path) {
             let problem = format!(
@@ -438,6 +454,14 @@ mod tests {
         assert_eq!(header.unwrap().probe_timeout, Some(Duration::from_secs(2)));
         let (_, header) = parsed("# unitsync: stop-signal=int\n", "db.sh").unwrap();
         assert_eq!(header.unwrap().stop_signal, Some(Signal::SIGINT));
+        let (_, header) = parsed(
+            "# unitsync: ready=http://127.0.0.1:8080/ probe-timeout=2s user=postgres:ssl-cert\n",
+            "db.sh",
+        )
+        .unwrap();
+        let header = header.unwrap();
+        assert_eq!(header.user.as_deref(), Some("postgres:ssl-cert"));
+        assert_eq!(header.probe_timeout, Some(Duration::from_secs(2)));
     }
 
     #[test]
@@ -457,6 +481,8 @@ mod tests {
         assert!(err("# unitsync: ready-timeout=3s\n").contains("needs ready="));
         assert!(err("# unitsync: ready=tcp:1 probe-timeout=3s\n").contains("needs ready=exec:"));
         assert!(err("# unitsync: unit=\n").contains("unit= needs a name"));
+        assert!(err("# unitsync: user=pg:\n").contains("user=: invalid user \"pg:\""));
+        assert!(err("# unitsync: usr=pg\n").contains("(did you mean user?)"));
         assert!(err("# unitsync: stop-signal=TREM\n").contains("stop-signal=: unknown signal"));
     }
 

@@ -164,7 +164,11 @@ fn a_url_never_answering_fails_the_service_at_its_ready_timeout() {
     ];
     let out = sb.run(&args);
     out.code(4);
-    assert!(json_status(&sb, "web").contains("not ready within 1.00s"), "{}", json_status(&sb, "web"));
+    assert!(
+        json_status(&sb, "web").contains("not ready within 1.00s"),
+        "{}",
+        json_status(&sb, "web")
+    );
     eventually("the request reached the server", || !web.requests().is_empty());
     assert_eq!(web.requests().len(), 1, "one request, still unanswered");
 }

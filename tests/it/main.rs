@@ -21,6 +21,7 @@ mod real_services;
 #[path = "../../src/rng.rs"]
 mod rng;
 mod run;
+mod run_user;
 mod scripts;
 mod services;
 mod up;

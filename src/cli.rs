@@ -437,8 +437,9 @@ Every script is a unit, named after its file without its last extension
     # unitsync: after=git-clone,apt-install soft-after=cache unit=NAME
     # unitsync: ready=tcp:5432 ready-timeout=30s stop-timeout=10s
 
-(and probe-timeout=D, stop-signal=SIG, as run's --probe-timeout and
---stop-signal: INT for PostgreSQL, QUIT for nginx) runs as if by
+(and probe-timeout=D, stop-signal=SIG, user=NAME[:GROUP], as run's
+--probe-timeout, --stop-signal: INT for PostgreSQL, QUIT for nginx, and
+--user) runs as if by
 'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
 coordinate themselves ($UNITSYNC_UNIT is their unit); up completes or fails
 their unit from their exit status unless they ended it themselves. An

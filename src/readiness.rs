@@ -136,7 +136,10 @@ fn tcp_address(arg: &str) -> Result<SocketAddr, String> {
     let ip = match host {
         "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         _ => host.parse::<IpAddr>().map_err(|_| {
-            format!("the host {host:?} is not an IP address (names are not looked up: no NSS)")
+            format!(
+                "the host {host:?} is not an IP address (names are not looked up: no NSS); \
+                 write an IP address, [IPv6] or localhost"
+            )
         })?,
     };
     Ok(SocketAddr::new(ip, port(p)?))
@@ -170,6 +173,11 @@ fn http_url(arg: &str) -> Result<Http, String> {
     }
     if authority.contains('@') {
         return Err("a user or password in the URL is not supported".to_owned());
+    }
+    if !authority.starts_with('[') && authority.matches(':').count() > 1 {
+        return Err(format!(
+            "write an IPv6 address in brackets, as in http://[::1]:8080/ (not {authority:?})"
+        ));
     }
     // `[::1]:8080`, `[::1]`, `10.0.0.2:80`, `localhost`: a colon after
     // the closing bracket (or any, without brackets) starts the port.
@@ -571,6 +579,8 @@ mod tests {
         assert!(err("http://127.0.0.1/a b").contains("holds ' '"));
         assert!(err("http://127.0.0.1/a#top").contains("#fragment"));
         assert!(err("http://[::1/").contains("is not an IP address"));
+        assert!(err("http://::1:80/").contains("write an IPv6 address in brackets"));
+        assert!(err("http://web/").ends_with("write an IP address, [IPv6] or localhost"));
     }
 
     #[test]

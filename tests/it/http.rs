@@ -185,3 +185,33 @@ fn https_and_host_names_are_refused_before_anything_runs() {
         .stderr_has("the host \"web\" is not an IP address (names are not looked up: no NSS)");
     sb.run(&["status", "web"]).ok().stdout_has("status:     not registered");
 }
+
+#[test]
+fn up_runs_a_header_service_ready_on_http_before_its_dependent() {
+    require("python3");
+    let sb = Sandbox::new();
+    let dir = sb.path("startup");
+    std::fs::create_dir(&dir).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let write = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    write(
+        "web.sh",
+        &format!(
+            "# unitsync: ready=http://127.0.0.1:{port}/ probe-timeout=2s\n\
+             exec python3 -m http.server {port} --bind 127.0.0.1"
+        ),
+    );
+    // The dependent fetches from the service it waited for.
+    let fetch = format!(
+        "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/').status)\""
+    );
+    write("client.sh", &format!("# unitsync: after=web\n{fetch}"));
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let out = sb.run(&["up", "--dir", &dir_arg, "--", "true"]);
+    out.ok().stdout_has("client.sh | 200\n").stdout_has("\nweb.sh     web     ready");
+}

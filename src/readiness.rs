@@ -250,6 +250,8 @@ fn http_get(http: &Http, limit: Duration) -> bool {
 /// Whether a response starts with an HTTP/1.x status line of 2xx or 3xx.
 fn status_ok(response: &[u8]) -> bool {
     let line = response.split(|&b| b == b'\n').next().unwrap_or_default();
+    // A status line without a reason phrase ends right after the code.
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut words = line.split(|&b| b == b' ');
     let version = words.next().unwrap_or_default();
     let code = words.next().unwrap_or_default();
@@ -588,6 +590,7 @@ mod tests {
         assert!(status_ok(b"HTTP/1.1 200 OK\r\n"));
         assert!(status_ok(b"HTTP/1.0 302 Found\r\nLocation: /\r\n"));
         assert!(status_ok(b"HTTP/1.1 204"));
+        assert!(status_ok(b"HTTP/1.1 200\r\nContent-Length: 0\r\n"));
         assert!(!status_ok(b"HTTP/1.1 500 Internal Server Error\r\n"));
         assert!(!status_ok(b"HTTP/1.1 404 Not Found\r\n"));
         assert!(!status_ok(b"HTTP/1.1 1999\r\n"));
@@ -672,6 +675,25 @@ mod tests {
         assert_eq!(watch.check(), Check::Ready);
         drop(listener);
         assert_eq!(watch.check(), Check::NotYet);
+    }
+
+    #[test]
+    fn http_asks_on_a_thread_and_the_answer_ends_the_nap() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cond = Cond::parse(&format!("http://127.0.0.1:{port}/up")).unwrap();
+        let mut watch = Watch::new(&cond, PROBE_TIMEOUT, &mut Command::new("true")).unwrap();
+        assert_eq!(watch.check(), Check::NotYet, "the request is on its way");
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0u8; 64];
+        let n = conn.read(&mut request).unwrap();
+        assert!(request[..n].starts_with(b"GET /up HTTP/1.1\r\n"));
+        std::io::Write::write_all(&mut conn, b"HTTP/1.1 200\r\n\r\n").unwrap();
+        // The nap ends as soon as the answer is in, long before an hour.
+        let began = Instant::now();
+        watch.nap(Duration::from_secs(3600));
+        assert!(began.elapsed() < Duration::from_secs(60));
+        assert_eq!(watch.check(), Check::Ready);
     }
 
     /// The process groups of the probes started so far: each probe names

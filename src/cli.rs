@@ -387,9 +387,10 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
                        and SIGKILL [5s; 0 never sends SIGKILL]
   --user NAME[:GROUP]  run CMD as that user (or UID[:GID]) with its groups
                        and HOME, USER, LOGNAME; names are read from
-                       /etc/passwd and /etc/group. Needs root; refused
-                       before anything is declared if the user or group
-                       does not exist. Probes still run as root
+                       /etc/passwd and /etc/group. Needs root (or to be
+                       that user already); refused before anything is
+                       declared if the user or group does not exist.
+                       Probes still run as run's own user
 
 COND is checked at once, then every --poll, until it holds or CMD exits:
   fd:N             CMD writes a newline to descriptor N (N >= 3)

@@ -74,6 +74,9 @@ pub struct User {
     pub name: String,
     /// `$HOME`: from `/etc/passwd`, `/` without an entry or a home there.
     pub home: String,
+    /// Whether the child switches ids: not when unitsync, not root, is
+    /// already that user (a container with a non-root `USER`).
+    pub switch: bool,
 }
 
 /// One line of `/etc/passwd`: name, uid, gid, home.
@@ -137,32 +140,45 @@ pub fn resolve(spec: &Spec, passwd: &str, group: &str) -> Result<User, String> {
         }
     }
     let home = if home.is_empty() { "/" } else { home };
-    Ok(User { uid, gid, groups: all, name, home: home.to_owned() })
+    Ok(User { uid, gid, groups: all, name, home: home.to_owned(), switch: true })
 }
 
-/// Resolves `spec` on this system, before anything runs: refused unless
-/// we are root (only root may switch users), and when the user or the
-/// group does not exist. A missing `/etc/group` is no group at all; a
-/// missing `/etc/passwd` allows numeric ids only.
+/// Resolves `spec` on this system, before anything runs: refused when
+/// the user or the group does not exist, and unless we are root (only
+/// root may switch users) or already that user and group (SPEC §14: a
+/// container with a non-root `USER`; then nothing is switched, and only
+/// the environment is set). A missing `/etc/group` is no group at all;
+/// a missing `/etc/passwd` allows numeric ids only.
 pub fn lookup(spec: &Spec) -> Result<User, String> {
-    let euid = nix::unistd::geteuid().as_raw();
-    if euid != 0 {
-        return Err(format!("running as user {spec} needs root, and unitsync runs as uid {euid}"));
-    }
     let read = |path: &str| match fs::read_to_string(path) {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
         Err(e) => Err(format!("cannot read {path} to find user {spec}: {e}")),
     };
-    resolve(spec, &read(PASSWD)?, &read(GROUP)?)
+    let mut user = resolve(spec, &read(PASSWD)?, &read(GROUP)?)?;
+    let (euid, egid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    if euid != 0 {
+        let already = user.uid == euid && (spec.group.is_none() || user.gid == egid);
+        if !already {
+            return Err(format!(
+                "running as user {spec} needs root (or to be that user already), and unitsync \
+                 runs as uid {euid}"
+            ));
+        }
+        user.switch = false;
+    }
+    Ok(user)
 }
 
 /// Makes `command` run as `user`: its groups, group and user are switched
 /// between fork and exec (in that order), and `HOME`, `USER` and `LOGNAME`
-/// are set. Call it last of the `pre_exec` hooks, so that the others
+/// are set (only those, for a user we already are). Call it last of the `pre_exec` hooks, so that the others
 /// (process group, descriptors) still run as root.
 pub fn switch_in_child(command: &mut Command, user: &User) {
     command.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+    if !user.switch {
+        return;
+    }
     let groups: Vec<libc::gid_t> = user.groups.clone();
     let (uid, gid) = (user.uid, user.gid);
     // SAFETY: setgroups, setgid and setuid are async-signal-safe, and the

@@ -75,16 +75,25 @@ fn an_unknown_user_or_group_is_refused_and_nothing_is_declared() {
 }
 
 #[test]
-fn run_user_needs_root() {
+fn run_user_needs_root_or_to_be_that_user_already() {
     let (sb, bin) = shared_sandbox();
-    let _server = sb.serve(&[]);
+    let _server = sb.serve(&["--group", "4242"]);
     let wrapper = ["setpriv", "--reuid", "4242", "--regid", "4242", "--clear-groups"];
     sb.run_via(&wrapper, &bin, &["run", "job", "--user", "nobody", "--", "true"])
         .code(2)
         .stderr_is(
-            "unitsync: --user: running as user nobody needs root, and unitsync runs as uid 4242\n",
+            "unitsync: --user: running as user nobody needs root (or to be that user already), and \
+         unitsync runs as uid 4242\n",
         );
+    sb.run_via(&wrapper, &bin, &["run", "job", "--user", "4242:4343", "--", "true"])
+        .code(2)
+        .stderr_has("running as user 4242:4343 needs root");
     sb.run(&["list", "--json"]).ok().stdout_is("[]\n");
+    // A container with a non-root USER: already that user, nothing to
+    // switch; the environment is set all the same.
+    let script = "id -u; id -G; echo \"$HOME $USER $LOGNAME\"";
+    let same = ["run", "job", "--user", "4242:4242", "--", "sh", "-c", script];
+    sb.run_via(&wrapper, &bin, &same).ok().stdout_is("4242\n4242\n/ 4242 4242\n");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use crate::duration;
 use crate::readiness::Cond;
 use crate::restart::Policy;
 use crate::signals::{self, Signal};
+use crate::user;
 
 /// Options every command takes.
 #[derive(Debug, Default, PartialEq)]
@@ -91,7 +92,8 @@ pub enum Cmd {
         /// `--once`: check once, without waiting (a readiness probe).
         once: bool,
     },
-    Run(Run),
+    /// Boxed: many times the size of any other command.
+    Run(Box<Run>),
     Up(Up),
 }
 
@@ -119,7 +121,8 @@ pub struct Run {
     pub ready_timeout: Option<Duration>,
     /// `--stop-timeout D`: between the stop signal and SIGKILL.
     pub stop_timeout: Option<Duration>,
-    /// `--probe-timeout D`: with `--ready exec:`, how long one probe may run.
+    /// `--probe-timeout D`: with `--ready exec:` or `http://`, how long one
+    /// probe may run.
     pub probe_timeout: Option<Duration>,
     /// `--stop-signal SIG`: the first signal of CMD's stop [TERM].
     pub stop_signal: Option<Signal>,
@@ -130,6 +133,8 @@ pub struct Run {
     pub health_interval: Option<Duration>,
     /// `--health-failures N`: how many failed checks in a row fail it.
     pub health_failures: Option<u32>,
+    /// `--user NAME[:GROUP]`: the user CMD runs as.
+    pub user: Option<user::Spec>,
     pub command: Vec<OsString>,
 }
 
@@ -367,7 +372,7 @@ Usage: unitsync run UNIT [--after DEP]... [--soft-after DEP]... [--timeout D]
                     [--poll D] [--ready COND [--ready-timeout D]]
                     [--probe-timeout D] [--stop-signal SIG] [--stop-timeout D]
                     [--restart POLICY] [--health COND [--health-interval D]
-                    [--health-failures N]] -- CMD [ARG...]
+                    [--health-failures N]] [--user NAME[:GROUP]] -- CMD [ARG...]
 
 Runs CMD as unit UNIT: declares UNIT's dependencies, waits until they are
 met (like 'start'), runs CMD with this process's stdin, stdout and stderr,
@@ -382,9 +387,9 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
                        may start) when COND holds, while CMD keeps running
   --ready-timeout D    with --ready: fail UNIT and stop CMD if it is not
                        ready within D, then exit 4 [no deadline]
-  --probe-timeout D    with --ready exec:: kill a probe (and its process
-                       group) still running after D; the next one starts
-                       [10s; 0 no limit]
+  --probe-timeout D    with --ready exec: or http://: a probe not answered
+                       within D failed (an exec: one is killed with its
+                       process group); the next one starts [10s; 0 no limit]
   --stop-signal SIG    the signal that stops CMD: TERM, INT (PostgreSQL's fast
                        shutdown), QUIT (nginx's graceful one), a name with
                        or without SIG in any case, or a number [TERM]
@@ -397,6 +402,12 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
   --health COND        with --ready: once ready, check COND (not fd:) every
                        --health-interval [10s]; --health-failures [3]
                        failures in a row stop CMD, a failure for --restart
+  --user NAME[:GROUP]  run CMD as that user (or UID[:GID]) with its groups
+                       and HOME, USER, LOGNAME; names are read from
+                       /etc/passwd and /etc/group. Needs root (or to be
+                       that user already); refused before anything is
+                       declared if the user or group does not exist.
+                       Probes still run as run's own user
 
 COND is checked at once, then every --poll, until it holds or CMD exits:
   fd:N             CMD writes a newline to descriptor N (N >= 3)
@@ -405,6 +416,10 @@ COND is checked at once, then every --poll, until it holds or CMD exits:
   file:PATH        PATH exists
   exec:COMMAND     sh -c COMMAND exits 0 (in a process group of its own,
                    killed with it after --probe-timeout or when run stops)
+  http://HOST[:PORT][/PATH]
+                   an HTTP/1.1 GET of PATH [/] is answered 2xx or 3xx
+                   within --probe-timeout (HOST: an IP, [IPv6] or
+                   localhost; PORT [80]; no https)
 A service that exits before it is ready fails UNIT, whatever its status.
 Without --ready, CMD may mark UNIT ready itself with 'unitsync ready'.
 
@@ -441,8 +456,8 @@ Every script is a unit, named after its file without its last extension
     # unitsync: ready=tcp:5432 ready-timeout=30s stop-timeout=10s
 
 (and probe-timeout=D, stop-signal=SIG, restart=POLICY, health=COND,
-health-interval=D, health-failures=N, as run's flags of those names;
-stop-signal=INT for PostgreSQL, QUIT for nginx) runs as if by
+health-interval=D, health-failures=N, user=NAME[:GROUP], as run's flags
+of those names; stop-signal=INT for PostgreSQL, QUIT for nginx) runs as if by
 'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
 coordinate themselves ($UNITSYNC_UNIT is their unit); up completes or fails
 their unit from their exit status unless they ended it themselves. An
@@ -753,7 +768,7 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     let (mut unit, mut after, mut soft_after) = (None, Vec::new(), Vec::new());
     let (mut timeout, mut poll, mut command) = (None, None, Vec::new());
     let (mut ready, mut ready_timeout, mut stop_timeout) = (None, None, None);
-    let (mut probe_timeout, mut stop_signal) = (None, None);
+    let (mut probe_timeout, mut stop_signal, mut user) = (None, None, None);
     let (mut restart, mut health, mut health_interval, mut health_failures) =
         (None, None, None, None);
     loop {
@@ -809,6 +824,10 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
                 health_failures =
                     Some(failures_value(&text).map_err(|e| format!("--health-failures: {e}"))?);
             }
+            Long("user") => {
+                let text = parser.value()?.string()?;
+                user = Some(user::Spec::parse(&text).map_err(|e| format!("--user: {e}"))?);
+            }
             Short('h') | Long("help") => return Ok(Cmd::Help(RUN_HELP)),
             arg => global.set(GlobalOption::of(arg)?, parser)?,
         }
@@ -820,11 +839,11 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     if ready_timeout.is_some() && ready.is_none() {
         return Err("--ready-timeout needs --ready COND".into());
     }
-    let probed = [&ready, &health].iter().any(|c| matches!(c, Some(Cond::Exec(_))));
+    let probed = [&ready, &health].iter().any(|c| matches!(c, Some(Cond::Exec(_) | Cond::Http(_))));
     if probe_timeout.is_some() && !probed {
-        return Err(
-            "--probe-timeout needs --ready or --health exec:COMMAND (the probe it limits)".into()
-        );
+        return Err("--probe-timeout needs --ready or --health of exec:COMMAND or http://... \
+             (the probe it limits)"
+            .into());
     }
     if health.is_some() && ready.is_none() {
         return Err(
@@ -834,7 +853,7 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
     if (health_interval.is_some() || health_failures.is_some()) && health.is_none() {
         return Err("--health-interval and --health-failures need --health COND".into());
     }
-    Ok(Cmd::Run(Run {
+    Ok(Cmd::Run(Box::new(Run {
         unit,
         after,
         soft_after,
@@ -849,8 +868,9 @@ fn run(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::
         health,
         health_interval,
         health_failures,
+        user,
         command,
-    }))
+    })))
 }
 
 /// A health check's condition: any readiness condition but `fd:N`, which
@@ -1107,7 +1127,7 @@ mod tests {
     fn run_stops_parsing_at_the_command() {
         assert_eq!(
             cmd("run b --after a --soft-after c -q --timeout 1s -- sh -c --after"),
-            Cmd::Run(Run {
+            Cmd::Run(Box::new(Run {
                 unit: "b".into(),
                 after: vec!["a".into()],
                 soft_after: vec!["c".into()],
@@ -1122,12 +1142,13 @@ mod tests {
                 health: None,
                 health_interval: None,
                 health_failures: None,
+                user: None,
                 command: vec!["sh".into(), "-c".into(), "--after".into()],
-            })
+            }))
         );
         assert_eq!(
             cmd("run b ls -l"),
-            Cmd::Run(Run {
+            Cmd::Run(Box::new(Run {
                 unit: "b".into(),
                 after: vec![],
                 soft_after: vec![],
@@ -1142,8 +1163,9 @@ mod tests {
                 health: None,
                 health_interval: None,
                 health_failures: None,
+                user: None,
                 command: vec!["ls".into(), "-l".into()],
-            })
+            }))
         );
         assert_eq!(err("run b"), "missing the command to run after --; see 'unitsync run --help'");
         assert_eq!(err("run --after a"), "missing UNIT; see 'unitsync run --help'");
@@ -1152,7 +1174,7 @@ mod tests {
         }
         assert_eq!(
             err("run b --ready tcp:1 --probe-timeout 1s -- true"),
-            "--probe-timeout needs --ready or --health exec:COMMAND (the probe it limits); see 'unitsync run --help'"
+            "--probe-timeout needs --ready or --health of exec:COMMAND or http://... (the probe it limits); see 'unitsync run --help'"
         );
         assert_eq!(
             err("run b --later x -- true"),
@@ -1177,9 +1199,26 @@ mod tests {
             (Some(Cond::Fd(3)), None, None)
         );
         assert_eq!(
-            err("run db --ready http:80 -- true"),
-            "--ready: invalid readiness condition \"http:80\": unknown kind 'http'; write it as \
-             fd:N, tcp:[HOST:]PORT, unix:PATH, file:PATH or exec:COMMAND; see 'unitsync run --help'"
+            err("run db --ready ftp:80 -- true"),
+            "--ready: invalid readiness condition \"ftp:80\": unknown kind 'ftp'; write it as \
+             fd:N, tcp:[HOST:]PORT, unix:PATH, file:PATH, exec:COMMAND or http://HOST:PORT/PATH; \
+             see 'unitsync run --help'"
+        );
+        let Cmd::Run(run) =
+            cmd("run web --ready http://127.0.0.1:8080/healthz --probe-timeout 2s -- nginx")
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(run.ready.unwrap().to_string(), "http://127.0.0.1:8080/healthz");
+        assert_eq!(run.probe_timeout, Some(Duration::from_secs(2)));
+        let Cmd::Run(run) = cmd("run db --user postgres:ssl-cert -- postgres") else {
+            panic!("not a run");
+        };
+        assert_eq!(run.user.unwrap().to_string(), "postgres:ssl-cert");
+        assert_eq!(
+            err("run db --user postgres: -- true"),
+            "--user: invalid user \"postgres:\": the group is empty, or holds a space, ',' or ':'; \
+             write it as NAME[:GROUP] or UID[:GID]; see 'unitsync run --help'"
         );
         assert_eq!(
             err("run db --ready-timeout 1s -- true"),

@@ -46,6 +46,7 @@ mod state;
 mod suggest;
 mod threads;
 mod up;
+mod user;
 
 use std::env;
 use std::fmt;
@@ -213,6 +214,10 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             return up::up(&spec, &config, settings.say()).map_err(Failure::Up);
         }
         Cmd::Run(run) => {
+            // Before anything is declared: a user that cannot be switched
+            // to changes nothing on the server.
+            let user = run.user.as_ref().map(user::lookup).transpose();
+            let user = user.map_err(|e| Failure::Usage(format!("--user: {e}")))?;
             let patience = settings.patience(run.timeout, run.poll);
             let owner = settings.run_owner(&run.unit);
             let spec = runner::Spec {
@@ -228,6 +233,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
                 health: run.health,
                 health_interval: run.health_interval.unwrap_or(runner::HEALTH_INTERVAL),
                 health_failures: run.health_failures.unwrap_or(runner::HEALTH_FAILURES),
+                user,
                 owner,
                 command: run.command,
             };

@@ -10,7 +10,13 @@
 //! - `exec:COMMAND`: `sh -c COMMAND` exits 0. Each probe runs in a
 //!   process group of its own and gets at most the probe timeout; then it
 //!   is killed with its group, and so is one still running when the watch
-//!   ends (ready deadline, stop), so that no probe outlives its purpose.
+//!   ends (ready deadline, stop), so that no probe outlives its purpose;
+//! - `http://HOST[:PORT][/PATH]`: an HTTP/1.1 GET is answered with a 2xx
+//!   or 3xx status line within the probe timeout (Kubernetes' `httpGet`).
+//!   Each request runs on a thread of its own, so that a server that
+//!   accepts and never answers holds up nothing; connecting, writing and
+//!   reading are all bounded by the probe timeout, so the thread ends by
+//!   itself even after the watch is gone. No TLS: `https://` is refused.
 //!
 //! A [`Watch`] is polled: [`Watch::check`] never blocks for long, so that
 //! the caller's one loop also sees the command exit, the deadline pass and
@@ -18,7 +24,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -52,9 +58,21 @@ pub enum Cond {
     Unix(PathBuf),
     File(PathBuf),
     Exec(String),
+    Http(Http),
 }
 
-const FORMS: &str = "fd:N, tcp:[HOST:]PORT, unix:PATH, file:PATH or exec:COMMAND";
+/// An `http://` condition: where to connect, and what to ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Http {
+    pub addr: SocketAddr,
+    /// The `Host:` header: HOST as written, with the port unless it is 80.
+    pub host: String,
+    /// The request target: `/` when the URL has no path.
+    pub path: String,
+}
+
+const FORMS: &str =
+    "fd:N, tcp:[HOST:]PORT, unix:PATH, file:PATH, exec:COMMAND or http://HOST:PORT/PATH";
 
 impl Cond {
     /// Parses `fd:3`, `tcp:8080`, `tcp:10.0.0.2:5432`, `tcp:[::1]:80`,
@@ -79,6 +97,11 @@ impl Cond {
             "unix" => Ok(Cond::Unix(PathBuf::from(arg))),
             "file" => Ok(Cond::File(PathBuf::from(arg))),
             "exec" => Ok(Cond::Exec(arg.to_owned())),
+            "http" => http_url(arg).map(Cond::Http).map_err(|why| bad(&why)),
+            "https" => Err(bad(
+                "https is not supported (no TLS in unitsync): probe a plain-HTTP port with \
+                 http://, or use exec:COMMAND with a client that speaks TLS",
+            )),
             _ => Err(bad(&format!("unknown kind '{kind}'; write it as {FORMS}"))),
         }
     }
@@ -92,6 +115,7 @@ impl fmt::Display for Cond {
             Cond::Unix(path) => write!(f, "unix:{}", path.display()),
             Cond::File(path) => write!(f, "file:{}", path.display()),
             Cond::Exec(command) => write!(f, "exec:{command}"),
+            Cond::Http(http) => write!(f, "http://{}{}", http.host, http.path),
         }
     }
 }
@@ -111,10 +135,129 @@ fn tcp_address(arg: &str) -> Result<SocketAddr, String> {
     let ip = match host {
         "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         _ => host.parse::<IpAddr>().map_err(|_| {
-            format!("the host {host:?} is not an IP address (names are not looked up: no NSS)")
+            format!(
+                "the host {host:?} is not an IP address (names are not looked up: no NSS); \
+                 write an IP address, [IPv6] or localhost"
+            )
         })?,
     };
     Ok(SocketAddr::new(ip, port(p)?))
+}
+
+/// `//HOST[:PORT][/PATH]`, the rest of an `http:` condition. HOST is an
+/// IP address (IPv6 in brackets) or `localhost`, as for `tcp:`; PORT
+/// defaults to 80, PATH to `/`.
+fn http_url(arg: &str) -> Result<Http, String> {
+    let Some(rest) = arg.strip_prefix("//") else {
+        return Err("write it as http://HOST:PORT/PATH".to_owned());
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let path = match path {
+        "" => "/".to_owned(),
+        p if p.starts_with('?') => format!("/{p}"),
+        p => p.to_owned(),
+    };
+    // The path goes into the request line as it is: a space or a control
+    // character would break it, and a fragment is never sent.
+    if let Some(c) = path.chars().find(|c| c.is_ascii_control() || *c == ' ' || *c == '#') {
+        return Err(format!(
+            "the path {path:?} holds {c:?}; write spaces as %20 and leave out any #fragment"
+        ));
+    }
+    if authority.is_empty() {
+        return Err("no host after http://; write it as http://HOST:PORT/PATH".to_owned());
+    }
+    if authority.contains('@') {
+        return Err("a user or password in the URL is not supported".to_owned());
+    }
+    if !authority.starts_with('[') && authority.matches(':').count() > 1 {
+        return Err(format!(
+            "write an IPv6 address in brackets, as in http://[::1]:8080/ (not {authority:?})"
+        ));
+    }
+    // `[::1]:8080`, `[::1]`, `10.0.0.2:80`, `localhost`: a colon after
+    // the closing bracket (or any, without brackets) starts the port.
+    let after_host = authority.rfind(']').map_or(0, |at| at + 1);
+    let (host, port) = match authority[after_host..].rfind(':') {
+        Some(at) => authority.split_at(after_host + at),
+        None => (authority, ""),
+    };
+    let address = match port {
+        "" => format!("{host}:80"),
+        _ => authority.to_owned(),
+    };
+    let addr = tcp_address(&address)?;
+    let host = match addr.port() {
+        80 => host.to_owned(),
+        _ => format!("{host}:{}", addr.port()),
+    };
+    Ok(Http { addr, host, path })
+}
+
+/// One `http://` probe: GET PATH, and whether the status line says 2xx or
+/// 3xx. Everything is bounded by `limit` (zero: no limit): the connect,
+/// the write, and the wait for the status line.
+fn http_get(http: &Http, limit: Duration) -> bool {
+    let deadline = (!limit.is_zero()).then(|| Instant::now() + limit);
+    // Some(None): no limit; None: the deadline has passed.
+    let left = || match deadline {
+        None => Some(None),
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then_some(Some(left))
+        }
+    };
+    let Some(first) = left() else { return false };
+    let stream = match first {
+        Some(left) => TcpStream::connect_timeout(&http.addr, left),
+        None => TcpStream::connect(http.addr),
+    };
+    let Ok(mut stream) = stream else { return false };
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: unitsync\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        http.path, http.host
+    );
+    let Some(left_now) = left() else { return false };
+    if stream.set_write_timeout(left_now).is_err() || stream.write_all(request.as_bytes()).is_err()
+    {
+        return false;
+    }
+    // Only the status line matters; a line longer than this is no HTTP.
+    let mut line = Vec::with_capacity(128);
+    let mut buf = [0u8; 256];
+    loop {
+        let Some(left_now) = left() else { return false };
+        if stream.set_read_timeout(left_now).is_err() {
+            return false;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => line.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+        if line.contains(&b'\n') || line.len() > 1024 {
+            break;
+        }
+    }
+    status_ok(&line)
+}
+
+/// Whether a response starts with an HTTP/1.x status line of 2xx or 3xx.
+fn status_ok(response: &[u8]) -> bool {
+    let line = response.split(|&b| b == b'\n').next().unwrap_or_default();
+    // A status line without a reason phrase ends right after the code.
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|&b| b == b' ');
+    let version = words.next().unwrap_or_default();
+    let code = words.next().unwrap_or_default();
+    version.starts_with(b"HTTP/")
+        && code.len() == 3
+        && code.iter().all(u8::is_ascii_digit)
+        && matches!(code[0], b'2' | b'3')
 }
 
 /// What one check found.
@@ -136,7 +279,10 @@ pub struct Watch {
     notified: Option<Arc<Notified>>,
     /// `exec:`: the probe still running, if one is, and when it started.
     probe: Option<(Child, Instant)>,
-    /// `exec:`: how long one probe may run; zero: no limit.
+    /// `http://`: the request running on its thread, if one is: None
+    /// until it answers, then whether the status was 2xx or 3xx.
+    asked: Option<Arc<Notified>>,
+    /// `exec:`, `http://`: how long one probe may run; zero: no limit.
     probe_timeout: Duration,
 }
 
@@ -174,7 +320,14 @@ impl Watch {
     /// Watches `cond` with no command to prepare: a health check, which is
     /// never `fd:N` (that speaks once).
     pub fn polled(cond: &Cond, probe_timeout: Duration) -> Watch {
-        Watch { cond: cond.clone(), pipe: None, notified: None, probe: None, probe_timeout }
+        Watch {
+            cond: cond.clone(),
+            pipe: None,
+            notified: None,
+            probe: None,
+            asked: None,
+            probe_timeout,
+        }
     }
 
     /// Call once the command is spawned: the parent's copy of the write end
@@ -198,9 +351,11 @@ impl Watch {
         matches!(self.cond, Cond::Fd(_))
     }
 
-    /// Whether an `exec:` probe is running: its answer is still to come.
+    /// Whether an `exec:` probe runs or an `http://` request is out: its
+    /// answer is still to come (and wakes the loop: SIGCHLD, or the
+    /// request's thread through [`signals::notify`]).
     pub fn probing(&self) -> bool {
-        self.probe.is_some()
+        self.probe.is_some() || self.asked.is_some()
     }
 
     /// Checks once; blocks at most about a second (a TCP connect).
@@ -244,6 +399,19 @@ impl Watch {
                 self.probe = command.spawn().ok().map(|probe| (probe, Instant::now()));
                 Check::NotYet
             }
+            Cond::Http(http) => {
+                if let Some(asked) = &self.asked {
+                    return match asked.seen() {
+                        None => Check::NotYet,
+                        Some(ok) => {
+                            self.asked = None;
+                            ready_if(ok)
+                        }
+                    };
+                }
+                self.asked = Some(ask(http.clone(), self.probe_timeout));
+                Check::NotYet
+            }
         }
     }
 
@@ -253,9 +421,11 @@ impl Watch {
     }
 
     /// Kills the running probe, if any, with its process group, and reaps
-    /// it: called when no answer of it can matter any more.
+    /// it: called when no answer of it can matter any more. An `http://`
+    /// request is only forgotten: its thread ends by the probe timeout.
     pub fn cancel(&mut self) {
         kill(self.probe.take());
+        self.asked = None;
     }
 }
 
@@ -288,8 +458,9 @@ fn raw_fd(raw: RawFd) -> std::os::fd::BorrowedFd<'static> {
     unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) }
 }
 
-/// What the reading thread saw: None while it reads, then whether a
-/// newline came before EOF. A mutex and a condition variable rather than a
+/// What a thread found: None while it works, then its answer (`fd:N`:
+/// whether a newline came before EOF; `http://`: whether the status was
+/// 2xx or 3xx). A mutex and a condition variable rather than a
 /// channel: the binary then holds no copy of `std::sync::mpsc`.
 #[derive(Default)]
 struct Notified {
@@ -315,7 +486,23 @@ impl Notified {
     fn tell(&self, newline: bool) {
         *self.seen.lock().expect("nothing panics holding the lock") = Some(newline);
         self.changed.notify_all();
+        // The supervising loop sleeps until something happens.
+        signals::notify();
     }
+}
+
+/// Sends one `http://` request on a thread of its own; the answer comes
+/// in the returned [`Notified`].
+fn ask(http: Http, limit: Duration) -> Arc<Notified> {
+    let told = Arc::new(Notified::default());
+    let tell = Arc::clone(&told);
+    let spawned =
+        threads::spawn("ready-http", 64 * 1024, move || tell.tell(http_get(&http, limit)));
+    // Without the thread there is no answer: not ready this time.
+    if spawned.is_err() {
+        told.tell(false);
+    }
+    told
 }
 
 /// Reads the pipe on a thread of its own until a newline (true) or EOF
@@ -336,8 +523,6 @@ fn read_notification(read: OwnedFd) -> Arc<Notified> {
             }
         };
         tell.tell(newline);
-        // The supervising loop sleeps until something happens.
-        signals::notify();
     };
     // Without the thread there is no reader: read as "never".
     let spawned = threads::spawn("ready-fd", 64 * 1024, reader);
@@ -371,9 +556,57 @@ mod tests {
         );
         assert!(err("tcp:db:5432").contains("the host \"db\" is not an IP address"));
         assert!(err("tcp:0").contains("the port \"0\" is not a number from 1 to 65535"));
-        assert!(err("http:80").contains("unknown kind 'http'"));
+        assert!(err("ftp:80").contains("unknown kind 'ftp'"));
         assert!(err("8080").contains("write it as fd:N, tcp:[HOST:]PORT"));
         assert!(err("file:").contains("nothing after 'file:'"));
+    }
+
+    #[test]
+    fn parses_http_urls_and_refuses_what_it_cannot_ask() {
+        let http = |s: &str| match Cond::parse(s) {
+            Ok(Cond::Http(http)) => (http.addr.to_string(), http.host, http.path),
+            other => panic!("{s}: {other:?}"),
+        };
+        let own = |a: &str, h: &str, p: &str| (a.to_owned(), h.to_owned(), p.to_owned());
+        assert_eq!(
+            http("http://127.0.0.1:8080/healthz"),
+            own("127.0.0.1:8080", "127.0.0.1:8080", "/healthz")
+        );
+        assert_eq!(http("http://localhost:8080"), own("127.0.0.1:8080", "localhost:8080", "/"));
+        assert_eq!(http("http://10.0.0.2/"), own("10.0.0.2:80", "10.0.0.2", "/"));
+        assert_eq!(http("http://[::1]:81/a/b?c=d"), own("[::1]:81", "[::1]:81", "/a/b?c=d"));
+        assert_eq!(http("http://[::1]"), own("[::1]:80", "[::1]", "/"));
+        assert_eq!(http("http://127.0.0.1:9?x"), own("127.0.0.1:9", "127.0.0.1:9", "/?x"));
+        let ok = |s: &str| Cond::parse(s).unwrap().to_string();
+        assert_eq!(ok("http://127.0.0.1:8080/healthz"), "http://127.0.0.1:8080/healthz");
+        assert_eq!(ok("http://localhost"), "http://localhost/");
+        let err = |s: &str| Cond::parse(s).unwrap_err();
+        assert!(err("https://127.0.0.1/").contains("https is not supported (no TLS"));
+        assert!(err("http://web:8080/").contains("the host \"web\" is not an IP address"));
+        assert!(err("http://127.0.0.1:0/").contains("the port \"0\" is not a number"));
+        assert!(err("http://127.0.0.1:x/").contains("the port \"x\""));
+        assert!(err("http:127.0.0.1").contains("write it as http://HOST:PORT/PATH"));
+        assert!(err("http://").contains("no host after http://"));
+        assert!(err("http:///x").contains("no host after http://"));
+        assert!(err("http://u:p@127.0.0.1/").contains("a user or password"));
+        assert!(err("http://127.0.0.1/a b").contains("holds ' '"));
+        assert!(err("http://127.0.0.1/a#top").contains("#fragment"));
+        assert!(err("http://[::1/").contains("is not an IP address"));
+        assert!(err("http://::1:80/").contains("write an IPv6 address in brackets"));
+        assert!(err("http://web/").ends_with("write an IP address, [IPv6] or localhost"));
+    }
+
+    #[test]
+    fn a_status_line_of_2xx_or_3xx_is_ready() {
+        assert!(status_ok(b"HTTP/1.1 200 OK\r\n"));
+        assert!(status_ok(b"HTTP/1.0 302 Found\r\nLocation: /\r\n"));
+        assert!(status_ok(b"HTTP/1.1 204"));
+        assert!(status_ok(b"HTTP/1.1 200\r\nContent-Length: 0\r\n"));
+        assert!(!status_ok(b"HTTP/1.1 500 Internal Server Error\r\n"));
+        assert!(!status_ok(b"HTTP/1.1 404 Not Found\r\n"));
+        assert!(!status_ok(b"HTTP/1.1 1999\r\n"));
+        assert!(!status_ok(b"SSH-2.0-OpenSSH\r\n"));
+        assert!(!status_ok(b""));
     }
 
     /// Polls `watch` until it answers something other than NotYet.
@@ -453,6 +686,32 @@ mod tests {
         assert_eq!(watch.check(), Check::Ready);
         drop(listener);
         assert_eq!(watch.check(), Check::NotYet);
+    }
+
+    #[test]
+    fn http_asks_on_a_thread_and_the_answer_wakes_the_loop() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cond = Cond::parse(&format!("http://127.0.0.1:{port}/up")).unwrap();
+        let mut watch = Watch::new(&cond, PROBE_TIMEOUT, &mut Command::new("true")).unwrap();
+        assert_eq!(watch.check(), Check::NotYet, "the request is on its way");
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0u8; 64];
+        let n = conn.read(&mut request).unwrap();
+        assert!(request[..n].starts_with(b"GET /up HTTP/1.1\r\n"));
+        std::io::Write::write_all(&mut conn, b"HTTP/1.1 200\r\n\r\n").unwrap();
+        // The answer wakes a loop sleeping on the events, long before
+        // its two minutes are up.
+        let began = Instant::now();
+        loop {
+            let seen = signals::events();
+            if watch.asked.as_ref().is_none_or(|asked| asked.seen().is_some()) {
+                break;
+            }
+            signals::wait_event(seen, Duration::from_secs(120));
+        }
+        assert!(began.elapsed() < Duration::from_secs(60));
+        assert_eq!(watch.check(), Check::Ready);
     }
 
     /// The process groups of the probes started so far: each probe names

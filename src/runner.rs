@@ -37,6 +37,7 @@ use crate::protocol::{self, Body, Owners, Request, Status};
 use crate::readiness::{Check, Cond, Watch};
 use crate::restart::{self, Backoff};
 use crate::signals;
+use crate::user::{self, User};
 
 /// How often a ready service's health is checked, unless it says.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
@@ -56,7 +57,8 @@ pub struct Spec {
     pub ready_timeout: Duration,
     /// `--stop-timeout`: from the stop signal to SIGKILL. Zero: no SIGKILL.
     pub stop_timeout: Duration,
-    /// `--probe-timeout`: how long one `exec:` probe may run. Zero: no limit.
+    /// `--probe-timeout`: how long one `exec:` or `http://` probe may run.
+    /// Zero: no limit.
     pub probe_timeout: Duration,
     /// `--restart`: when the command runs again.
     pub restart: restart::Policy,
@@ -69,6 +71,8 @@ pub struct Spec {
     /// it, a stop signal `run` receives is forwarded as it came, and
     /// `run`'s own stops (a ready deadline) send SIGTERM.
     pub stop_signal: Option<Signal>,
+    /// `--user`: the user the command runs as; probes stay `run`'s own.
+    pub user: Option<User>,
     /// Who owns the unit: `run` itself, for the whole life of the unit, or
     /// the `up` that runs it (README.md, "Abandoned units").
     pub owner: Option<Owners>,
@@ -338,6 +342,10 @@ fn live(
         .as_ref()
         .map(|cond| Watch::new(cond, spec.probe_timeout, &mut command))
         .transpose();
+    // Last of the pre_exec hooks: the ones above still run as root.
+    if let Some(user) = &spec.user {
+        user::switch_in_child(&mut command, user);
+    }
     let spawned = watch.and_then(|watch| Ok((watch, command.spawn()?)));
     let (watch, mut child) = match spawned {
         Ok(spawned) => spawned,

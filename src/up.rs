@@ -343,6 +343,9 @@ impl<'a> Up<'a> {
                 if let Some(failures) = header.health_failures {
                     command.arg("--health-failures").arg(failures.to_string());
                 }
+                if let Some(user) = &header.user {
+                    command.arg("--user").arg(user);
+                }
                 command.arg("--stop-timeout").arg(millis(stop_timeout));
                 command.arg("--").arg(&script.path);
                 command

@@ -84,3 +84,42 @@ grep -q "web.sh *web *not run: dependency serve-config failed" "$root/stdout" ||
 	fail "the service started after a failure: $(cat "$root/stdout")"
 [ -z "$(left_in_root)" ] || fail "processes outlived the entrypoint: $(left_in_root)"
 echo "tests/chroot.sh: ok: a failed fetch stops build, serve-config and web (exit 5) and the main command"
+
+# 3. user= in a header: the static binary reads /etc/passwd and /etc/group
+# itself (no NSS here), and the script runs as that user with its primary
+# and supplementary groups, HOME, USER and LOGNAME; a script without one
+# stays root. An unknown user is refused before anything runs.
+mkdir -p "$root/etc" "$root/users" "$root/home/app"
+# mktemp made the root 0700: a container's / is searchable by every user.
+chmod 755 "$root" "$root/bin"
+printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'app:x:1234:1234:app:/home/app:/bin/sh' >"$root/etc/passwd"
+printf '%s\n' 'root:x:0:' 'app:x:1234:' 'extra:x:2345:app' 'other:x:3456:root' >"$root/etc/group"
+cat >"$root/users/who.sh" <<'SCRIPT'
+#!/bin/sh
+# unitsync: user=app
+echo "ids $(id -u) $(id -g) $(id -G | tr ' ' '\n' | sort -n | tr '\n' ' ')"
+echo "env $HOME $USER $LOGNAME"
+SCRIPT
+cat >"$root/users/boss.sh" <<'SCRIPT'
+#!/bin/sh
+# unitsync: after=who
+echo "ids $(id -u)"
+SCRIPT
+chmod 755 "$root/users/who.sh" "$root/users/boss.sh"
+chroot "$root" /bin/unitsync up --dir /users >"$root/stdout" 2>"$root/stderr" ||
+	fail "up with user= exited $?: $(cat "$root/stdout" "$root/stderr")"
+grep -q "^who.sh *| ids 1234 1234 1234 2345 $" "$root/stdout" ||
+	fail "who.sh did not run as app with its groups: $(cat "$root/stdout" "$root/stderr")"
+grep -q "^who.sh *| env /home/app app app$" "$root/stdout" ||
+	fail "who.sh did not get app's environment: $(cat "$root/stdout")"
+grep -q "^boss.sh *| ids 0$" "$root/stdout" || fail "boss.sh did not run as root: $(cat "$root/stdout")"
+printf '%s\n' '#!/bin/sh' '# unitsync: user=ghost' 'echo ran' >"$root/users/ghost.sh"
+chmod 755 "$root/users/ghost.sh"
+status=0
+chroot "$root" /bin/unitsync up --dir /users >"$root/stdout" 2>"$root/stderr" || status=$?
+[ "$status" = 1 ] || fail "up with an unknown user= exited $status, want 1"
+grep -q 'ghost.sh: user=: no user "ghost" in /etc/passwd' "$root/stderr" ||
+	fail "no error for an unknown user: $(cat "$root/stderr")"
+! grep -q "ids" "$root/stdout" || fail "a script ran despite an unknown user: $(cat "$root/stdout")"
+[ -z "$(left_in_root)" ] || fail "processes outlived up: $(left_in_root)"
+echo "tests/chroot.sh: ok: user=app runs a script as app (uid, groups, HOME/USER/LOGNAME) from /etc/passwd and /etc/group in a busybox-only root; an unknown user is refused before anything runs"

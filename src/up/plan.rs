@@ -19,6 +19,7 @@ use crate::restart::Policy;
 use crate::signals::{self, Signal};
 use crate::state::{self, State};
 use crate::suggest::nearest;
+use crate::user;
 
 use super::Error;
 
@@ -26,7 +27,7 @@ use super::Error;
 const HEAD_BYTES: u64 = 4096;
 
 /// The keys a `# unitsync:` line takes, for the error about any other.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "after",
     "soft-after",
     "unit",
@@ -39,6 +40,7 @@ const KEYS: [&str; 12] = [
     "health",
     "health-interval",
     "health-failures",
+    "user",
 ];
 
 /// A startup script: every one is a unit.
@@ -77,6 +79,8 @@ pub struct Header {
     pub health: Option<String>,
     pub health_interval: Option<Duration>,
     pub health_failures: Option<u32>,
+    /// The user it runs as, as `run --user` takes it (checked by [`check`]).
+    pub user: Option<String>,
 }
 
 impl Script {
@@ -276,6 +280,10 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
                 header.health_failures =
                     Some(failures_value(&value).map_err(|e| format!("health-failures=: {e}"))?)
             }
+            "user" => {
+                user::Spec::parse(&value).map_err(|e| format!("user=: {e}"))?;
+                header.user = Some(value);
+            }
             _ => {
                 let near = nearest(&key, &mut KEYS.into_iter())
                     .map(|k| format!(" (did you mean {k}?)"))
@@ -290,13 +298,13 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
     if header.ready.is_none() && header.ready_timeout.is_some() {
         return Err("ready-timeout= needs ready= (the condition it waits for)".to_owned());
     }
-    let exec = |c: &Option<String>| {
-        c.as_deref().is_some_and(|c| matches!(Cond::parse(c), Ok(Cond::Exec(_))))
+    let probed = |c: &Option<String>| {
+        c.as_deref().is_some_and(|c| matches!(Cond::parse(c), Ok(Cond::Exec(_) | Cond::Http(_))))
     };
-    if header.probe_timeout.is_some() && !exec(&header.ready) && !exec(&header.health) {
-        return Err(
-            "probe-timeout= needs ready= or health=exec:COMMAND (the probe it limits)".to_owned()
-        );
+    if header.probe_timeout.is_some() && !probed(&header.ready) && !probed(&header.health) {
+        return Err("probe-timeout= needs ready= or health= of exec:COMMAND or http://... \
+             (the probe it limits)"
+            .to_owned());
     }
     if header.health.is_some() && header.ready.is_none() {
         return Err("health= needs ready= (health is checked once the service is ready)".to_owned());
@@ -359,8 +367,16 @@ fn starts_with_key(text: &str) -> bool {
 /// two scripts claiming one unit, and a cycle among the declared edges
 /// (found with the state machine itself, so the message is the one the
 /// server would give). An `after=` naming a unit no script provides is
-/// only a warning: another process may provide it.
+/// only a warning: another process may provide it. A `user=` is looked
+/// up (in `/etc/passwd` and `/etc/group`, and needs root) here, so that a
+/// user that does not exist stops everything before anything runs.
 pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
+    for script in scripts {
+        let Some(spec) = script.header.as_ref().and_then(|h| h.user.as_deref()) else { continue };
+        let problem =
+            |e: String| Error::Script { path: script.path.clone(), problem: format!("user=: {e}") };
+        user::lookup(&user::Spec::parse(spec).map_err(problem)?).map_err(problem)?;
+    }
     for (i, script) in scripts.iter().enumerate() {
         if let Some(other) = scripts[..i].iter().find(|s| s.unit == script.unit).map(|s| &s.path) {
             let problem = format!(
@@ -472,6 +488,14 @@ mod tests {
         assert_eq!(header.unwrap().probe_timeout, Some(Duration::from_secs(2)));
         let (_, header) = parsed("# unitsync: stop-signal=int\n", "db.sh").unwrap();
         assert_eq!(header.unwrap().stop_signal, Some(Signal::SIGINT));
+        let (_, header) = parsed(
+            "# unitsync: ready=http://127.0.0.1:8080/ probe-timeout=2s user=postgres:ssl-cert\n",
+            "db.sh",
+        )
+        .unwrap();
+        let header = header.unwrap();
+        assert_eq!(header.user.as_deref(), Some("postgres:ssl-cert"));
+        assert_eq!(header.probe_timeout, Some(Duration::from_secs(2)));
     }
 
     #[test]
@@ -491,9 +515,11 @@ mod tests {
         assert!(err("# unitsync: ready-timeout=3s\n").contains("needs ready="));
         assert!(
             err("# unitsync: ready=tcp:1 probe-timeout=3s\n")
-                .contains("needs ready= or health=exec:")
+                .contains("needs ready= or health= of exec:")
         );
         assert!(err("# unitsync: unit=\n").contains("unit= needs a name"));
+        assert!(err("# unitsync: user=pg:\n").contains("user=: invalid user \"pg:\""));
+        assert!(err("# unitsync: usr=pg\n").contains("(did you mean user?)"));
         assert!(err("# unitsync: stop-signal=TREM\n").contains("stop-signal=: unknown signal"));
     }
 

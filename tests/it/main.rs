@@ -8,6 +8,7 @@ mod core;
 mod durability;
 mod hardening;
 mod hostile;
+mod http;
 mod init;
 mod init_edges;
 mod load;
@@ -20,6 +21,7 @@ mod real_services;
 #[path = "../../src/rng.rs"]
 mod rng;
 mod run;
+mod run_user;
 mod scripts;
 mod services;
 mod supervision;

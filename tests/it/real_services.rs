@@ -211,3 +211,121 @@ fn redis_ready_by_tcp_saves_its_rdb_when_stopped() {
     assert!(rdb.starts_with(b"REDIS"), "dump.rdb is no RDB file");
     assert!(rdb.windows(5).any(|w| w == b"hello"), "dump.rdb lacks the key set before the stop");
 }
+
+#[test]
+fn postgres_and_nginx_supervised_in_one_up_with_a_migration_and_a_health_check() {
+    // PostgreSQL as the postgres user by `user=` (no setpriv in the
+    // script), stopped by INT, ready by pg_isready; a migration after it;
+    // nginx ready by `http://`, health-checked by `http://`, restarted when
+    // its health endpoint turns 500; CMD uses both, then sees the restart.
+    assert!(is_root(), "this test runs PostgreSQL as the postgres user: run it as root");
+    require("nginx");
+    require("socat");
+    let bin = postgres_bin();
+    let (uid, gid) = ids("postgres");
+    let sb = Sandbox::new();
+    fs::set_permissions(&sb.dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let pg = sb.path("pg");
+    fs::create_dir(&pg).unwrap();
+    fs::set_permissions(&pg, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&pg, Some(uid), Some(gid)).unwrap();
+    let (data, sock) = (pg.join("data"), pg.join("sock"));
+    let as_postgres = format!("setpriv --reuid={uid} --regid={gid} --clear-groups");
+    sb.shell(
+        "sh",
+        &format!(
+            "{as_postgres} {} -D {} -U postgres --auth=trust --no-sync >/dev/null && {as_postgres} mkdir {}",
+            bin.join("initdb").display(),
+            data.display(),
+            sock.display()
+        ),
+    )
+    .ok();
+    let (pg_port, web_port) = (free_port(), free_port());
+    let root = sb.path("nginx");
+    fs::create_dir(&root).unwrap();
+    let r = root.display();
+    fs::write(
+        root.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process on;\nworker_processes 1;\npid {r}/nginx.pid;\n\
+             error_log stderr notice;\nevents {{}}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {r}/body;\n  proxy_temp_path {r}/proxy;\n\
+             fastcgi_temp_path {r}/fastcgi;\n  uwsgi_temp_path {r}/uwsgi;\n  scgi_temp_path {r}/scgi;\n\
+             server {{ listen 127.0.0.1:{web_port};\n\
+               location /healthz {{ if (-f {r}/unhealthy) {{ return 500; }} return 200 \"ok\\n\"; }}\n\
+               location / {{ return 200 \"hello\\n\"; }} }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let dir = sb.path("startup");
+    fs::create_dir(&dir).unwrap();
+    let isready =
+        format!("{} -q -h {} -p {pg_port}", bin.join("pg_isready").display(), sock.display());
+    script(
+        &dir,
+        "db.sh",
+        &format!(
+            "#!/bin/sh\n\
+             # unitsync: user=postgres ready=\"exec:{isready}\" ready-timeout=60s\n\
+             # unitsync: stop-signal=INT stop-timeout=30s\n\
+             exec {} -D {} -k {} -p {pg_port} -c listen_addresses=\n",
+            bin.join("postgres").display(),
+            data.display(),
+            sock.display()
+        ),
+    );
+    let psql = format!(
+        "{} -X -q -h {} -p {pg_port} -U postgres",
+        bin.join("psql").display(),
+        sock.display()
+    );
+    script(
+        &dir,
+        "migrate.sh",
+        &format!(
+            "#!/bin/sh\n# unitsync: after=db\nset -e\n{psql} -c 'create table visits (at timestamptz)'\n"
+        ),
+    );
+    let url = format!("http://127.0.0.1:{web_port}");
+    script(
+        &dir,
+        "web.sh",
+        &format!(
+            "#!/bin/sh\n\
+             # unitsync: ready={url}/ health={url}/healthz health-interval=300ms\n\
+             # unitsync: health-failures=2 restart=on-failure:3 stop-signal=QUIT\n\
+             exec nginx -e stderr -p {r} -c {r}/nginx.conf\n"
+        ),
+    );
+    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | socat - TCP:127.0.0.1:{web_port}");
+    let restarts = format!("{BIN} status web --json | grep -q '\"restarts\": [1-9]'");
+    let ready = format!("{BIN} wait web --once");
+    let main = format!(
+        "set -e\n\
+         {psql} -c 'insert into visits values (now())'\n\
+         {get}\n\
+         touch {r}/unhealthy\n\
+         until {restarts}; do sleep 0.05; done\n\
+         rm {r}/unhealthy\n\
+         until {ready}; do sleep 0.05; done\n\
+         {get}\n\
+         echo visits: $({psql} -tA -c 'select count(*) from visits')\n"
+    );
+    let out = up(&sb, &dir, &main);
+    out.ok().stdout_has("visits: 1");
+    assert_eq!(out.stdout.matches("hello").count(), 2, "{out}");
+    out.stderr_has(&format!("web restarting (restart 1, ran "))
+        .stderr_has(&format!("2 health checks in a row failed ({url}/healthz)"));
+    out.stdout_has("migrate.sh").stdout_has("db.sh");
+    // Both stopped their own way, nothing killed, PostgreSQL clean.
+    assert!(!out.stdout.contains("killed after") && !out.stderr.contains("SIGKILL"), "{out}");
+    assert!(running(&bin.join("postgres")).is_empty(), "postgres outlived up{out}");
+    assert!(!root.join("nginx.pid").exists(), "nginx left its pid file: not a clean exit{out}");
+    let control = Command::new(bin.join("pg_controldata")).arg(&data).output().unwrap();
+    let control = String::from_utf8_lossy(&control.stdout);
+    assert!(
+        control.contains("Database cluster state:               shut down\n"),
+        "{control}{out}"
+    );
+}

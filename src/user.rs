@@ -145,7 +145,8 @@ pub fn resolve(spec: &Spec, passwd: &str, group: &str) -> Result<User, String> {
 
 /// Resolves `spec` on this system, before anything runs: refused when
 /// the user or the group does not exist, and unless we are root (only
-/// root may switch users) or already that user and group (SPEC §14: a
+/// root may switch users) or already that user and group (README.md,
+/// "Running as another user": a
 /// container with a non-root `USER`; then nothing is switched, and only
 /// the environment is set). A missing `/etc/group` is no group at all;
 /// a missing `/etc/passwd` allows numeric ids only.

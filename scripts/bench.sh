@@ -420,6 +420,11 @@ say "7b. the state file after 1,000,000 changes"
 jsize=$(sh scripts/bench/journal.sh "$us" "$work" 1000000)
 journal_fs=$(df -T "$work" 2>/dev/null | awk 'NR == 2 { print $2 }')
 
+# ------------------------------------------------------------ supervision
+say "8. supervision after startup: fail-fast and restart (5 rounds each)"
+sh scripts/bench/supervision.sh "$us" "$work" 5 >"$work/supervision"
+sv() { awk -v k="$1" '$1 == k { print $2 }' "$work/supervision" | med; }
+
 # ----------------------------------------------------------------- scale
 say "6. scale (chain and fan at 1k, 10k, 100k units; each run stops at 40 s)"
 : >"$work/scale"
@@ -744,6 +749,17 @@ EOF
 			echo "| $label | $conns | $(commas "$rate") | $(calc '%.2fx' "$rate / $base") | $(calc '%.1f µs' "$(jr "$mode" "$conns" 4)") |"
 		done
 	done
+	echo
+	echo "## 8. Supervision after startup"
+	echo
+	echo "A service of \`up\` (ready by \`fd:3\`) killed with SIGKILL once \`up\` has"
+	echo "printed its summary (README.md, \"Supervision\"); \`scripts/bench/supervision.sh\`,"
+	echo "medians of 5 rounds, timed from the kill by the shell that sent it."
+	echo
+	echo "| after the death | median |"
+	echo "|---|---|"
+	echo "| without \`restart=\`: \`up\` has stopped everything and exited 1 | $(ms "$(sv failfast)") |"
+	echo "| with \`restart=on-failure\`: the unit is ready again, the 1 s first delay excluded | $(ms "$(sv restart)") |"
 } >BENCHMARKS.md
 # README.md quotes the Targets table as it stands now.
 sh scripts/bench/readme.sh

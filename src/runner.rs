@@ -21,7 +21,6 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::Ordering;
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -565,7 +564,11 @@ fn stop_leftovers(group: Option<i32>, stop_timeout: Duration) {
         return;
     }
     let kill_at = Instant::now() + stop_timeout;
+    // Woken by the exit of a child (the orphans are ours); a grandchild's
+    // exit tells its own parent, so the set is looked at every 10 ms too.
+    let look = Duration::from_millis(10);
     loop {
+        let seen = signals::events();
         reap_orphans(&[]);
         let now_left = left();
         if now_left.is_empty() {
@@ -580,13 +583,16 @@ fn stop_leftovers(group: Option<i32>, stop_timeout: Duration) {
             }
             // Reap what the SIGKILLs leave, so that nothing stays a zombie.
             let until = Instant::now() + Duration::from_millis(500);
-            while !procfs::zombie_children(me).is_empty() && Instant::now() < until {
+            loop {
+                let seen = signals::events();
                 reap_orphans(&[]);
-                sleep(Duration::from_millis(10));
+                if procfs::zombie_children(me).is_empty() || Instant::now() >= until {
+                    return;
+                }
+                signals::wait_event(seen, look);
             }
-            return;
         }
-        sleep(Duration::from_millis(10));
+        signals::wait_event(seen, look.min(kill_at.saturating_duration_since(Instant::now())));
     }
 }
 

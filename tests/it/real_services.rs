@@ -315,7 +315,7 @@ fn postgres_and_nginx_supervised_in_one_up_with_a_migration_and_a_health_check()
     let out = up(&sb, &dir, &main);
     out.ok().stdout_has("visits: 1");
     assert_eq!(out.stdout.matches("hello").count(), 2, "{out}");
-    out.stderr_has(&format!("web restarting (restart 1, ran "))
+    out.stderr_has("web restarting (restart 1, ran ")
         .stderr_has(&format!("2 health checks in a row failed ({url}/healthz)"));
     out.stdout_has("migrate.sh").stdout_has("db.sh");
     // Both stopped their own way, nothing killed, PostgreSQL clean.

@@ -31,10 +31,10 @@ until_ready() {
 	until "$us" -q wait db --once 2>/dev/null; do :; done
 }
 
-i=1
-while [ "$i" -le "$rounds" ]; do
-	# Fail-fast: the death of db ends up.
-	service ""
+# Starts `up` on db.sh (its pid in $up), waits until db is ready, then
+# kills db; the kill's time in $t0.
+up_then_kill() {
+	service "$1"
 	"$us" up --dir "$dir/startup" >"$dir/up.out" 2>&1 &
 	up=$!
 	"$us" --connect-timeout 30s -q ping >/dev/null
@@ -42,19 +42,18 @@ while [ "$i" -le "$rounds" ]; do
 	pid=$(cat "$dir/db.pid")
 	t0=$(now)
 	kill -KILL "$pid"
+}
+
+i=1
+while [ "$i" -le "$rounds" ]; do
+	# Fail-fast: the death of db ends up.
+	up_then_kill ""
 	wait "$up" || true
 	t1=$(now)
 	echo "failfast $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')"
 
 	# Restart: the death of db has it run again and ready again.
-	service "restart=on-failure"
-	"$us" up --dir "$dir/startup" >"$dir/up.out" 2>&1 &
-	up=$!
-	"$us" --connect-timeout 30s -q ping >/dev/null
-	until_ready
-	pid=$(cat "$dir/db.pid")
-	t0=$(now)
-	kill -KILL "$pid"
+	up_then_kill "restart=on-failure"
 	# Not ready any more once the restart is recorded; then ready again.
 	while "$us" -q wait db --once 2>/dev/null; do :; done
 	until_ready

@@ -27,15 +27,19 @@ fn up(sb: &Sandbox, dir: &Path, main: &str) -> Output {
     sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "sh", "-c", main])
 }
 
-/// Live (not zombie) processes whose executable is `exe`.
-fn running(exe: &Path) -> Vec<String> {
+/// Live (not zombie) processes whose executable is `exe`, working in
+/// `cwd` (every PostgreSQL process works in its data directory, which
+/// tells one test's cluster from another's).
+fn running(exe: &Path, cwd: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
         let pid = entry.file_name().to_string_lossy().into_owned();
         if pid.parse::<u32>().is_err() || proc_state(&pid).is_some_and(|(s, _)| s == "Z") {
             continue;
         }
-        if fs::read_link(entry.path().join("exe")).is_ok_and(|e| e == exe) {
+        if fs::read_link(entry.path().join("exe")).is_ok_and(|e| e == exe)
+            && fs::read_link(entry.path().join("cwd")).is_ok_and(|d| d == cwd)
+        {
             found.push(pid);
         }
     }
@@ -65,12 +69,20 @@ fn ids(name: &str) -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
-#[test]
-fn postgres_stops_fast_on_int_with_a_client_connected_and_needs_no_recovery() {
+/// A fresh PostgreSQL cluster in the sandbox, owned by the postgres user:
+/// its data directory and its socket directory.
+struct Cluster {
+    bin: PathBuf,
+    data: PathBuf,
+    sock: PathBuf,
+    /// The prefix that runs a command as the postgres user.
+    as_postgres: String,
+}
+
+fn cluster(sb: &Sandbox) -> Cluster {
     assert!(is_root(), "this test runs PostgreSQL as the postgres user: run it as root");
     let bin = postgres_bin();
     let (uid, gid) = ids("postgres");
-    let sb = Sandbox::new();
     // The postgres user owns the cluster and its socket directory.
     // It must reach it through the sandbox, whatever the umask.
     fs::set_permissions(&sb.dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -90,6 +102,33 @@ fn postgres_stops_fast_on_int_with_a_client_connected_and_needs_no_recovery() {
         ),
     );
     initdb.ok();
+    Cluster { bin, data, sock, as_postgres }
+}
+
+/// nginx's configuration in `root`, listening on `port`: `/` answers
+/// hello, `/healthz` 500 while `root/unhealthy` exists.
+fn nginx_conf(root: &Path, port: u16) {
+    fs::create_dir(root).unwrap();
+    let r = root.display();
+    fs::write(
+        root.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process on;\nworker_processes 1;\npid {r}/nginx.pid;\n\
+             error_log stderr notice;\nevents {{}}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {r}/body;\n  proxy_temp_path {r}/proxy;\n\
+             fastcgi_temp_path {r}/fastcgi;\n  uwsgi_temp_path {r}/uwsgi;\n  scgi_temp_path {r}/scgi;\n\
+             server {{ listen 127.0.0.1:{port};\n\
+               location /healthz {{ if (-f {r}/unhealthy) {{ return 500; }} return 200 \"ok\\n\"; }}\n\
+               location / {{ return 200 \"hello\\n\"; }} }}\n}}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn postgres_stops_fast_on_int_with_a_client_connected_and_needs_no_recovery() {
+    let sb = Sandbox::new();
+    let Cluster { bin, data, sock, as_postgres } = cluster(&sb);
     let port = free_port();
     let dir = sb.path("startup");
     fs::create_dir(&dir).unwrap();
@@ -125,7 +164,7 @@ fn postgres_stops_fast_on_int_with_a_client_connected_and_needs_no_recovery() {
     out.ok().stdout_has("writer done").stdout_has("db.sh");
     // Stopped by its stop signal, within its stop timeout, not killed.
     assert!(!out.stdout.contains("killed after") && !out.stderr.contains("SIGKILL"), "{out}");
-    assert!(running(&bin.join("postgres")).is_empty(), "postgres outlived up{out}");
+    assert!(running(&bin.join("postgres"), &data).is_empty(), "postgres outlived up{out}");
     let control = Command::new(bin.join("pg_controldata")).arg(&data).output().unwrap();
     let control = String::from_utf8_lossy(&control.stdout);
     assert!(
@@ -138,7 +177,7 @@ fn postgres_stops_fast_on_int_with_a_client_connected_and_needs_no_recovery() {
     for recovery in ["database system was not properly shut down", "redo starts"] {
         assert!(!out.stdout.contains(recovery) && !out.stderr.contains(recovery), "{out}");
     }
-    assert!(running(&bin.join("postgres")).is_empty(), "postgres outlived up{out}");
+    assert!(running(&bin.join("postgres"), &data).is_empty(), "postgres outlived up{out}");
 }
 
 #[test]
@@ -147,19 +186,8 @@ fn nginx_stops_gracefully_on_quit() {
     let sb = Sandbox::new();
     let port = free_port();
     let root = sb.path("nginx");
-    fs::create_dir(&root).unwrap();
+    nginx_conf(&root, port);
     let r = root.display();
-    fs::write(
-        root.join("nginx.conf"),
-        format!(
-            "daemon off;\nmaster_process on;\nworker_processes 1;\npid {r}/nginx.pid;\n\
-             error_log stderr notice;\nevents {{}}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {r}/body;\n  proxy_temp_path {r}/proxy;\n\
-             fastcgi_temp_path {r}/fastcgi;\n  uwsgi_temp_path {r}/uwsgi;\n  scgi_temp_path {r}/scgi;\n\
-             server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"hello\\n\"; }} }}\n}}\n"
-        ),
-    )
-    .unwrap();
     let dir = sb.path("startup");
     fs::create_dir(&dir).unwrap();
     script(
@@ -218,46 +246,14 @@ fn postgres_and_nginx_supervised_in_one_up_with_a_migration_and_a_health_check()
     // script), stopped by INT, ready by pg_isready; a migration after it;
     // nginx ready by `http://`, health-checked by `http://`, restarted when
     // its health endpoint turns 500; CMD uses both, then sees the restart.
-    assert!(is_root(), "this test runs PostgreSQL as the postgres user: run it as root");
     require("nginx");
     require("socat");
-    let bin = postgres_bin();
-    let (uid, gid) = ids("postgres");
     let sb = Sandbox::new();
-    fs::set_permissions(&sb.dir, fs::Permissions::from_mode(0o755)).unwrap();
-    let pg = sb.path("pg");
-    fs::create_dir(&pg).unwrap();
-    fs::set_permissions(&pg, fs::Permissions::from_mode(0o700)).unwrap();
-    std::os::unix::fs::chown(&pg, Some(uid), Some(gid)).unwrap();
-    let (data, sock) = (pg.join("data"), pg.join("sock"));
-    let as_postgres = format!("setpriv --reuid={uid} --regid={gid} --clear-groups");
-    sb.shell(
-        "sh",
-        &format!(
-            "{as_postgres} {} -D {} -U postgres --auth=trust --no-sync >/dev/null && {as_postgres} mkdir {}",
-            bin.join("initdb").display(),
-            data.display(),
-            sock.display()
-        ),
-    )
-    .ok();
+    let Cluster { bin, data, sock, .. } = cluster(&sb);
     let (pg_port, web_port) = (free_port(), free_port());
     let root = sb.path("nginx");
-    fs::create_dir(&root).unwrap();
+    nginx_conf(&root, web_port);
     let r = root.display();
-    fs::write(
-        root.join("nginx.conf"),
-        format!(
-            "daemon off;\nmaster_process on;\nworker_processes 1;\npid {r}/nginx.pid;\n\
-             error_log stderr notice;\nevents {{}}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {r}/body;\n  proxy_temp_path {r}/proxy;\n\
-             fastcgi_temp_path {r}/fastcgi;\n  uwsgi_temp_path {r}/uwsgi;\n  scgi_temp_path {r}/scgi;\n\
-             server {{ listen 127.0.0.1:{web_port};\n\
-               location /healthz {{ if (-f {r}/unhealthy) {{ return 500; }} return 200 \"ok\\n\"; }}\n\
-               location / {{ return 200 \"hello\\n\"; }} }}\n}}\n"
-        ),
-    )
-    .unwrap();
     let dir = sb.path("startup");
     fs::create_dir(&dir).unwrap();
     let isready =
@@ -320,7 +316,7 @@ fn postgres_and_nginx_supervised_in_one_up_with_a_migration_and_a_health_check()
     out.stdout_has("migrate.sh").stdout_has("db.sh");
     // Both stopped their own way, nothing killed, PostgreSQL clean.
     assert!(!out.stdout.contains("killed after") && !out.stderr.contains("SIGKILL"), "{out}");
-    assert!(running(&bin.join("postgres")).is_empty(), "postgres outlived up{out}");
+    assert!(running(&bin.join("postgres"), &data).is_empty(), "postgres outlived up{out}");
     assert!(!root.join("nginx.pid").exists(), "nginx left its pid file: not a clean exit{out}");
     let control = Command::new(bin.join("pg_controldata")).arg(&data).output().unwrap();
     let control = String::from_utf8_lossy(&control.stdout);

@@ -369,11 +369,18 @@ struct Log {
 
 impl Log {
     fn line(&self, text: &str) {
+        self.line_at(self.clock.now(), text);
+    }
+
+    /// A line stamped `at`: for a request, the time it was applied at
+    /// under the lock, so that the stamps order as the state changed even
+    /// when two threads write their lines in the other order.
+    fn line_at(&self, at: Duration, text: &str) {
         if !self.quiet {
             // One `write` per line, so that lines of the log and of scripts
             // sharing the file never interleave; a failed write (a reader
             // that went away) is dropped, never a panic.
-            let line = format!("{} {text}\n", duration::stamp('+', self.clock.now()));
+            let line = format!("{} {text}\n", duration::stamp('+', at));
             let _ = io::stderr().lock().write_all(line.as_bytes());
         }
     }
@@ -490,7 +497,7 @@ impl Server {
     /// is applied, and the owners found due for a check are returned (none
     /// if the unit to fail no longer runs for its owner).
     fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owners)>> {
-        let (body, event) = {
+        let (body, event, now) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
             let now = self.log.clock.now();
@@ -525,7 +532,7 @@ impl Server {
                             };
                             self.log.line(&event);
                         }
-                        (body, log)
+                        (body, log, now)
                     }
                     Err(err) => {
                         let reread = journal.reread().and_then(|r| match r {
@@ -543,14 +550,14 @@ impl Server {
                             ),
                         };
                         let error = ErrorBody::new(ErrorKind::Journal, message.clone());
-                        (Body::Error { error }, Some(message))
+                        (Body::Error { error }, Some(message), now)
                     }
                 },
-                _ => (body, log),
+                _ => (body, log, now),
             }
         };
         if let Some(event) = event {
-            self.log.line(&event);
+            self.log.line_at(now, &event);
         }
         Ok(Response::new(&self.instance, body))
     }

@@ -96,9 +96,12 @@ pub enum Cmd {
 
 #[derive(Debug, PartialEq)]
 pub struct Up {
-    /// `--dir DIR`, repeatable.
+    /// `--dir DIR`, repeatable. With no SCRIPT either, `up` looks for
+    /// its default directory (`up::default_dir`).
     pub dirs: Vec<PathBuf>,
     pub scripts: Vec<PathBuf>,
+    /// `--env-file FILE`, repeatable.
+    pub env_files: Vec<PathBuf>,
     pub script_timeout: Option<Duration>,
     pub stop_timeout: Option<Duration>,
     pub grace: Option<Duration>,
@@ -813,11 +816,12 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
     };
     let mut parser = lexopt::Parser::from_args(ours);
     let (mut dirs, mut scripts, mut script_timeout) = (Vec::new(), Vec::new(), None);
-    let (mut stop_timeout, mut grace) = (None, None);
+    let (mut stop_timeout, mut grace, mut env_files) = (None, None, Vec::new());
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => scripts.push(PathBuf::from(v)),
             Long("dir") => dirs.push(parser.value()?.into()),
+            Long("env-file") => env_files.push(parser.value()?.into()),
             Long("script-timeout") => {
                 script_timeout = Some(duration_value(&mut parser, "--script-timeout")?)
             }
@@ -829,10 +833,7 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
             arg => global.set(GlobalOption::of(arg)?, &mut parser)?,
         }
     }
-    if dirs.is_empty() && scripts.is_empty() && command.is_empty() {
-        return Err("nothing to run: give --dir DIR, scripts, or -- CMD".into());
-    }
-    Ok(Cmd::Up(Up { dirs, scripts, script_timeout, stop_timeout, grace, command }))
+    Ok(Cmd::Up(Up { dirs, scripts, env_files, script_timeout, stop_timeout, grace, command }))
 }
 
 fn ready(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
@@ -1109,21 +1110,20 @@ mod tests {
     fn up_splits_scripts_from_the_command() {
         assert_eq!(
             cmd(
-                "up --dir d a.sh --script-timeout 2m -q b.sh --stop-timeout 1s --grace 3s --dir e -- sh -c --dir"
+                "up --dir d a.sh --script-timeout 2m -q b.sh --stop-timeout 1s --grace 3s --dir e --env-file x.env --env-file y.env -- sh -c --dir"
             ),
             Cmd::Up(Up {
                 dirs: vec!["d".into(), "e".into()],
                 scripts: vec!["a.sh".into(), "b.sh".into()],
+                env_files: vec!["x.env".into(), "y.env".into()],
                 script_timeout: Some(Duration::from_secs(120)),
                 stop_timeout: Some(Duration::from_secs(1)),
                 grace: Some(Duration::from_secs(3)),
                 command: vec!["sh".into(), "-c".into(), "--dir".into()],
             })
         );
-        assert_eq!(
-            err("up"),
-            "nothing to run: give --dir DIR, scripts, or -- CMD; see 'unitsync up --help'"
-        );
+        // Nothing given: `up` looks for its default directory.
+        assert!(matches!(cmd("up"), Cmd::Up(Up { dirs, .. }) if dirs.is_empty()));
         assert_eq!(cmd("up --help -- x"), Cmd::Help(UP_HELP));
     }
 

@@ -139,6 +139,8 @@ pub fn collect(dirs: &[PathBuf], named: &[PathBuf]) -> Result<Vec<Script>, Error
             // Directories and the like are not scripts; a symlink that
             // leads nowhere may have been meant as one.
             .filter(|p| fs::metadata(p).map_or_else(|_| is_symlink(p), |m| m.is_file()))
+            // An env file for `env-file=` sits beside its scripts.
+            .filter(|p| !(p.extension().is_some_and(|e| e == "env") && !executable(p)))
             .collect();
         // By file name, byte for byte, as `ls` in the C locale would.
         found.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
@@ -578,8 +580,8 @@ mod tests {
         let only =
             |dirs: &'static [&'static str]| move |p: &Path| dirs.iter().any(|d| p == Path::new(d));
         let all = only(&["/etc/unitsync.d", "/srv/mine"]);
-        assert_eq!(default_dir(Some(mine), &all, false), Ok(Some(mine.to_owned())));
-        assert_eq!(default_dir(None, &all, false), Ok(Some(etc.to_owned())));
+        assert_eq!(default_dir(Some(mine), all, false), Ok(Some(mine.to_owned())));
+        assert_eq!(default_dir(None, all, false), Ok(Some(etc.to_owned())));
         assert_eq!(default_dir(None, only(&[]), true), Ok(None));
         let err = default_dir(Some(mine), only(&["/etc/unitsync.d"]), true).unwrap_err();
         assert!(err.starts_with("$UNITSYNC_DIR is /srv/mine, which is not a directory"), "{err}");

@@ -140,7 +140,7 @@ pub fn collect(dirs: &[PathBuf], named: &[PathBuf]) -> Result<Vec<Script>, Error
             // leads nowhere may have been meant as one.
             .filter(|p| fs::metadata(p).map_or_else(|_| is_symlink(p), |m| m.is_file()))
             // An env file for `env-file=` sits beside its scripts.
-            .filter(|p| !(p.extension().is_some_and(|e| e == "env") && !executable(p)))
+            .filter(|p| p.extension().is_none_or(|e| e != "env") || executable(p))
             .collect();
         // By file name, byte for byte, as `ls` in the C locale would.
         found.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));

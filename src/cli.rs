@@ -412,8 +412,9 @@ usual codes of 'unitsync --help'.
 ";
 
 const UP_HELP: &str = "\
-Usage: unitsync up [--dir DIR]... [SCRIPT...] [--stop-timeout D] [--grace D]
-                   [--script-timeout D] [-- CMD [ARG...]]
+Usage: unitsync up [--dir DIR]... [SCRIPT...] [--env-file FILE]...
+                   [--stop-timeout D] [--grace D] [--script-timeout D]
+                   [-- CMD [ARG...]]
 
 The entrypoint of a container: starts the server in-process on the socket
 (exported to every child as $UNITSYNC_SOCKET), runs every executable in DIR
@@ -428,17 +429,24 @@ Every script is a unit, named after its file without its last extension
     # unitsync: ready=tcp:5432 ready-timeout=30s stop-timeout=10s
 
 (and probe-timeout=D, stop-signal=SIG, as run's --probe-timeout and
---stop-signal: INT for PostgreSQL, QUIT for nginx) runs as if by
+--stop-signal: INT for PostgreSQL, QUIT for nginx; env-file=PATH, beside
+the script) runs as if by
 'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
 coordinate themselves ($UNITSYNC_UNIT is their unit); up completes or fails
 their unit from their exit status unless they ended it themselves. An
 unknown key, a key given twice, '# UNITSYNC:' in another case, a header
 after a command, two scripts with one unit, or a cycle is refused before
-anything runs.
+anything runs. A script with on=stop is a stop script: it runs at
+shutdown, once CMD ended, and the units it names (after=) are stopped only
+once it ended; killed at its stop-timeout; a failed one makes up exit 1.
 
   --dir DIR             run the executables in DIR (repeatable; hidden files
-                        skipped; a file that is not executable, a dangling
-                        symlink or a symlink loop counts as failed)
+                        and non-executable *.env skipped; a file that is not
+                        executable, a dangling symlink or a symlink loop
+                        counts as failed); with no --dir and no SCRIPT:
+                        $UNITSYNC_DIR, else /etc/unitsync.d if it exists
+  --env-file FILE       KEY=VALUE lines (# comments, optional quotes, no
+                        expansion) for every script and CMD (repeatable)
   --stop-timeout D      SIGKILL a unit this long after SIGTERM [5s]
   --grace D             the most the whole shutdown may take [8s; 0: none,
                         everything is killed at once]

@@ -272,3 +272,85 @@ fn a_malformed_env_file_is_refused_before_anything_runs() {
     ));
     assert!(!ran.exists(), "{out}");
 }
+
+/// JSON with comments (JSONC, as devcontainer.json is written) as JSON:
+/// `//` and `/* */` comments outside strings removed.
+fn strip_comments(text: &str) -> String {
+    let (mut out, mut chars) = (String::new(), text.chars().peekable());
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match c {
+                '\\' => out.extend(chars.next()),
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => while chars.next_if(|&c| c != '\n').is_some() {},
+            ('/', Some('*')) => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn comments_are_stripped_outside_strings_only() {
+    let text = "// top\n{\"a\": \"x // y /* z */\", /* b */ \"b\": \"\\\"//\" // end\n}";
+    let value: serde_json::Value = serde_json::from_str(&strip_comments(text)).unwrap();
+    assert_eq!(value, serde_json::json!({"a": "x // y /* z */", "b": "\"//"}));
+}
+
+#[test]
+fn the_devcontainer_example_is_valid_and_waits_with_unitsync() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/devcontainer");
+    let text = fs::read_to_string(dir.join("devcontainer.json")).unwrap();
+    assert!(text.contains("//") && text.contains("/*"), "the example shows its comments");
+    let json: serde_json::Value = serde_json::from_str(&strip_comments(&text))
+        .unwrap_or_else(|e| panic!("devcontainer.json is not JSON with comments: {e}"));
+    let dockerfile = json["build"]["dockerfile"].as_str().expect("build.dockerfile");
+    let dockerfile = fs::read_to_string(dir.join(dockerfile)).unwrap();
+    assert!(dockerfile.contains(r#"ENTRYPOINT ["unitsync", "up""#), "{dockerfile}");
+    assert!(dockerfile.contains("COPY unitsync.d/ /etc/unitsync.d/"), "{dockerfile}");
+    let post_start = json["postStartCommand"].as_str().expect("postStartCommand");
+    assert!(post_start.starts_with("unitsync ") && post_start.contains(" wait "), "{post_start}");
+    assert!(post_start.contains("--timeout"), "{post_start}");
+    assert_eq!(json["waitFor"], "postStartCommand");
+    // The units it waits for are the scripts' units.
+    let scripts = dir.join("unitsync.d");
+    let heads: String = ["10-dockerd.sh", "20-db.sh"]
+        .iter()
+        .map(|s| fs::read_to_string(scripts.join(s)).unwrap())
+        .collect();
+    assert!(heads.contains("unit=dockerd ready=unix:/var/run/docker.sock"), "{heads}");
+    assert!(heads.contains("unit=db after=dockerd"), "{heads}");
+    // And the headers are valid: `up` refuses a bad one before anything
+    // runs, so a directory whose every script fails at once on a missing
+    // command (no dockerd, no docker here) still shows they parsed.
+    let sb = Sandbox::new();
+    let out = output("unitsync up".into(), {
+        let mut cmd = sb.cmd(&["up", "--script-timeout", "1s"]);
+        cmd.env("UNITSYNC_DIR", &scripts).env("PATH", sb.path("bin"));
+        cmd
+    });
+    out.code(1);
+    out.stdout_has("10-dockerd.sh  dockerd");
+    out.stderr_has("up: not running the stop scripts (startup failed): 90-db-backup.sh");
+}

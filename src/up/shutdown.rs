@@ -140,6 +140,19 @@ impl Up<'_> {
                         self.children[i].script.unit,
                         human(self.spec.grace)
                     ));
+                    // A stop script is killed outright: its `run`, given
+                    // SIGTERM first, would end its unit as merely stopped.
+                    if self.children[i].stop.is_none() && self.children[i].at_stop {
+                        let at = Instant::now();
+                        let stop = Stop {
+                            at,
+                            timed_out: false,
+                            killed: None,
+                            had_failed: false,
+                            waiting: false,
+                        };
+                        self.children[i].stop = Some(stop);
+                    }
                     if self.children[i].stop.is_none() {
                         self.stop(i, false);
                     }

@@ -152,6 +152,31 @@ fn a_hanging_stop_script_is_killed_at_its_stop_timeout_within_the_grace() {
 }
 
 #[test]
+fn a_stop_script_without_a_stop_timeout_is_killed_when_the_grace_is_over() {
+    let sh = shebang(SHELLS[1]);
+    let sb = Sandbox::new();
+    let dir = dir(&sb, "startup");
+    let log = sb.path("order.log");
+    db(&dir, &sh, &log);
+    // stop-timeout=0: no SIGKILL of its own; the grace still bounds it.
+    script(
+        &dir,
+        "hang.sh",
+        &sh,
+        "# unitsync: on=stop after=db stop-timeout=0\nwhile :; do sleep 1; done",
+    );
+    let started = Instant::now();
+    let out = sb.run(&["up", "--grace", "2s", "--dir", &dir.to_string_lossy(), "--", "true"]);
+    let took = started.elapsed();
+    out.code(1);
+    out.stderr_has(
+        "up: hang: still running when the grace of 2.00s was over; killing it (SIGKILL)",
+    );
+    out.stdout_has("hang.sh  hang  failed: killed when the grace of 2.00s was over");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {out}");
+}
+
+#[test]
 fn stop_scripts_do_not_run_after_a_failed_startup() {
     let sb = Sandbox::new();
     let dir = dir(&sb, "startup");

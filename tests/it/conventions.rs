@@ -114,6 +114,38 @@ fn a_stop_script_runs_while_the_unit_it_names_still_runs() {
 }
 
 #[test]
+fn a_failure_after_startup_runs_the_stop_scripts_too() {
+    let sh = shebang(SHELLS[1]);
+    let sb = Sandbox::new();
+    let dir = dir(&sb, "startup");
+    let log = sb.path("order.log");
+    let trigger = sb.path("trigger");
+    db(&dir, &sh, &log);
+    // A service that dies once the main command runs: after startup.
+    script(
+        &dir,
+        "worker.sh",
+        &sh,
+        &format!(
+            "# unitsync: ready=exec:true\nwhile [ ! -e {} ]; do sleep 0.05; done\nexit 3",
+            trigger.display()
+        ),
+    );
+    script(
+        &dir,
+        "backup.sh",
+        &sh,
+        &format!("# unitsync: on=stop after=db\necho \"backup done\" >>{}", log.display()),
+    );
+    let main = format!("touch {}; exec sleep 60", trigger.display());
+    let out = sb.run(&["up", "--dir", &dir.to_string_lossy(), "--", "sh", "-c", &main]);
+    out.code(1);
+    out.stderr_has("up: worker failed after startup: exit status 3");
+    out.stdout_has("backup.sh  backup  ran at stop");
+    assert_eq!(fs::read_to_string(&log).unwrap(), "backup done\ndb got TERM\n", "{out}");
+}
+
+#[test]
 fn a_hanging_stop_script_is_killed_at_its_stop_timeout_within_the_grace() {
     let sh = shebang(SHELLS[0]);
     let sb = Sandbox::new();

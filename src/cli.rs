@@ -99,9 +99,12 @@ pub enum Cmd {
 
 #[derive(Debug, PartialEq)]
 pub struct Up {
-    /// `--dir DIR`, repeatable.
+    /// `--dir DIR`, repeatable. With no SCRIPT either, `up` looks for
+    /// its default directory (`up::default_dir`).
     pub dirs: Vec<PathBuf>,
     pub scripts: Vec<PathBuf>,
+    /// `--env-file FILE`, repeatable.
+    pub env_files: Vec<PathBuf>,
     pub script_timeout: Option<Duration>,
     pub stop_timeout: Option<Duration>,
     pub grace: Option<Duration>,
@@ -440,8 +443,9 @@ usual codes of 'unitsync --help'.
 ";
 
 const UP_HELP: &str = "\
-Usage: unitsync up [--dir DIR]... [SCRIPT...] [--stop-timeout D] [--grace D]
-                   [--script-timeout D] [-- CMD [ARG...]]
+Usage: unitsync up [--dir DIR]... [SCRIPT...] [--env-file FILE]...
+                   [--stop-timeout D] [--grace D] [--script-timeout D]
+                   [-- CMD [ARG...]]
 
 The entrypoint of a container: starts the server in-process on the socket
 (exported to every child as $UNITSYNC_SOCKET), runs every executable in DIR
@@ -457,17 +461,24 @@ Every script is a unit, named after its file without its last extension
 
 (and probe-timeout=D, stop-signal=SIG, restart=POLICY, health=COND,
 health-interval=D, health-failures=N, user=NAME[:GROUP], as run's flags
-of those names; stop-signal=INT for PostgreSQL, QUIT for nginx) runs as if by
+of those names; stop-signal=INT for PostgreSQL, QUIT for nginx;
+env-file=PATH, beside the script) runs as if by
 'unitsync run NAME --after git-clone ... -- SCRIPT'. Others
 coordinate themselves ($UNITSYNC_UNIT is their unit); up completes or fails
 their unit from their exit status unless they ended it themselves. An
 unknown key, a key given twice, '# UNITSYNC:' in another case, a header
 after a command, two scripts with one unit, or a cycle is refused before
-anything runs.
+anything runs. A script with on=stop is a stop script: it runs at
+shutdown, once CMD ended, and the units it names (after=) are stopped only
+once it ended; killed at its stop-timeout; a failed one makes up exit 1.
 
   --dir DIR             run the executables in DIR (repeatable; hidden files
-                        skipped; a file that is not executable, a dangling
-                        symlink or a symlink loop counts as failed)
+                        and non-executable *.env skipped; a file that is not
+                        executable, a dangling symlink or a symlink loop
+                        counts as failed); with no --dir and no SCRIPT:
+                        $UNITSYNC_DIR, else /etc/unitsync.d if it exists
+  --env-file FILE       KEY=VALUE lines (# comments, optional quotes, no
+                        expansion) for every script and CMD (repeatable)
   --stop-timeout D      SIGKILL a unit this long after SIGTERM [5s]
   --grace D             the most the whole shutdown may take [8s; 0: none,
                         everything is killed at once]
@@ -912,11 +923,12 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
     };
     let mut parser = lexopt::Parser::from_args(ours);
     let (mut dirs, mut scripts, mut script_timeout) = (Vec::new(), Vec::new(), None);
-    let (mut stop_timeout, mut grace) = (None, None);
+    let (mut stop_timeout, mut grace, mut env_files) = (None, None, Vec::new());
     while let Some(arg) = parser.next()? {
         match arg {
             Value(v) => scripts.push(PathBuf::from(v)),
             Long("dir") => dirs.push(parser.value()?.into()),
+            Long("env-file") => env_files.push(parser.value()?.into()),
             Long("script-timeout") => {
                 script_timeout = Some(duration_value(&mut parser, "--script-timeout")?)
             }
@@ -928,10 +940,7 @@ fn up(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::E
             arg => global.set(GlobalOption::of(arg)?, &mut parser)?,
         }
     }
-    if dirs.is_empty() && scripts.is_empty() && command.is_empty() {
-        return Err("nothing to run: give --dir DIR, scripts, or -- CMD".into());
-    }
-    Ok(Cmd::Up(Up { dirs, scripts, script_timeout, stop_timeout, grace, command }))
+    Ok(Cmd::Up(Up { dirs, scripts, env_files, script_timeout, stop_timeout, grace, command }))
 }
 
 fn ready(parser: &mut lexopt::Parser, global: &mut Global) -> Result<Cmd, lexopt::Error> {
@@ -1235,21 +1244,20 @@ mod tests {
     fn up_splits_scripts_from_the_command() {
         assert_eq!(
             cmd(
-                "up --dir d a.sh --script-timeout 2m -q b.sh --stop-timeout 1s --grace 3s --dir e -- sh -c --dir"
+                "up --dir d a.sh --script-timeout 2m -q b.sh --stop-timeout 1s --grace 3s --dir e --env-file x.env --env-file y.env -- sh -c --dir"
             ),
             Cmd::Up(Up {
                 dirs: vec!["d".into(), "e".into()],
                 scripts: vec!["a.sh".into(), "b.sh".into()],
+                env_files: vec!["x.env".into(), "y.env".into()],
                 script_timeout: Some(Duration::from_secs(120)),
                 stop_timeout: Some(Duration::from_secs(1)),
                 grace: Some(Duration::from_secs(3)),
                 command: vec!["sh".into(), "-c".into(), "--dir".into()],
             })
         );
-        assert_eq!(
-            err("up"),
-            "nothing to run: give --dir DIR, scripts, or -- CMD; see 'unitsync up --help'"
-        );
+        // Nothing given: `up` looks for its default directory.
+        assert!(matches!(cmd("up"), Cmd::Up(Up { dirs, .. }) if dirs.is_empty()));
         assert_eq!(cmd("up --help -- x"), Cmd::Help(UP_HELP));
     }
 

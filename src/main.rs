@@ -27,6 +27,7 @@ mod cli;
 mod client;
 mod compat;
 mod duration;
+mod envfile;
 mod exit;
 mod journal;
 mod owner;
@@ -51,6 +52,7 @@ mod user;
 use std::env;
 use std::fmt;
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use cli::{Cmd, ListFormat};
@@ -201,8 +203,25 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
         Cmd::Up(up) => {
             // In-process, the server a plain `serve` would run.
             let config = server_config(cli::Serve::default(), settings);
+            let usage = |e: String| Failure::Usage(format!("up: {e}; see 'unitsync up --help'"));
+            let dirs = match up.dirs.is_empty() && up.scripts.is_empty() {
+                true => {
+                    let has_command = !up.command.is_empty();
+                    up::default_dir(settings.dir.as_deref(), Path::is_dir, has_command)
+                        .map_err(usage)?
+                        .into_iter()
+                        .collect()
+                }
+                false => up.dirs,
+            };
+            // Read before anything runs: a bad line starts nothing.
+            let mut env = Vec::new();
+            for file in &up.env_files {
+                env.extend(envfile::load(file).map_err(|e| usage(format!("--env-file {e}")))?);
+            }
             let spec = up::Spec {
-                dirs: up.dirs,
+                dirs,
+                env,
                 scripts: up.scripts,
                 script_timeout: up.script_timeout.unwrap_or_default(),
                 stop_timeout: up.stop_timeout.unwrap_or(up::STOP_TIMEOUT),

@@ -38,6 +38,8 @@ pub struct Settings {
     pub owner: Option<String>,
     /// `$UNITSYNC_DETACHED`: what we start has no owner.
     pub detached: bool,
+    /// `$UNITSYNC_DIR`: the directory `up` runs when given none.
+    pub dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -90,6 +92,7 @@ impl Settings {
             unit: var("UNITSYNC_UNIT").map(|v| v.to_string_lossy().into_owned()),
             owner: var(owner::ENV).map(|v| v.to_string_lossy().into_owned()),
             detached: yes_or_no("UNITSYNC_DETACHED", var("UNITSYNC_DETACHED"))?,
+            dir: var("UNITSYNC_DIR").map(PathBuf::from),
         })
     }
 
@@ -196,6 +199,7 @@ mod tests {
                 unit: None,
                 owner: None,
                 detached: false,
+                dir: None,
             }
         );
         assert!(settings.socket.ends_with("unitsync.sock"));

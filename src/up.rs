@@ -42,6 +42,7 @@ use crate::server;
 use crate::signals;
 
 use plan::Script;
+pub use plan::default_dir;
 use procs::Relays;
 use summary::{Facts, Outcome, STOPPED, View};
 
@@ -69,6 +70,8 @@ pub struct Spec {
     pub stop_timeout: Duration,
     pub grace: Duration,
     pub command: Vec<OsString>,
+    /// The variables of `--env-file`, for every script and CMD.
+    pub env: Vec<(String, String)>,
     /// Columns for the summary's timeline.
     pub width: usize,
 }
@@ -108,11 +111,14 @@ struct Child {
     stop_timeout: Duration,
     /// Set once `up` sent it SIGTERM: when, why, and whether SIGKILL followed.
     stop: Option<Stop>,
+    /// A stop script (`on=stop`), run at shutdown.
+    at_stop: bool,
 }
 
 struct Stop {
     at: Instant,
-    /// Stopped by `--script-timeout`, not by the shutdown.
+    /// Stopped by `--script-timeout`, not by the shutdown; for a stop
+    /// script, killed at its own stop timeout.
     timed_out: bool,
     /// How long after SIGTERM it got SIGKILL, if it did.
     killed: Option<Duration>,
@@ -191,6 +197,11 @@ struct Up<'a> {
     /// A script that failed after startup (README.md, "Supervision"):
     /// which, and why. It stops the container.
     died: Option<String>,
+    /// The stop scripts (`on=stop`), until the shutdown runs them; left
+    /// unrun when startup did not succeed.
+    finish: Vec<Script>,
+    /// The width of the scripts' names, for their output's prefix.
+    width: usize,
 }
 
 impl<'a> Up<'a> {
@@ -207,15 +218,21 @@ impl<'a> Up<'a> {
             now: 0.0,
             killed_by: None,
             died: None,
+            finish: Vec::new(),
+            width: 0,
         }
     }
 
     fn run(&mut self, scripts: Vec<Script>) -> u8 {
+        self.width = scripts.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        let (finish, scripts) = scripts.into_iter().partition(Script::at_stop);
+        self.finish = finish;
         self.declare(&scripts);
         self.spawn_all(scripts);
         let startup = self.startup();
         let (code, summarised) = match startup {
             Startup::Interrupted(signal) => {
+                self.skip_stop_scripts("stopped during startup");
                 self.say.line(&format!(
                     "up: stopped by {} during startup; {AGAIN}",
                     signals::name(signal)
@@ -261,39 +278,41 @@ impl<'a> Up<'a> {
     /// Starts every script that can run. One that cannot be started (a
     /// missing interpreter, say) fails its unit and counts as failed.
     fn spawn_all(&mut self, scripts: Vec<Script>) {
-        let width = scripts.iter().map(|s| s.name.len()).max().unwrap_or(0);
-        for mut script in scripts {
-            let stop_timeout = script
-                .header
-                .as_ref()
-                .and_then(|h| h.stop_timeout)
-                .unwrap_or(self.spec.stop_timeout);
-            let (mut pid, mut relays) = (None, None);
-            if script.unrunnable.is_none() {
-                let mut command = self.command_for(&script, stop_timeout);
-                let label = format!("{:<width$} | ", script.name);
-                match procs::spawn_script(&mut command, &label) {
-                    Ok((started, output)) => (pid, relays) = (Some(started), Some(output)),
-                    Err(e) => {
-                        let why = format!(
-                            "cannot run it: {}",
-                            runner::why_not(command.get_program(), &e)
-                        );
-                        self.refuse(&script, &why);
-                        script.unrunnable = Some(why);
-                    }
+        for script in scripts {
+            self.spawn(script);
+        }
+    }
+
+    /// Starts one script (see [`Up::spawn_all`]).
+    fn spawn(&mut self, mut script: Script) {
+        let stop_timeout =
+            script.header.as_ref().and_then(|h| h.stop_timeout).unwrap_or(self.spec.stop_timeout);
+        let at_stop = script.at_stop();
+        let (mut pid, mut relays) = (None, None);
+        if script.unrunnable.is_none() {
+            let mut command = self.command_for(&script, stop_timeout);
+            let width = self.width;
+            let label = format!("{:<width$} | ", script.name);
+            match procs::spawn_script(&mut command, &label) {
+                Ok((started, output)) => (pid, relays) = (Some(started), Some(output)),
+                Err(e) => {
+                    let why =
+                        format!("cannot run it: {}", runner::why_not(command.get_program(), &e));
+                    self.refuse(&script, &why);
+                    script.unrunnable = Some(why);
                 }
             }
-            self.children.push(Child {
-                script,
-                pid,
-                began: Instant::now(),
-                ended: None,
-                relays,
-                stop_timeout,
-                stop: None,
-            });
         }
+        self.children.push(Child {
+            script,
+            pid,
+            began: Instant::now(),
+            ended: None,
+            relays,
+            stop_timeout,
+            stop: None,
+            at_stop,
+        });
     }
 
     /// Reports a script that cannot run and fails its unit, so that its
@@ -352,6 +371,8 @@ impl<'a> Up<'a> {
             }
             None => Command::new(&script.path),
         };
+        // `up --env-file` first: the script's own `env-file=` is nearer.
+        command.envs(self.spec.env.iter().chain(&script.env).map(|(k, v)| (k, v)));
         command.env("UNITSYNC_UNIT", &script.unit).env("UNITSYNC_SOCKET", &self.socket);
         // `up` holds each script's unit for the script's whole life and
         // ends it from the exit status: it owns that unit, whether the
@@ -388,6 +409,7 @@ impl<'a> Up<'a> {
         let failed = self.summarise();
         let still_running = self.children.iter().any(Child::running);
         if failed > 0 {
+            self.skip_stop_scripts("startup failed");
             let outcomes: Vec<Outcome> = self.children.iter().map(|c| self.result(c)).collect();
             let tally = summary::tally(&outcomes);
             self.say.line(&format!("up: {tally}; not running the main command"));
@@ -397,6 +419,7 @@ impl<'a> Up<'a> {
         let code = match self.spec.command.split_first() {
             Some((program, args)) => {
                 let mut command = Command::new(program);
+                command.envs(self.spec.env.iter().map(|(k, v)| (k, v)));
                 command.args(args).env("UNITSYNC_SOCKET", &self.socket);
                 match procs::spawn_main(&mut command) {
                     Ok(pid) => {
@@ -448,7 +471,18 @@ impl<'a> Up<'a> {
                 _ => exit::ERROR,
             },
         });
-        (code, !still_running && self.children.iter().all(|c| c.stop.is_none()))
+        // A failed stop script fails an otherwise successful `up` (§11).
+        let mut stop_failed = false;
+        for child in self.children.iter().filter(|c| c.at_stop) {
+            if let result @ (Outcome::Failed(_) | Outcome::NotRun(_)) = self.result(child) {
+                stop_failed = true;
+                Say::error(&format!("up: stop script {}: {result}", child.script.name));
+            }
+        }
+        let code = if stop_failed && code == exit::SUCCESS { exit::ERROR } else { code };
+        let stop_scripts_ran = self.children.iter().any(|c| c.at_stop);
+        let current = !still_running && self.children.iter().all(|c| c.stop.is_none());
+        (code, current && !stop_scripts_ran)
     }
 
     /// While CMD or the services run: reaps (and ends the units of scripts
@@ -554,6 +588,15 @@ impl<'a> Up<'a> {
             _ => return,
         };
         if matches!(status, Status::Completed | Status::Failed) {
+            return;
+        }
+        // A stop script `up` killed did not finish its job: it failed.
+        if let Some(stop) = child.stop.as_ref().filter(|_| child.at_stop) {
+            let why = match stop.timed_out {
+                true => format!("killed at its stop timeout of {}", human(child.stop_timeout)),
+                false => format!("killed when the grace of {} was over", human(self.spec.grace)),
+            };
+            let _ = self.client.call(&Request::Fail { unit, reason: Some(why), instance: None });
             return;
         }
         // Stopped is not done (README.md, "As a container's init"): only a
@@ -667,6 +710,7 @@ impl<'a> Up<'a> {
     fn result(&self, child: &Child) -> Outcome {
         let how = child.ended.map(|(end, _)| (end.success(), end.to_string()));
         let facts = Facts {
+            at_stop: child.at_stop,
             unrunnable: child.script.unrunnable.as_deref(),
             stop: child.stop.as_ref(),
             ended: how.as_ref().map(|(ok, how)| (*ok, how.as_str())),

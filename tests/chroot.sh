@@ -123,3 +123,58 @@ grep -q 'ghost.sh: user=: no user "ghost" in /etc/passwd' "$root/stderr" ||
 ! grep -q "ids" "$root/stdout" || fail "a script ran despite an unknown user: $(cat "$root/stdout")"
 [ -z "$(left_in_root)" ] || fail "processes outlived up: $(left_in_root)"
 echo "tests/chroot.sh: ok: user=app runs a script as app (uid, groups, HOME/USER/LOGNAME) from /etc/passwd and /etc/group in a busybox-only root; an unknown user is refused before anything runs"
+# 4. examples/devcontainer: its scripts from up's default directory
+# (/etc/unitsync.d, no --dir), with stand-ins for dockerd (a unix socket that
+# accepts connections) and docker (the database is busybox httpd), and its
+# postStartCommand as the main command. The env file reaches the database
+# and the stop script; the stop script dumps the database while it still
+# serves, before it gets its stop signal. (No `wget -T` in the stand-in:
+# Debian's static busybox 1.35 crashes with it.)
+rm -rf "$root/run/"*
+mkdir -p "$root/etc/unitsync.d" "$root/var/run" "$root/www" "$root/workspaces"
+cp examples/devcontainer/unitsync.d/* "$root/etc/unitsync.d/"
+echo "the database" >"$root/www/index.html"
+cat >"$root/bin/dockerd" <<'STANDIN'
+#!/bin/sh
+# A stand-in for dockerd: a unix socket that accepts connections.
+exec unitsync --socket /var/run/docker.sock serve
+STANDIN
+cat >"$root/bin/docker" <<STANDIN
+#!/bin/sh
+# A stand-in for docker: run serves the database (busybox httpd on port
+# $port), exec pg_isready asks it, exec pg_dump dumps it.
+[ -S /var/run/docker.sock ] || { echo "docker: cannot connect to the Docker daemon" >&2; exit 1; }
+case "\$1 \$3" in
+"run "*)
+	echo "db \$POSTGRES_USER/\$POSTGRES_DB" >>/run/order
+	trap 'echo "db stopped" >>/run/order; kill \$pid; exit 0' INT TERM
+	httpd -f -p $port -h /www &
+	pid=\$!
+	wait \$pid ;;
+"exec pg_isready") exec wget -q -O /dev/null http://127.0.0.1:$port/ ;;
+"exec pg_dump")
+	wget -q -O - http://127.0.0.1:$port/ || exit 1
+	echo "backup" >>/run/order ;;
+*) echo "docker: unexpected \$*" >&2; exit 1 ;;
+esac
+STANDIN
+chmod 755 "$root/bin/dockerd" "$root/bin/docker"
+poststart=$(sed -n 's/^ *"postStartCommand": *"\(.*\)",$/\1/p' examples/devcontainer/devcontainer.json)
+[ -n "$poststart" ] || fail "no postStartCommand in examples/devcontainer/devcontainer.json"
+status=0
+env -i PATH=/bin UNITSYNC_SOCKET=/run/unitsync/unitsync.sock \
+	"$(command -v chroot)" "$root" /bin/unitsync up --grace 50s -- sh -c "$poststart && echo main >>/run/order" \
+	>"$root/stdout" 2>"$root/stderr" || status=$?
+[ "$status" = 0 ] || fail "the devcontainer's up exited $status: $(cat "$root/stdout" "$root/stderr")"
+expected="db dev/app
+main
+backup
+db stopped"
+[ "$(cat "$root/run/order")" = "$expected" ] ||
+	fail "devcontainer order was: $(cat "$root/run/order"); $(cat "$root/stdout" "$root/stderr")"
+grep -q "the database" "$root/workspaces/.devdb/dump.sql" || fail "no dump: $(cat "$root/stderr")"
+grep -q "^90-db-backup.sh *db-backup *ran at stop" "$root/stdout" ||
+	fail "the backup is not in the summary: $(cat "$root/stdout")"
+grep -q "^20-db.sh *db *stopped" "$root/stdout" || fail "db is not stopped in the summary: $(cat "$root/stdout")"
+[ -z "$(left_in_root)" ] || fail "processes outlived the devcontainer's up: $(left_in_root)"
+echo "tests/chroot.sh: ok: examples/devcontainer from /etc/unitsync.d: dockerd -> db (env file) -> postStartCommand, then the backup before db stopped"

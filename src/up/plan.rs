@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::cli::{failures_value, health_cond};
 use crate::duration;
+use crate::envfile;
 use crate::readiness::Cond;
 use crate::restart::Policy;
 use crate::signals::{self, Signal};
@@ -23,11 +24,15 @@ use crate::user;
 
 use super::Error;
 
+/// The directory `up` runs when given no `--dir`, no SCRIPT and no
+/// `$UNITSYNC_DIR` (as `/etc/cont-init.d`, `/docker-entrypoint.d`).
+pub const DEFAULT_DIR: &str = "/etc/unitsync.d";
+
 /// How much of a script is read to find its header.
 const HEAD_BYTES: u64 = 4096;
 
 /// The keys a `# unitsync:` line takes, for the error about any other.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 15] = [
     "after",
     "soft-after",
     "unit",
@@ -41,6 +46,8 @@ const KEYS: [&str; 13] = [
     "health-interval",
     "health-failures",
     "user",
+    "on",
+    "env-file",
 ];
 
 /// A startup script: every one is a unit.
@@ -57,6 +64,8 @@ pub struct Script {
     pub header: Option<Header>,
     /// Why it cannot run, for a file of `--dir` that is not executable.
     pub unrunnable: Option<String>,
+    /// The variables of its `env-file=`, read before anything runs.
+    pub env: Vec<(String, String)>,
 }
 
 /// What a `# unitsync:` header declares, besides the unit's name.
@@ -81,6 +90,11 @@ pub struct Header {
     pub health_failures: Option<u32>,
     /// The user it runs as, as `run --user` takes it (checked by [`check`]).
     pub user: Option<String>,
+    /// `on=stop`: run at shutdown, not at startup (README.md, "Stop
+    /// scripts").
+    pub at_stop: bool,
+    /// `env-file=`, as written (relative to the script's directory).
+    pub env_file: Option<PathBuf>,
 }
 
 impl Script {
@@ -90,6 +104,38 @@ impl Script {
             Some(h) => (&h.after, &h.soft_after),
             None => (&[], &[]),
         }
+    }
+
+    /// Whether it is a stop script (`on=stop`), run at shutdown.
+    pub fn at_stop(&self) -> bool {
+        self.header.as_ref().is_some_and(|h| h.at_stop)
+    }
+}
+
+/// The directory `up` runs when given no `--dir` and no SCRIPT:
+/// `$UNITSYNC_DIR` (`env`), which must then be a directory, else
+/// [`DEFAULT_DIR`] if it is one. Without either, `up` with a CMD just runs
+/// it (None: the init alone); without a CMD there is nothing to do, and the
+/// error says what to do.
+pub fn default_dir(
+    env: Option<&Path>,
+    is_dir: impl Fn(&Path) -> bool,
+    has_command: bool,
+) -> Result<Option<PathBuf>, String> {
+    match env {
+        Some(dir) if is_dir(dir) => Ok(Some(dir.to_owned())),
+        Some(dir) => Err(format!(
+            "$UNITSYNC_DIR is {}, which is not a directory; create it, fix or unset \
+             UNITSYNC_DIR, or give --dir DIR",
+            dir.display()
+        )),
+        None if is_dir(Path::new(DEFAULT_DIR)) => Ok(Some(PathBuf::from(DEFAULT_DIR))),
+        None if has_command => Ok(None),
+        None => Err(format!(
+            "nothing to run: no --dir or SCRIPT was given, $UNITSYNC_DIR is not set and \
+             {DEFAULT_DIR} does not exist; put startup scripts in {DEFAULT_DIR} or in a \
+             directory named by $UNITSYNC_DIR, or give --dir DIR, SCRIPT or -- CMD"
+        )),
     }
 }
 
@@ -110,6 +156,8 @@ pub fn collect(dirs: &[PathBuf], named: &[PathBuf]) -> Result<Vec<Script>, Error
             // Directories and the like are not scripts; a symlink that
             // leads nowhere may have been meant as one.
             .filter(|p| fs::metadata(p).map_or_else(|_| is_symlink(p), |m| m.is_file()))
+            // An env file for `env-file=` sits beside its scripts.
+            .filter(|p| p.extension().is_none_or(|e| e != "env") || executable(p))
             .collect();
         // By file name, byte for byte, as `ls` in the C locale would.
         found.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
@@ -148,7 +196,7 @@ pub fn collect(dirs: &[PathBuf], named: &[PathBuf]) -> Result<Vec<Script>, Error
             true => {
                 let name = file_name(&path);
                 let unit = stem(&name).to_owned();
-                Script { path, name, unit, header: None, unrunnable: None }
+                Script { path, name, unit, header: None, unrunnable: None, env: Vec::new() }
             }
             false => read(path)?,
         };
@@ -188,7 +236,16 @@ fn read(path: PathBuf) -> Result<Script, Error> {
     let head = String::from_utf8_lossy(&bytes);
     let (unit, header) = header(&head, &name).map_err(problem)?;
     state::check_name(&unit).map_err(|e| problem(format!("unit {e}")))?;
-    Ok(Script { path, name, unit, header, unrunnable: None })
+    let env = match header.as_ref().and_then(|h| h.env_file.as_ref()) {
+        // Relative to the script's own directory, as compose's `env_file`
+        // is to the compose file: the directory moves as one.
+        Some(file) => {
+            let file = path.parent().unwrap_or(Path::new(".")).join(file);
+            envfile::load(&file).map_err(|e| problem(format!("env-file=: {e}")))?
+        }
+        None => Vec::new(),
+    };
+    Ok(Script { path, name, unit, header, unrunnable: None, env })
 }
 
 /// Parses the header out of the start of a script: the `# unitsync:` lines
@@ -284,6 +341,15 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
                 user::Spec::parse(&value).map_err(|e| format!("user=: {e}"))?;
                 header.user = Some(value);
             }
+            "on" => {
+                header.at_stop = match value.as_str() {
+                    "start" => false,
+                    "stop" => true,
+                    _ => return Err(format!("on={value}: write on=start or on=stop")),
+                }
+            }
+            "env-file" if value.is_empty() => return Err("env-file= needs a path".to_owned()),
+            "env-file" => header.env_file = Some(PathBuf::from(value)),
             _ => {
                 let near = nearest(&key, &mut KEYS.into_iter())
                     .map(|k| format!(" (did you mean {k}?)"))
@@ -313,6 +379,14 @@ fn header(head: &str, name: &str) -> Result<(String, Option<Header>), String> {
         && header.health.is_none()
     {
         return Err("health-interval= and health-failures= need health=COND".to_owned());
+    }
+    if header.at_stop && header.ready.is_some() {
+        return Err("ready= has no use in a stop script (on=stop): nothing waits for it".to_owned());
+    }
+    if header.at_stop && header.restart.is_some() {
+        return Err(
+            "restart= has no use in a stop script (on=stop): it runs once, at shutdown".to_owned()
+        );
     }
     Ok((unit, Some(header)))
 }
@@ -383,6 +457,21 @@ pub fn check(scripts: &[Script]) -> Result<Vec<String>, Error> {
                 "claims unit {} like {}; give one of them another name with '# unitsync: unit=NAME'",
                 script.unit,
                 other.display()
+            );
+            return Err(Error::Script { path: script.path.clone(), problem });
+        }
+    }
+    // A stop script runs once startup is over: a startup script waiting
+    // for it would wait for ever.
+    for script in scripts.iter().filter(|s| !s.at_stop()) {
+        let (after, soft_after) = script.edges();
+        if let Some(stop) = scripts
+            .iter()
+            .find(|s| s.at_stop() && after.iter().chain(soft_after).any(|d| *d == s.unit))
+        {
+            let problem = format!(
+                "waits for {}, a stop script (on=stop) that runs only at shutdown; remove it from after=",
+                stop.unit
             );
             return Err(Error::Script { path: script.path.clone(), problem });
         }
@@ -560,6 +649,53 @@ mod tests {
     }
 
     #[test]
+    fn the_default_directory_is_unitsync_dir_else_etc() {
+        let (etc, mine) = (Path::new(DEFAULT_DIR), Path::new("/srv/mine"));
+        let only =
+            |dirs: &'static [&'static str]| move |p: &Path| dirs.iter().any(|d| p == Path::new(d));
+        let all = only(&["/etc/unitsync.d", "/srv/mine"]);
+        assert_eq!(default_dir(Some(mine), all, false), Ok(Some(mine.to_owned())));
+        assert_eq!(default_dir(None, all, false), Ok(Some(etc.to_owned())));
+        assert_eq!(default_dir(None, only(&[]), true), Ok(None));
+        let err = default_dir(Some(mine), only(&["/etc/unitsync.d"]), true).unwrap_err();
+        assert!(err.starts_with("$UNITSYNC_DIR is /srv/mine, which is not a directory"), "{err}");
+        let err = default_dir(None, only(&[]), false).unwrap_err();
+        assert!(
+            err.contains("$UNITSYNC_DIR is not set and /etc/unitsync.d does not exist"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn on_stop_and_env_file_are_header_keys() {
+        let (_, header) =
+            parsed("# unitsync: on=stop after=db env-file=db.env\n", "backup.sh").unwrap();
+        let header = header.unwrap();
+        assert!(header.at_stop);
+        assert_eq!(header.env_file, Some(PathBuf::from("db.env")));
+        let (_, header) = parsed("# unitsync: on=start\n", "x.sh").unwrap();
+        assert!(!header.unwrap().at_stop);
+        let err = |head: &str| parsed(head, "x.sh").unwrap_err();
+        assert_eq!(err("# unitsync: on=exit\n"), "on=exit: write on=start or on=stop");
+        assert_eq!(err("# unitsync: env-file=\n"), "env-file= needs a path");
+        assert!(
+            err("# unitsync: on=stop ready=tcp:1\n")
+                .starts_with("ready= has no use in a stop script")
+        );
+    }
+
+    #[test]
+    fn a_startup_script_cannot_wait_for_a_stop_script() {
+        let mut backup = script("backup.sh", "backup", &["db"]);
+        backup.header.as_mut().unwrap().at_stop = true;
+        let scripts = [script("db.sh", "db", &[]), backup, script("app.sh", "app", &["backup"])];
+        assert_eq!(
+            check(&scripts).unwrap_err().to_string(),
+            "up: app.sh: waits for backup, a stop script (on=stop) that runs only at shutdown; remove it from after="
+        );
+    }
+
+    #[test]
     fn a_numbered_script_is_suggested_for_its_bare_name() {
         let warnings = check(&[
             script("10-db.sh", "10-db", &[]),
@@ -583,6 +719,7 @@ mod tests {
             unit: unit.to_owned(),
             header: Some(edges(after, &[])),
             unrunnable: None,
+            env: Vec::new(),
         }
     }
 

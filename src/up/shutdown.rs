@@ -3,7 +3,9 @@
 //! independent, each stopped with its signal and killed after its stop
 //! timeout, all within `--grace`; then the sweep of whatever is left.
 //! Which scripts may be stopped next is a pure function of the scripts and
-//! the edges between their units ([`stoppable`]).
+//! the edges between their units ([`stoppable`]). The stop scripts
+//! (`on=stop`) run once the main command ended, and hold the units they
+//! name until they end.
 
 use std::thread;
 use std::time::Instant;
@@ -36,8 +38,29 @@ impl Up<'_> {
             Some(Stop { at: Instant::now(), timed_out, killed: None, had_failed, waiting });
     }
 
-    /// SIGKILL to every stopped script still running after its stop timeout.
+    /// SIGKILL to every stopped script still running after its stop
+    /// timeout, and to every stop script still running at its stop timeout.
     pub(super) fn escalate(&mut self) {
+        for child in self.children.iter_mut().filter(|c| c.at_stop && c.stop.is_none()) {
+            let Some(pid) = child.pid.filter(|_| child.ended.is_none()) else { continue };
+            if child.stop_timeout.is_zero() || child.began.elapsed() < child.stop_timeout {
+                continue;
+            }
+            self.say.line(&format!(
+                "up: stop script {}: still running at its stop timeout of {}; killing it (SIGKILL)",
+                child.script.name,
+                human(child.stop_timeout)
+            ));
+            procs::signal_tree(pid, Signal::SIGKILL);
+            let killed = Some(child.stop_timeout);
+            child.stop = Some(Stop {
+                at: Instant::now(),
+                timed_out: true,
+                killed,
+                had_failed: false,
+                waiting: false,
+            });
+        }
         for child in self.children.iter_mut().filter(|c| c.ended.is_none()) {
             let (Some(pid), Some(stop)) = (child.pid, child.stop.as_mut()) else { continue };
             // A stop timeout of 0 never sends SIGKILL (as for `run`): the
@@ -94,6 +117,7 @@ impl Up<'_> {
                 thread::sleep(TICK);
             }
         }
+        self.run_stop_scripts();
         let mut over = false;
         while self.children.iter().any(Child::running) {
             self.poll();
@@ -116,6 +140,19 @@ impl Up<'_> {
                         self.children[i].script.unit,
                         human(self.spec.grace)
                     ));
+                    // A stop script is killed outright: its `run`, given
+                    // SIGTERM first, would end its unit as merely stopped.
+                    if self.children[i].stop.is_none() && self.children[i].at_stop {
+                        let at = Instant::now();
+                        let stop = Stop {
+                            at,
+                            timed_out: false,
+                            killed: None,
+                            had_failed: false,
+                            waiting: false,
+                        };
+                        self.children[i].stop = Some(stop);
+                    }
                     if self.children[i].stop.is_none() {
                         self.stop(i, false);
                     }
@@ -135,6 +172,32 @@ impl Up<'_> {
                 break;
             }
             thread::sleep(TICK);
+        }
+    }
+
+    /// Starts every stop script at once, each declared first with its
+    /// edges, so that the units it names are held from now on.
+    fn run_stop_scripts(&mut self) {
+        let finish = std::mem::take(&mut self.finish);
+        if finish.is_empty() {
+            return;
+        }
+        self.declare(&finish);
+        for script in finish {
+            self.say.line(&format!("up: running stop script {}", script.name));
+            self.spawn(script);
+        }
+        self.poll();
+    }
+
+    /// The stop scripts not run, and why (startup did not succeed: what
+    /// they would need may never have run).
+    pub(super) fn skip_stop_scripts(&mut self, why: &str) {
+        let finish = std::mem::take(&mut self.finish);
+        if !finish.is_empty() {
+            let names: Vec<&str> = finish.iter().map(|s| s.name.as_str()).collect();
+            self.say
+                .line(&format!("up: not running the stop scripts ({why}): {}", names.join(" ")));
         }
     }
 
@@ -174,12 +237,20 @@ impl Up<'_> {
                 unit: &c.script.unit,
                 running: c.running(),
                 signalled: c.stop.is_some(),
+                at_stop: c.at_stop,
             })
             .collect();
+        // The server's edges, and the stop scripts' own, even before the
+        // server has them.
+        let stop_edges = self.children.iter().filter(|c| c.at_stop).flat_map(|c| {
+            let (after, soft_after) = c.script.edges();
+            after.iter().chain(soft_after).map(|d| (c.script.unit.as_str(), d.as_str()))
+        });
         let edges: Vec<(&str, &str)> = self
             .units
             .iter()
             .flat_map(|u| u.dependencies.iter().map(|d| (u.unit.as_str(), d.unit.as_str())))
+            .chain(stop_edges)
             .collect();
         stoppable(&scripts, &edges)
     }
@@ -242,11 +313,15 @@ pub struct Candidate<'a> {
     pub running: bool,
     /// Already sent its stop signal.
     pub signalled: bool,
+    /// A stop script: it ends by itself (or at its stop timeout), never by
+    /// the order, and holds what it depends on while it runs.
+    pub at_stop: bool,
 }
 
 /// The scripts (by index) that may get their stop signal now: running, not
-/// yet signalled, and no running script's unit depends on theirs, directly
-/// or through units that are not running. `edges` are `(unit, dependency)`.
+/// yet signalled, not stop scripts, and no running script's unit (a stop
+/// script's included) depends on theirs, directly or through units that
+/// are not running. `edges` are `(unit, dependency)`.
 pub fn stoppable(scripts: &[Candidate], edges: &[(&str, &str)]) -> Vec<usize> {
     // A handful of scripts: lists do.
     let mut needed: Vec<&str> = Vec::new();
@@ -264,7 +339,7 @@ pub fn stoppable(scripts: &[Candidate], edges: &[(&str, &str)]) -> Vec<usize> {
     (0..scripts.len())
         .filter(|&i| {
             let s = &scripts[i];
-            s.running && !s.signalled && !needed.contains(&s.unit)
+            s.running && !s.signalled && !s.at_stop && !needed.contains(&s.unit)
         })
         .collect()
 }
@@ -274,14 +349,16 @@ mod tests {
     use super::*;
 
     /// Scripts as `name` (running), `name*` (running, signalled) or
-    /// `name-` (ended); the names of those that may be stopped now.
+    /// `name-` (ended), each with a leading `^` for a stop script; the
+    /// names of those that may be stopped now.
     fn check(scripts: &str, edges: &[(&str, &str)], expected: &str) {
         let scripts: Vec<Candidate> = scripts
             .split_whitespace()
             .map(|s| Candidate {
-                unit: s.trim_end_matches(['*', '-']),
+                unit: s.trim_start_matches('^').trim_end_matches(['*', '-']),
                 running: !s.ends_with('-'),
                 signalled: s.ends_with('*'),
+                at_stop: s.starts_with('^'),
             })
             .collect();
         let found: Vec<&str> =
@@ -308,5 +385,24 @@ mod tests {
         check("a b c d", &diamond, "a");
         check("a- b c d", &diamond, "b c");
         check("a- b- c d", &diamond, "c");
+    }
+
+    #[test]
+    fn a_stop_script_holds_what_it_names_until_it_ends() {
+        // backup -> db -> volume; web -> db; cache alone.
+        let edges = [("backup", "db"), ("db", "volume"), ("web", "db")];
+        // Never stopped by the order itself; what it needs stays up.
+        check("^backup db volume web cache", &edges, "web cache");
+        check("^backup db volume web- cache-", &edges, "");
+        // Once it ended, the rest goes in order.
+        check("^backup- db volume web-", &edges, "db");
+        // Two stop scripts on one unit: stopped once both ended.
+        let two = [("backup", "db"), ("flush", "db")];
+        check("^backup- ^flush db", &two, "");
+        check("^backup- ^flush- db", &two, "db");
+        // A stop script after another stop script: neither is stopped.
+        check("^a ^b", &[("a", "b")], "");
+        // A stop script naming nothing holds nothing.
+        check("^hook db", &edges, "db");
     }
 }

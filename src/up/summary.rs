@@ -20,6 +20,8 @@ pub const STOPPED: &str = "stopped";
 pub enum Outcome {
     /// Ran and ended well.
     Ok,
+    /// A stop script that ran at shutdown and ended well.
+    RanAtStop,
     /// A service, ready and still running.
     Ready,
     /// Its unit completed while the script still runs.
@@ -51,6 +53,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Ok => f.write_str("ok"),
+            Outcome::RanAtStop => f.write_str("ran at stop"),
             Outcome::Ready => f.write_str("ready"),
             Outcome::CompletedRunning => f.write_str("completed, still running"),
             Outcome::Running => f.write_str("running"),
@@ -87,6 +90,8 @@ pub fn tally<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> String {
 /// What `up` itself saw of a script.
 #[derive(Clone, Copy)]
 pub struct Facts<'a> {
+    /// A stop script (`on=stop`).
+    pub at_stop: bool,
     /// Why it could not run at all, if it could not.
     pub unrunnable: Option<&'a str>,
     /// Set once `up` sent it its stop signal.
@@ -123,6 +128,18 @@ pub fn outcome(facts: &Facts, view: View) -> Outcome {
     let reason = view.reason;
     if let Some(why) = facts.unrunnable {
         return Outcome::NotRun(why.to_owned());
+    }
+    if facts.at_stop {
+        // Not stopped, but killed at its stop timeout or the grace's end:
+        // its job is not done, and its unit's reason says which.
+        return match (facts.ended, view.status) {
+            (Some((true, _)), Some(status)) if status != Status::Failed => Outcome::RanAtStop,
+            (_, Some(Status::Failed)) if view.failed_by.is_some() => {
+                Outcome::NotRun(reason.unwrap_or("a dependency failed").to_owned())
+            }
+            (Some((_, how)), _) => Outcome::Failed(reason.unwrap_or(how).to_owned()),
+            (None, _) => Outcome::Running,
+        };
     }
     if let Some(stop) = facts.stop {
         if stop.timed_out {
@@ -186,7 +203,7 @@ mod tests {
         }
     }
 
-    const RUNS: Facts = Facts { unrunnable: None, stop: None, ended: None };
+    const RUNS: Facts = Facts { at_stop: false, unrunnable: None, stop: None, ended: None };
 
     fn status(status: Status) -> View<'static> {
         View { status: Some(status), ..View::default() }
@@ -247,6 +264,30 @@ mod tests {
             Facts { stop: Some(&waiting), ..RUNS },
             status(Status::Pending),
             "not run: stopped while waiting",
+        );
+    }
+
+    #[test]
+    fn a_stop_script_ran_at_stop_or_failed() {
+        let at_stop = Facts { at_stop: true, ..RUNS };
+        let ok = Facts { ended: Some((true, "exit status 0")), ..at_stop };
+        let three = Facts { ended: Some((false, "exit status 3")), ..at_stop };
+        let killed = stop(true, false, false, Some(1000));
+        let sigkill =
+            Facts { stop: Some(&killed), ended: Some((false, "killed by SIGKILL")), ..at_stop };
+        check(at_stop, status(Status::Started), "running");
+        check(ok, status(Status::Completed), "ran at stop");
+        check(three, failed("exit status 3", None), "!failed: exit status 3");
+        check(three, View::default(), "!failed: exit status 3");
+        check(
+            sigkill,
+            failed("killed at its stop timeout of 1.00s", None),
+            "!failed: killed at its stop timeout of 1.00s",
+        );
+        check(
+            ok,
+            failed("dependency db failed: x", Some("db")),
+            "!not run: dependency db failed: x",
         );
     }
 

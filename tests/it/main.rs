@@ -4,6 +4,7 @@
 mod abandoned;
 mod coder;
 mod coder_upstream;
+mod conventions;
 mod core;
 mod durability;
 mod hardening;

@@ -24,6 +24,7 @@ use nix::sys::signal::{SigHandler, SigSet, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Pid, setpgid};
 
+use crate::bell;
 use crate::threads;
 
 /// The last stop signal received, or 0. Waiting loops poll it.
@@ -57,7 +58,7 @@ pub fn catch() {
 
 /// Every signal a process may catch and that is not about this process's
 /// own faults (SIGSEGV and the like must kill it, or it would spin), nor
-/// SIGCHLD (the reaping loops poll). SIGTSTP, SIGTTIN and SIGTTOU are
+/// SIGCHLD (only [`init`] takes it, to wake `up`). SIGTSTP, SIGTTIN and SIGTTOU are
 /// included only when no terminal owns them: at a terminal, ^Z stops the
 /// whole foreground group as usual.
 pub fn catchable() -> SigSet {
@@ -90,8 +91,14 @@ pub fn catchable() -> SigSet {
 /// the thread that takes them. `stops` start the shutdown (see
 /// [`received`] and [`stops`]); the others are forwarded. Call it before
 /// starting any other thread.
+///
+/// SIGCHLD is taken too, only to ring the [`bell`]: `up` wakes on a
+/// child's end instead of looking on a tick. Blocking it changes nothing
+/// for `waitpid`, and children get a clean mask ([`reset_in_child`]).
 pub fn init(stops: &[Signal]) {
-    listen(catchable(), SigSet::from_iter(stops.iter().copied()));
+    let mut all = catchable();
+    all.add(Signal::SIGCHLD);
+    listen(all, SigSet::from_iter(stops.iter().copied()));
 }
 
 fn listen(all: SigSet, stops: SigSet) {
@@ -106,7 +113,9 @@ fn listen(all: SigSet, stops: SigSet) {
     }
     let _ = threads::spawn("signals", 64 * 1024, move || {
         while let Ok(signal) = wait(&all) {
-            if stops.contains(signal) {
+            if signal == Signal::SIGCHLD {
+                // Nothing to record: `up` reaps when it wakes.
+            } else if stops.contains(signal) {
                 let earlier = STOPS.fetch_add(1, Ordering::SeqCst);
                 RECEIVED.store(signal as i32, Ordering::SeqCst);
                 match earlier {
@@ -122,6 +131,8 @@ fn listen(all: SigSet, stops: SigSet) {
                     target => send(target, signal),
                 }
             }
+            // Once recorded: the supervising loop may have to act on it.
+            bell::ring();
         }
     });
 }

@@ -5,11 +5,11 @@
 //! Which scripts may be stopped next is a pure function of the scripts and
 //! the edges between their units ([`stoppable`]).
 
-use std::thread;
 use std::time::Instant;
 
 use nix::sys::signal::{Signal, kill};
 
+use crate::bell;
 use crate::duration::human;
 use crate::protocol::Status;
 use crate::signals;
@@ -91,7 +91,7 @@ impl Up<'_> {
                     procs::signal_tree(pid, Signal::SIGKILL);
                 }
                 self.poll();
-                thread::sleep(TICK);
+                self.wait_event(Some(kill_at).filter(|_| !killed));
             }
         }
         let mut over = false;
@@ -134,7 +134,8 @@ impl Up<'_> {
             if over && Instant::now() >= deadline + SWEEP {
                 break;
             }
-            thread::sleep(TICK);
+            let due = if over { deadline + SWEEP } else { deadline };
+            self.wait_event(Some(self.next_due().map_or(due, |next| next.min(due))));
         }
     }
 
@@ -160,7 +161,7 @@ impl Up<'_> {
         let until = Instant::now() + SWEEP;
         while self.children.iter().any(Child::running) && Instant::now() < until {
             self.reap();
-            thread::sleep(TICK);
+            self.wait_event(Some(until));
         }
     }
 
@@ -197,6 +198,7 @@ impl Up<'_> {
                 .chain(self.main.as_ref().map(|m| m.pid))
                 .collect(),
         };
+        let mut rung = self.rung;
         let first = left();
         if !first.is_empty() {
             self.say.line(&format!(
@@ -224,13 +226,16 @@ impl Up<'_> {
                     }
                     break;
                 }
-                thread::sleep(TICK);
+                // `left` holds `self`: the bell's count is kept aside.
+                let nap = kill_at.saturating_duration_since(Instant::now()).min(TICK);
+                rung = bell::wait(rung, nap);
             }
         }
+        self.rung = rung;
         // Reap what the SIGKILLs leave, so that nothing stays a zombie.
         let until = Instant::now() + SWEEP;
         while procs::reap().1 && Instant::now() < until {
-            thread::sleep(TICK);
+            self.wait_event(Some(until));
         }
         self.poll();
     }

@@ -440,6 +440,38 @@ scale_verdict() {
 	esac
 }
 
+# ----------------------------------------------------------------- peers
+say "8. peers: s6, runit, wait-for-it, a sleep 1 loop (scripts/bench/peers.sh)"
+need=""
+have s6-svscan || need="$need s6"
+have runsvdir || need="$need runit"
+have wait-for-it || need="$need wait-for-it"
+have nc || need="$need netcat-openbsd"
+have strace || need="$need strace"
+if [ -n "$need" ]; then
+	echo "scripts/bench.sh: installing$need" >&2
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >/dev/null
+fi
+peer_rounds=15
+sh scripts/bench/peers.sh "$us" "$load" "$work" "$peer_rounds"
+# pm FILE NAME: NAME's median, in µs; pr FILE NAME BASE: the median of the
+# per-round ratios NAME / BASE.
+pm() { awk -v n="$2" '$2 == n { print $3 }' "$work/peers.$1" | med; }
+pr() {
+	awk -v n="$2" -v b="$3" '$2 == n { x[$1] = $3 } $2 == b { y[$1] = $3 }
+		END { for (r in x) if (r in y) print x[r] / y[r] }' "$work/peers.$1" | med
+}
+pv() { awk -v n="$1" '$1 == n { $1 = ""; sub(/^ /, ""); print }' "$work/peers.versions"; }
+peer_wait=$(cat "$work/peers.wait")
+peer_many=$(cat "$work/peers.many")
+# The 1,000 clients' server CPU over the window, against the same window
+# at the steady rate that every client keeps once it waited 2 s (what a
+# fixed 50 ms poll costs from the first request on).
+many_flat=$(calc '%.2f' "$(field "$peer_many" 4) * $(field "$peer_many" 2)")
+
 # ---------------------------------------------------------------- report
 say "writing BENCHMARKS.md"
 took=$(($(date +%s) - began))
@@ -551,6 +583,11 @@ EOF
 	echo "| state file after 1,000,000 changes of 50 units: at most max(1 MiB, 4x a snapshot) | $(field "$jsize" 2) bytes, replayed in $(field "$jsize" 3) s | $(at_most "$(field "$jsize" 2)" 1048576) |"
 	echo "| 1,000 \`start --poll 200ms\` waiting on a registered dependency, 10,000 other units: RSS under 64 MiB | $(mib "$(wt registered 2)"), $(wt registered 3) CPU-s/s | $(at_most "$(wt registered 2)" 65536) |"
 	echo "| the same on a dependency nobody registered: RSS under 64 MiB | $(mib "$(wt unregistered 2)"), $(wt unregistered 3) CPU-s/s | $(at_most "$(wt unregistered 2)" 65536) |"
+	echo "| ready (\`fd:\`) → dependent running, readiness 100-600 ms into the wait: median under 5 ms (default poll) | $(us_ms "$(pm ready unitsync)") (s6: $(us_ms "$(pm ready s6)")) | $(at_most "$(pm ready unitsync)" 5000) |"
+	echo "| 20 oneshots in a chain under \`up\`, launch to exit: at most s6-rc's (115 ms in issue 22; s6-rc is not installed here) | $(us_ms "$(pm chain unitsync)") | $(at_most "$(pm chain unitsync)" 115000) |"
+	echo "| ordered shutdown of 10 services that exit at once on TERM: at most s6-svscan's | $(us_ms "$(pm stop unitsync)") vs $(us_ms "$(pm stop s6-svscan)") | $(at_most "$(pm stop unitsync)" "$(pm stop s6-svscan)") |"
+	echo "| a waiting client after its first 2 s: at most 20 requests/s (default poll) | $(field "$peer_wait" 2)/s ($(field "$peer_wait" 1) in the first 2 s) | $(at_most "$(field "$peer_wait" 2)" 20) |"
+	echo "| 1,000 clients waiting $(field "$peer_many" 2) s (default poll): server CPU at most the steady rate's over the same time (a fixed 50 ms poll's) | $(field "$peer_many" 3) CPU-s vs $many_flat | $(at_most "$(field "$peer_many" 3)" "$many_flat") |"
 	echo
 	echo "**Where the binary's bytes go, against 1.8x.** The hello-world"
 	echo "already carries static glibc and Rust's std; unitsync adds the rest."
@@ -744,6 +781,65 @@ EOF
 			echo "| $label | $conns | $(commas "$rate") | $(calc '%.2fx' "$rate / $base") | $(calc '%.1f µs' "$(jr "$mode" "$conns" 4)") |"
 		done
 	done
+	echo
+	echo "## 8. Peers"
+	echo
+	echo "unitsync at its defaults beside the event-driven supervisors and the"
+	echo "status quo, on this machine in this run, each measure interleaved round"
+	echo "by round ($peer_rounds rounds; each contender first in turn), medians; the"
+	echo "ratio is the median of the per-round ratios of unitsync to the peer."
+	echo "Versions: unitsync $(pv unitsync), s6 $(pv s6), runit $(pv runit),"
+	echo "wait-for-it $(pv wait-for-it) (Debian packages; its loop is \`nc -z\` or"
+	echo "\`/dev/tcp\` and \`sleep 1\`)."
+	while IFS= read -r line; do echo "$line"; done <"$work/peers.notes"
+	echo
+	echo "**Ready (\`fd:\`) → dependent running.** Every contender's service is"
+	echo "this program's \`notify\` (a newline on fd 3 when poked) and its"
+	echo "dependent's command \`poke\` (one byte to the harness); 100 to 600 ms"
+	echo "after the dependent began waiting the service becomes ready, and the time"
+	echo "runs from then to the poke. unitsync: \`run svc --ready fd:3\` and"
+	echo "\`run dep --after svc\` against a server; s6: \`notification-fd\` 3 under"
+	echo "s6-svscan, the dependent \`s6-svwait -U\`; wait-for-it: the service's"
+	echo "port starts listening; \`sleep 1\` loop: a marker file appears."
+	echo
+	echo "| contender | median | ratio (unitsync ÷ it) |"
+	echo "|---|---|---|"
+	for c in unitsync s6 wait-for-it sleep-loop; do
+		echo "| $c | $(us_ms "$(pm ready "$c")") | $(calc '%.2f' "$(pr ready unitsync "$c")") |"
+	done
+	echo
+	echo "**20 oneshots in a chain**, each a script whose header is \`after=\` the"
+	echo "one before and whose body is \`true\`: \`unitsync up --dir\` from its"
+	echo "launch to its exit, against a shell that runs the 20 scripts one after"
+	echo "another (no coordination at all: the floor)."
+	echo
+	echo "| contender | median | ratio (unitsync ÷ it) |"
+	echo "|---|---|---|"
+	for c in unitsync sequence; do
+		echo "| $c | $(us_ms "$(pm chain "$c")") | $(calc '%.2f' "$(pr chain unitsync "$c")") |"
+	done
+	echo
+	echo "**Ordered shutdown of 10 services**, each of which is \`sleep\` once it"
+	echo "wrote its pid, so that it exits at once on SIGTERM; from the signal to"
+	echo "the supervisor's exit with every service gone. unitsync: a chain of 10"
+	echo "under \`up\` (each stopped only once its dependent is gone), SIGTERM;"
+	echo "s6-svscan (SIGTERM) and runsvdir (SIGHUP, which stops every \`runsv\`)"
+	echo "know no order and stop all at once."
+	echo
+	echo "| contender | median | ratio (unitsync ÷ it) |"
+	echo "|---|---|---|"
+	for c in unitsync s6-svscan runsvdir; do
+		echo "| $c | $(us_ms "$(pm stop "$c")") | $(calc '%.2f' "$(pr stop unitsync "$c")") |"
+	done
+	echo
+	echo "**A long wait's cost.** One \`unitsync start\` waiting on a unit nobody"
+	echo "completes, its requests counted with \`strace\` (one write each):"
+	echo "$(field "$peer_wait" 1) in its first 2 s, then $(field "$peer_wait" 2) a second. $(field "$peer_many" 1)"
+	echo "real \`unitsync start\` processes waiting $(field "$peer_many" 2) s (shortened from 60 s"
+	echo "to keep the run short; their launch took $(field "$peer_many" 5) s): the server used"
+	echo "$(field "$peer_many" 3) CPU-s in all, and $(field "$peer_many" 4) CPU-s/s once every client"
+	echo "had waited 2 s, which over the whole window would be $many_flat CPU-s: what"
+	echo "a fixed 50 ms poll costs."
 } >BENCHMARKS.md
 # README.md quotes the Targets table as it stands now.
 sh scripts/bench/readme.sh

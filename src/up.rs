@@ -459,6 +459,8 @@ impl<'a> Up<'a> {
             if self.reap() {
                 self.refresh();
                 self.died = self.failed_after_startup();
+                // Maybe `done` now: look before sleeping.
+                continue;
             }
             self.wait_event(self.next_due());
         }

@@ -91,6 +91,10 @@ impl Up<'_> {
                     procs::signal_tree(pid, Signal::SIGKILL);
                 }
                 self.poll();
+                // Ended just now: on to the units without waiting.
+                if self.main.as_ref().is_some_and(|m| m.ended.is_some()) {
+                    break;
+                }
                 self.wait_event(Some(kill_at).filter(|_| !killed));
             }
         }
@@ -99,6 +103,10 @@ impl Up<'_> {
             self.poll();
             if again() {
                 return;
+            }
+            // The last one ended just now: nothing to wait for.
+            if !self.children.iter().any(Child::running) {
+                break;
             }
             self.forward_pending();
             for i in self.stoppable() {
@@ -161,6 +169,9 @@ impl Up<'_> {
         let until = Instant::now() + SWEEP;
         while self.children.iter().any(Child::running) && Instant::now() < until {
             self.reap();
+            if !self.children.iter().any(Child::running) {
+                break;
+            }
             self.wait_event(Some(until));
         }
     }

@@ -285,7 +285,7 @@ ready, UNIT fails as abandoned. A helper program that runs this and exits
 before UNIT is done needs --detached.
 
   --timeout D   give up after D [$UNITSYNC_TIMEOUT, 5m]; 0 waits forever
-  --poll D      check every D [$UNITSYNC_POLL, 50ms]
+  --poll D      longest sleep between checks [$UNITSYNC_POLL, 50ms]
   --detached    no owner: another process completes UNIT later
                 [$UNITSYNC_DETACHED: 1/true/yes/on or 0/false/no/off]
 
@@ -362,7 +362,7 @@ Waits until every UNIT is completed (or ready, for a service), without
 registering anything.
 
   --timeout D   give up after D [$UNITSYNC_TIMEOUT, 5m]; 0 waits forever
-  --poll D      check every D [$UNITSYNC_POLL, 50ms]
+  --poll D      longest sleep between checks [$UNITSYNC_POLL, 50ms]
   --once        check once and answer at once, without waiting: for a
                 readiness or health probe (prints nothing when all are)
 
@@ -385,7 +385,7 @@ is its exit status or signal). Replaces the trap boilerplate of a script.
   --after DEP          UNIT needs DEP completed (repeatable)
   --soft-after DEP     UNIT runs after DEP completed or failed (repeatable)
   --timeout D          give up waiting after D [$UNITSYNC_TIMEOUT, 5m]
-  --poll D             check every D [$UNITSYNC_POLL, 50ms]
+  --poll D             longest sleep between checks [$UNITSYNC_POLL, 50ms]
   --ready COND         CMD is a service: UNIT becomes ready (its dependents
                        may start) when COND holds, while CMD keeps running
   --ready-timeout D    with --ready: fail UNIT and stop CMD if it is not

@@ -35,6 +35,8 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 const CANCEL_CHECK: Duration = Duration::from_millis(50);
 /// Sleeping longer than this risks the server's idle timeout: reconnect instead.
 const KEEP_CONNECTION_FOR: Duration = Duration::from_secs(30);
+/// The shortest sleep between two checks of a waiting loop (see [`nap`]).
+const FIRST_NAP: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
 pub enum Error {
@@ -385,8 +387,25 @@ enum Check<T> {
 /// that the loop has one copy for every caller (BENCHMARKS.md, "Footprint").
 type CheckFn<'a, T> = dyn FnMut(&mut Client, bool) -> Result<Check<T>, Error> + 'a;
 
-/// The one waiting loop: checks at once, then every `poll`, never sleeping
-/// past the deadline. A dropped connection after the first answer is a
+/// How long a waiting loop sleeps before its next check, having waited
+/// `waited` so far (README.md, "Waiting"): 1/80 of the time waited, plus
+/// 1/40 of what it waited beyond its first second, between 1 ms and `poll`.
+///
+/// Why this shape: readiness usually comes early in a wait, and a wait
+/// that began a moment ago should look again within a millisecond, so a
+/// chain of scripts hands off in milliseconds; readiness that comes 100 to
+/// 600 ms into a wait is seen within 2 to 8 ms (4 ms at 350 ms). A long
+/// wait must cost what a fixed `poll` costs: by 2 s the sleep is 50 ms
+/// (at most 20 requests a second at the default `--poll`), and it never
+/// passes `poll`, which keeps meaning the longest sleep and is what the
+/// client announces to the server for its abandoned-wait rule.
+pub fn nap(waited: Duration, poll: Duration) -> Duration {
+    let beyond = waited.saturating_sub(Duration::from_secs(1));
+    (waited / 80 + beyond / 40).max(FIRST_NAP).min(poll)
+}
+
+/// The one waiting loop: checks at once, then after a sleep that grows with
+/// the time waited ([`nap`]), never sleeping past the deadline. A dropped connection after the first answer is a
 /// reason to retry, not to give up. `check` learns when it is the last
 /// attempt, so it can spend more on explaining why it is still waiting.
 fn wait_until<T>(
@@ -427,8 +446,10 @@ fn wait_until<T>(
                     human(patience.timeout)
                 )));
             }
-            Some(deadline) => patience.poll.min(deadline.saturating_duration_since(now)),
-            None => patience.poll,
+            Some(deadline) => {
+                nap(now - began, patience.poll).min(deadline.saturating_duration_since(now))
+            }
+            None => nap(now - began, patience.poll),
         };
         if nap >= KEEP_CONNECTION_FOR {
             client.disconnect();
@@ -617,5 +638,72 @@ fn typo_note(near: Option<&str>, last: bool) -> Option<String> {
     match near {
         Some(near) => Some(format!("did you mean {near}?")),
         None => last.then(|| "no script declared or started it".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nap;
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_sleep_grows_from_a_millisecond_to_the_poll_interval() {
+        let poll = ms(50);
+        // A wait that just began looks again within a millisecond.
+        assert_eq!(nap(ms(0), poll), ms(1));
+        assert_eq!(nap(ms(80), poll), ms(1));
+        // Readiness 100 to 600 ms into a wait: sleeps of 1.25 to 7.5 ms.
+        assert_eq!(nap(ms(100), poll), Duration::from_micros(1250));
+        assert_eq!(nap(ms(350), poll), Duration::from_micros(4375));
+        assert_eq!(nap(ms(600), poll), ms(7) + Duration::from_micros(500));
+        assert_eq!(nap(ms(1000), poll), ms(12) + Duration::from_micros(500));
+        // By 2 s the default poll: at most 20 requests a second from then on.
+        assert_eq!(nap(ms(2000), poll), ms(50));
+        assert_eq!(nap(Duration::from_secs(3600), poll), ms(50));
+        // Never shorter as the wait goes on.
+        let mut last = Duration::ZERO;
+        for waited in (0..5000).step_by(7) {
+            let now = nap(ms(waited), poll);
+            assert!(now >= last && now <= poll, "{waited} ms: {now:?}");
+            last = now;
+        }
+    }
+
+    #[test]
+    fn the_poll_interval_stays_the_longest_sleep() {
+        // A short --poll caps the sleep from the start, below 1 ms too.
+        assert_eq!(nap(ms(0), Duration::from_micros(200)), Duration::from_micros(200));
+        assert_eq!(nap(ms(500), ms(1)), ms(1));
+        // A long one is reached later, by the same growth.
+        assert_eq!(nap(ms(2000), Duration::from_secs(1)), ms(50));
+        assert_eq!(
+            nap(Duration::from_secs(27), Duration::from_secs(1)),
+            Duration::from_millis(987) + Duration::from_micros(500)
+        );
+        assert_eq!(nap(Duration::from_secs(60), Duration::from_secs(1)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_long_wait_costs_no_more_requests_than_a_fixed_poll() {
+        // Count the checks of a simulated wait (requests taking no time).
+        let count = |from: Duration, to: Duration| {
+            let (mut t, mut n) = (Duration::ZERO, 0);
+            while t < to {
+                if t >= from {
+                    n += 1;
+                }
+                t += nap(t, ms(50));
+            }
+            n
+        };
+        // After the first 2 s: 20 a second, as a fixed 50 ms poll makes.
+        assert_eq!(count(Duration::from_secs(2), Duration::from_secs(12)), 200);
+        // The first 2 s cost a few hundred more, once per wait.
+        let first = count(Duration::ZERO, Duration::from_secs(2));
+        assert!((200..400).contains(&first), "{first}");
     }
 }

@@ -23,6 +23,7 @@
 //! shell would; the `coder` personality exits 1 on any error, as Coder's
 //! CLI does.
 
+mod bell;
 mod cli;
 mod client;
 mod compat;

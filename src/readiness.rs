@@ -38,6 +38,7 @@ use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::signal::Signal;
 use nix::unistd::{dup2_raw, pipe2};
 
+use crate::bell;
 use crate::signals;
 use crate::threads;
 
@@ -345,7 +346,7 @@ impl Watch {
     }
 
     /// Whether the condition is watched by event (`fd:N`, whose reader
-    /// wakes the supervising loop through [`signals::notify`]) rather than
+    /// wakes the supervising loop through [`bell::ring`]) rather than
     /// polled.
     pub fn by_event(&self) -> bool {
         matches!(self.cond, Cond::Fd(_))
@@ -353,7 +354,7 @@ impl Watch {
 
     /// Whether an `exec:` probe runs or an `http://` request is out: its
     /// answer is still to come (and wakes the loop: SIGCHLD, or the
-    /// request's thread through [`signals::notify`]).
+    /// request's thread through [`bell::ring`]).
     pub fn probing(&self) -> bool {
         self.probe.is_some() || self.asked.is_some()
     }
@@ -487,7 +488,7 @@ impl Notified {
         *self.seen.lock().expect("nothing panics holding the lock") = Some(newline);
         self.changed.notify_all();
         // The supervising loop sleeps until something happens.
-        signals::notify();
+        bell::ring();
     }
 }
 
@@ -700,15 +701,16 @@ mod tests {
         let n = conn.read(&mut request).unwrap();
         assert!(request[..n].starts_with(b"GET /up HTTP/1.1\r\n"));
         std::io::Write::write_all(&mut conn, b"HTTP/1.1 200\r\n\r\n").unwrap();
-        // The answer wakes a loop sleeping on the events, long before
-        // its two minutes are up.
+        // The answer wakes a loop sleeping on the bell, long before its
+        // two minutes are up.
+        bell::arm();
         let began = Instant::now();
         loop {
-            let seen = signals::events();
+            let seen = bell::count();
             if watch.asked.as_ref().is_none_or(|asked| asked.seen().is_some()) {
                 break;
             }
-            signals::wait_event(seen, Duration::from_secs(120));
+            bell::wait(seen, Duration::from_secs(120));
         }
         assert!(began.elapsed() < Duration::from_secs(60));
         assert_eq!(watch.check(), Check::Ready);

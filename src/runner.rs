@@ -27,6 +27,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 
+use crate::bell;
 use crate::client::{self, Client, Patience, Say};
 use crate::duration::human;
 use crate::exit::{self, Ended};
@@ -88,6 +89,9 @@ pub fn run(
     optional: bool,
 ) -> Result<u8, client::Error> {
     signals::init(&[Signal::SIGTERM, Signal::SIGINT]);
+    // Its loops sleep until something happens: a child's end, a signal,
+    // a readiness thread's answer (docs/ARCHITECTURE.md, `bell.rs`).
+    bell::arm();
     // A forwarded SIGTERM or SIGINT reaches the command as its own stop
     // signal (PostgreSQL wants INT, nginx QUIT).
     if let Some(signal) = spec.stop_signal {
@@ -517,7 +521,7 @@ fn restart(
     ));
     let at = Instant::now() + delay;
     loop {
-        let seen = signals::events();
+        let seen = bell::count();
         if signals::received().is_some() {
             return Again::Stopped;
         }
@@ -525,7 +529,7 @@ fn restart(
         if left.is_zero() {
             return Again::Now;
         }
-        signals::wait_event(seen, left);
+        bell::wait(seen, left);
     }
 }
 
@@ -568,7 +572,7 @@ fn stop_leftovers(group: Option<i32>, stop_timeout: Duration) {
     // exit tells its own parent, so the set is looked at every 10 ms too.
     let look = Duration::from_millis(10);
     loop {
-        let seen = signals::events();
+        let seen = bell::count();
         reap_orphans(&[]);
         let now_left = left();
         if now_left.is_empty() {
@@ -584,15 +588,15 @@ fn stop_leftovers(group: Option<i32>, stop_timeout: Duration) {
             // Reap what the SIGKILLs leave, so that nothing stays a zombie.
             let until = Instant::now() + Duration::from_millis(500);
             loop {
-                let seen = signals::events();
+                let seen = bell::count();
                 reap_orphans(&[]);
                 if procfs::zombie_children(me).is_empty() || Instant::now() >= until {
                     return;
                 }
-                signals::wait_event(seen, look);
+                bell::wait(seen, look);
             }
         }
-        signals::wait_event(seen, look.min(kill_at.saturating_duration_since(Instant::now())));
+        bell::wait(seen, look.min(kill_at.saturating_duration_since(Instant::now())));
     }
 }
 
@@ -678,7 +682,7 @@ fn supervise(
     loop {
         // Read before looking around: whatever happens after wakes the
         // sleep at the end of this turn.
-        let seen = signals::events();
+        let seen = bell::count();
         let probes = [
             Some(child.id()),
             watch.as_ref().and_then(Watch::probe_pid),
@@ -775,7 +779,7 @@ fn supervise(
             deadlines.into_iter().flatten().fold(if polled { poll } else { IDLE }, |nap, at| {
                 nap.min(at.saturating_duration_since(now))
             });
-        signals::wait_event(seen, nap);
+        bell::wait(seen, nap);
     }
 }
 

@@ -16,7 +16,6 @@ use std::io::{self, IsTerminal};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -25,6 +24,7 @@ use nix::sys::signal::{SigHandler, SigSet, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{Pid, setpgid};
 
+use crate::bell;
 use crate::threads;
 
 /// The last stop signal received, or 0. Waiting loops poll it.
@@ -40,14 +40,6 @@ static PENDING: AtomicU64 = AtomicU64::new(0);
 /// The signal a forwarded stop signal becomes (`--stop-signal`), or 0 to
 /// forward it as it came.
 pub static STOP_AS: AtomicI32 = AtomicI32::new(0);
-
-/// How many events a supervising loop may have to act on so far: a
-/// child's exit (SIGCHLD), a signal, a readiness fd that spoke. A loop
-/// reads the count before it looks around and sleeps in [`wait_event`]
-/// until it moves, so that nothing that happens in between is missed and
-/// no fixed tick delays a reaction (BENCHMARKS.md, "Peers").
-static EVENTS: Mutex<u64> = Mutex::new(0);
-static EVENT: Condvar = Condvar::new();
 
 /// How long a command told to stop gets before SIGKILL, unless a
 /// `--stop-timeout` says otherwise.
@@ -66,7 +58,7 @@ pub fn catch() {
 
 /// Every signal a process may catch and that is not about this process's
 /// own faults (SIGSEGV and the like must kill it, or it would spin), nor
-/// SIGCHLD ([`init`] takes it apart: it wakes loops, it is not forwarded). SIGTSTP, SIGTTIN and SIGTTOU are
+/// SIGCHLD (only [`init`] takes it, to wake `up` and `run`). SIGTSTP, SIGTTIN and SIGTTOU are
 /// included only when no terminal owns them: at a terminal, ^Z stops the
 /// whole foreground group as usual.
 pub fn catchable() -> SigSet {
@@ -97,34 +89,16 @@ pub fn catchable() -> SigSet {
 
 /// For an init (`run`, `up`): blocks every [`catchable`] signal and
 /// SIGCHLD, and starts the thread that takes them. `stops` start the
-/// shutdown (see [`received`] and [`stops`]); SIGCHLD wakes the loop
-/// waiting in [`wait_event`]; the others are forwarded. Call it before
-/// starting any other thread.
+/// shutdown (see [`received`] and [`stops`]); the others are forwarded.
+/// Call it before starting any other thread.
+///
+/// SIGCHLD is taken too, only to ring the [`bell`]: `up` and `run` wake
+/// on a child's end instead of looking on a tick. Blocking it changes nothing
+/// for `waitpid`, and children get a clean mask ([`reset_in_child`]).
 pub fn init(stops: &[Signal]) {
     let mut all = catchable();
-    // Blocked, not ignored: an ignored SIGCHLD would reap children
-    // behind the loops' backs. A blocked one stays queued for us.
     all.add(Signal::SIGCHLD);
     listen(all, SigSet::from_iter(stops.iter().copied()));
-}
-
-/// Wakes the loops waiting in [`wait_event`].
-pub fn notify() {
-    let mut events = EVENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    *events += 1;
-    EVENT.notify_all();
-}
-
-/// The event count, to pass to [`wait_event`] after looking around.
-pub fn events() -> u64 {
-    *EVENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Sleeps until an event after `seen` (the count read before the caller
-/// last looked) or for `limit`, whichever comes first.
-pub fn wait_event(seen: u64, limit: Duration) {
-    let events = EVENTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let _ = EVENT.wait_timeout_while(events, limit, |events| *events == seen);
 }
 
 fn listen(all: SigSet, stops: SigSet) {
@@ -140,7 +114,7 @@ fn listen(all: SigSet, stops: SigSet) {
     let _ = threads::spawn("signals", 64 * 1024, move || {
         while let Ok(signal) = wait(&all) {
             if signal == Signal::SIGCHLD {
-                // Reaped by the loop it wakes, which knows its children.
+                // Nothing to record: `up` and `run` reap when they wake.
             } else if stops.contains(signal) {
                 let earlier = STOPS.fetch_add(1, Ordering::SeqCst);
                 RECEIVED.store(signal as i32, Ordering::SeqCst);
@@ -157,7 +131,8 @@ fn listen(all: SigSet, stops: SigSet) {
                     target => send(target, signal),
                 }
             }
-            notify();
+            // Once recorded: the supervising loop may have to act on it.
+            bell::ring();
         }
     });
 }

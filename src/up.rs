@@ -11,9 +11,13 @@
 //!
 //! Processes (`procs`): each script runs in a process group of its own.
 //! `up` is a child subreaper (and may be PID 1): it reaps every orphan that
-//! lands on it, polling `waitpid(-1)`, which is also how it learns that its
+//! lands on it with `waitpid(-1)`, which is also how it learns that its
 //! own children ended, and at its end it finds whatever is left through
 //! `/proc` and stops it, so nothing it started survives it.
+//!
+//! Its loops sleep on the [`bell`]: SIGCHLD, the other signals, a change in
+//! the in-process server and the end of a script's output wake them, so a
+//! hand-off or a stop waits for no tick.
 
 mod plan;
 mod procs;
@@ -25,12 +29,12 @@ use std::fmt;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
+use crate::bell;
 use crate::client::{Client, Say};
 use crate::duration::{human, human_secs};
 use crate::exit::{self, Ended};
@@ -50,7 +54,12 @@ use summary::{Facts, Outcome, STOPPED, View};
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most the whole shutdown may take: inside `docker stop`'s 10 s.
 pub const GRACE: Duration = Duration::from_secs(8);
-/// How often the supervising loop reaps and checks.
+/// The supervising loop wakes on events ([`Up::wait_event`]); it looks at
+/// least this often anyway, a safety net for what rings no bell (a pipe a
+/// daemon still holds, a process that is not `up`'s child).
+const SAFETY_NET: Duration = Duration::from_millis(100);
+/// How often the sweep looks for what is left: those processes are not
+/// all `up`'s children, so their ends do not all wake it.
 const TICK: Duration = Duration::from_millis(10);
 /// How long what is left after the units gets between SIGTERM and SIGKILL,
 /// at least, even when the grace is used up.
@@ -170,6 +179,8 @@ pub fn up(spec: &Spec, config: &server::Config, say: Say) -> Result<u8, Error> {
         true => &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP],
         false => &[Signal::SIGTERM, Signal::SIGINT],
     };
+    // Before anything that rings it starts: the signal thread, the server.
+    bell::arm();
     signals::init(stops);
     // Orphans of our scripts come to us, not to init, so we can reap them.
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -202,6 +213,8 @@ struct Up<'a> {
     finish: Vec<Script>,
     /// The width of the scripts' names, for their output's prefix.
     width: usize,
+    /// The [`bell`]'s count when the loop last woke.
+    rung: u64,
 }
 
 impl<'a> Up<'a> {
@@ -220,6 +233,7 @@ impl<'a> Up<'a> {
             died: None,
             finish: Vec::new(),
             width: 0,
+            rung: bell::count(),
         }
     }
 
@@ -398,7 +412,7 @@ impl<'a> Up<'a> {
             if self.settled() {
                 return Startup::Settled;
             }
-            thread::sleep(TICK);
+            self.wait_event(self.next_due());
         }
     }
 
@@ -494,9 +508,44 @@ impl<'a> Up<'a> {
             if self.reap() {
                 self.refresh();
                 self.died = self.failed_after_startup();
+                // Maybe `done` now: look before sleeping.
+                continue;
             }
-            thread::sleep(TICK);
+            self.wait_event(self.next_due());
         }
+    }
+
+    /// Sleeps until something happens that the loops act on: a child
+    /// ended, a signal came, a unit changed in the server, a script's
+    /// output ended (the [`bell`]), or `due` came (a timer of the caller),
+    /// and at most [`SAFETY_NET`]. A ring since the last wake-up, while
+    /// the loop was busy, ends it at once.
+    fn wait_event(&mut self, due: Option<Instant>) {
+        let timeout = match due {
+            Some(due) => due.saturating_duration_since(Instant::now()).min(SAFETY_NET),
+            None => SAFETY_NET,
+        };
+        self.rung = bell::wait(self.rung, timeout);
+    }
+
+    /// The earliest timer of the scripts: a stop timeout's SIGKILL
+    /// ([`Up::escalate`]) or a `--script-timeout`.
+    fn next_due(&self) -> Option<Instant> {
+        let script_timeout = self.spec.script_timeout;
+        self.children
+            .iter()
+            .filter(|c| c.running())
+            .filter_map(|c| match &c.stop {
+                Some(stop) if stop.killed.is_none() && !c.stop_timeout.is_zero() => {
+                    Some(stop.at + c.stop_timeout)
+                }
+                Some(_) => None,
+                None if !script_timeout.is_zero() && !is_ready(self.status(&c.script.unit)) => {
+                    Some(c.began + script_timeout)
+                }
+                None => None,
+            })
+            .min()
     }
 
     /// A script that failed after startup: its process ended badly (a

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::socket::{Shutdown, shutdown};
 
+use crate::bell;
 use crate::duration;
 use crate::journal::{self, Journal};
 use crate::owner;
@@ -497,7 +498,7 @@ impl Server {
     /// is applied, and the owners found due for a check are returned (none
     /// if the unit to fail no longer runs for its owner).
     fn commit(&self, request: &Request, guard: Guard) -> Result<Response, Vec<(String, Owners)>> {
-        let (body, event, now) = {
+        let (body, event, now, changed) = {
             let mut core = self.core.lock().expect("no thread panics holding the state lock");
             let Core { state, journal } = &mut *core;
             let now = self.log.clock.now();
@@ -532,7 +533,7 @@ impl Server {
                             };
                             self.log.line(&event);
                         }
-                        (body, log, now)
+                        (body, log, now, true)
                     }
                     Err(err) => {
                         let reread = journal.reread().and_then(|r| match r {
@@ -550,12 +551,16 @@ impl Server {
                             ),
                         };
                         let error = ErrorBody::new(ErrorKind::Journal, message.clone());
-                        (Body::Error { error }, Some(message), now)
+                        (Body::Error { error }, Some(message), now, false)
                     }
                 },
-                _ => (body, log, now),
+                _ => (body, log, now, changed),
             }
         };
+        if changed {
+            // `up`, which hosts this server, reacts to its units' changes.
+            bell::ring();
+        }
         if let Some(event) = event {
             self.log.line_at(now, &event);
         }

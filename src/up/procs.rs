@@ -18,6 +18,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use crate::bell;
 use crate::exit::Ended;
 use crate::procfs;
 use crate::signals;
@@ -110,7 +111,10 @@ fn relay(
             };
             line.clear();
         }
-        counter.fetch_sub(1, Ordering::SeqCst);
+        // `up` waits for a script's output to end before it is settled.
+        if counter.fetch_sub(1, Ordering::SeqCst) == 1 {
+            bell::ring();
+        }
     });
     if spawned.is_err() {
         live.fetch_sub(1, Ordering::SeqCst);

@@ -7,11 +7,11 @@
 //! (`on=stop`) run once the main command ended, and hold the units they
 //! name until they end.
 
-use std::thread;
 use std::time::Instant;
 
 use nix::sys::signal::{Signal, kill};
 
+use crate::bell;
 use crate::duration::human;
 use crate::protocol::Status;
 use crate::signals;
@@ -114,7 +114,11 @@ impl Up<'_> {
                     procs::signal_tree(pid, Signal::SIGKILL);
                 }
                 self.poll();
-                thread::sleep(TICK);
+                // Ended just now: on to the units without waiting.
+                if self.main.as_ref().is_some_and(|m| m.ended.is_some()) {
+                    break;
+                }
+                self.wait_event(Some(kill_at).filter(|_| !killed));
             }
         }
         self.run_stop_scripts();
@@ -123,6 +127,10 @@ impl Up<'_> {
             self.poll();
             if again() {
                 return;
+            }
+            // The last one ended just now: nothing to wait for.
+            if !self.children.iter().any(Child::running) {
+                break;
             }
             self.forward_pending();
             for i in self.stoppable() {
@@ -171,7 +179,8 @@ impl Up<'_> {
             if over && Instant::now() >= deadline + SWEEP {
                 break;
             }
-            thread::sleep(TICK);
+            let due = if over { deadline + SWEEP } else { deadline };
+            self.wait_event(Some(self.next_due().map_or(due, |next| next.min(due))));
         }
     }
 
@@ -223,7 +232,10 @@ impl Up<'_> {
         let until = Instant::now() + SWEEP;
         while self.children.iter().any(Child::running) && Instant::now() < until {
             self.reap();
-            thread::sleep(TICK);
+            if !self.children.iter().any(Child::running) {
+                break;
+            }
+            self.wait_event(Some(until));
         }
     }
 
@@ -268,6 +280,7 @@ impl Up<'_> {
                 .chain(self.main.as_ref().map(|m| m.pid))
                 .collect(),
         };
+        let mut rung = self.rung;
         let first = left();
         if !first.is_empty() {
             self.say.line(&format!(
@@ -295,13 +308,16 @@ impl Up<'_> {
                     }
                     break;
                 }
-                thread::sleep(TICK);
+                // `left` holds `self`: the bell's count is kept aside.
+                let nap = kill_at.saturating_duration_since(Instant::now()).min(TICK);
+                rung = bell::wait(rung, nap);
             }
         }
+        self.rung = rung;
         // Reap what the SIGKILLs leave, so that nothing stays a zombie.
         let until = Instant::now() + SWEEP;
         while procs::reap().1 && Instant::now() < until {
-            thread::sleep(TICK);
+            self.wait_event(Some(until));
         }
         self.poll();
     }

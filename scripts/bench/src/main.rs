@@ -16,6 +16,9 @@ use std::sync::{Arc, Barrier};
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod peers;
+use peers::Contender;
+
 const USAGE: &str = "usage:
   unitsync-bench echo SOCKET
       a bare line-echo server: one thread per connection, each line sent back
@@ -51,7 +54,14 @@ const USAGE: &str = "usage:
       or each wanting 10 earlier units), then starts and completes them all
       in order, over one connection; stops declaring past the limit; prints:
       done|cut declared_fraction requests register_s declare_s run_s total_s
-      rss_kib server_cpu_s";
+      rss_kib server_cpu_s
+  unitsync-bench poke FIFO
+      (the peers' dependent) one byte into FIFO
+  unitsync-bench peer-ready ROUNDS DIR (NAME fifo|file|tcp SCRIPT)...
+  unitsync-bench peer-time ROUNDS DIR (NAME SCRIPT)...
+  unitsync-bench peer-stop ROUNDS DIR SERVICES (NAME -SIGNAL SCRIPT)...
+      the peers' measures, interleaved round by round (see peers.rs);
+      print one line per round and contender: round name microseconds";
 
 /// Connection threads of both servers get the same small stack.
 const THREAD_STACK: usize = 128 * 1024;
@@ -101,6 +111,21 @@ fn run(args: &[&str]) -> io::Result<bool> {
         }
         ["scale", socket, shape @ ("chain" | "fan"), n, pid, limit] => {
             scale(socket, shape, num(n)?, pid, secs_arg(limit)?)
+        }
+        ["poke", fifo] => peers::poke(Path::new(fifo)),
+        ["peer-ready", rounds, dir, rest @ ..] if !rest.is_empty() && rest.len() % 3 == 0 => {
+            let all = rest.chunks(3).map(|c| Contender { name: c[0], trigger: c[1], script: c[2] });
+            peers::ready(num(rounds)?, Path::new(dir), &all.collect::<Vec<_>>())
+        }
+        ["peer-time", rounds, dir, rest @ ..] if !rest.is_empty() && rest.len() % 2 == 0 => {
+            let all = rest.chunks(2).map(|c| Contender { name: c[0], trigger: "", script: c[1] });
+            peers::time(num(rounds)?, Path::new(dir), &all.collect::<Vec<_>>())
+        }
+        ["peer-stop", rounds, dir, services, rest @ ..]
+            if !rest.is_empty() && rest.len() % 3 == 0 =>
+        {
+            let all = rest.chunks(3).map(|c| Contender { name: c[0], trigger: c[1], script: c[2] });
+            peers::stop(num(rounds)?, Path::new(dir), num(services)?, &all.collect::<Vec<_>>())
         }
         ["-h" | "--help"] => {
             println!("{USAGE}");

@@ -3,7 +3,7 @@
 //! process. proc(5).
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 
 /// What `/proc/PID/stat` says of a process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,15 +35,27 @@ const ESRCH: i32 = nix::libc::ESRCH;
 /// could not be read for another reason (out of descriptors, say) or makes
 /// no sense, which says nothing of whether the process exists.
 pub fn stat(pid: u32) -> io::Result<Option<Stat>> {
-    let text = match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ESRCH) => {
-            return Ok(None);
-        }
+    let gone =
+        |e: &io::Error| e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ESRCH);
+    // One `read` into a buffer larger than any stat line (52 numbers and a
+    // 16-byte name): the kernel hands the whole line to the first read.
+    // Scans read every process's, so this is the stop path's cost:
+    // `read_to_string` took a stat and five growing reads per file.
+    let mut line = [0u8; STAT_MAX];
+    let read = fs::File::open(format!("/proc/{pid}/stat")).and_then(|mut f| f.read(&mut line));
+    let len = match read {
+        Ok(len) => len,
+        Err(e) if gone(&e) => return Ok(None),
         Err(e) => return Err(e),
     };
-    parse(&text).map(Some).ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: no sense")))
+    let text = std::str::from_utf8(&line[..len]).ok().filter(|_| len < STAT_MAX);
+    text.and_then(parse)
+        .map(Some)
+        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat: no sense")))
 }
+
+/// More than a `/proc/PID/stat` line can hold.
+const STAT_MAX: usize = 2048;
 
 /// Parses a `/proc/PID/stat` line. The command name (field 2) is in
 /// parentheses and may hold anything, spaces and parentheses included: the

@@ -23,8 +23,9 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
 use nix::unistd::Pid;
 
 use crate::bell;
@@ -533,13 +534,46 @@ fn restart(
     }
 }
 
+/// The children of `run` as waitid(2) sees them, none of them reaped.
+enum Children {
+    /// None at all, so nothing is left below `run`: orphans come to it.
+    None,
+    /// Some, and none of them has exited.
+    Live,
+    /// One has exited and waits to be reaped.
+    Exited(u32),
+}
+
+fn children() -> Children {
+    let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::All, peek) {
+        Err(Errno::ECHILD) => Children::None,
+        Ok(status) => {
+            status.pid().map_or(Children::Live, |pid| Children::Exited(pid.as_raw() as u32))
+        }
+        Err(_) => Children::Live,
+    }
+}
+
 /// Reaps the orphans that came to `run` as a child subreaper (zombies
 /// whose parent is us), except `keep`: the command and a probe, which are
-/// waited for where they were spawned. Without `/proc`, none.
+/// waited for where they were spawned. One waitid(2) when nothing exited;
+/// `/proc` is read only to look past a kept one.
 fn reap_orphans(keep: &[u32]) {
-    for pid in procfs::zombie_children(std::process::id()) {
-        if !keep.contains(&pid) {
-            let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
+    loop {
+        match children() {
+            Children::None | Children::Live => return,
+            Children::Exited(pid) if !keep.contains(&pid) => {
+                let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
+            }
+            Children::Exited(_) => {
+                for pid in procfs::zombie_children(std::process::id()) {
+                    if !keep.contains(&pid) {
+                        let _ = waitpid(Pid::from_raw(pid as i32), Some(WaitPidFlag::WNOHANG));
+                    }
+                }
+                return;
+            }
         }
     }
 }
@@ -552,9 +586,13 @@ fn reap_orphans(keep: &[u32]) {
 /// set is taken before anything is signalled.
 fn stop_leftovers(group: Option<i32>, stop_timeout: Duration) {
     let me = std::process::id();
+    let group = group.filter(|&g| signals::exists(g));
+    // No child at all: nothing below us, and no need to read `/proc`.
+    if matches!(children(), Children::None) && group.is_none() {
+        return;
+    }
     let left = || procfs::descendants(me).unwrap_or_default();
     let first = left();
-    let group = group.filter(|&g| signals::exists(g));
     if first.is_empty() && group.is_none() {
         return;
     }
@@ -683,12 +721,6 @@ fn supervise(
         // Read before looking around: whatever happens after wakes the
         // sleep at the end of this turn.
         let seen = bell::count();
-        let probes = [
-            Some(child.id()),
-            watch.as_ref().and_then(Watch::probe_pid),
-            health.as_ref().and_then(|h| h.watch.probe_pid()),
-        ];
-        reap_orphans(&probes.into_iter().flatten().collect::<Vec<_>>());
         if let Some(status) = child.try_wait()? {
             // The signal thread forwards at once: the command may end of a
             // stop signal before this loop has seen it.
@@ -704,6 +736,14 @@ fn supervise(
             }
             return Ok((status, stop.map(|(why, _)| why), ready));
         }
+        // The command first (above): then an exited one is no longer in
+        // the way of the one waitid(2) that finds no orphan to reap.
+        let probes = [
+            Some(child.id()),
+            watch.as_ref().and_then(Watch::probe_pid),
+            health.as_ref().and_then(|h| h.watch.probe_pid()),
+        ];
+        reap_orphans(&probes.into_iter().flatten().collect::<Vec<_>>());
         let now = Instant::now();
         if stop.is_none() {
             let failed = if let Some(why) = never.take() {

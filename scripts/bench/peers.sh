@@ -21,11 +21,13 @@ note() { echo "$*" >>"$work/peers.notes"; }
 	echo "s6 $(dpkg-query -W -f '${Version}' s6 2>/dev/null || echo '?')"
 	echo "runit $(dpkg-query -W -f '${Version}' runit 2>/dev/null || echo '?')"
 	echo "wait-for-it $(dpkg-query -W -f '${Version}' wait-for-it 2>/dev/null || echo '?')"
-	have s6-rc && echo "s6-rc $(s6-rc -h 2>&1 | head -n 1 || true)"
+	# s6-rc prints no version; its build (build-peers.sh) installs its header.
+	have s6-rc && echo "s6-rc $(sed -n 's/^#define S6RC_VERSION "\(.*\)"/\1/p' \
+		"$(dirname "$(command -v s6-rc)")/../include/s6-rc/config.h" 2>/dev/null || echo '?')"
 	have dinit && echo "dinit $(dinit --version 2>&1 | head -n 1)"
 } >"$work/peers.versions"
-have s6-rc || note "s6-rc is not installed (Debian does not ship it): its columns are left out."
-have dinit || note "dinit is not installed (Debian does not ship it): its columns are left out."
+have s6-rc || note "s6-rc is not installed (Debian does not ship it; scripts/bench/build-peers.sh builds it from a source named by S6RC_SRC): its rows are left out."
+have dinit || note "dinit is not installed (Debian does not ship it): its rows are left out."
 
 # ---------------------------------------------- ready (fd) -> dependent
 # Every contender's service is the load generator's `notify` (a newline on
@@ -129,10 +131,45 @@ while [ "$i" -le 20 ]; do
 	chmod +x "$p/chain/c$i.sh"
 	i=$((i + 1))
 done
-"$load" peer-time "$rounds" "$p" \
-	unitsync "exec '$us' --socket '$p/chain.sock' -q up --dir '$p/chain' >/dev/null 2>&1" \
-	sequence "i=1; while [ \$i -le 20 ]; do sh '$p/chain/c'\$i.sh; i=\$((i + 1)); done" \
-	>"$work/peers.chain"
+# s6-rc: the same chain as oneshots (\`up\` is \`true\`, each depending on
+# the one before), compiled once; each round has its own scan directory
+# (made beforehand) and live directory. Timed: s6-svscan's launch (it
+# says when it scans: \`-d 3\`), s6-rc-init, \`s6-rc -u change c20\`, and
+# s6-svscan's exit, as \`up\` is timed from its launch to its exit.
+s6rc=""
+if have s6-rc; then
+	i=1
+	while [ "$i" -le 20 ]; do
+		mkdir -p "$p/s6rc/src/c$i"
+		echo oneshot >"$p/s6rc/src/c$i/type"
+		echo true >"$p/s6rc/src/c$i/up"
+		if [ "$i" -gt 1 ]; then
+			mkdir -p "$p/s6rc/src/c$i/dependencies.d"
+			: >"$p/s6rc/src/c$i/dependencies.d/c$((i - 1))"
+		fi
+		i=$((i + 1))
+	done
+	s6-rc-compile "$p/s6rc/db" "$p/s6rc/src"
+	r=0
+	while [ "$r" -lt "$rounds" ]; do
+		mkdir -p "$p/s6rc/r$r/scan"
+		mkfifo "$p/s6rc/r$r/scanning"
+		r=$((r + 1))
+	done
+	s6rc='d="@P@/s6rc/r$ROUND"
+s6-svscan -d 3 "$d/scan" 3>"$d/scanning" &
+s=$!
+read -r _ <"$d/scanning"
+s6-rc-init -c "@P@/s6rc/db" -l "$d/live" "$d/scan" &&
+	s6-rc -l "$d/live" -u change c20 &&
+	s6-svscanctl -t "$d/scan" || { kill "$s"; exit 1; }
+wait "$s"'
+	s6rc=$(printf '%s' "$s6rc" | sed "s|@P@|$p|g")
+fi
+set -- unitsync "exec '$us' --socket '$p/chain.sock' -q up --dir '$p/chain' >/dev/null 2>&1" \
+	sequence "i=1; while [ \$i -le 20 ]; do sh '$p/chain/c'\$i.sh; i=\$((i + 1)); done"
+[ -z "$s6rc" ] || set -- "$@" s6-rc "$s6rc"
+"$load" peer-time "$rounds" "$p" "$@" >"$work/peers.chain"
 have s6-rc || note "20 oneshots: without s6-rc, the floor is a shell running the 20 scripts one after another (no supervisor at all)."
 
 # --------------------------------------- ordered shutdown, 10 services
@@ -159,8 +196,38 @@ EOF2
 	done
 	i=$((i + 1))
 done
-"$load" peer-stop "$rounds" "$p/stop" 10 \
-	unitsync -TERM "rm -f '$p'/stop/*.up; exec '$us' --socket '$p/stop.sock' -q up --dir '$p/stop/up' >/dev/null 2>&1" \
+set -- unitsync -TERM "rm -f '$p'/stop/*.up; exec '$us' --socket '$p/stop.sock' -q up --dir '$p/stop/up' >/dev/null 2>&1" \
 	s6-svscan -TERM "exec s6-svscan '$p/stop/s6' >/dev/null 2>&1" \
-	runsvdir -HUP "exec runsvdir '$p/stop/runit' >/dev/null 2>&1" \
-	>"$work/peers.stop"
+	runsvdir -HUP "exec runsvdir '$p/stop/runit' >/dev/null 2>&1"
+# s6-rc: the same services as longruns in the same chain, brought up by
+# \`s6-rc -u change s10\` under an s6-svscan of their own each round. On
+# SIGTERM the shell that did so runs \`s6-rc -da change\` (each one brought
+# down only once its dependents are down) and then \`s6-svscanctl -t\`,
+# and exits once s6-svscan has: that is an init's ordered shutdown.
+if have s6-rc; then
+	i=1
+	while [ "$i" -le 10 ]; do
+		mkdir -p "$p/stop/s6rc/s$i"
+		echo longrun >"$p/stop/s6rc/s$i/type"
+		cp "$p/stop/s6/s$i/run" "$p/stop/s6rc/s$i/run"
+		if [ "$i" -gt 1 ]; then
+			mkdir -p "$p/stop/s6rc/s$i/dependencies.d"
+			: >"$p/stop/s6rc/s$i/dependencies.d/s$((i - 1))"
+		fi
+		i=$((i + 1))
+	done
+	s6-rc-compile "$p/stop/s6rc.db" "$p/stop/s6rc"
+	s6rc='d=$(mktemp -d "@P@/r.XXXXXX") && mkdir "$d/scan" && mkfifo "$d/scanning" || exit 1
+trap '\''s6-rc -l "$d/live" -da change; s6-svscanctl -t "$d/scan"'\'' TERM
+s6-svscan -d 3 "$d/scan" 3>"$d/scanning" &
+s=$!
+read -r _ <"$d/scanning"
+s6-rc-init -c "@P@/s6rc.db" -l "$d/live" "$d/scan" &&
+	s6-rc -l "$d/live" -u change s10 || { kill "$s"; exit 1; }
+# The first wait ends with the signal, the trap runs, the second waits
+# for s6-svscan to be gone.
+wait "$s"
+wait "$s"'
+	set -- "$@" s6-rc -TERM "$(printf '%s' "$s6rc" | sed "s|@P@|$p/stop|g")"
+fi
+"$load" peer-stop "$rounds" "$p/stop" 10 "$@" >"$work/peers.stop"

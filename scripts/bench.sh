@@ -479,6 +479,7 @@ pr() {
 }
 pv() { awk -v n="$1" '$1 == n { $1 = ""; sub(/^ /, ""); print }' "$work/peers.versions"; }
 peer_s6rc=$(pv s6-rc)
+peer_dinit=$(pv dinit)
 # The chain's target is s6-rc's time: measured here when it is installed,
 # else the figure issue 22 quotes.
 chain_ref=115000 chain_note="115 ms in issue 22; s6-rc is not installed here"
@@ -820,6 +821,10 @@ EOF
 		echo "s6-rc $peer_s6rc, built from source by \`scripts/bench/build-peers.sh\`"
 		echo "against Debian's skalibs, s6 and execline."
 	fi
+	if [ -n "$peer_dinit" ]; then
+		echo "dinit $peer_dinit, built from source by \`scripts/bench/build-peers.sh\`,"
+		echo "run in user mode (\`dinit -u\`), not as PID 1."
+	fi
 	while IFS= read -r line; do echo "$line"; done <"$work/peers.notes"
 	echo
 	echo "**Ready (\`fd:\`) → dependent running.** Every contender's service is"
@@ -842,14 +847,19 @@ EOF
 	echo "launch to its exit, against a shell that runs the 20 scripts one after"
 	echo "another (no coordination at all: the floor)."
 	if [ -n "$peer_s6rc" ]; then
-		echo "s6-rc: the same chain as oneshots (\`up\` is \`true\`, each with the one"
+		echo "s6-rc: the same scripts as oneshots (each the \`up\` of one, with the one"
 		echo "before in \`dependencies.d\`), compiled beforehand; timed from s6-svscan's"
 		echo "launch through \`s6-rc-init\` and \`s6-rc -u change c20\` to s6-svscan's exit."
+	fi
+	if [ -n "$peer_dinit" ]; then
+		echo "dinit: the same scripts as \`scripted\` services (each the \`command\` of"
+		echo "one, which \`depends-on\` the one before); timed from dinit's launch on c20"
+		echo "through \`dinitctl start c20\` and \`dinitctl shutdown\` to its exit."
 	fi
 	echo
 	echo "| contender | median | ratio (unitsync ÷ it) |"
 	echo "|---|---|---|"
-	for c in unitsync sequence ${peer_s6rc:+s6-rc}; do
+	for c in unitsync sequence ${peer_s6rc:+s6-rc} ${peer_dinit:+dinit}; do
 		echo "| $c | $(us_ms "$(pm chain "$c")") | $(calc '%.2f' "$(pr chain unitsync "$c")") |"
 	done
 	echo
@@ -864,10 +874,14 @@ EOF
 		echo "SIGTERM its shell runs \`s6-rc -da change\` (in order) and then"
 		echo "\`s6-svscanctl -t\`, timed to s6-svscan's exit with every service gone."
 	fi
+	if [ -n "$peer_dinit" ]; then
+		echo "dinit: the same chain as \`process\` services (each \`depends-on\` the"
+		echo "one before), SIGTERM, which stops them in order and exits."
+	fi
 	echo
 	echo "| contender | median | ratio (unitsync ÷ it) |"
 	echo "|---|---|---|"
-	for c in unitsync s6-svscan runsvdir ${peer_s6rc:+s6-rc}; do
+	for c in unitsync s6-svscan runsvdir ${peer_s6rc:+s6-rc} ${peer_dinit:+dinit}; do
 		echo "| $c | $(us_ms "$(pm stop "$c")") | $(calc '%.2f' "$(pr stop unitsync "$c")") |"
 	done
 	echo

@@ -24,10 +24,10 @@ note() { echo "$*" >>"$work/peers.notes"; }
 	# s6-rc prints no version; its build (build-peers.sh) installs its header.
 	have s6-rc && echo "s6-rc $(sed -n 's/^#define S6RC_VERSION "\(.*\)"/\1/p' \
 		"$(dirname "$(command -v s6-rc)")/../include/s6-rc/config.h" 2>/dev/null || echo '?')"
-	have dinit && echo "dinit $(dinit --version 2>&1 | head -n 1)"
+	have dinit && echo "dinit $(dinit --version 2>&1 | sed -n '1s/^Dinit version \(.*\)\.$/\1/p')"
 } >"$work/peers.versions"
 have s6-rc || note "s6-rc is not installed (Debian does not ship it; scripts/bench/build-peers.sh builds it from a source named by S6RC_SRC): its rows are left out."
-have dinit || note "dinit is not installed (Debian does not ship it): its rows are left out."
+have dinit || note "dinit is not installed (Debian 12 does not ship it; scripts/bench/build-peers.sh builds it from a source named by DINIT_SRC): its rows are left out."
 
 # ---------------------------------------------- ready (fd) -> dependent
 # Every contender's service is the load generator's `notify` (a newline on
@@ -131,8 +131,8 @@ while [ "$i" -le 20 ]; do
 	chmod +x "$p/chain/c$i.sh"
 	i=$((i + 1))
 done
-# s6-rc: the same chain as oneshots (\`up\` is \`true\`, each depending on
-# the one before), compiled once; each round has its own scan directory
+# s6-rc: the same chain as oneshots (\`up\` runs the same script, each
+# depending on the one before), compiled once; each round has its own scan directory
 # (made beforehand) and live directory. Timed: s6-svscan's launch (it
 # says when it scans: \`-d 3\`), s6-rc-init, \`s6-rc -u change c20\`, and
 # s6-svscan's exit, as \`up\` is timed from its launch to its exit.
@@ -142,7 +142,7 @@ if have s6-rc; then
 	while [ "$i" -le 20 ]; do
 		mkdir -p "$p/s6rc/src/c$i"
 		echo oneshot >"$p/s6rc/src/c$i/type"
-		echo true >"$p/s6rc/src/c$i/up"
+		echo "$p/chain/c$i.sh" >"$p/s6rc/src/c$i/up"
 		if [ "$i" -gt 1 ]; then
 			mkdir -p "$p/s6rc/src/c$i/dependencies.d"
 			: >"$p/s6rc/src/c$i/dependencies.d/c$((i - 1))"
@@ -169,6 +169,36 @@ fi
 set -- unitsync "exec '$us' --socket '$p/chain.sock' -q up --dir '$p/chain' >/dev/null 2>&1" \
 	sequence "i=1; while [ \$i -le 20 ]; do sh '$p/chain/c'\$i.sh; i=\$((i + 1)); done"
 [ -z "$s6rc" ] || set -- "$@" s6-rc "$s6rc"
+# dinit: the same chain as scripted services (\`command\` is the same
+# script, each \`depends-on\` the one before), a user-mode dinit started on c20; timed
+# from its launch (it says when its socket listens: \`-F 3\`) through
+# \`dinitctl start c20\` (which returns once c20 has started) and
+# \`dinitctl shutdown\` to its exit.
+if have dinit; then
+	mkdir -p "$p/dinit"
+	i=1
+	while [ "$i" -le 20 ]; do
+		{
+			echo "type = scripted"
+			echo "command = $p/chain/c$i.sh"
+			[ "$i" -eq 1 ] || echo "depends-on = c$((i - 1))"
+		} >"$p/dinit/c$i"
+		i=$((i + 1))
+	done
+	r=0
+	while [ "$r" -lt "$rounds" ]; do
+		mkfifo "$p/dinit/listening$r"
+		r=$((r + 1))
+	done
+	dinit='d="@P@/dinit"
+dinit -u -q -d "$d" -p "$d/sock$ROUND" -F 3 c20 3>"$d/listening$ROUND" &
+s=$!
+read -r _ <"$d/listening$ROUND"
+dinitctl -p "$d/sock$ROUND" start c20 &&
+	dinitctl -p "$d/sock$ROUND" shutdown || { kill "$s"; exit 1; }
+wait "$s"'
+	set -- "$@" dinit "$(printf '%s' "$dinit" | sed "s|@P@|$p|g")"
+fi
 "$load" peer-time "$rounds" "$p" "$@" >"$work/peers.chain"
 have s6-rc || note "20 oneshots: without s6-rc, the floor is a shell running the 20 scripts one after another (no supervisor at all)."
 
@@ -229,5 +259,20 @@ s6-rc-init -c "@P@/s6rc.db" -l "$d/live" "$d/scan" &&
 wait "$s"
 wait "$s"'
 	set -- "$@" s6-rc -TERM "$(printf '%s' "$s6rc" | sed "s|@P@|$p/stop|g")"
+fi
+# dinit: the same chain as process services (each \`depends-on\` the one
+# before), a user-mode dinit started on s10; SIGTERM stops them in order.
+if have dinit; then
+	mkdir -p "$p/stop/dinit"
+	i=1
+	while [ "$i" -le 10 ]; do
+		{
+			echo "type = process"
+			echo "command = $p/stop/s6/s$i/run"
+			[ "$i" -eq 1 ] || echo "depends-on = s$((i - 1))"
+		} >"$p/stop/dinit/s$i"
+		i=$((i + 1))
+	done
+	set -- "$@" dinit -TERM "exec dinit -u -q -d '$p/stop/dinit' -p '$p/stop/dinit.sock' s10 >/dev/null 2>&1"
 fi
 "$load" peer-stop "$rounds" "$p/stop" 10 "$@" >"$work/peers.stop"

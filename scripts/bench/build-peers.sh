@@ -13,8 +13,8 @@
 #   make && make install
 # where skalibs' sysdeps is Debian's /usr/lib/<multiarch>/skalibs/sysdeps.
 #
-# dinit 0.19.4 (C++, no library beyond libc): DINIT_SRC names a source
-# tree or a git directory of github.com/davmac314/dinit (tag v0.19.4).
+# dinit 0.22.1 (C++, no library beyond libc): DINIT_SRC names a source
+# tree or a git directory of github.com/davmac314/dinit (tag v0.22.1).
 #   ./configure --prefix=/usr/local && make -C build && make -C src
 # and only `dinit` and `dinitctl` are installed into /usr/local/sbin: its
 # `make install` would also install a `shutdown`, `halt`, `reboot` and
@@ -86,7 +86,7 @@ trap 'rm -rf "$build"' EXIT
 
 # dinit
 (
-	tag=v0.19.4
+	tag=v0.22.1
 	skip() {
 		note "dinit not built: $*"
 		exit 0

@@ -131,8 +131,8 @@ while [ "$i" -le 20 ]; do
 	chmod +x "$p/chain/c$i.sh"
 	i=$((i + 1))
 done
-# s6-rc: the same chain as oneshots (\`up\` runs the same script, each
-# depending on the one before), compiled once; each round has its own scan directory
+# s6-rc: the same scripts as oneshots (each the \`up\` of one, which depends
+# on the one before), compiled once; each round has its own scan directory
 # (made beforehand) and live directory. Timed: s6-svscan's launch (it
 # says when it scans: \`-d 3\`), s6-rc-init, \`s6-rc -u change c20\`, and
 # s6-svscan's exit, as \`up\` is timed from its launch to its exit.
@@ -169,9 +169,9 @@ fi
 set -- unitsync "exec '$us' --socket '$p/chain.sock' -q up --dir '$p/chain' >/dev/null 2>&1" \
 	sequence "i=1; while [ \$i -le 20 ]; do sh '$p/chain/c'\$i.sh; i=\$((i + 1)); done"
 [ -z "$s6rc" ] || set -- "$@" s6-rc "$s6rc"
-# dinit: the same chain as scripted services (\`command\` is the same
-# script, each \`depends-on\` the one before), a user-mode dinit started on c20; timed
-# from its launch (it says when its socket listens: \`-F 3\`) through
+# dinit: the same scripts as scripted services (each the \`command\` of
+# one, which \`depends-on\` the one before), a user-mode dinit started on
+# c20; timed from its launch (it says when its socket listens: \`-F 3\`) through
 # \`dinitctl start c20\` (which returns once c20 has started) and
 # \`dinitctl shutdown\` to its exit.
 if have dinit; then

@@ -20,18 +20,21 @@ loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 
 need=""
 have() { command -v "$1" >/dev/null 2>&1; }
-have hyperfine || need="$need hyperfine"
-have inotifywait || need="$need inotify-tools"
-have valgrind || need="$need valgrind"
-have socat || need="$need socat"
-have size || need="$need binutils"
-if [ -n "$need" ]; then
+# Installs the Debian packages listed in $need, if any.
+install_needed() {
+	[ -n "$need" ] || return 0
 	echo "scripts/bench.sh: installing$need" >&2
 	sudo=""
 	[ "$(id -u)" = 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >/dev/null
-fi
+}
+have hyperfine || need="$need hyperfine"
+have inotifywait || need="$need inotify-tools"
+have valgrind || need="$need valgrind"
+have socat || need="$need socat"
+have size || need="$need binutils"
+install_needed
 # 1,000 clients need as many descriptors in the server and in the loader.
 limit=$(ulimit -n)
 if [ "$limit" != unlimited ] && [ "$limit" -lt 4096 ]; then
@@ -458,13 +461,7 @@ have runsvdir || need="$need runit"
 have wait-for-it || need="$need wait-for-it"
 have nc || need="$need netcat-openbsd"
 have strace || need="$need strace"
-if [ -n "$need" ]; then
-	echo "scripts/bench.sh: installing$need" >&2
-	sudo=""
-	[ "$(id -u)" = 0 ] || sudo="sudo"
-	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $need >/dev/null
-fi
+install_needed
 peer_rounds=15
 sh scripts/bench/peers.sh "$us" "$load" "$work" "$peer_rounds"
 # pm FILE NAME: NAME's median, in µs; pr FILE NAME BASE: the median of the

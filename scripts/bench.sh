@@ -893,9 +893,8 @@ EOF
 	echo "the rest: the in-process server, two output relays per script (each a"
 	echo "thread with a read buffer) and its heap. A wrapper per service is not"
 	echo "what makes the difference, the size of one binary that does everything"
-	echo "is; two changes made here bring \`up\` down: one malloc arena for all its"
-	echo "threads (glibc gave each relay one: about 130 kB), and a ready service's"
-	echo "\`run\` hanging up its idle connection (10 server threads fewer)."
+	echo "is. One malloc arena for all of \`up\`'s threads brought it down by about"
+	echo "130 kB (glibc gave each output relay an arena of its own)."
 } >BENCHMARKS.md
 # README.md quotes the Targets table as it stands now.
 sh scripts/bench/readme.sh

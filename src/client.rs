@@ -235,10 +235,8 @@ impl Client {
         self.instance = None;
     }
 
-    /// Closes the connection; the next call opens a new one. A client
-    /// with nothing to say for a long while (a ready service's `run`)
-    /// hangs up, so that the server does not keep a thread for it.
-    pub fn disconnect(&mut self) {
+    /// Closes the connection; the next call opens a new one.
+    fn disconnect(&mut self) {
         self.conn = None;
     }
 

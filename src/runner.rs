@@ -220,12 +220,7 @@ impl Unit<'_> {
         let Some(client) = self.client.as_deref_mut() else { return };
         let instance = client.instance().map(str::to_owned);
         match tell(client, &Request::Ready { unit: unit.clone(), instance }) {
-            Ok(_) => {
-                self.say.line(&format!("{unit}: ready"));
-                // Nothing more to say until it ends, which may be days: the
-                // server (`up`'s, too) need not hold a thread for us.
-                client.disconnect();
-            }
+            Ok(_) => self.say.line(&format!("{unit}: ready")),
             Err(e) if restarted(&e) => Say::error(&format!(
                 "{unit}: not marked ready: the server restarted with a fresh state since it started {unit}"
             )),

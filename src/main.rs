@@ -202,6 +202,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             out.write_all(text.as_bytes())?;
         }
         Cmd::Up(up) => {
+            threads::one_arena();
             // In-process, the server a plain `serve` would run.
             let config = server_config(cli::Serve::default(), settings);
             let usage = |e: String| Failure::Usage(format!("up: {e}; see 'unitsync up --help'"));
@@ -234,6 +235,7 @@ fn run(cmd: Cmd, settings: &Settings) -> Result<u8, Failure> {
             return up::up(&spec, &config, settings.say()).map_err(Failure::Up);
         }
         Cmd::Run(run) => {
+            threads::one_arena();
             // Before anything is declared: a user that cannot be switched
             // to changes nothing on the server.
             let user = run.user.as_ref().map(user::lookup).transpose();

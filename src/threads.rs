@@ -22,3 +22,16 @@ fn spawn_boxed(
 ) -> io::Result<JoinHandle<()>> {
     Builder::new().name(name).stack_size(stack).spawn(body)
 }
+
+/// Makes every thread allocate from one malloc arena. glibc gives each
+/// new thread an arena of its own (up to eight per core), each with pages
+/// of its own: for `up`, with two output relays per script, that was most
+/// of its memory (BENCHMARKS.md, "Memory of supervising 10 services").
+/// Their allocations are small and rare, so sharing one costs nothing.
+/// Call it before starting any thread.
+pub fn one_arena() {
+    // SAFETY: mallopt only sets a malloc parameter; no thread runs yet.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+    }
+}

@@ -506,7 +506,6 @@ impl<'a> Up<'a> {
         while !done(self) && signals::received().is_none() && self.died.is_none() {
             self.forward_pending();
             if self.reap() {
-                self.refresh();
                 self.died = self.failed_after_startup();
                 // Maybe `done` now: look before sleeping.
                 continue;
@@ -589,8 +588,9 @@ impl<'a> Up<'a> {
     /// Reaps what ended, ends the units of scripts that did not, and
     /// refreshes the view of every unit.
     fn poll(&mut self) {
-        self.reap();
-        self.refresh();
+        if !self.reap() {
+            self.refresh();
+        }
     }
 
     fn refresh(&mut self) {
@@ -601,10 +601,12 @@ impl<'a> Up<'a> {
     }
 
     /// Reaps every process that ended and records the ends of ours, ending
-    /// the units of scripts that did not. Returns whether one of ours ended.
+    /// the units of scripts that did not. Returns whether one of ours
+    /// ended; then the view of every unit is fresh too.
     fn reap(&mut self) -> bool {
         let mut ours = false;
         let (ended, _) = procs::reap();
+        let mut scripts = Vec::new();
         for (pid, end) in ended {
             if let Some(main) = self.main.as_mut().filter(|m| m.pid == pid) {
                 main.ended = Some(end);
@@ -620,24 +622,33 @@ impl<'a> Up<'a> {
                 if let Some(stop) = child.stop.as_mut().filter(|s| s.killed.is_none() && by_run) {
                     stop.killed = Some(child.stop_timeout);
                 }
-                self.end_unit(i, end);
+                scripts.push((i, end));
                 ours = true;
+            }
+        }
+        if ours {
+            // One look at every unit answers each script's (what its `run`
+            // or itself said before it exited), then once more only if
+            // `up` had to end one: the stop path pays one round trip.
+            self.refresh();
+            let ended = scripts.into_iter().filter(|&(i, end)| self.end_unit(i, end)).count();
+            if ended > 0 {
+                self.refresh();
             }
         }
         ours
     }
 
     /// Once a script exited: completes its unit (exit 0, or stopped by
-    /// `up`) or fails it, unless the script (or `run`) already ended it.
-    fn end_unit(&mut self, i: usize, end: Ended) {
+    /// `up`) or fails it, unless the script (or `run`) already ended it,
+    /// as the view of the units fetched since it exited says. Returns
+    /// whether it told the server.
+    fn end_unit(&mut self, i: usize, end: Ended) -> bool {
         let child = &self.children[i];
         let unit = child.script.unit.clone();
-        let status = match self.client.call(&Request::Status { unit: unit.clone() }) {
-            Ok(Body::Status { unit, .. }) => unit.status,
-            _ => return,
-        };
+        let Some(status) = self.status(&unit) else { return false };
         if matches!(status, Status::Completed | Status::Failed) {
-            return;
+            return false;
         }
         // A stop script `up` killed did not finish its job: it failed.
         if let Some(stop) = child.stop.as_ref().filter(|_| child.at_stop) {
@@ -646,7 +657,7 @@ impl<'a> Up<'a> {
                 false => format!("killed when the grace of {} was over", human(self.spec.grace)),
             };
             let _ = self.client.call(&Request::Fail { unit, reason: Some(why), instance: None });
-            return;
+            return true;
         }
         // Stopped is not done (README.md, "As a container's init"): only a
         // unit that was ready did its job; anything else `up` stopped, by
@@ -671,6 +682,7 @@ impl<'a> Up<'a> {
             Request::Fail { unit, reason: Some(end.to_string()), instance: None }
         };
         let _ = self.client.call(&request);
+        true
     }
 
     fn status(&self, unit: &str) -> Option<Status> {

@@ -430,11 +430,11 @@ journal_fs=$(df -T "$work" 2>/dev/null | awk 'NR == 2 { print $2 }')
 
 # ------------------------------------------------------------ supervision
 say "9. supervision after startup: fail-fast and restart (5 rounds each)"
-sh scripts/bench/supervision.sh "$us" "$work" 5 >"$work/supervision"
-sv() { awk -v k="$1" '$1 == k { print $2 }' "$work/supervision" | med; }
+sh scripts/bench/supervision.sh "$us" "$work" 5 >"$work/supervision.out"
+sv() { awk -v k="$1" '$1 == k { print $2 }' "$work/supervision.out" | med; }
 say "10. memory of supervising 10 services (PSS)"
-sh scripts/bench/pss.sh "$us" "$work" >"$work/pss"
-pss() { awk -v k="$1" -v f="$2" '$1 == k { print $f }' "$work/pss"; }
+sh scripts/bench/pss.sh "$us" "$work" >"$work/pss.out"
+pss() { awk -v k="$1" -v f="$2" '$1 == k { print $f }' "$work/pss.out"; }
 
 # ----------------------------------------------------------------- scale
 say "6. scale (chain and fan at 1k, 10k, 100k units; each run stops at 40 s)"

@@ -604,6 +604,17 @@ impl<'a> Up<'a> {
     /// the units of scripts that did not. Returns whether one of ours
     /// ended; then the view of every unit is fresh too.
     fn reap(&mut self) -> bool {
+        let (scripts, ours) = self.reap_ends();
+        if ours {
+            self.end_units(scripts);
+        }
+        ours
+    }
+
+    /// Reaps every process that ended and records the ends of ours,
+    /// asking the server nothing: the scripts that ended, and whether any
+    /// of ours (the main command too) did.
+    fn reap_ends(&mut self) -> (Vec<(usize, Ended)>, bool) {
         let mut ours = false;
         let (ended, _) = procs::reap();
         let mut scripts = Vec::new();
@@ -626,17 +637,19 @@ impl<'a> Up<'a> {
                 ours = true;
             }
         }
-        if ours {
-            // One look at every unit answers each script's (what its `run`
-            // or itself said before it exited), then once more only if
-            // `up` had to end one: the stop path pays one round trip.
+        (scripts, ours)
+    }
+
+    /// Ends the units of `scripts`, which ended, where they did not end
+    /// them: one look at every unit answers for all of them (what a `run`
+    /// or a script said before it exited), then once more only if `up`
+    /// had to end one.
+    fn end_units(&mut self, scripts: Vec<(usize, Ended)>) {
+        self.refresh();
+        let ended = scripts.into_iter().filter(|&(i, end)| self.end_unit(i, end)).count();
+        if ended > 0 {
             self.refresh();
-            let ended = scripts.into_iter().filter(|&(i, end)| self.end_unit(i, end)).count();
-            if ended > 0 {
-                self.refresh();
-            }
         }
-        ours
     }
 
     /// Once a script exited: completes its unit (exit 0, or stopped by

@@ -124,18 +124,29 @@ impl Up<'_> {
         self.run_stop_scripts();
         let mut over = false;
         while self.children.iter().any(Child::running) {
-            self.poll();
+            // Who ended first, then who may stop now, and only then the
+            // server: the next unit's stop signal does not wait for a
+            // round trip (the order needs only the processes and the
+            // edges, which do not change).
+            let (ended, ours) = self.reap_ends();
+            let running = self.children.iter().any(Child::running);
+            if running && !again() {
+                self.forward_pending();
+                for i in self.stoppable() {
+                    self.say.line(&format!("up: stopping {}", self.children[i].script.unit));
+                    self.stop(i, false);
+                }
+            }
+            match ours {
+                true => self.end_units(ended),
+                false => self.refresh(),
+            }
             if again() {
                 return;
             }
             // The last one ended just now: nothing to wait for.
-            if !self.children.iter().any(Child::running) {
+            if !running {
                 break;
-            }
-            self.forward_pending();
-            for i in self.stoppable() {
-                self.say.line(&format!("up: stopping {}", self.children[i].script.unit));
-                self.stop(i, false);
             }
             self.escalate();
             if !over && Instant::now() >= deadline {

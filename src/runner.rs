@@ -444,22 +444,20 @@ fn settle(spec: &Spec, unit: &mut Unit, life: &Life, backoff: &mut Backoff) -> O
             (code, Some(End::Failed("stopped before it was ready".to_owned())))
         }
         Some(Stop::Signal) => (code, Some(End::Failed("stopped before it completed".to_owned()))),
-        None if never_ready => {
-            // The usual cause: a server that forked into the background.
-            Say::error(&format!(
-                "{}: the service exited ({}) before it was ready; if it daemonized, run it in \
-                 the foreground (nginx -g 'daemon off;', redis-server --daemonize no, postgres \
-                 rather than pg_ctl start)",
-                spec.unit,
-                how_ended()
-            ));
-            let code = if code == exit::SUCCESS { exit::ERROR } else { code };
-            let why = format!("exited before it was ready: {}{restarts}", how_ended());
-            (code, Some(End::Failed(why)))
-        }
         None => {
-            let end = how.map_or(End::Completed { note: None }, |how| {
-                End::Failed(format!("{how}{restarts}"))
+            // The usual cause: a server that forked into the background.
+            if never_ready {
+                Say::error(&format!(
+                    "{}: the service exited ({}) before it was ready; if it daemonized, run it \
+                     in the foreground (nginx -g 'daemon off;', redis-server --daemonize no, \
+                     postgres rather than pg_ctl start)",
+                    spec.unit,
+                    how_ended()
+                ));
+            }
+            let code = if never_ready && code == exit::SUCCESS { exit::ERROR } else { code };
+            let end = failure.map_or(End::Completed { note: None }, |why| {
+                End::Failed(format!("{why}{restarts}"))
             });
             (code, Some(end))
         }

@@ -25,8 +25,8 @@ fn spawn_boxed(
 
 /// Makes every thread allocate from one malloc arena. glibc gives each
 /// new thread an arena of its own (up to eight per core), each with pages
-/// of its own: for `up`, with two output relays per script, that was most
-/// of its memory (BENCHMARKS.md, "Memory of supervising 10 services").
+/// of its own: for `up` with 10 scripts (two output relays each), about
+/// 50 kB (BENCHMARKS.md, "Memory of supervising 10 services").
 /// Their allocations are small and rare, so sharing one costs nothing.
 /// Call it before starting any thread.
 pub fn one_arena() {

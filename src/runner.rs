@@ -679,9 +679,10 @@ impl Health {
             }
         }
         self.next = now + spec.health_interval;
-        let cond = spec.health.as_ref().map(Cond::to_string).unwrap_or_default();
-        (self.failed >= spec.health_failures)
-            .then(|| format!("{} health checks in a row failed ({cond})", self.failed))
+        (self.failed >= spec.health_failures).then(|| {
+            let cond = spec.health.as_ref().map(Cond::to_string).unwrap_or_default();
+            format!("{} health checks in a row failed ({cond})", self.failed)
+        })
     }
 }
 
